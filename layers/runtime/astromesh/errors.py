@@ -1,0 +1,93 @@
+"""Error classes shared by every layer.
+
+Each class is a stable name: the REST layer maps them to HTTP statuses and a Step Functions
+``Catch`` matches on the exception class name, so they must not be renamed lightly.
+"""
+
+from __future__ import annotations
+
+
+class AstromeshError(Exception):
+    """Base of every error the runtime raises on purpose.
+
+    ``code`` is a short machine-readable identifier; ``status`` is the HTTP status the REST
+    layer answers with.
+    """
+
+    code = "internal_error"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFoundError(AstromeshError):
+    """Something named by the caller (an agent, a run, a pipeline) does not exist."""
+
+    code = "not_found"
+    status = 404
+
+
+class ValidationFailed(AstromeshError):
+    """Input was understood but is not acceptable."""
+
+    code = "invalid_request"
+    status = 422
+
+
+class ConflictError(AstromeshError):
+    """An optimistic-concurrency check failed: someone else wrote first."""
+
+    code = "conflict"
+    status = 409
+
+
+class ConfigurationError(AstromeshError):
+    """The runtime's configuration cannot be used (a missing model file, an unknown provider)."""
+
+    code = "configuration_error"
+    status = 500
+
+
+class ProviderError(AstromeshError):
+    """A model provider failed. ``retryable`` tells the router whether to try the next candidate."""
+
+    code = "provider_error"
+    status = 502
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str,
+        model: str,
+        retryable: bool,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(f"{provider}/{model}: {message}")
+        self.provider = provider
+        self.model = model
+        self.retryable = retryable
+        self.status_code = status_code
+
+
+class ProviderTimeout(ProviderError):
+    """The provider did not answer within its timeout."""
+
+    code = "provider_timeout"
+    status = 504
+
+
+class ProviderUnavailable(ProviderError):
+    """No candidate could serve the request (every provider failed or was skipped)."""
+
+    code = "provider_unavailable"
+    status = 503
+
+
+class ToolError(AstromeshError):
+    """A tool failed in a way the model cannot correct (its result reports the failure)."""
+
+    code = "tool_error"
+    status = 500

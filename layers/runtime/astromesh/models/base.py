@@ -1,0 +1,133 @@
+"""The one interface every model provider implements.
+
+A provider is one file in this package subclassing :class:`Model`; it only has to implement
+:meth:`Model.stream`. Non-streaming calls, timing and argument plumbing are written here once.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from astromesh.errors import ProviderError
+from astromesh.models.types import (
+    GenerationParams,
+    Message,
+    ModelResponse,
+    StreamEvent,
+    TextDelta,
+    ToolDefinition,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """Everything needed to construct one provider for one model.
+
+    Resolved by the runtime from an agent's ``spec.model`` candidate and any matching
+    ``ProviderConfig`` entry, so providers never read YAML or environment variables themselves.
+
+    Attributes:
+        provider_type: registry name (``openai_compat``, ``ollama``, ``llamacpp``, ...).
+        model: the backend's model name, or for ``llamacpp`` a GGUF path or ``embedded``.
+        endpoint: base URL; ``None`` means the provider's documented default.
+        api_key: the secret itself (already read from ``api_key_env``); never logged.
+        params: default sampling parameters from the agent file.
+        timeout_seconds: per-request timeout for HTTP providers.
+        name: the configured provider name (``openai`` in a ProviderConfig), for usage lines.
+        options: provider-specific extras (``n_ctx``, ``n_threads`` for llama.cpp, ...).
+    """
+
+    provider_type: str
+    model: str
+    endpoint: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    params: GenerationParams = field(default_factory=GenerationParams)
+    timeout_seconds: float = 60.0
+    name: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The provider name shown in usage lines and errors."""
+        return self.name or self.provider_type
+
+
+class Model(ABC):
+    """A chat model behind some backend.
+
+    Attributes:
+        provider_type: the ``type``/``provider`` name used in YAML (``ollama``, ``openai_compat``).
+        supports_native_tools: whether the backend accepts tool definitions and returns
+            structured tool calls. Patterns fall back to a text protocol when it does not.
+    """
+
+    provider_type: ClassVar[str]
+    supports_native_tools: ClassVar[bool] = True
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        self.settings = settings
+        self.model = settings.model
+        self.params = settings.params
+
+    @abstractmethod
+    def stream(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        params: GenerationParams | None = None,
+    ) -> AsyncIterator[StreamEvent]:
+        """Yield ``TextDelta`` pieces as they are generated, then one final ``ModelResponse``.
+
+        Raises:
+            ProviderError: with ``retryable`` set for failures another candidate could survive.
+        """
+
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        params: GenerationParams | None = None,
+    ) -> ModelResponse:
+        """Run :meth:`stream` to its end and return the final response."""
+        final: ModelResponse | None = None
+        async for event in self.stream(messages, tools=tools, params=params):
+            if isinstance(event, ModelResponse):
+                final = event
+        if final is None:
+            raise ProviderError(
+                "stream ended without a final response",
+                provider=self.provider_type,
+                model=self.model,
+                retryable=True,
+            )
+        return final
+
+    async def health(self) -> bool:
+        """Whether the backend answers; providers override with a cheap endpoint."""
+        return True
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
+        """Release connections; called by ``AgentRuntime.close``."""
+
+    def effective_params(self, override: GenerationParams | None) -> GenerationParams:
+        return self.params.merged(override)
+
+
+class StreamTimer:
+    """Measures a call's latency for the final ``ModelResponse`` without each provider re-deriving it."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+
+    @property
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self._start) * 1000.0
+
+
+__all__ = ["Model", "ProviderSettings", "StreamTimer", "TextDelta"]

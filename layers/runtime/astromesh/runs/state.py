@@ -1,0 +1,144 @@
+"""The state of one run: everything the step loop needs, held by id in a :class:`RunStore`.
+
+A run is a small JSON document. The local executor keeps it in memory between steps and
+saves it at each boundary; the Step Functions executor loads and saves it around every
+Lambda task, which is why the state machine's payloads only carry the run id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from astromesh.models.types import Message, ToolCall, Usage
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_run_id() -> str:
+    return f"run_{uuid.uuid4().hex}"
+
+
+class RunStatus(StrEnum):
+    RUNNING = "running"
+    REQUIRES_ACTION = "requires_action"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (RunStatus.RUNNING, RunStatus.REQUIRES_ACTION)
+
+
+class StepRecord(BaseModel):
+    """One entry of a run's ``steps``: a model call, a tool call, a limit hit, a guardrail verdict.
+
+    ``type`` is what happened; ``data`` holds its details (kept JSON-serialisable so the same
+    record goes to the REST response, the SQLite store and a Step Functions run).
+    """
+
+    index: int
+    iteration: int
+    type: str
+    started_at: datetime = Field(default_factory=utcnow)
+    duration_ms: float = 0.0
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class UsageLine(BaseModel):
+    """Usage of one (provider, model, role): the upstream ``usage.by_model[]`` entry."""
+
+    provider: str
+    model: str
+    role: str = "default"
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    estimated: bool = False
+
+
+class RunUsage(BaseModel):
+    """Token and cost totals of a run, shaped like upstream's run response ``usage``."""
+
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+    model: str | None = None
+    by_model: list[UsageLine] = Field(default_factory=list)
+
+    def add(self, *, provider: str, model: str, role: str, usage: Usage, cost: float) -> None:
+        """Count one model call into the totals and into its ``by_model`` line."""
+        self.tokens_in += usage.tokens_in
+        self.tokens_out += usage.tokens_out
+        self.cost += cost
+        self.model = model
+        for line in self.by_model:
+            if (line.provider, line.model, line.role) == (provider, model, role):
+                break
+        else:
+            line = UsageLine(provider=provider, model=model, role=role)
+            self.by_model.append(line)
+        line.calls += 1
+        line.tokens_in += usage.tokens_in
+        line.tokens_out += usage.tokens_out
+        line.cost += cost
+        line.estimated = line.estimated or usage.estimated
+
+
+class ActionResult(BaseModel):
+    """The outcome of one action (a tool call), fed back to the pattern by ``observe``."""
+
+    call_id: str
+    name: str
+    ok: bool
+    content: str
+    duration_ms: float = 0.0
+
+
+class RunState(BaseModel):
+    """A run, from ``prepare`` to ``finalize``.
+
+    ``version`` implements optimistic concurrency: a store only accepts a save whose version
+    matches what it holds, then increments it, so two writers never both win.
+    """
+
+    id: str = Field(default_factory=new_run_id)
+    agent: str
+    session_id: str = "default"
+    namespace: str = "default"
+    query: str
+    context: dict[str, Any] | None = None
+    status: RunStatus = RunStatus.RUNNING
+    iteration: int = 0
+    messages: list[Message] = Field(default_factory=list)
+    steps: list[StepRecord] = Field(default_factory=list)
+    pending_actions: list[ToolCall] = Field(default_factory=list)
+    results: list[ActionResult] = Field(default_factory=list)
+    answer: str | None = None
+    error: str | None = None
+    usage: RunUsage = Field(default_factory=RunUsage)
+    data: dict[str, Any] | None = None
+    version: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+    def record(self, type_: str, *, duration_ms: float = 0.0, **data: Any) -> StepRecord:
+        """Append a step record and return it."""
+        step = StepRecord(
+            index=len(self.steps),
+            iteration=self.iteration,
+            type=type_,
+            duration_ms=round(duration_ms, 3),
+            data=data,
+        )
+        self.steps.append(step)
+        return step

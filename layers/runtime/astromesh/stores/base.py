@@ -1,0 +1,90 @@
+"""Store interfaces: what the runtime needs from state, whatever holds it.
+
+Backends (SQLite embedded, Redis hot, PostgreSQL durable, in-memory for tests) each fill in
+these few methods; the flows that use them (memory window, step loop) are written once
+elsewhere. Every method is async so network backends never block the event loop.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+from astromesh.models.types import Message
+from astromesh.runs.state import RunState
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKey:
+    """Identifies one conversation. Every part is part of the key, so one tenant's or agent's
+    session can never read another's history even when session ids collide."""
+
+    agent: str
+    session_id: str
+    namespace: str = "default"
+    tenant: str = "default"
+
+    def as_string(self) -> str:
+        return f"{self.tenant}:{self.namespace}:{self.agent}:{self.session_id}"
+
+
+class RunStore(ABC):
+    """Run documents by id, with optimistic concurrency on ``RunState.version``."""
+
+    @abstractmethod
+    async def create(self, run: RunState) -> RunState:
+        """Store a new run at version 1 and return it.
+
+        Raises:
+            ConflictError: a run with this id already exists.
+        """
+
+    @abstractmethod
+    async def get(self, run_id: str) -> RunState:
+        """Load a run.
+
+        Raises:
+            NotFoundError: no run has this id.
+        """
+
+    @abstractmethod
+    async def save(self, run: RunState) -> RunState:
+        """Write ``run`` if the stored version equals ``run.version``; return it with the
+        version incremented (the caller's object is updated too).
+
+        Raises:
+            ConflictError: the stored version differs (another writer won).
+            NotFoundError: the run was never created.
+        """
+
+    @abstractmethod
+    async def list_runs(
+        self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50
+    ) -> list[RunState]:
+        """Newest first, optionally filtered by agent and session."""
+
+
+class HistoryStore(ABC):
+    """Conversation messages per :class:`SessionKey`, oldest first."""
+
+    @abstractmethod
+    async def append(self, key: SessionKey, messages: list[Message]) -> None:
+        """Add messages to the end of the session's history."""
+
+    @abstractmethod
+    async def read(self, key: SessionKey, limit: int | None = None) -> list[Message]:
+        """The last ``limit`` messages (all when ``None``), in chronological order."""
+
+    @abstractmethod
+    async def clear(self, key: SessionKey) -> int:
+        """Delete the session's history; return how many messages were removed."""
+
+
+class StateBackend(ABC):
+    """One backend's stores, opened and closed together."""
+
+    runs: RunStore
+    history: HistoryStore
+
+    async def close(self) -> None:  # noqa: B027 - optional hook, in-memory backends hold nothing
+        """Release connections and files."""

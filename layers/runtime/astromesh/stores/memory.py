@@ -1,0 +1,80 @@
+"""In-memory stores: for tests and throwaway runs. Same semantics as the durable ones."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+
+from astromesh.errors import ConflictError, NotFoundError
+from astromesh.models.types import Message
+from astromesh.runs.state import RunState, utcnow
+from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
+
+
+class MemoryRunStore(RunStore):
+    def __init__(self) -> None:
+        self._runs: dict[str, str] = {}
+        self._lock = asyncio.Lock()
+
+    async def create(self, run: RunState) -> RunState:
+        async with self._lock:
+            if run.id in self._runs:
+                raise ConflictError(f"run {run.id!r} already exists")
+            run.version = 1
+            run.updated_at = utcnow()
+            self._runs[run.id] = run.model_dump_json()
+            return run
+
+    async def get(self, run_id: str) -> RunState:
+        try:
+            return RunState.model_validate_json(self._runs[run_id])
+        except KeyError:
+            raise NotFoundError(f"run {run_id!r} not found") from None
+
+    async def save(self, run: RunState) -> RunState:
+        async with self._lock:
+            current = await self.get(run.id)
+            if current.version != run.version:
+                raise ConflictError(
+                    f"run {run.id!r} was modified concurrently "
+                    f"(stored version {current.version}, writer had {run.version})"
+                )
+            run.version += 1
+            run.updated_at = utcnow()
+            self._runs[run.id] = run.model_dump_json()
+            return run
+
+    async def list_runs(
+        self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50
+    ) -> list[RunState]:
+        runs = [RunState.model_validate_json(raw) for raw in self._runs.values()]
+        runs = [
+            r
+            for r in runs
+            if (agent is None or r.agent == agent)
+            and (session_id is None or r.session_id == session_id)
+        ]
+        runs.sort(key=lambda r: r.created_at, reverse=True)
+        return runs[:limit]
+
+
+class MemoryHistoryStore(HistoryStore):
+    def __init__(self) -> None:
+        self._sessions: dict[SessionKey, list[Message]] = defaultdict(list)
+
+    async def append(self, key: SessionKey, messages: list[Message]) -> None:
+        self._sessions[key].extend(m.model_copy(deep=True) for m in messages)
+
+    async def read(self, key: SessionKey, limit: int | None = None) -> list[Message]:
+        history = self._sessions.get(key, [])
+        selected = history if limit is None else history[-limit:] if limit > 0 else []
+        return [m.model_copy(deep=True) for m in selected]
+
+    async def clear(self, key: SessionKey) -> int:
+        return len(self._sessions.pop(key, []))
+
+
+class MemoryBackend(StateBackend):
+    def __init__(self) -> None:
+        self.runs = MemoryRunStore()
+        self.history = MemoryHistoryStore()

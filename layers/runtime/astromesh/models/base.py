@@ -66,7 +66,7 @@ class Model(ABC):
     """
 
     provider_type: ClassVar[str]
-    supports_native_tools: ClassVar[bool] = True
+    supports_native_tools: bool = True
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
@@ -120,7 +120,7 @@ class Model(ABC):
 
 
 class StreamTimer:
-    """Measures a call's latency for the final ``ModelResponse`` without each provider re-deriving it."""
+    """Measures a call's latency so each provider need not re-derive it."""
 
     def __init__(self) -> None:
         self._start = time.perf_counter()

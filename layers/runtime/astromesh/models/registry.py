@@ -14,6 +14,8 @@ from astromesh.models.base import Model, ProviderSettings
 
 _PROVIDERS: dict[str, str] = {
     "openai_compat": "astromesh.models.openai_compat:OpenAICompatModel",
+    # vLLM serves the OpenAI chat-completions API; its own type name documents intent.
+    "vllm": "astromesh.models.openai_compat:OpenAICompatModel",
     "ollama": "astromesh.models.ollama:OllamaModel",
     "llamacpp": "astromesh.models.llamacpp:LlamaCppModel",
 }

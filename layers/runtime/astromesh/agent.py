@@ -1,0 +1,83 @@
+"""An agent as the runtime runs it: its validated config plus its services, built once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from astromesh.memory.conversational import ConversationalMemory
+from astromesh.models.router import ModelRouter
+from astromesh.models.types import ModelResponse
+from astromesh.orchestration.base import Pattern
+from astromesh.prompts.render import PromptTemplate, base_variables
+from astromesh.runs.state import RunState
+from astromesh.stores.base import SessionKey
+from astromesh.tools.registry import ToolRegistry
+
+if TYPE_CHECKING:
+    from astromesh.config import AgentDocument
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """US dollars per million tokens."""
+
+    input_per_million: float = 0.0
+    output_per_million: float = 0.0
+
+
+@dataclass
+class Agent:
+    """A ready-to-run agent. Built by :class:`~astromesh.runtime.AgentRuntime`, shared by runs."""
+
+    config: AgentDocument
+    router: ModelRouter
+    tools: ToolRegistry
+    memory: ConversationalMemory
+    pattern: Pattern
+    system_prompt: PromptTemplate | None
+    max_iterations: int
+    timeout_seconds: float
+    prices: dict[tuple[str, str], Price] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.config.metadata.name
+
+    @property
+    def namespace(self) -> str:
+        return self.config.metadata.namespace
+
+    def session_key(self, session_id: str) -> SessionKey:
+        return SessionKey(agent=self.name, session_id=session_id, namespace=self.namespace)
+
+    def cost_of(self, response: ModelResponse) -> float:
+        """Cost of one call from the price table (local models cost nothing)."""
+        price = self.prices.get((response.provider, response.model))
+        if price is None:
+            return 0.0
+        return (
+            response.usage.tokens_in * price.input_per_million
+            + response.usage.tokens_out * price.output_per_million
+        ) / 1_000_000
+
+    def render_system_prompt(self, run: RunState) -> str:
+        if self.system_prompt is None:
+            return ""
+        identity = self.config.spec.identity
+        variables: dict[str, Any] = base_variables(
+            agent={
+                "name": self.name,
+                "namespace": self.namespace,
+                "version": self.config.metadata.version,
+                "display_name": identity.display_name if identity else None,
+                "description": identity.description if identity else None,
+            },
+            context=run.context or {},
+            session_id=run.session_id,
+            tools=[tool.definition.model_dump() for tool in self.tools.available()],
+        )
+        return self.system_prompt.render(variables)
+
+    async def aclose(self) -> None:
+        await self.router.aclose()

@@ -1,0 +1,75 @@
+"""LocalExecutor: the step loop in-process (CLI, local server, tests).
+
+The run is saved after prepare, after every observe and at the end, with the store's
+optimistic concurrency: if someone else wrote the run meanwhile (a cancel request), the save
+fails, the executor reloads, and a cancelled run stops before its next step.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from astromesh import pipeline
+from astromesh.agent import Agent
+from astromesh.errors import ConflictError
+from astromesh.executors.base import Executor
+from astromesh.orchestration.base import Act, Decision, Fail
+from astromesh.runs.events import EventSink
+from astromesh.runs.state import RunState, RunStatus
+from astromesh.stores.base import RunStore
+
+logger = logging.getLogger(__name__)
+
+
+class RunCancelled(Exception):
+    """Raised inside the loop when the stored run was cancelled by someone else."""
+
+
+class LocalExecutor(Executor):
+    def __init__(self, runs: RunStore) -> None:
+        self.runs = runs
+
+    async def execute(self, run: RunState, agent: Agent, emit: EventSink) -> RunState:
+        decision: Decision
+        try:
+            await pipeline.prepare(run, agent, emit)
+            await self._checkpoint(run)
+            while True:
+                limit = pipeline.check_limits(run, agent)
+                if limit is not None:
+                    decision = limit
+                    break
+                decision = await pipeline.step(run, agent, emit)
+                if not isinstance(decision, Act):
+                    break
+                run.pending_actions = list(decision.actions)
+                results = await pipeline.act(run, agent, decision.actions, emit)
+                pipeline.observe(run, agent, results)
+                await self._checkpoint(run)
+        except RunCancelled:
+            decision = Fail("cancelled by request", status=RunStatus.CANCELLED, code="cancelled")
+        except Exception as exc:
+            logger.exception("run_id=<%s> | run failed unexpectedly", run.id)
+            decision = Fail(f"internal error: {type(exc).__name__}", code="internal_error")
+        await pipeline.finalize(run, agent, decision, emit)
+        await self._save_final(run)
+        return run
+
+    async def _checkpoint(self, run: RunState) -> None:
+        try:
+            await self.runs.save(run)
+        except ConflictError:
+            stored = await self.runs.get(run.id)
+            if stored.status is RunStatus.CANCELLED:
+                run.version = stored.version
+                raise RunCancelled from None
+            raise
+
+    async def _save_final(self, run: RunState) -> None:
+        """The final save wins over a concurrent cancel: the run did finish."""
+        try:
+            await self.runs.save(run)
+        except ConflictError:
+            stored = await self.runs.get(run.id)
+            run.version = stored.version
+            await self.runs.save(run)

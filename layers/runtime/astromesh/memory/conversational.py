@@ -1,0 +1,86 @@
+"""Conversational memory: which past turns of a session go back into the prompt.
+
+The store keeps every message; a strategy decides what the model sees. Only the user's
+query and the final answer are remembered, not intermediate tool chatter, so a window of
+``max_turns`` means ``max_turns`` question/answer pairs.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from astromesh.errors import ConfigurationError
+from astromesh.models.types import Message
+from astromesh.stores.base import HistoryStore, SessionKey
+
+
+def estimate_tokens(text: str) -> int:
+    """A tokenizer-free estimate (about four characters a token), good enough for budgeting."""
+    return max(1, (len(text) + 3) // 4) if text else 0
+
+
+class ConversationalMemory(ABC):
+    """Reads a session's recent history and writes each finished turn back."""
+
+    def __init__(self, store: HistoryStore) -> None:
+        self.store = store
+
+    @abstractmethod
+    async def recall(self, key: SessionKey) -> list[Message]:
+        """Messages to put before the new query, oldest first."""
+
+    async def remember(self, key: SessionKey, query: str, answer: str) -> None:
+        await self.store.append(key, [Message.user(query), Message.assistant(answer)])
+
+    async def history(self, key: SessionKey, limit: int | None = None) -> list[Message]:
+        return await self.store.read(key, limit)
+
+    async def clear(self, key: SessionKey) -> int:
+        return await self.store.clear(key)
+
+
+class SlidingWindowMemory(ConversationalMemory):
+    """The last ``max_turns`` question/answer pairs."""
+
+    def __init__(self, store: HistoryStore, *, max_turns: int) -> None:
+        super().__init__(store)
+        self.max_turns = max_turns
+
+    async def recall(self, key: SessionKey) -> list[Message]:
+        return await self.store.read(key, self.max_turns * 2)
+
+
+class TokenBudgetMemory(ConversationalMemory):
+    """The newest pairs whose text fits ``max_tokens`` (never splitting a pair)."""
+
+    def __init__(self, store: HistoryStore, *, max_turns: int, max_tokens: int) -> None:
+        super().__init__(store)
+        self.max_turns = max_turns
+        self.max_tokens = max_tokens
+
+    async def recall(self, key: SessionKey) -> list[Message]:
+        recent = await self.store.read(key, self.max_turns * 2)
+        kept: list[Message] = []
+        used = 0
+        for start in range(len(recent) - 2, -2, -2):
+            pair = recent[max(start, 0) : start + 2]
+            cost = sum(estimate_tokens(m.content) for m in pair)
+            if used + cost > self.max_tokens:
+                break
+            kept[:0] = pair
+            used += cost
+        return kept
+
+
+def build_memory(
+    store: HistoryStore, *, strategy: str, max_turns: int, max_tokens: int | None
+) -> ConversationalMemory:
+    """The memory for an agent's ``spec.memory.conversational`` settings."""
+    if strategy == "sliding_window":
+        return SlidingWindowMemory(store, max_turns=max_turns)
+    if strategy == "token_budget":
+        return TokenBudgetMemory(store, max_turns=max_turns, max_tokens=max_tokens or 2000)
+    raise ConfigurationError(
+        f"conversational memory strategy {strategy!r} validates but is not runnable in this "
+        "build yet (runnable: sliding_window, token_budget)"
+    )

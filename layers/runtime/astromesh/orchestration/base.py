@@ -1,0 +1,135 @@
+"""One protocol for every orchestration pattern (DESIGN.md §4).
+
+A run is a loop of step -> act -> observe. A pattern is a ``step`` policy: given the run so
+far it decides to act (call tools), finish (answer) or fail. Everything else (limits,
+parallel tool execution, persistence, streaming) is the executor's job and written once.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol
+
+from astromesh.models.types import (
+    GenerationParams,
+    Message,
+    ModelResponse,
+    TextDelta,
+    ToolCall,
+    ToolDefinition,
+)
+from astromesh.runs.events import EventSink, RunEvent
+from astromesh.runs.state import ActionResult, RunState, RunStatus
+
+if TYPE_CHECKING:
+    from astromesh.agent import Agent
+
+
+@dataclass(frozen=True, slots=True)
+class Act:
+    """Execute these tool calls, then observe their results."""
+
+    actions: list[ToolCall]
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The run is done; ``answer`` goes to the user."""
+
+    answer: str
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """The run ends without an answer of its own; ``status`` says why (failed, timed out...)."""
+
+    reason: str
+    status: RunStatus = RunStatus.FAILED
+    code: str = "run_failed"
+
+
+Decision = Act | Finish | Fail
+
+
+@dataclass(slots=True)
+class StepContext:
+    """What a pattern may use during a step: the built agent and the event stream."""
+
+    agent: Agent
+    emit: EventSink
+
+
+class TokenFilter(Protocol):
+    """Decides which streamed text reaches the user (e.g. only a text protocol's answer)."""
+
+    def feed(self, piece: str) -> str: ...
+
+    def finish(self) -> str: ...
+
+
+class Pattern(ABC):
+    """A ``step`` policy over the shared loop. Subclasses set ``name`` and implement ``step``."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    async def step(self, run: RunState, ctx: StepContext) -> Decision:
+        """Decide what happens next; may append to ``run.messages`` and ``run.steps``."""
+
+    def observe(self, run: RunState, results: Sequence[ActionResult]) -> None:
+        """Feed action results back into the conversation (native tool-result messages)."""
+        for result in results:
+            run.messages.append(
+                Message.tool(result.content, tool_call_id=result.call_id, name=result.name)
+            )
+
+    async def call_model(
+        self,
+        run: RunState,
+        ctx: StepContext,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        role: str = "default",
+        params: GenerationParams | None = None,
+        stream_tokens: bool = True,
+        token_filter: TokenFilter | None = None,
+    ) -> ModelResponse:
+        """One routed model call: streams tokens, counts usage, records a ``model_call`` step."""
+        started = time.perf_counter()
+        response: ModelResponse | None = None
+        async for event in ctx.agent.router.stream(messages, tools=tools, role=role, params=params):
+            if isinstance(event, TextDelta):
+                if stream_tokens:
+                    text = token_filter.feed(event.text) if token_filter else event.text
+                    if text:
+                        await ctx.emit(RunEvent("token", {"content": text}))
+            else:
+                response = event
+        assert response is not None, "router streams always end with a ModelResponse"
+        if stream_tokens and token_filter is not None and (rest := token_filter.finish()):
+            await ctx.emit(RunEvent("token", {"content": rest}))
+        cost = ctx.agent.cost_of(response)
+        run.usage.add(
+            provider=response.provider,
+            model=response.model,
+            role=role,
+            usage=response.usage,
+            cost=cost,
+        )
+        run.record(
+            "model_call",
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            role=role,
+            provider=response.provider,
+            model=response.model,
+            content=response.content,
+            tool_calls=[call.model_dump() for call in response.tool_calls],
+            finish_reason=response.finish_reason,
+            usage=response.usage.model_dump(),
+            cost=cost,
+        )
+        return response

@@ -1,0 +1,197 @@
+"""The execution pipeline's stages: prepare, step, act, observe, finalize.
+
+Each stage is one named, traced function over a :class:`RunState`. Executors call them in
+the order of DESIGN.md §4 (in-process here; as Lambda tasks on Step Functions later), so a
+stage must not keep anything outside the run state between calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+
+from astromesh.agent import Agent
+from astromesh.errors import AstromeshError
+from astromesh.models.types import Message, ToolCall
+from astromesh.orchestration.base import Act, Decision, Fail, Finish, StepContext
+from astromesh.runs.events import EventSink, RunEvent
+from astromesh.runs.state import ActionResult, RunState, RunStatus, utcnow
+from astromesh.telemetry import stage
+from astromesh.tools.base import ToolContext
+
+logger = logging.getLogger(__name__)
+
+MAX_PARALLEL_ACTIONS = 8
+"""Tool calls of one step run concurrently, at most this many at a time."""
+
+
+async def prepare(run: RunState, agent: Agent, emit: EventSink) -> None:
+    """Build the conversation the pattern starts from: system prompt, recalled history, query."""
+    with stage("prepare", run_id=run.id, agent=agent.name):
+        await emit(
+            RunEvent("status", {"status": "processing", "agent": agent.name, "run_id": run.id})
+        )
+        started = time.perf_counter()
+        system = agent.render_system_prompt(run)
+        history = await agent.memory.recall(agent.session_key(run.session_id))
+        run.messages = [Message.system(system)] if system else []
+        run.messages += history
+        run.messages.append(Message.user(run.query))
+        run.record(
+            "prepare",
+            duration_ms=(time.perf_counter() - started) * 1000.0,
+            history_messages=len(history),
+            tools=[tool.name for tool in agent.tools.available()],
+        )
+
+
+def check_limits(run: RunState, agent: Agent) -> Fail | None:
+    """The limit that ends the run before its next step, if any."""
+    if run.iteration >= agent.max_iterations:
+        return Fail(
+            f"stopped after max_iterations={agent.max_iterations} without a final answer",
+            code="max_iterations",
+        )
+    if remaining_seconds(run, agent) <= 0:
+        return Fail(
+            f"stopped after timeout_seconds={agent.timeout_seconds:g}",
+            status=RunStatus.TIMED_OUT,
+            code="timeout",
+        )
+    return None
+
+
+def remaining_seconds(run: RunState, agent: Agent) -> float:
+    deadline = run.created_at + timedelta(seconds=agent.timeout_seconds)
+    return (deadline - utcnow()).total_seconds()
+
+
+async def step(run: RunState, agent: Agent, emit: EventSink) -> Decision:
+    """Ask the pattern what to do next, within the run's remaining time.
+
+    Provider and configuration failures end the run with a clear reason instead of escaping
+    as exceptions: a caller sees ``status: failed`` and ``error``, never a stack trace.
+    """
+    with stage("step", run_id=run.id, agent=agent.name, iteration=run.iteration):
+        try:
+            return await asyncio.wait_for(
+                agent.pattern.step(run, StepContext(agent=agent, emit=emit)),
+                timeout=max(remaining_seconds(run, agent), 0.001),
+            )
+        except TimeoutError:
+            return Fail(
+                f"stopped after timeout_seconds={agent.timeout_seconds:g}",
+                status=RunStatus.TIMED_OUT,
+                code="timeout",
+            )
+        except AstromeshError as exc:
+            return Fail(exc.message, code=exc.code)
+
+
+async def act(
+    run: RunState, agent: Agent, actions: Sequence[ToolCall], emit: EventSink
+) -> list[ActionResult]:
+    """Execute the step's tool calls concurrently (bounded) and record each one."""
+    with stage("act", run_id=run.id, agent=agent.name, actions=len(actions)):
+        context = ToolContext(
+            run_id=run.id, agent=agent.name, session_id=run.session_id, namespace=run.namespace
+        )
+        limit = asyncio.Semaphore(MAX_PARALLEL_ACTIONS)
+
+        async def one(call: ToolCall) -> ActionResult:
+            async with limit:
+                await emit(
+                    RunEvent(
+                        "tool_call", {"id": call.id, "name": call.name, "arguments": call.arguments}
+                    )
+                )
+                result = await agent.tools.call(call, context)
+                await emit(
+                    RunEvent(
+                        "tool_result",
+                        {
+                            "id": call.id,
+                            "name": call.name,
+                            "ok": result.ok,
+                            "content": result.content,
+                        },
+                    )
+                )
+                return ActionResult(
+                    call_id=call.id,
+                    name=call.name,
+                    ok=result.ok,
+                    content=result.content,
+                    duration_ms=result.duration_ms,
+                )
+
+        results = await asyncio.gather(*(one(call) for call in actions))
+        for call, result in zip(actions, results, strict=True):
+            run.record(
+                "tool_call",
+                duration_ms=result.duration_ms,
+                id=call.id,
+                name=call.name,
+                arguments=call.arguments,
+                ok=result.ok,
+                result=result.content,
+                permitted=agent.tools.is_allowed(call.name),
+            )
+        run.results = list(results)
+        return list(results)
+
+
+def observe(run: RunState, agent: Agent, results: Sequence[ActionResult]) -> None:
+    """Hand results to the pattern and close the iteration."""
+    with stage("observe", run_id=run.id, agent=agent.name):
+        agent.pattern.observe(run, results)
+        run.pending_actions = []
+        run.iteration += 1
+
+
+async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventSink) -> None:
+    """Settle the run's status and answer, write memory back, tell the listener."""
+    with stage("finalize", run_id=run.id, agent=agent.name, decision=type(decision).__name__):
+        if isinstance(decision, Finish):
+            run.status = RunStatus.SUCCEEDED
+            run.answer = decision.answer
+            await agent.memory.remember(
+                agent.session_key(run.session_id), run.query, decision.answer
+            )
+        elif isinstance(decision, Fail):
+            run.status = decision.status
+            run.error = decision.reason
+            run.answer = _partial_answer(run)
+            run.record("stopped", code=decision.code, reason=decision.reason)
+        elif isinstance(decision, Act):  # pragma: no cover - executors never finalize an Act
+            raise TypeError("finalize() needs a Finish or Fail decision")
+        if run.status is RunStatus.SUCCEEDED:
+            await emit(RunEvent("done", done_frame(run)))
+        else:
+            await emit(
+                RunEvent(
+                    "error", {"code": run.status.value, "message": run.error, "run_id": run.id}
+                )
+            )
+            await emit(RunEvent("done", done_frame(run)))
+
+
+def done_frame(run: RunState) -> dict[str, object]:
+    return {
+        "answer": run.answer or "",
+        "session_id": run.session_id,
+        "run_id": run.id,
+        "status": run.status.value,
+        "usage": run.usage.model_dump(),
+    }
+
+
+def _partial_answer(run: RunState) -> str:
+    """The last thing the model said, so a stopped run still returns what it had."""
+    for message in reversed(run.messages):
+        if message.role == "assistant" and message.content:
+            return message.content
+    return ""

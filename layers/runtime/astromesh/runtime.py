@@ -1,0 +1,271 @@
+"""AgentRuntime: the control plane. Loads ``astromesh/v1`` documents, builds agents, runs them.
+
+Each agent's services (model router, tools, memory, prompt, pattern) are built once, on
+first use, and shared by every run of that agent in this process (a warm Lambda instance or
+the local server). A document that fails validation is reported in :attr:`issues` and its
+agent is simply absent; the others load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from astromesh.agent import Agent, Price
+from astromesh.config import load_path
+from astromesh.errors import NotFoundError
+from astromesh.executors.local import LocalExecutor
+from astromesh.memory.conversational import ConversationalMemory, build_memory
+from astromesh.models.base import Model, ProviderSettings
+from astromesh.models.registry import create_model
+from astromesh.models.router import DEFAULT_ROLE, ModelRouter
+from astromesh.models.types import GenerationParams
+from astromesh.orchestration import build_pattern
+from astromesh.prompts.render import PromptTemplate
+from astromesh.runs.events import EventSink, discard
+from astromesh.runs.state import RunState
+from astromesh.stores.base import StateBackend
+from astromesh.tools.registry import build_registry
+
+if TYPE_CHECKING:
+    from astromesh.config import AgentDocument, ConfigIssue, LoadResult, ModelCandidate
+
+logger = logging.getLogger(__name__)
+
+AGENTS_DIR_ENV = "ASTROMESH_AGENTS_DIR"
+STATE_BACKEND_ENV = "ASTROMESH_STATE_BACKEND"
+STATE_PATH_ENV = "ASTROMESH_STATE_PATH"
+REDIS_URL_ENV = "ASTROMESH_REDIS_URL"
+POSTGRES_DSN_ENV = "ASTROMESH_POSTGRES_DSN"
+DEFAULT_STATE_PATH = ".astromesh/state.db"
+DEFAULT_PROVIDER_TIMEOUT = 60.0
+
+
+def default_agents_dir() -> Path:
+    return Path(os.environ.get(AGENTS_DIR_ENV, "agents"))
+
+
+class AgentRuntime:
+    """Serves agents by name from one folder of ``astromesh/v1`` documents.
+
+    Args:
+        agents_dir: folder (or single file) of documents; defaults to ``$ASTROMESH_AGENTS_DIR``
+            or ``agents/``.
+        env: environment for ``${VAR}`` interpolation and API keys (``os.environ`` by default).
+        state: the backend for runs and history; when omitted it is opened from the
+            RuntimeConfig document or the ``ASTROMESH_STATE_*`` settings (SQLite by default).
+    """
+
+    def __init__(
+        self,
+        agents_dir: str | Path | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        state: StateBackend | None = None,
+    ) -> None:
+        self.agents_dir = Path(agents_dir) if agents_dir is not None else default_agents_dir()
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self._state = state
+        self._owns_state = state is None
+        self._backends: dict[str, StateBackend] = {}
+        self._agents: dict[str, Agent] = {}
+        self._build_lock = asyncio.Lock()
+        self.config: LoadResult = load_path(self.agents_dir, env=self.env)
+
+    # -- documents -------------------------------------------------------------------------
+
+    @property
+    def issues(self) -> list[ConfigIssue]:
+        """Every problem found while loading; the affected documents are skipped."""
+        return self.config.errors
+
+    def agent_names(self) -> list[str]:
+        return sorted(self.config.agents)
+
+    def describe(self, name: str) -> AgentDocument:
+        try:
+            return self.config.agents[name]
+        except KeyError:
+            raise NotFoundError(self._unknown_agent_message(name)) from None
+
+    # -- state -----------------------------------------------------------------------------
+
+    async def state(self) -> StateBackend:
+        """The backend that holds runs (opened on first use)."""
+        if self._state is None:
+            self._state = await self._backend(self._default_state_kind())
+        return self._state
+
+    def _default_state_kind(self) -> str:
+        runtime_doc = self.config.runtime
+        if runtime_doc is not None and runtime_doc.spec.state is not None:
+            return runtime_doc.spec.state.backend
+        return self.env.get(STATE_BACKEND_ENV, "sqlite")
+
+    async def _backend(self, kind: str) -> StateBackend:
+        if kind not in self._backends:
+            from astromesh.stores.factory import open_backend
+
+            state_cfg = self.config.runtime.spec.state if self.config.runtime else None
+            self._backends[kind] = await open_backend(
+                kind,
+                sqlite_path=(state_cfg.sqlite_path if state_cfg and state_cfg.sqlite_path else None)
+                or self.env.get(STATE_PATH_ENV, DEFAULT_STATE_PATH),
+                redis_url=(state_cfg.redis_url if state_cfg else None)
+                or self.env.get(REDIS_URL_ENV),
+                postgres_dsn=(state_cfg.postgres_dsn if state_cfg else None)
+                or self.env.get(POSTGRES_DSN_ENV),
+            )
+        return self._backends[kind]
+
+    # -- agents ----------------------------------------------------------------------------
+
+    async def get(self, name: str) -> Agent:
+        """The built agent (built on first request, then shared).
+
+        Raises:
+            NotFoundError: no valid document defines this agent.
+            ConfigurationError: the document is valid but cannot be built here (a missing
+                model file, a tool handler that does not import...).
+        """
+        if name in self._agents:
+            return self._agents[name]
+        async with self._build_lock:
+            if name not in self._agents:
+                self._agents[name] = await self._build(self.describe(name))
+        return self._agents[name]
+
+    async def _build(self, doc: AgentDocument) -> Agent:
+        spec = doc.spec
+        orchestration = spec.orchestration
+        system = spec.prompts.system if spec.prompts else None
+        return Agent(
+            config=doc,
+            router=self._build_router(doc),
+            tools=build_registry(
+                spec.tools,
+                allowed_actions=spec.permissions.allowed_actions if spec.permissions else None,
+                search_path=self.agents_dir if self.agents_dir.is_dir() else self.agents_dir.parent,
+            ),
+            memory=await self._build_memory(doc),
+            pattern=build_pattern(orchestration.pattern, tool_calling=orchestration.tool_calling),
+            system_prompt=PromptTemplate(f"{doc.metadata.name}.system", system) if system else None,
+            max_iterations=orchestration.max_iterations,
+            timeout_seconds=orchestration.timeout_seconds,
+            prices=self._prices(),
+        )
+
+    def _build_router(self, doc: AgentDocument) -> ModelRouter:
+        roles = {DEFAULT_ROLE, *doc.spec.model.roles()}
+        return ModelRouter(
+            {
+                role: [self._build_model(c) for c in doc.spec.model.candidates(role)]
+                for role in roles
+            }
+        )
+
+    def _build_model(self, candidate: ModelCandidate) -> Model:
+        entry = self.config.providers.get(candidate.provider)
+        provider_type = entry.type if entry is not None else candidate.provider
+        api_key_env = candidate.api_key_env or (entry.api_key_env if entry else None)
+        api_key = self.env.get(api_key_env) if api_key_env else None
+        if api_key_env and not api_key:
+            logger.warning(
+                "provider=<%s> | %s is not set; calling without a key",
+                candidate.provider,
+                api_key_env,
+            )
+        params = candidate.parameters.model_dump(exclude_none=True)
+        return create_model(
+            ProviderSettings(
+                provider_type=provider_type,
+                model=candidate.model,
+                endpoint=candidate.endpoint or (entry.endpoint if entry else None),
+                api_key=api_key,
+                params=GenerationParams(**params),
+                timeout_seconds=candidate.timeout_seconds or DEFAULT_PROVIDER_TIMEOUT,
+                name=candidate.provider if entry is not None else None,
+            )
+        )
+
+    async def _build_memory(self, doc: AgentDocument) -> ConversationalMemory:
+        conv = doc.spec.memory.conversational if doc.spec.memory else None
+        if conv is None:
+            return build_memory(
+                (await self.state()).history,
+                strategy="sliding_window",
+                max_turns=20,
+                max_tokens=None,
+            )
+        backend = (
+            await self.state()
+            if conv.backend == self._default_state_kind()
+            else await self._backend(conv.backend)
+        )
+        return build_memory(
+            backend.history,
+            strategy=conv.strategy,
+            max_turns=conv.max_turns,
+            max_tokens=conv.max_tokens,
+        )
+
+    def _prices(self) -> dict[tuple[str, str], Price]:
+        prices: dict[tuple[str, str], Price] = {}
+        for name, entry in self.config.providers.items():
+            for model, price in (entry.pricing or {}).items():
+                prices[(name, model)] = Price(price.input_per_million, price.output_per_million)
+        return prices
+
+    def _unknown_agent_message(self, name: str) -> str:
+        from difflib import get_close_matches
+
+        hint = get_close_matches(name, self.config.agents, n=1)
+        known = ", ".join(self.agent_names()) or "none"
+        suffix = f"; did you mean {hint[0]!r}?" if hint else ""
+        return f"agent {name!r} not found{suffix} (known agents: {known})"
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        agent_name: str,
+        query: str,
+        *,
+        session_id: str = "default",
+        context: dict[str, object] | None = None,
+        on_event: EventSink | None = None,
+    ) -> RunState:
+        """Run an agent to completion in-process and return the persisted run."""
+        agent = await self.get(agent_name)
+        runs = (await self.state()).runs
+        run = await runs.create(
+            RunState(
+                agent=agent.name,
+                namespace=agent.namespace,
+                session_id=session_id,
+                query=query,
+                context=context,
+            )
+        )
+        return await LocalExecutor(runs).execute(run, agent, on_event or discard)
+
+    async def close(self) -> None:
+        """Close every agent's providers and every backend this runtime opened."""
+        for agent in self._agents.values():
+            await agent.aclose()
+        self._agents.clear()
+        for backend in self._backends.values():
+            await backend.close()
+        self._backends.clear()
+        if self._owns_state:
+            self._state = None
+
+    async def __aenter__(self) -> AgentRuntime:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()

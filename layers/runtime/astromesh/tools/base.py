@@ -1,0 +1,108 @@
+"""The one interface every tool implements, and the argument checking written once for all.
+
+A tool never raises into the step loop: a bad call or a failure becomes a ``ToolResult``
+with ``ok=False`` and a message the model can read and correct itself from.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import jsonschema
+from pydantic import BaseModel
+
+from astromesh.models.types import ToolDefinition
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolContext:
+    """Who is calling: handed to tools that declare a ``context`` parameter."""
+
+    run_id: str
+    agent: str
+    session_id: str
+    namespace: str = "default"
+
+
+class ToolResult(BaseModel):
+    """What a tool call produced, as text for the model plus the raw value for the caller."""
+
+    ok: bool
+    content: str
+    data: Any = None
+    duration_ms: float = 0.0
+
+
+class Tool(ABC):
+    """A named capability with JSON-Schema parameters."""
+
+    def __init__(self, name: str, description: str, parameters: dict[str, Any]) -> None:
+        self.name = name
+        self.description = description
+        self.parameters = parameters
+        self._validator = jsonschema.Draft202012Validator(parameters)
+
+    @property
+    def definition(self) -> ToolDefinition:
+        return ToolDefinition(
+            name=self.name, description=self.description, parameters=self.parameters
+        )
+
+    @abstractmethod
+    async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> Any:
+        """Do the work with already-validated arguments; return any JSON-serialisable value."""
+
+    async def call(self, arguments: dict[str, Any], context: ToolContext) -> ToolResult:
+        """Validate, invoke, and turn every outcome into a :class:`ToolResult`."""
+        started = time.perf_counter()
+        problems = self.argument_errors(arguments)
+        if problems:
+            return ToolResult(
+                ok=False,
+                content=f"invalid arguments for tool '{self.name}': " + "; ".join(problems),
+                duration_ms=_ms_since(started),
+            )
+        try:
+            value = await self.invoke(arguments, context)
+        except Exception as exc:  # noqa: BLE001 - any tool failure is reported to the model
+            logger.warning(
+                "tool=<%s> run_id=<%s> | tool failed: %r", self.name, context.run_id, exc
+            )
+            return ToolResult(
+                ok=False,
+                content=f"tool '{self.name}' failed: {type(exc).__name__}: {exc}",
+                duration_ms=_ms_since(started),
+            )
+        return ToolResult(
+            ok=True, content=render_value(value), data=value, duration_ms=_ms_since(started)
+        )
+
+    def argument_errors(self, arguments: dict[str, Any]) -> list[str]:
+        """Human-readable schema violations, each prefixed with the argument's path."""
+        if "_raw" in arguments and len(arguments) == 1:
+            return [f"arguments are not valid JSON: {arguments['_raw']!r}"]
+        errors = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.path))
+        return [
+            f"{'.'.join(str(p) for p in err.path) or '(arguments)'}: {err.message}"
+            for err in errors
+        ]
+
+
+def render_value(value: Any) -> str:
+    """Text the model sees for a tool's return value."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, BaseModel):
+        return value.model_dump_json()
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000.0, 3)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, get_type_hints
 
-from pydantic import ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, create_model
 
 from astromesh.errors import ConfigurationError
 from astromesh.tools.base import Tool, ToolContext
@@ -36,14 +36,18 @@ class PythonTool(Tool):
     ) -> None:
         self.func = func
         self._takes_context = _CONTEXT_PARAM in inspect.signature(func).parameters
+        self._arguments_model = arguments_model(func)
         super().__init__(
             name=name,
             description=description or inspect.getdoc(func) or "",
-            parameters=parameters or schema_from_signature(func),
+            parameters=parameters or _clean_schema(self._arguments_model.model_json_schema()),
         )
 
     async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> Any:
-        kwargs = dict(arguments)
+        # Coerce JSON into the handler's declared types (a pydantic model parameter gets a
+        # model instance, not a dict), so handlers are written against their type hints.
+        parsed = self._arguments_model.model_validate(arguments)
+        kwargs = {name: getattr(parsed, name) for name in type(parsed).model_fields}
         if self._takes_context:
             kwargs[_CONTEXT_PARAM] = context
         if inspect.iscoroutinefunction(self.func):
@@ -56,6 +60,11 @@ def schema_from_signature(func: Callable[..., Any]) -> dict[str, Any]:
 
     Unannotated parameters accept any JSON value; ``context`` is left out (the runtime fills it).
     """
+    return _clean_schema(arguments_model(func).model_json_schema())
+
+
+def arguments_model(func: Callable[..., Any]) -> type[BaseModel]:
+    """A pydantic model of ``func``'s parameters (without ``context``)."""
     hints = get_type_hints(func)
     fields: dict[str, Any] = {}
     for param in inspect.signature(func).parameters.values():
@@ -64,10 +73,14 @@ def schema_from_signature(func: Callable[..., Any]) -> dict[str, Any]:
         annotation = hints.get(param.name, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[param.name] = (annotation, default)
-    model = create_model(  # type: ignore[call-overload]
+    model: type[BaseModel] = create_model(  # type: ignore[call-overload]
         f"{func.__name__}_arguments", __config__=ConfigDict(extra="forbid"), **fields
     )
-    schema: dict[str, Any] = model.model_json_schema()
+    return model
+
+
+def _clean_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """Drop pydantic's generated titles: noise in the prompt, no information for a model."""
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)

@@ -1,0 +1,231 @@
+"""PostgreSQL stores: the durable tier (RDS in AWS), through psycopg 3's async pool.
+
+The pool opens on first use (or :meth:`PostgresBackend.open`) and the schema migrations run
+right then, so a fresh database becomes usable without a separate migrate step, and a
+database written by a newer Astromesh is refused before anything reads it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from astromesh.errors import ConflictError, NotFoundError
+from astromesh.models.types import Message
+from astromesh.runs.state import RunState
+from astromesh.stores._common import (
+    adopt,
+    as_utc,
+    conflict,
+    created_copy,
+    saved_copy,
+    session_key_string,
+)
+from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
+from astromesh.stores.migrations import migrate_postgres
+
+if TYPE_CHECKING:
+    from psycopg import AsyncConnection
+    from psycopg.abc import Query
+
+__all__ = ["PostgresBackend", "PostgresHistoryStore", "PostgresRunStore"]
+
+logger = logging.getLogger(__name__)
+
+
+class PostgresBackend(StateBackend):
+    """Runs and history in PostgreSQL tables (``runs``, ``messages``), JSONB documents.
+
+    Args:
+        dsn: a libpq connection string or ``postgresql://`` URI.
+        min_size: connections the pool keeps open.
+        max_size: most connections the pool opens under load.
+    """
+
+    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self.min_size = min_size
+        self.max_size = max_size
+        self.pool: AsyncConnectionPool[AsyncConnection[Any]] = self._make_pool()
+        self._opened = False
+        self._closed = False
+        self._open_lock = asyncio.Lock()
+        self.runs = PostgresRunStore(self)
+        self.history = PostgresHistoryStore(self)
+
+    def _make_pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
+        # open=False: psycopg would otherwise open it in the constructor, which needs a
+        # running event loop and a reachable server before anything has asked for one.
+        return AsyncConnectionPool(
+            self.dsn, min_size=self.min_size, max_size=self.max_size, open=False, name="astromesh"
+        )
+
+    async def open(self) -> None:
+        """Open the pool and migrate the schema; later calls do nothing.
+
+        Raises:
+            SchemaVersionError: the database was migrated by a newer Astromesh.
+            RuntimeError: the backend was closed.
+        """
+        if self._opened:
+            return
+        async with self._open_lock:
+            if self._closed:
+                raise RuntimeError("PostgresBackend is closed")
+            if self._opened:
+                return
+            try:
+                await self.pool.open(wait=True)
+                async with self.pool.connection() as conn:
+                    applied = await migrate_postgres(conn)
+            except BaseException:
+                await self.pool.close()
+                # A closed psycopg pool cannot be reopened: the next attempt gets a new one.
+                self.pool = self._make_pool()
+                raise
+            if applied:
+                logger.info("applied postgres migrations %s", applied)
+            self._opened = True
+
+    async def execute(self, query: Query, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction; return its rows (empty when it has none)."""
+        rows, _ = await self.execute_count(query, params)
+        return rows
+
+    async def execute_count(
+        self, query: Query, params: tuple[Any, ...] = ()
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        """Like :meth:`execute`, also returning the affected row count."""
+        await self.open()
+        async with self.pool.connection() as conn, conn.cursor() as cursor:
+            await cursor.execute(query, params)
+            rows = await cursor.fetchall() if cursor.description is not None else []
+            return rows, cursor.rowcount
+
+    async def close(self) -> None:
+        """Close the pool; its connections are returned to the server. Later calls raise."""
+        self._closed = True
+        self._opened = False
+        await self.pool.close()
+
+
+_COLUMNS = "agent, session_id, namespace, status, version, created_at, updated_at, document"
+
+
+def _values(run: RunState) -> tuple[Any, ...]:
+    """The ``runs`` columns after ``id``, in :data:`_COLUMNS` order."""
+    return (
+        run.agent,
+        run.session_id,
+        run.namespace,
+        run.status.value,
+        run.version,
+        as_utc(run.created_at),
+        as_utc(run.updated_at),
+        run.model_dump_json(),
+    )
+
+
+class PostgresRunStore(RunStore):
+    """Run documents in ``runs``; CAS via ``UPDATE ... WHERE id = %s AND version = %s``."""
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self._backend = backend
+
+    async def create(self, run: RunState) -> RunState:
+        written = created_copy(run)
+        _, count = await self._backend.execute_count(
+            f"INSERT INTO runs (id, {_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
+            " ON CONFLICT (id) DO NOTHING",
+            (run.id, *_values(written)),
+        )
+        if count != 1:
+            raise ConflictError(f"run {run.id!r} already exists")
+        return adopt(run, written)
+
+    async def get(self, run_id: str) -> RunState:
+        rows = await self._backend.execute(
+            "SELECT document::text FROM runs WHERE id = %s", (run_id,)
+        )
+        if not rows:
+            raise NotFoundError(f"run {run_id!r} not found")
+        return RunState.model_validate_json(rows[0][0])
+
+    async def save(self, run: RunState) -> RunState:
+        written = saved_copy(run)
+        _, count = await self._backend.execute_count(
+            "UPDATE runs SET agent = %s, session_id = %s, namespace = %s, status = %s,"
+            " version = %s, created_at = %s, updated_at = %s, document = %s::jsonb"
+            " WHERE id = %s AND version = %s",
+            (*_values(written), run.id, run.version),
+        )
+        if count == 1:
+            return adopt(run, written)
+        rows = await self._backend.execute("SELECT version FROM runs WHERE id = %s", (run.id,))
+        if not rows:
+            raise NotFoundError(f"run {run.id!r} not found")
+        raise conflict(run.id, rows[0][0], run.version)
+
+    async def list_runs(
+        self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50
+    ) -> list[RunState]:
+        if limit <= 0:
+            return []
+        clauses: list[str] = []
+        params: list[Any] = []
+        if agent is not None:
+            clauses.append("agent = %s")
+            params.append(agent)
+        if session_id is not None:
+            clauses.append("session_id = %s")
+            params.append(session_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = await self._backend.execute(
+            f"SELECT document::text FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT %s",
+            (*params, limit),
+        )
+        return [RunState.model_validate_json(doc) for (doc,) in rows]
+
+
+class PostgresHistoryStore(HistoryStore):
+    """Messages in ``messages``, ordered by their identity column."""
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self._backend = backend
+
+    async def append(self, key: SessionKey, messages: list[Message]) -> None:
+        if not messages:
+            return
+        skey = session_key_string(key)
+        await self._backend.open()
+        # One transaction (the pool commits when the block ends): readers see the whole turn.
+        async with self._backend.pool.connection() as conn, conn.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO messages (session_key, role, content) VALUES (%s, %s, %s::jsonb)",
+                [(skey, m.role.value, m.model_dump_json()) for m in messages],
+            )
+
+    async def read(self, key: SessionKey, limit: int | None = None) -> list[Message]:
+        skey = session_key_string(key)
+        if limit is None:
+            rows = await self._backend.execute(
+                "SELECT content::text FROM messages WHERE session_key = %s ORDER BY id", (skey,)
+            )
+        elif limit <= 0:
+            return []
+        else:
+            rows = await self._backend.execute(
+                "SELECT content::text FROM (SELECT id, content FROM messages"
+                " WHERE session_key = %s ORDER BY id DESC LIMIT %s) AS last ORDER BY id",
+                (skey, limit),
+            )
+        return [Message.model_validate_json(content) for (content,) in rows]
+
+    async def clear(self, key: SessionKey) -> int:
+        _, count = await self._backend.execute_count(
+            "DELETE FROM messages WHERE session_key = %s", (session_key_string(key),)
+        )
+        return count

@@ -1,0 +1,244 @@
+"""Redis stores: the hot tier, shared by every Lambda instance and worker.
+
+Layout, all under one ``prefix`` so tenants of a Redis (or test runs) never collide:
+
+- ``{prefix}:run:{id}``: the RunState JSON, with a TTL refreshed at every write.
+- ``{prefix}:runs``, ``{prefix}:runs:agent:{agent}``, ``{prefix}:runs:session:{session_id}``:
+  sorted sets of run ids scored by ``created_at``, the indexes ``list_runs`` walks newest
+  first. They expire with their newest member; ids whose document has expired are dropped
+  lazily when a listing meets them.
+- ``{prefix}:hist:{session key}``: a list of message JSON, RPUSHed, with a TTL.
+
+Writes of a run go through Lua scripts so that the version check, the write and the index
+update happen as one atomic step: two writers holding the same version can never both win.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+
+from astromesh.errors import ConflictError, NotFoundError
+from astromesh.models.types import Message
+from astromesh.runs.state import RunState
+from astromesh.stores._common import (
+    adopt,
+    as_utc,
+    conflict,
+    created_copy,
+    saved_copy,
+    session_key_string,
+)
+from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
+
+if TYPE_CHECKING:
+    from redis.commands.core import AsyncScript
+
+__all__ = ["RedisBackend", "RedisHistoryStore", "RedisRunStore"]
+
+logger = logging.getLogger(__name__)
+
+# KEYS: run key, then the index sorted sets. ARGV: document, ttl (0 = none), score, run id.
+# Returns 1 when created, 0 when the id is taken.
+_CREATE_LUA = """
+local ttl = tonumber(ARGV[2])
+local ok
+if ttl > 0 then
+  ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ttl)
+else
+  ok = redis.call('SET', KEYS[1], ARGV[1], 'NX')
+end
+if not ok then return 0 end
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[3], ARGV[4])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return 1
+"""
+
+# Same KEYS and ARGV as create, plus ARGV[5]: the version the writer read.
+# Returns {1, new version} on success, {-1, 0} when the run does not exist,
+# {-2, stored version} when another writer got there first.
+_SAVE_LUA = """
+local current = redis.call('GET', KEYS[1])
+if not current then return {-1, 0} end
+local stored = tonumber(cjson.decode(current)['version'])
+if stored ~= tonumber(ARGV[5]) then return {-2, stored} end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[3], ARGV[4])
+  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
+end
+return {1, stored + 1}
+"""
+
+
+class RedisBackend(StateBackend):
+    """Runs and history in Redis, every key expiring ``ttl_seconds`` after its last write.
+
+    Args:
+        url: a ``redis://`` or ``rediss://`` URL (database number in the path).
+        ttl_seconds: lifetime of run documents, indexes and histories; ``None`` or ``0``
+            keeps them until deleted (use that only when Redis is the durable store).
+        prefix: namespace of every key this backend touches.
+    """
+
+    def __init__(
+        self, url: str, *, ttl_seconds: int | None = 86400, prefix: str = "astromesh"
+    ) -> None:
+        if ttl_seconds is not None and ttl_seconds < 0:
+            raise ValueError("ttl_seconds must be positive, 0 or None")
+        self.url = url
+        self.prefix = prefix
+        self.ttl_seconds = ttl_seconds or 0
+        # The client connects on first command, so building a backend costs nothing.
+        self.client: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+        self.runs = RedisRunStore(self)
+        self.history = RedisHistoryStore(self)
+
+    def key(self, *parts: str) -> str:
+        """``{prefix}:part:part...``: every key name goes through here."""
+        return ":".join((self.prefix, *parts))
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()
+
+
+class RedisRunStore(RunStore):
+    """Run documents as JSON strings; CAS and index maintenance in Lua."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+        self._create: AsyncScript = backend.client.register_script(_CREATE_LUA)
+        self._save: AsyncScript = backend.client.register_script(_SAVE_LUA)
+
+    def _run_key(self, run_id: str) -> str:
+        return self._backend.key("run", run_id)
+
+    def _index_keys(self, run: RunState) -> list[str]:
+        return [
+            self._backend.key("runs"),
+            self._backend.key("runs", "agent", run.agent),
+            self._backend.key("runs", "session", run.session_id),
+        ]
+
+    def _write_args(self, run: RunState) -> list[Any]:
+        return [
+            run.model_dump_json(),
+            self._backend.ttl_seconds,
+            as_utc(run.created_at).timestamp(),
+            run.id,
+        ]
+
+    async def create(self, run: RunState) -> RunState:
+        written = created_copy(run)
+        created = await self._create(
+            keys=[self._run_key(run.id), *self._index_keys(written)],
+            args=self._write_args(written),
+        )
+        if not created:
+            raise ConflictError(f"run {run.id!r} already exists")
+        return adopt(run, written)
+
+    async def get(self, run_id: str) -> RunState:
+        raw = await self._backend.client.get(self._run_key(run_id))
+        if raw is None:
+            raise NotFoundError(f"run {run_id!r} not found")
+        return RunState.model_validate_json(raw)
+
+    async def save(self, run: RunState) -> RunState:
+        written = saved_copy(run)
+        status, version = await self._save(
+            keys=[self._run_key(run.id), *self._index_keys(written)],
+            args=[*self._write_args(written), run.version],
+        )
+        if status == -1:
+            raise NotFoundError(f"run {run.id!r} not found")
+        if status == -2:
+            raise conflict(run.id, int(version), run.version)
+        return adopt(run, written)
+
+    async def list_runs(
+        self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50
+    ) -> list[RunState]:
+        if limit <= 0:
+            return []
+        if agent is not None:
+            index = self._backend.key("runs", "agent", agent)
+        elif session_id is not None:
+            index = self._backend.key("runs", "session", session_id)
+        else:
+            index = self._backend.key("runs")
+        client = self._backend.client
+        page = max(limit, 20)
+        start = 0
+        found: list[RunState] = []
+        seen: set[str] = set()
+        expired: list[str] = []
+        while len(found) < limit:
+            ids: list[str] = await client.zrange(index, start, start + page - 1, desc=True)
+            if not ids:
+                break
+            start += page
+            docs: list[str | None] = await client.mget([self._run_key(i) for i in ids])
+            for run_id, doc in zip(ids, docs, strict=True):
+                if doc is None:
+                    expired.append(run_id)
+                    continue
+                if run_id in seen:  # ranks shift when another client adds runs meanwhile
+                    continue
+                seen.add(run_id)
+                run = RunState.model_validate_json(doc)
+                # The index narrows by one field; the other filter is checked on the document.
+                if (agent is None or run.agent == agent) and (
+                    session_id is None or run.session_id == session_id
+                ):
+                    found.append(run)
+                    if len(found) == limit:
+                        break
+        if expired:
+            await client.zrem(index, *expired)
+        return found
+
+
+class RedisHistoryStore(HistoryStore):
+    """Each session's messages as one Redis list, oldest first."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+
+    def _key(self, key: SessionKey) -> str:
+        return self._backend.key("hist", session_key_string(key))
+
+    async def append(self, key: SessionKey, messages: list[Message]) -> None:
+        if not messages:
+            return
+        name = self._key(key)
+        async with self._backend.client.pipeline(transaction=True) as pipe:
+            pipe.rpush(name, *(m.model_dump_json() for m in messages))
+            if self._backend.ttl_seconds:
+                pipe.expire(name, self._backend.ttl_seconds)
+            await pipe.execute()
+
+    async def read(self, key: SessionKey, limit: int | None = None) -> list[Message]:
+        if limit is not None and limit <= 0:
+            return []
+        start = 0 if limit is None else -limit
+        raw: list[str] = await self._backend.client.lrange(self._key(key), start, -1)
+        return [Message.model_validate_json(item) for item in raw]
+
+    async def clear(self, key: SessionKey) -> int:
+        name = self._key(key)
+        async with self._backend.client.pipeline(transaction=True) as pipe:
+            pipe.llen(name)
+            pipe.delete(name)
+            count, _deleted = await pipe.execute()
+        return int(count)

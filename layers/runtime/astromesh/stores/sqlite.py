@@ -1,0 +1,255 @@
+"""SQLite stores: the embedded default, one file next to the project and nothing to run.
+
+The stdlib ``sqlite3`` module blocks, so every call goes to one dedicated worker thread that
+owns the connection: the event loop never waits on disk, and because that single thread runs
+the calls one at a time the connection needs no further locking. WAL mode lets other
+processes (the CLI, a second ``astromesh dev``) read while this one writes; ``busy_timeout``
+makes writers from several processes queue instead of failing at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from astromesh.errors import ConflictError, NotFoundError
+from astromesh.models.types import Message
+from astromesh.runs.state import RunState, utcnow
+from astromesh.stores._common import (
+    adopt,
+    conflict,
+    created_copy,
+    saved_copy,
+    session_key_string,
+    sortable_timestamp,
+)
+from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
+from astromesh.stores.migrations import migrate_sqlite
+
+__all__ = ["SQLiteBackend", "SQLiteHistoryStore", "SQLiteRunStore"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_BUSY_TIMEOUT_MS = 5000
+
+
+class SQLiteBackend(StateBackend):
+    """Runs and history in one SQLite database file (or ``":memory:"``).
+
+    The connection is opened, and the schema migrated, on first use (or by :meth:`open`), so
+    constructing a backend is free and never touches the disk from the event loop.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path: str | Path = path if str(path) == ":memory:" else Path(path)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="astromesh-sqlite")
+        self._conn: sqlite3.Connection | None = None
+        self._closed = False
+        self.runs = SQLiteRunStore(self)
+        self.history = SQLiteHistoryStore(self)
+
+    async def open(self) -> None:
+        """Open the database and apply pending migrations now rather than on first use."""
+        await self.call(lambda _conn: None)
+
+    async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` on the worker thread and return its result."""
+        if self._closed:
+            raise RuntimeError("SQLiteBackend is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._in_worker, fn)
+
+    def _in_worker(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        if self._conn is None:
+            self._conn = self._connect()
+        return fn(self._conn)
+
+    def _connect(self) -> sqlite3.Connection:
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: autocommit, so transactions are exactly the BEGIN/COMMIT
+        # written below and not the sqlite3 module's implicit ones.
+        conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable across application crashes in WAL mode; only an OS crash can
+            # lose the last commits, an acceptable trade for a local development store.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            applied = migrate_sqlite(conn)
+        except BaseException:
+            conn.close()
+            raise
+        if applied:
+            logger.info("path=<%s> | applied sqlite migrations %s", self.path, applied)
+        return conn
+
+    async def close(self) -> None:
+        """Close the connection and stop the worker thread; later calls raise."""
+        if self._closed:
+            return
+        self._closed = True
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor, self._close_in_worker)
+        self._executor.shutdown(wait=False)
+
+    def _close_in_worker(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+class SQLiteRunStore(RunStore):
+    """Run documents in the ``runs`` table; CAS via ``UPDATE ... WHERE version = ?``."""
+
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self._backend = backend
+
+    async def create(self, run: RunState) -> RunState:
+        written = created_copy(run)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            try:
+                conn.execute(
+                    "INSERT INTO runs (id, agent, session_id, namespace, status, version,"
+                    " created_at, updated_at, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    _row(written),
+                )
+            except sqlite3.IntegrityError:
+                raise ConflictError(f"run {run.id!r} already exists") from None
+
+        await self._backend.call(insert)
+        return adopt(run, written)
+
+    async def get(self, run_id: str) -> RunState:
+        def select(conn: sqlite3.Connection) -> RunState:
+            row = conn.execute("SELECT document FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"run {run_id!r} not found")
+            return RunState.model_validate_json(row[0])
+
+        return await self._backend.call(select)
+
+    async def save(self, run: RunState) -> RunState:
+        written = saved_copy(run)
+
+        def update(conn: sqlite3.Connection) -> None:
+            values = _row(written)
+            cursor = conn.execute(
+                "UPDATE runs SET agent = ?, session_id = ?, namespace = ?, status = ?,"
+                " version = ?, created_at = ?, updated_at = ?, document = ?"
+                " WHERE id = ? AND version = ?",
+                (*values[1:], run.id, run.version),
+            )
+            if cursor.rowcount == 1:
+                return
+            row = conn.execute("SELECT version FROM runs WHERE id = ?", (run.id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"run {run.id!r} not found")
+            raise conflict(run.id, row[0], run.version)
+
+        await self._backend.call(update)
+        return adopt(run, written)
+
+    async def list_runs(
+        self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50
+    ) -> list[RunState]:
+        if limit <= 0:
+            return []
+        clauses: list[str] = []
+        params: list[str | int] = []
+        if agent is not None:
+            clauses.append("agent = ?")
+            params.append(agent)
+        if session_id is not None:
+            clauses.append("session_id = ?")
+            params.append(session_id)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = f"SELECT document FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?"
+
+        def select(conn: sqlite3.Connection) -> list[RunState]:
+            rows = conn.execute(query, (*params, limit)).fetchall()
+            return [RunState.model_validate_json(doc) for (doc,) in rows]
+
+        return await self._backend.call(select)
+
+
+class SQLiteHistoryStore(HistoryStore):
+    """Messages in the ``messages`` table, ordered by their autoincrement id."""
+
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self._backend = backend
+
+    async def append(self, key: SessionKey, messages: list[Message]) -> None:
+        if not messages:
+            return
+        skey = session_key_string(key)
+        now = sortable_timestamp(utcnow())
+        rows = [(skey, m.role.value, m.model_dump_json(), now) for m in messages]
+
+        def insert(conn: sqlite3.Connection) -> None:
+            # One transaction: a reader never sees half of a turn's messages.
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT INTO messages (session_key, role, content, created_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    rows,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._backend.call(insert)
+
+    async def read(self, key: SessionKey, limit: int | None = None) -> list[Message]:
+        skey = session_key_string(key)
+        if limit is not None and limit <= 0:
+            return []
+
+        def select(conn: sqlite3.Connection) -> list[Message]:
+            if limit is None:
+                rows = conn.execute(
+                    "SELECT content FROM messages WHERE session_key = ? ORDER BY id", (skey,)
+                ).fetchall()
+            else:
+                rows = conn.execute(
+                    "SELECT content FROM (SELECT id, content FROM messages"
+                    " WHERE session_key = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
+                    (skey, limit),
+                ).fetchall()
+            return [Message.model_validate_json(content) for (content,) in rows]
+
+        return await self._backend.call(select)
+
+    async def clear(self, key: SessionKey) -> int:
+        skey = session_key_string(key)
+
+        def delete(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute("DELETE FROM messages WHERE session_key = ?", (skey,))
+            return cursor.rowcount
+
+        return await self._backend.call(delete)
+
+
+def _row(run: RunState) -> tuple[str, str, str, str, str, int, str, str, str]:
+    """The ``runs`` columns of ``run``, in table order."""
+    return (
+        run.id,
+        run.agent,
+        run.session_id,
+        run.namespace,
+        run.status.value,
+        run.version,
+        sortable_timestamp(run.created_at),
+        sortable_timestamp(run.updated_at),
+        run.model_dump_json(),
+    )

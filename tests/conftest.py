@@ -1,0 +1,58 @@
+"""Service fixtures shared by every test package: a real Redis and a real PostgreSQL.
+
+The servers are found or started once per session (see ``tests/support/services.py``); each
+test then gets its own slice: a unique Redis key prefix whose keys are deleted afterwards, a
+PostgreSQL database per test module and a schema per test inside it. An unreachable service
+fails the tests that need it with the reason, never skips them silently.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support import services
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a running Redis (``ASTROMESH_TEST_REDIS_URL`` or a local one, started if needed)."""
+    try:
+        return services.ensure_redis()
+    except services.ServiceUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix unique to this test; every key under it is deleted afterwards."""
+    prefix = f"astromesh-test:{uuid.uuid4().hex[:12]}"
+    yield prefix
+    services.delete_prefix(redis_url, prefix)
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """DSN of a PostgreSQL where pgvector is available (env DSN or the bundled pgserver)."""
+    try:
+        return services.ensure_postgres()
+    except services.ServiceUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def postgres_database(postgres_dsn: str) -> Iterator[str]:
+    """DSN of a fresh database for this test module, dropped when the module is done."""
+    dsn = services.create_database(postgres_dsn)
+    yield dsn
+    services.drop_database(dsn)
+
+
+@pytest.fixture
+def postgres_schema(postgres_database: str) -> Iterator[str]:
+    """DSN of the module's database with ``search_path`` set to a fresh, per-test schema."""
+    name, dsn = services.create_schema(postgres_database)
+    yield dsn
+    services.drop_schema(postgres_database, name)

@@ -6,19 +6,6 @@ from datetime import UTC, datetime
 
 from astromesh.errors import ConflictError
 from astromesh.runs.state import RunState, utcnow
-from astromesh.stores.base import SessionKey
-
-
-def session_key_string(key: SessionKey) -> str:
-    """A collision-free string form of ``key`` for SQL columns and Redis key names.
-
-    ``SessionKey.as_string`` joins the parts with ``:``, so ``tenant="a:b", namespace="c"`` and
-    ``tenant="a", namespace="b:c"`` would share a history. Escaping ``%`` and ``:`` inside each
-    part keeps the readable ``tenant:namespace:agent:session`` shape for ordinary names while
-    making distinct keys map to distinct strings.
-    """
-    parts = (key.tenant, key.namespace, key.agent, key.session_id)
-    return ":".join(p.replace("%", "%25").replace(":", "%3A") for p in parts)
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -25,7 +25,14 @@ class SessionKey:
     tenant: str = "default"
 
     def as_string(self) -> str:
-        return f"{self.tenant}:{self.namespace}:{self.agent}:{self.session_id}"
+        """A collision-free string form for SQL columns and Redis key names.
+
+        Escaping ``%`` and ``:`` inside each part keeps the readable
+        ``tenant:namespace:agent:session`` shape for ordinary names, while ``tenant="a:b",
+        namespace="c"`` and ``tenant="a", namespace="b:c"`` still map to different strings.
+        """
+        parts = (self.tenant, self.namespace, self.agent, self.session_id)
+        return ":".join(p.replace("%", "%25").replace(":", "%3A") for p in parts)
 
 
 class RunStore(ABC):
@@ -85,6 +92,9 @@ class StateBackend(ABC):
 
     runs: RunStore
     history: HistoryStore
+
+    async def open(self) -> None:  # noqa: B027 - optional hook, in-memory backends hold nothing
+        """Connect and migrate now rather than on first use (fail fast at start-up)."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook, in-memory backends hold nothing
         """Release connections and files."""

@@ -22,7 +22,6 @@ from astromesh.stores._common import (
     conflict,
     created_copy,
     saved_copy,
-    session_key_string,
 )
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
 from astromesh.stores.migrations import migrate_postgres
@@ -199,7 +198,7 @@ class PostgresHistoryStore(HistoryStore):
     async def append(self, key: SessionKey, messages: list[Message]) -> None:
         if not messages:
             return
-        skey = session_key_string(key)
+        skey = key.as_string()
         await self._backend.open()
         # One transaction (the pool commits when the block ends): readers see the whole turn.
         async with self._backend.pool.connection() as conn, conn.cursor() as cursor:
@@ -209,7 +208,7 @@ class PostgresHistoryStore(HistoryStore):
             )
 
     async def read(self, key: SessionKey, limit: int | None = None) -> list[Message]:
-        skey = session_key_string(key)
+        skey = key.as_string()
         if limit is None:
             rows = await self._backend.execute(
                 "SELECT content::text FROM messages WHERE session_key = %s ORDER BY id", (skey,)
@@ -226,6 +225,6 @@ class PostgresHistoryStore(HistoryStore):
 
     async def clear(self, key: SessionKey) -> int:
         _, count = await self._backend.execute_count(
-            "DELETE FROM messages WHERE session_key = %s", (session_key_string(key),)
+            "DELETE FROM messages WHERE session_key = %s", (key.as_string(),)
         )
         return count

@@ -29,7 +29,6 @@ from astromesh.stores._common import (
     conflict,
     created_copy,
     saved_copy,
-    session_key_string,
 )
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
 
@@ -216,7 +215,7 @@ class RedisHistoryStore(HistoryStore):
         self._backend = backend
 
     def _key(self, key: SessionKey) -> str:
-        return self._backend.key("hist", session_key_string(key))
+        return self._backend.key("hist", key.as_string())
 
     async def append(self, key: SessionKey, messages: list[Message]) -> None:
         if not messages:

@@ -25,7 +25,6 @@ from astromesh.stores._common import (
     conflict,
     created_copy,
     saved_copy,
-    session_key_string,
     sortable_timestamp,
 )
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
@@ -190,7 +189,7 @@ class SQLiteHistoryStore(HistoryStore):
     async def append(self, key: SessionKey, messages: list[Message]) -> None:
         if not messages:
             return
-        skey = session_key_string(key)
+        skey = key.as_string()
         now = sortable_timestamp(utcnow())
         rows = [(skey, m.role.value, m.model_dump_json(), now) for m in messages]
 
@@ -211,7 +210,7 @@ class SQLiteHistoryStore(HistoryStore):
         await self._backend.call(insert)
 
     async def read(self, key: SessionKey, limit: int | None = None) -> list[Message]:
-        skey = session_key_string(key)
+        skey = key.as_string()
         if limit is not None and limit <= 0:
             return []
 
@@ -231,7 +230,7 @@ class SQLiteHistoryStore(HistoryStore):
         return await self._backend.call(select)
 
     async def clear(self, key: SessionKey) -> int:
-        skey = session_key_string(key)
+        skey = key.as_string()
 
         def delete(conn: sqlite3.Connection) -> int:
             cursor = conn.execute("DELETE FROM messages WHERE session_key = ?", (skey,))

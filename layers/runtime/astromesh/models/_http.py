@@ -1,0 +1,326 @@
+"""Plumbing shared by the HTTP providers (OpenAI-compatible, Ollama).
+
+Both providers stream a chat completion over one POST and differ only in their wire format, so
+everything else lives here once: the lazily created ``httpx.AsyncClient``, the mapping of
+transport failures and HTTP statuses to :class:`ProviderError` with the right ``retryable``
+flag (what the router uses to decide whether to try the next candidate), key redaction, and
+the token estimate used when a backend reports no usage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import itertools
+import json
+import math
+import ssl
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+
+import httpx
+
+from astromesh.errors import ProviderError, ProviderTimeout
+from astromesh.models.base import Model, ProviderSettings
+from astromesh.models.types import Message, ToolCall, ToolDefinition, Usage
+
+MAX_CONNECT_TIMEOUT = 10.0
+"""A refused or unroutable host should fail fast even when reads may legitimately take long."""
+
+EXCERPT_CHARS = 200
+"""How much of an error body goes into a message: enough to diagnose, short enough to log."""
+
+REDACTED = "***"
+
+
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verified TLS context for every provider in the process.
+
+    Loading the CA bundle takes ~100 ms; httpx would do it for each client, i.e. per provider
+    instance and again whenever a client is re-created for a new event loop.
+    """
+    return httpx.create_ssl_context()
+
+
+def is_retryable_status(status: int) -> bool:
+    """Whether another attempt (or another candidate) could succeed after this HTTP status.
+
+    Rate limits, request timeouts and server errors are transient; any other 4xx means the
+    request itself is wrong and would fail the same way again.
+    """
+    return status in (408, 429) or status >= 500
+
+
+def estimate_tokens(*texts: str) -> int:
+    """A rough token count (about four characters per token, at least one per non-empty text).
+
+    Used only when a backend reports no usage, so cost limits and usage lines still see a
+    plausible number; the result is flagged ``Usage.estimated``.
+    """
+    return sum(max(1, math.ceil(len(text) / 4)) for text in texts if text)
+
+
+def prompt_texts(messages: Sequence[Message], tools: Sequence[ToolDefinition]) -> list[str]:
+    """The pieces of a request that cost input tokens, for :func:`estimate_tokens`."""
+    texts: list[str] = []
+    for message in messages:
+        texts.append(message.content)
+        texts.extend(json.dumps(call.arguments) for call in message.tool_calls)
+    texts.extend(json.dumps(tool.model_dump()) for tool in tools)
+    return texts
+
+
+def completion_texts(content: str, tool_calls: Sequence[ToolCall]) -> list[str]:
+    """The pieces of an answer that cost output tokens, for :func:`estimate_tokens`."""
+    return [content, *(call.name + json.dumps(call.arguments) for call in tool_calls)]
+
+
+def resolve_usage(
+    tokens_in: int | None,
+    tokens_out: int | None,
+    *,
+    prompt: Iterable[str],
+    completion: Iterable[str],
+) -> Usage:
+    """Usage from the backend's counts, estimating whichever count it did not send."""
+    estimated = tokens_in is None or tokens_out is None
+    if tokens_in is None:
+        tokens_in = estimate_tokens(*prompt)
+    if tokens_out is None:
+        tokens_out = estimate_tokens(*completion)
+    return Usage(tokens_in=tokens_in, tokens_out=tokens_out, estimated=estimated)
+
+
+def parse_arguments(raw: Any) -> dict[str, Any]:
+    """Tool-call arguments as a dict, whatever the model produced.
+
+    Models sometimes emit invalid or non-object JSON; instead of failing the whole call, the raw
+    text is kept under ``_raw`` so the tool layer can answer the model with a structured error
+    and let it correct itself.
+    """
+    if isinstance(raw, dict):
+        return raw
+    if raw is None or raw == "":
+        return {}
+    text = raw if isinstance(raw, str) else json.dumps(raw)
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {"_raw": text}
+    return value if isinstance(value, dict) else {"_raw": text}
+
+
+def error_excerpt(body: bytes | str) -> str:
+    """A short, single-line description of an error body.
+
+    Understands the usual JSON shapes (``{"error": {"message": ...}}`` from OpenAI-compatible
+    servers, ``{"error": "..."}`` from Ollama, ``{"detail": ...}`` from FastAPI-based ones) and
+    falls back to the raw text.
+    """
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        text = _message_from_json(data) or text
+    collapsed = " ".join(text.split())
+    if len(collapsed) > EXCERPT_CHARS:
+        return collapsed[: EXCERPT_CHARS - 3] + "..."
+    return collapsed or "(empty body)"
+
+
+def _message_from_json(data: dict[str, Any]) -> str | None:
+    for key in ("error", "detail", "message"):
+        value = data.get(key)
+        if isinstance(value, dict):
+            value = value.get("message") or json.dumps(value)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def function_tool(tool: ToolDefinition) -> dict[str, Any]:
+    """A tool definition in the ``{"type": "function", ...}`` shape both APIs accept."""
+    return {
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": tool.parameters,
+        },
+    }
+
+
+def is_json_response(response: httpx.Response) -> bool:
+    """Whether the server answered with one JSON document (it ignored ``stream: true``)."""
+    content_type = response.headers.get("content-type", "")
+    return content_type.split(";")[0].strip().lower() == "application/json"
+
+
+async def drain(rest: AsyncIterator[Any]) -> None:
+    """Consume what follows the end marker so the connection can go back to the pool.
+
+    Breaking off a response mid-body makes httpx drop the connection, which costs a new TCP
+    (and TLS) handshake on the next call. The answer is already complete here, so a failure
+    while draining is ignored: the connection is then simply dropped.
+    """
+    with contextlib.suppress(httpx.HTTPError, ProviderError):
+        async for _ in rest:
+            pass
+
+
+class HttpModel(Model):
+    """Base of the providers that talk to a backend over HTTP.
+
+    Subclasses set :attr:`default_endpoint` and :attr:`health_path` and implement ``stream``
+    with :meth:`_post_stream`, raising errors made by :meth:`_error`.
+    """
+
+    default_endpoint: ClassVar[str]
+    health_path: ClassVar[str]
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self.endpoint = (settings.endpoint or self.default_endpoint).rstrip("/")
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._call_ids = itertools.count(1)
+
+    # -- client -------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        """Headers sent with every request: a bearer token when a key is configured.
+
+        OpenAI-compatible APIs and Ollama's hosted API (or a proxy in front of Ollama) both
+        authenticate this way.
+        """
+        headers = {"User-Agent": "astromesh"}
+        if self.settings.api_key:
+            headers["Authorization"] = f"Bearer {self.settings.api_key}"
+        return headers
+
+    def _timeout(self) -> httpx.Timeout:
+        total = self.settings.timeout_seconds
+        return httpx.Timeout(total, connect=min(MAX_CONNECT_TIMEOUT, total))
+
+    def _http(self) -> httpx.AsyncClient:
+        """The instance's client, created on first use.
+
+        A client's pooled connections belong to the event loop that opened them, so a provider
+        reused from another loop (a CLI or Lambda calling ``asyncio.run`` per request) gets a
+        fresh client instead of failing on the stale pool.
+        """
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client.is_closed or self._client_loop is not loop:
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout(), headers=self._headers(), verify=shared_ssl_context()
+            )
+            self._client_loop = loop
+        return self._client
+
+    async def aclose(self) -> None:
+        """Close the pooled connections; the provider stays usable (a new client is made).
+
+        A client left over from an event loop that has since closed cannot be closed from
+        this one (its sockets belong to the dead loop); it is dropped for the GC instead.
+        """
+        client, loop = self._client, self._client_loop
+        self._client = self._client_loop = None
+        if client is not None and not client.is_closed and loop is asyncio.get_running_loop():
+            await client.aclose()
+
+    async def health(self) -> bool:
+        """Whether the backend answers its cheap listing endpoint with 200."""
+        try:
+            response = await self._http().get(self.endpoint + self.health_path)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200
+
+    # -- requests -----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def _post_stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+        """POST ``body`` and yield the streaming response once its status is known to be good.
+
+        Transport failures raised while the caller reads the body are mapped here too, so a
+        stream cut mid-way surfaces as a retryable :class:`ProviderError`.
+        """
+        url = self.endpoint + path
+        try:
+            async with self._http().stream("POST", url, json=body) as response:
+                if not response.is_success:
+                    raise self._status_error(response.status_code, await response.aread())
+                yield response
+        except httpx.HTTPError as exc:
+            raise self._transport_error(exc) from exc
+
+    async def _read_json(self, response: httpx.Response) -> dict[str, Any]:
+        """The whole body as a JSON object, for servers that answered without streaming."""
+        body = await response.aread()
+        try:
+            data = json.loads(body)
+        except ValueError:
+            raise self._error(f"malformed JSON response: {error_excerpt(body)}") from None
+        if not isinstance(data, dict):
+            raise self._error(f"unexpected JSON response: {error_excerpt(body)}")
+        return data
+
+    def _next_call_id(self) -> str:
+        """An id for a tool call the backend sent without one; unique per provider instance."""
+        return f"call_{next(self._call_ids)}"
+
+    # -- errors -------------------------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        key = self.settings.api_key
+        return text.replace(key, REDACTED) if key else text
+
+    def _error(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        status_code: int | None = None,
+        timeout: bool = False,
+    ) -> ProviderError:
+        """A provider error with this provider's label and model, the API key redacted."""
+        cls = ProviderTimeout if timeout else ProviderError
+        return cls(
+            self._redact(message),
+            provider=self.settings.label,
+            model=self.model,
+            retryable=retryable,
+            status_code=status_code,
+        )
+
+    def _status_error(self, status: int, body: bytes) -> ProviderError:
+        return self._error(
+            f"HTTP {status} from {self.endpoint}: {error_excerpt(body)}",
+            retryable=is_retryable_status(status),
+            status_code=status,
+        )
+
+    def _transport_error(self, exc: httpx.HTTPError) -> ProviderError:
+        """Map an httpx failure: network trouble and timeouts are retryable, the rest is not."""
+        detail = str(exc) or type(exc).__name__
+        if isinstance(exc, httpx.TimeoutException):
+            return self._error(
+                f"timed out after {self.settings.timeout_seconds:g}s talking to {self.endpoint}"
+                f" ({type(exc).__name__})",
+                retryable=True,
+                timeout=True,
+            )
+        if isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError | httpx.ProxyError):
+            return self._error(f"connection to {self.endpoint} failed: {detail}", retryable=True)
+        return self._error(f"request to {self.endpoint} failed: {detail}")
+
+    def _cut_error(self) -> ProviderError:
+        return self._error(
+            "the stream ended before the response was complete (connection closed early)",
+            retryable=True,
+        )

@@ -1,0 +1,393 @@
+"""Behaviour every HTTP provider must share, run against each protocol's scripted server.
+
+The router and the patterns rely on these: deltas then one final response, usage always
+present (estimated when the backend is silent), and errors whose ``retryable`` flag says
+whether trying another candidate makes sense.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from astromesh.errors import ProviderError, ProviderTimeout
+from astromesh.models import (
+    GenerationParams,
+    Message,
+    Model,
+    ModelResponse,
+    ProviderSettings,
+    TextDelta,
+    ToolDefinition,
+    create_model,
+)
+from astromesh.models.ollama import OllamaModel
+from astromesh.models.openai_compat import OpenAICompatModel
+from tests.support.model_servers import (
+    Reply,
+    ScriptedOllamaServer,
+    ScriptedOpenAIServer,
+)
+
+ScriptedServer = ScriptedOpenAIServer | ScriptedOllamaServer
+
+ADD = ToolDefinition(
+    name="add",
+    description="Add two integers.",
+    parameters={
+        "type": "object",
+        "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+        "required": ["a", "b"],
+    },
+)
+
+
+@dataclass
+class Case:
+    """One provider wired to its scripted server."""
+
+    server: ScriptedServer
+    provider_type: str
+
+    def model(self, **overrides: Any) -> Model:
+        settings: dict[str, Any] = {
+            "provider_type": self.provider_type,
+            "model": "scripted-model",
+            "endpoint": self.server.url,
+            "timeout_seconds": 5.0,
+        }
+        settings.update(overrides)
+        return create_model(ProviderSettings(**settings))
+
+
+@pytest.fixture(params=["openai_compat", "ollama"])
+def case(request: pytest.FixtureRequest) -> Iterator[Case]:
+    server_class = (
+        ScriptedOpenAIServer if request.param == "openai_compat" else ScriptedOllamaServer
+    )
+    with server_class() as server:
+        yield Case(server, request.param)
+
+
+async def collect(model: Model, messages: list[Message], **kwargs: Any) -> list[Any]:
+    return [event async for event in model.stream(messages, **kwargs)]
+
+
+HELLO = [Message.user("hi")]
+
+
+def test_registry_builds_each_provider() -> None:
+    assert isinstance(create_model(ProviderSettings("openai_compat", "m")), OpenAICompatModel)
+    assert isinstance(create_model(ProviderSettings("ollama", "m")), OllamaModel)
+    assert OpenAICompatModel.supports_native_tools and OllamaModel.supports_native_tools
+
+
+async def test_streams_deltas_then_one_final_response(case: Case) -> None:
+    case.server.push(Reply("The quick brown fox jumps."))
+    model = case.model(name="local")
+
+    events = await collect(model, HELLO)
+
+    deltas, final = events[:-1], events[-1]
+    assert len(deltas) >= 5 and all(isinstance(e, TextDelta) for e in deltas)
+    assert isinstance(final, ModelResponse)
+    assert "".join(d.text for d in deltas) == final.content == "The quick brown fox jumps."
+    assert final.provider == "local"
+    assert final.model == "scripted-model"
+    assert final.finish_reason == "stop"
+    assert final.tool_calls == []
+    assert final.latency_ms > 0
+    await model.aclose()
+
+
+async def test_complete_returns_the_final_response(case: Case) -> None:
+    case.server.push(Reply("done"))
+    model = case.model()
+
+    response = await model.complete(HELLO)
+
+    assert response.content == "done"
+    assert response.provider == case.provider_type  # no name: the label is the type
+    await model.aclose()
+
+
+async def test_tool_calls_are_parsed(case: Case) -> None:
+    case.server.push(Reply(tool_calls=[("add", {"a": 2, "b": 3}), ("add", {"a": 10, "b": -4})]))
+    model = case.model()
+
+    response = await model.complete(HELLO, tools=[ADD])
+
+    assert [(c.name, c.arguments) for c in response.tool_calls] == [
+        ("add", {"a": 2, "b": 3}),
+        ("add", {"a": 10, "b": -4}),
+    ]
+    assert len({c.id for c in response.tool_calls}) == 2
+    assert response.finish_reason == "tool_calls"
+    assert response.content == ""
+    assert case.server.requests[0]["tools"][0]["function"]["name"] == "add"
+    await model.aclose()
+
+
+async def test_text_and_tool_call_in_one_turn(case: Case) -> None:
+    case.server.push(Reply("Let me add.", tool_calls=[("add", {"a": 1, "b": 1})]))
+    model = case.model()
+
+    events = await collect(model, HELLO, tools=[ADD])
+
+    final = events[-1]
+    assert "".join(e.text for e in events[:-1]) == final.content == "Let me add."
+    assert final.tool_calls[0].arguments == {"a": 1, "b": 1}
+    await model.aclose()
+
+
+async def test_no_tools_field_without_tools(case: Case) -> None:
+    case.server.push(Reply("ok"))
+    model = case.model()
+
+    await model.complete(HELLO)
+
+    assert "tools" not in case.server.requests[0]
+    assert case.server.requests[0]["stream"] is True
+    await model.aclose()
+
+
+async def test_usage_is_read_from_the_response(case: Case) -> None:
+    case.server.push(Reply("ok", tokens_in=123, tokens_out=45))
+    model = case.model()
+
+    response = await model.complete(HELLO)
+
+    assert (response.usage.tokens_in, response.usage.tokens_out) == (123, 45)
+    assert response.usage.estimated is False
+    await model.aclose()
+
+
+async def test_usage_is_estimated_when_the_server_reports_none(case: Case) -> None:
+    case.server.push(Reply("x" * 40, include_usage=False))
+    model = case.model()
+
+    response = await model.complete([Message.user("y" * 80)])
+
+    assert response.usage.estimated is True
+    assert response.usage.tokens_out == 10
+    assert response.usage.tokens_in >= 20
+    await model.aclose()
+
+
+async def test_non_streamed_answer_is_accepted(case: Case) -> None:
+    case.server.push(Reply("all at once", tool_calls=[("add", {"a": 1, "b": 2})], stream=False))
+    model = case.model()
+
+    events = await collect(model, HELLO, tools=[ADD])
+
+    assert events[0] == TextDelta("all at once")
+    final = events[-1]
+    assert final.content == "all at once"
+    assert final.tool_calls[0].arguments == {"a": 1, "b": 2}
+    assert final.usage.tokens_in == 11 and not final.usage.estimated
+    await model.aclose()
+
+
+@pytest.mark.parametrize("status", [408, 429, 500, 502, 503])
+async def test_transient_statuses_are_retryable(case: Case, status: int) -> None:
+    case.server.push(Reply("backend overloaded, try later", status=status))
+    model = case.model()
+
+    with pytest.raises(ProviderError) as caught:
+        await model.complete(HELLO)
+
+    assert caught.value.retryable is True
+    assert caught.value.status_code == status
+    assert f"HTTP {status}" in caught.value.message
+    assert "backend overloaded, try later" in caught.value.message
+    await model.aclose()
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 422])
+async def test_client_errors_are_not_retryable(case: Case, status: int) -> None:
+    case.server.push(Reply("bad request: unknown field", status=status))
+    model = case.model()
+
+    with pytest.raises(ProviderError) as caught:
+        await model.complete(HELLO)
+
+    assert caught.value.retryable is False
+    assert caught.value.status_code == status
+    assert "bad request: unknown field" in caught.value.message
+    assert not isinstance(caught.value, ProviderTimeout)
+    await model.aclose()
+
+
+async def test_slow_server_raises_provider_timeout(case: Case) -> None:
+    case.server.push(Reply("too late", delay=3.0))
+    model = case.model(timeout_seconds=0.3)
+
+    with pytest.raises(ProviderTimeout) as caught:
+        await model.complete(HELLO)
+
+    assert caught.value.retryable is True
+    assert "timed out" in caught.value.message
+    await model.aclose()
+
+
+async def test_stall_in_the_middle_of_a_stream_raises_provider_timeout(case: Case) -> None:
+    case.server.push(Reply("slow words arriving", chunk_delay=2.0))
+    model = case.model(timeout_seconds=0.3)
+    seen: list[Any] = []
+
+    with pytest.raises(ProviderTimeout) as caught:
+        async for event in model.stream(HELLO):
+            seen.append(event)
+
+    assert caught.value.retryable is True
+    assert all(isinstance(e, TextDelta) for e in seen)
+    await model.aclose()
+
+
+async def test_slow_but_steady_stream_is_not_a_timeout(case: Case) -> None:
+    """The timeout bounds each wait for data, not the whole answer."""
+    case.server.push(Reply("steady stream of words", chunk_delay=0.1))
+    model = case.model(timeout_seconds=0.3)
+
+    response = await model.complete(HELLO)
+
+    assert response.content == "steady stream of words"
+    await model.aclose()
+
+
+@pytest.mark.parametrize("cut_after", [0, 1, 3])
+async def test_cut_stream_is_a_retryable_error_not_a_short_answer(
+    case: Case, cut_after: int
+) -> None:
+    case.server.push(Reply("a long answer that will never finish", cut_after_chunks=cut_after))
+    model = case.model()
+    seen: list[Any] = []
+
+    with pytest.raises(ProviderError) as caught:
+        async for event in model.stream(HELLO):
+            seen.append(event)
+
+    assert caught.value.retryable is True
+    assert not any(isinstance(e, ModelResponse) for e in seen)
+    await model.aclose()
+
+
+async def test_cut_during_tool_call_is_retryable(case: Case) -> None:
+    # Ollama sends a tool call as one line; OpenAI as a head then argument fragments.
+    cut_after = 1 if case.provider_type == "ollama" else 3
+    case.server.push(Reply(tool_calls=[("add", {"a": 1, "b": 2})], cut_after_chunks=cut_after))
+    model = case.model()
+
+    with pytest.raises(ProviderError) as caught:
+        await model.complete(HELLO, tools=[ADD])
+
+    assert caught.value.retryable is True
+    await model.aclose()
+
+
+async def test_error_inside_the_stream_raises(case: Case) -> None:
+    case.server.push(Reply("partial", stream_error="model runner crashed"))
+    model = case.model()
+
+    with pytest.raises(ProviderError) as caught:
+        await model.complete(HELLO)
+
+    assert caught.value.retryable is True
+    assert "model runner crashed" in caught.value.message
+    await model.aclose()
+
+
+async def test_connection_refused_is_retryable(case: Case, closed_port_url: str) -> None:
+    endpoint = closed_port_url + ("/v1" if case.provider_type == "openai_compat" else "")
+    model = case.model(endpoint=endpoint)
+
+    with pytest.raises(ProviderError) as caught:
+        await model.complete(HELLO)
+
+    assert caught.value.retryable is True
+    assert not isinstance(caught.value, ProviderTimeout)
+    assert caught.value.status_code is None
+    await model.aclose()
+
+
+async def test_empty_queue_answers_500_with_a_clear_message(case: Case) -> None:
+    model = case.model()
+
+    with pytest.raises(ProviderError) as caught:
+        await model.complete(HELLO)
+
+    assert caught.value.status_code == 500
+    assert "no scripted reply left" in caught.value.message
+    await model.aclose()
+
+
+async def test_health(case: Case, closed_port_url: str) -> None:
+    model = case.model()
+    assert await model.health() is True
+
+    case.server.healthy = False
+    assert await model.health() is False
+    await model.aclose()
+
+    down = case.model(endpoint=closed_port_url)
+    assert await down.health() is False
+    await down.aclose()
+
+
+async def test_one_client_is_reused_and_closed(case: Case) -> None:
+    case.server.push(Reply("one"), Reply("two"), Reply("three"))
+    model = case.model()
+
+    await model.complete(HELLO)
+    client = model._client  # type: ignore[attr-defined]
+    await model.complete(HELLO)
+    assert model._client is client  # type: ignore[attr-defined]
+
+    await model.aclose()
+    assert client is not None and client.is_closed
+    assert (await model.complete(HELLO)).content == "three"  # usable again after aclose
+    await model.aclose()
+
+
+def test_provider_survives_a_new_event_loop(case: Case) -> None:
+    """A CLI or Lambda may run each request in its own ``asyncio.run``."""
+    case.server.push(Reply("first"), Reply("second"))
+    model = case.model()
+
+    first = asyncio.run(model.complete(HELLO))
+    second = asyncio.run(model.complete(HELLO))
+
+    assert (first.content, second.content) == ("first", "second")
+    asyncio.run(model.aclose())
+
+
+async def test_call_params_override_the_configured_defaults(case: Case) -> None:
+    case.server.push(Reply("ok"))
+    model = case.model(params=GenerationParams(temperature=0.1, top_p=0.5))
+
+    await model.complete(HELLO, params=GenerationParams(temperature=0.9))
+
+    body = case.server.requests[0]
+    sampling = body["options"] if case.provider_type == "ollama" else body
+    assert sampling["temperature"] == 0.9
+    assert sampling["top_p"] == 0.5
+    await model.aclose()
+
+
+async def test_api_key_never_appears_in_errors(case: Case) -> None:
+    secret = "sk-test-0123456789abcdef"
+    case.server.push(Reply(f"Incorrect API key provided: {secret}", status=401))
+    model = case.model(api_key=secret)
+
+    with pytest.raises(ProviderError) as caught:
+        await model.complete(HELLO)
+
+    assert secret not in str(caught.value)
+    assert secret not in caught.value.message
+    assert "Incorrect API key provided: ***" in caught.value.message
+    assert secret not in repr(model.settings)
+    await model.aclose()

@@ -102,7 +102,7 @@ class Model(ABC):
         if final is None:
             raise ProviderError(
                 "stream ended without a final response",
-                provider=self.provider_type,
+                provider=self.settings.label,
                 model=self.model,
                 retryable=True,
             )

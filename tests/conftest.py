@@ -1,4 +1,4 @@
-"""Service fixtures shared by every test package: a real Redis and a real PostgreSQL.
+"""Fixtures shared by every test package: real Redis, real PostgreSQL, scripted model servers.
 
 The servers are found or started once per session (see ``tests/support/services.py``); each
 test then gets its own slice: a unique Redis key prefix whose keys are deleted afterwards, a
@@ -8,12 +8,14 @@ fails the tests that need it with the reason, never skips them silently.
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from tests.support import services
+from tests.support.model_servers import ScriptedOllamaServer, ScriptedOpenAIServer
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +58,29 @@ def postgres_schema(postgres_database: str) -> Iterator[str]:
     name, dsn = services.create_schema(postgres_database)
     yield dsn
     services.drop_schema(postgres_database, name)
+
+
+# -- model servers: real HTTP servers on 127.0.0.1, fresh per test -------------------------
+
+
+@pytest.fixture
+def openai_server() -> Iterator[ScriptedOpenAIServer]:
+    """A started OpenAI-compatible server with an empty queue; ``push`` replies onto it."""
+    with ScriptedOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+def ollama_server() -> Iterator[ScriptedOllamaServer]:
+    """A started Ollama server with an empty queue; ``push`` replies onto it."""
+    with ScriptedOllamaServer() as server:
+        yield server
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    """A base URL on 127.0.0.1 where nothing listens, so connecting is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"

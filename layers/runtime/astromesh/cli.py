@@ -23,7 +23,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 AgentsOption = Annotated[
     Path | None,
@@ -55,7 +55,7 @@ def validate(
         raise typer.Exit(2)
     result = load_path(target)
     for issue in result.errors:
-        err.print(f"[red]error:[/] {issue}", soft_wrap=True)
+        err.print(f"[red]error:[/] {issue}")
     counts = (
         f"{len(result.agents)} agent(s), {len(result.providers)} provider(s), "
         f"{len(result.rag_pipelines)} RAG pipeline(s) in {len(result.files)} file(s)"
@@ -135,7 +135,7 @@ async def _run(agent: str, query: str, agents_dir: Path | None, session: str, as
 
 def _report_issues(runtime: AgentRuntime) -> None:
     for issue in runtime.issues:
-        err.print(f"[yellow]warning:[/] skipped: {issue}", soft_wrap=True)
+        err.print(f"[yellow]warning:[/] skipped: {issue}")
 
 
 def main() -> None:

@@ -107,19 +107,20 @@ class AgentRuntime:
         return self.env.get(STATE_BACKEND_ENV, "sqlite")
 
     async def _backend(self, kind: str) -> StateBackend:
+        """Open (once) the backend of ``kind``; the RuntimeConfig document wins over env."""
         if kind not in self._backends:
             from astromesh.stores.factory import open_backend
 
-            state_cfg = self.config.runtime.spec.state if self.config.runtime else None
-            self._backends[kind] = await open_backend(
+            cfg = self.config.runtime.spec.state if self.config.runtime else None
+            backend = open_backend(
                 kind,
-                sqlite_path=(state_cfg.sqlite_path if state_cfg and state_cfg.sqlite_path else None)
+                sqlite_path=(cfg and cfg.sqlite_path)
                 or self.env.get(STATE_PATH_ENV, DEFAULT_STATE_PATH),
-                redis_url=(state_cfg.redis_url if state_cfg else None)
-                or self.env.get(REDIS_URL_ENV),
-                postgres_dsn=(state_cfg.postgres_dsn if state_cfg else None)
-                or self.env.get(POSTGRES_DSN_ENV),
+                redis_url=(cfg and cfg.redis_url) or self.env.get(REDIS_URL_ENV),
+                postgres_dsn=(cfg and cfg.postgres_dsn) or self.env.get(POSTGRES_DSN_ENV),
             )
+            await backend.open()
+            self._backends[kind] = backend
         return self._backends[kind]
 
     # -- agents ----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ import logging
 
 from astromesh import pipeline
 from astromesh.agent import Agent
-from astromesh.errors import ConflictError
+from astromesh.errors import AstromeshError, ConflictError
 from astromesh.executors.base import Executor
 from astromesh.orchestration.base import Act, Decision, Fail
 from astromesh.runs.events import EventSink
@@ -48,6 +48,8 @@ class LocalExecutor(Executor):
                 await self._checkpoint(run)
         except RunCancelled:
             decision = Fail("cancelled by request", status=RunStatus.CANCELLED, code="cancelled")
+        except AstromeshError as exc:  # a known failure (a prompt that cannot render...)
+            decision = Fail(exc.message, code=exc.code)
         except Exception as exc:
             logger.exception("run_id=<%s> | run failed unexpectedly", run.id)
             decision = Fail(f"internal error: {type(exc).__name__}", code="internal_error")

@@ -1,0 +1,221 @@
+"""The ``Agent`` document: everything the runtime needs to build and run one agent."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from astromesh.config.base import ConfigDocument, ConfigModel
+from astromesh.config.guardrails import GuardrailsSpec
+from astromesh.config.issues import config_error
+from astromesh.config.model_spec import ModelSpec
+from astromesh.config.orchestration import OrchestrationSpec
+from astromesh.config.tools import AnyTool
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
+
+
+@cache
+def _jinja() -> Environment:
+    """One parser for all checks; imported lazily (jinja2 is not needed to read configs)."""
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment()
+
+
+def template_problem(text: str) -> str | None:
+    """Why ``text`` is not a valid Jinja2 template, or ``None``.
+
+    Checked at load time so a typo fails here, not at the first run that renders it.
+    """
+    from jinja2 import TemplateSyntaxError
+
+    try:
+        _jinja().parse(text)
+    except TemplateSyntaxError as exc:
+        return f"invalid Jinja2 template: {exc.message} (line {exc.lineno} of the template)"
+    return None
+
+
+def check_template(text: str, *, field: str | None = None) -> str:
+    """Return ``text`` or raise the config error for its syntax problem."""
+    problem = template_problem(text)
+    if problem is not None:
+        raise config_error(problem, field=field)
+    return text
+
+
+class Identity(ConfigModel):
+    """How the agent presents itself (also available to prompts as ``agent.*``)."""
+
+    display_name: str | None = None
+    description: str | None = None
+    avatar: str | None = None
+
+
+class Prompts(ConfigModel):
+    """The system prompt and named templates, all Jinja2."""
+
+    system: str = ""
+    templates: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("system")
+    @classmethod
+    def _system_syntax(cls, value: str) -> str:
+        return check_template(value)
+
+    @field_validator("templates")
+    @classmethod
+    def _templates_syntax(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, text in value.items():
+            check_template(text, field=name)
+        return value
+
+
+class ConversationalMemory(ConfigModel):
+    """The recent turns of a session."""
+
+    backend: Literal["sqlite", "redis", "postgres", "memory"] = "sqlite"
+    strategy: Literal["sliding_window", "summary", "token_budget"] = "sliding_window"
+    max_turns: int = Field(20, ge=1)
+    ttl: int | None = Field(None, ge=1)
+    max_tokens: int | None = Field(None, ge=1)
+
+
+class SemanticMemory(ConfigModel):
+    """Facts recalled by similarity."""
+
+    backend: Literal["sqlite", "pgvector", "faiss", "chromadb", "qdrant", "memory"] = "sqlite"
+    similarity_threshold: float = Field(0.7, ge=0, le=1)
+    max_results: int = Field(5, ge=1)
+
+
+class EpisodicMemory(ConfigModel):
+    """Events and summaries of past runs."""
+
+    backend: Literal["sqlite", "postgres", "memory"] = "sqlite"
+
+
+class MemorySpec(ConfigModel):
+    """Which memories the agent keeps; a missing one is not kept."""
+
+    conversational: ConversationalMemory | None = None
+    semantic: SemanticMemory | None = None
+    episodic: EpisodicMemory | None = None
+
+
+class FilesystemPermissions(ConfigModel):
+    """Path prefixes the agent's tools may read and write."""
+
+    read: list[str] = Field(default_factory=list)
+    write: list[str] = Field(default_factory=list)
+
+
+class NetworkPermissions(ConfigModel):
+    """Hosts (``host`` or ``host:port``) the agent's tools may reach."""
+
+    allowed: list[str] = Field(default_factory=list)
+
+
+class ExecutionPermissions(ConfigModel):
+    """``dry_run``: side-effecting tools report what they would do instead of doing it."""
+
+    dry_run: bool = False
+
+
+class Permissions(ConfigModel):
+    """What the agent may do. ``allowed_actions`` may name actions beyond its own tools
+    (upstream lists some), so unknown names there are not errors."""
+
+    allowed_actions: list[str] | None = None
+    filesystem: FilesystemPermissions | None = None
+    network: NetworkPermissions | None = None
+    execution: ExecutionPermissions | None = None
+
+    def allows(self, action: str) -> bool:
+        """Whether ``action`` may run (everything is allowed when no list is given)."""
+        return self.allowed_actions is None or action in self.allowed_actions
+
+
+class ChainRetry(ConfigModel):
+    """How a chained agent is retried when it fails."""
+
+    max_attempts: int = Field(1, ge=1)
+    backoff: Literal["fixed", "linear", "exponential"] = "exponential"
+
+
+class ChainStep(ConfigModel):
+    """Run ``agent`` after this one completes, when ``when`` renders truthy."""
+
+    agent: str
+    when: str | None = None
+    input: str | None = None
+    retry: ChainRetry | None = None
+    timeout_seconds: float | None = Field(None, gt=0)
+    on_error: Literal["continue", "fail"] = "fail"
+
+    @field_validator("when", "input")
+    @classmethod
+    def _template_syntax(cls, value: str | None) -> str | None:
+        return None if value is None else check_template(value)
+
+
+class ChainSpec(ConfigModel):
+    """Agents to run after this one (upstream's ``chain``)."""
+
+    mode: Literal["sequential", "parallel"] = "sequential"
+    on_complete: list[ChainStep] = Field(default_factory=list)
+
+
+class AgentSpec(ConfigModel):
+    """``spec`` of an Agent."""
+
+    identity: Identity = Field(default_factory=Identity)
+    model: ModelSpec
+    prompts: Prompts = Field(default_factory=Prompts)
+    output_schema: dict[str, Any] | None = None
+    orchestration: OrchestrationSpec = Field(default_factory=OrchestrationSpec)
+    tools: list[AnyTool] = Field(default_factory=list)
+    memory: MemorySpec = Field(default_factory=MemorySpec)
+    guardrails: GuardrailsSpec = Field(default_factory=GuardrailsSpec)
+    permissions: Permissions = Field(default_factory=Permissions)
+    chain: ChainSpec | None = None
+
+    @model_validator(mode="after")
+    def _unique_tool_names(self) -> AgentSpec:
+        seen: dict[str, int] = {}
+        for i, tool in enumerate(self.tools):
+            if tool.name in seen:
+                raise config_error(
+                    f"duplicate tool name '{tool.name}' (also tools[{seen[tool.name]}])",
+                    field=f"tools.{i}.name",
+                )
+            seen[tool.name] = i
+        return self
+
+
+class AgentDocument(ConfigDocument):
+    """``kind: Agent``."""
+
+    kind: Literal["Agent"]
+    spec: AgentSpec
+
+    @property
+    def description(self) -> str:
+        """The identity's description, or empty."""
+        return self.spec.identity.description or ""
+
+    def summary(self) -> dict[str, Any]:
+        """The entry of ``GET /v1/agents``: name, version, namespace, description, pattern."""
+        return {
+            "name": self.metadata.name,
+            "version": self.metadata.version,
+            "namespace": self.metadata.namespace,
+            "description": self.description,
+            "display_name": self.spec.identity.display_name or self.metadata.name,
+            "pattern": self.spec.orchestration.pattern,
+            "labels": dict(self.metadata.labels),
+        }

@@ -1,0 +1,101 @@
+"""``spec.guardrails``: checks on the way in (user input) and out (model output).
+
+One model per ``type``; each is validated up front (regexes compile, limits are positive) so a
+broken rule fails at load time, not on the first message that happens to reach it.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+
+from astromesh.config.base import ConfigModel
+from astromesh.config.issues import config_error
+
+
+class PiiDetection(ConfigModel):
+    """Find personal data; redact it (default) or block the message."""
+
+    type: Literal["pii_detection"]
+    action: Literal["redact", "block"] = "redact"
+    entities: list[str] | None = None
+
+
+class MaxLength(ConfigModel):
+    """Reject text longer than ``max_chars``."""
+
+    type: Literal["max_length"]
+    max_chars: int = Field(gt=0)
+
+
+class CostLimit(ConfigModel):
+    """Stop a turn or a run that would spend more than allowed."""
+
+    type: Literal["cost_limit"]
+    max_tokens_per_turn: int | None = Field(None, gt=0)
+    max_cost_per_run: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _some_limit(self) -> CostLimit:
+        if self.max_tokens_per_turn is None and self.max_cost_per_run is None:
+            raise config_error(
+                "cost_limit needs 'max_tokens_per_turn' or 'max_cost_per_run' (or both)"
+            )
+        return self
+
+
+class ContentFilter(ConfigModel):
+    """Forbidden keywords (case-insensitive) and regex patterns."""
+
+    type: Literal["content_filter"]
+    forbidden_keywords: list[str] = Field(default_factory=list)
+    blocked_patterns: list[str] = Field(default_factory=list)
+    action: Literal["block", "redact"] = "block"
+
+    @field_validator("blocked_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for i, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise config_error(
+                    f"invalid regular expression '{pattern}': {exc}", field=str(i)
+                ) from None
+        return patterns
+
+    @model_validator(mode="after")
+    def _something_to_filter(self) -> ContentFilter:
+        if not self.forbidden_keywords and not self.blocked_patterns:
+            raise config_error("content_filter needs 'forbidden_keywords' or 'blocked_patterns'")
+        return self
+
+    def compiled_patterns(self) -> list[re.Pattern[str]]:
+        """The patterns, compiled (they are known to compile)."""
+        return [re.compile(p) for p in self.blocked_patterns]
+
+
+class TopicFilter(ConfigModel):
+    """Refuse conversations about listed topics (``blocked_topics`` is upstream's name)."""
+
+    type: Literal["topic_filter"]
+    forbidden_topics: list[str] = Field(
+        min_length=1, validation_alias=AliasChoices("forbidden_topics", "blocked_topics")
+    )
+    action: Literal["block", "redact"] = "block"
+
+
+AnyGuardrail = Annotated[
+    PiiDetection | MaxLength | CostLimit | ContentFilter | TopicFilter,
+    Field(discriminator="type"),
+]
+"""Any guardrail rule; pydantic picks the class by ``type``."""
+
+
+class GuardrailsSpec(ConfigModel):
+    """The input-side and output-side rules, applied in the order written."""
+
+    input: list[AnyGuardrail] = Field(default_factory=list)
+    output: list[AnyGuardrail] = Field(default_factory=list)

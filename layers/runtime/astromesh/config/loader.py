@@ -1,0 +1,439 @@
+"""Load ``astromesh/v1`` documents from files, folders or text, collecting every problem.
+
+Nothing here raises for a bad file: each problem becomes a ``ConfigIssue`` and the file's
+documents are left out, so one broken agent never takes the others down (``astromesh
+validate`` prints all issues at once; the runtime serves the agents that are fine).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from astromesh.config.agent import AgentDocument
+from astromesh.config.base import ConfigDocument, SourceRef
+from astromesh.config.constants import (
+    API_VERSIONS,
+    IGNORED_FILE_NAMES,
+    KINDS,
+    PROVIDER_TYPES,
+)
+from astromesh.config.issues import ConfigIssue, format_path, one_of, suggest, with_suggestion
+from astromesh.config.provider import ProviderConfigDocument, ProviderEntry, RoutingConfig
+from astromesh.config.pydantic_errors import issues_from_validation_error
+from astromesh.config.rag import RAGPipelineDocument
+from astromesh.config.runtime_config import RuntimeConfigDocument
+from astromesh.config.yaml_source import (
+    FieldPath,
+    ParseFailure,
+    Position,
+    YamlDocument,
+    parse_documents,
+)
+
+DOCUMENT_TYPES: dict[str, type[ConfigDocument]] = {
+    "Agent": AgentDocument,
+    "ProviderConfig": ProviderConfigDocument,
+    "RAGPipeline": RAGPipelineDocument,
+    "RuntimeConfig": RuntimeConfigDocument,
+}
+assert tuple(DOCUMENT_TYPES) == KINDS
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class LoadResult:
+    """Everything one load found: typed documents by kind, and every problem."""
+
+    agents: dict[str, AgentDocument] = field(default_factory=dict)
+    provider_configs: list[ProviderConfigDocument] = field(default_factory=list)
+    providers: dict[str, ProviderEntry] = field(default_factory=dict)
+    routing: RoutingConfig | None = None
+    rag_pipelines: dict[str, RAGPipelineDocument] = field(default_factory=dict)
+    runtime: RuntimeConfigDocument | None = None
+    errors: list[ConfigIssue] = field(default_factory=list)
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was wrong."""
+        return not self.errors
+
+    def error_report(self) -> str:
+        """All issues, one per line, as ``astromesh validate`` prints them."""
+        return "\n".join(str(issue) for issue in self.errors)
+
+
+def load_path(
+    path: str | Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    known_providers: Collection[str] = (),
+) -> LoadResult:
+    """Load one file, or every ``*.yaml``/``*.yml`` under a folder (recursively).
+
+    Hidden files and folders and ``channels.yaml`` (not an astromesh/v1 document) are skipped
+    in a folder. ``env`` replaces ``os.environ`` for ``${VAR}``; ``known_providers`` adds
+    provider names defined elsewhere (e.g. already registered) to the cross-document check.
+    """
+    session = _Session(env, known_providers)
+    root = Path(path)
+    if root.is_dir():
+        for file in _yaml_files(root):
+            session.add_file(file)
+    elif root.exists():
+        session.add_file(root)
+    else:
+        session.issue(ConfigIssue(str(root), None, None, "", "no such file or directory"))
+    return session.finish()
+
+
+def load_text(
+    text: str,
+    *,
+    source: str = "<string>",
+    env: Mapping[str, str] | None = None,
+    known_providers: Collection[str] = (),
+) -> LoadResult:
+    """Load documents from text (e.g. a REST request body; JSON is valid YAML).
+
+    For text from outside (REST), pass ``env={}`` or a restricted mapping: with the default,
+    ``${VAR}`` would copy this process's environment (secrets included) into the agent.
+    """
+    session = _Session(env, known_providers)
+    session.add_text(text, source)
+    return session.finish()
+
+
+def _yaml_files(root: Path) -> list[Path]:
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or name in IGNORED_FILE_NAMES:
+                continue
+            if name.endswith(YAML_SUFFIXES):
+                found.append(Path(dirpath) / name)
+    return found
+
+
+@dataclass
+class _Staged:
+    """A document that validated on its own, waiting for the cross-document checks."""
+
+    document: ConfigDocument
+    yaml: YamlDocument
+    file: str
+
+
+class _Session:
+    """One load: per-file validation, then checks across all documents."""
+
+    def __init__(self, env: Mapping[str, str] | None, known_providers: Collection[str]) -> None:
+        self._env = os.environ if env is None else env
+        self._known_providers = set(known_providers)
+        self._staged: list[_Staged] = []
+        self._provider_origin: dict[str, str] = {}
+        self._routing_origin = ""
+        self.result = LoadResult()
+
+    def issue(self, issue: ConfigIssue) -> None:
+        self.result.errors.append(issue)
+
+    def add_file(self, path: Path) -> None:
+        self.result.files.append(path)
+        name = str(path)
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            self.issue(ConfigIssue(name, None, None, "", f"cannot read file: {reason}"))
+            return
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            before = raw[: exc.start]
+            line = before.count(b"\n") + 1
+            column = exc.start - (before.rfind(b"\n") + 1) + 1
+            self.issue(
+                ConfigIssue(
+                    name,
+                    line,
+                    column,
+                    "",
+                    f"file is not valid UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8",
+                )
+            )
+            return
+        self.add_text(text, name)
+
+    def add_text(self, text: str, file: str) -> None:
+        parsed = parse_documents(text, self._env)
+        if isinstance(parsed, ParseFailure):
+            pos = parsed.position
+            self.issue(
+                ConfigIssue(
+                    file,
+                    pos.line if pos else None,
+                    pos.column if pos else None,
+                    "",
+                    parsed.message,
+                )
+            )
+            return
+        if not parsed:
+            self.issue(
+                ConfigIssue(
+                    file,
+                    None,
+                    None,
+                    "",
+                    "file is empty: expected an astromesh/v1 document"
+                    " (apiVersion, kind, metadata, spec)",
+                )
+            )
+            return
+        staged: list[_Staged] = []
+        issues: list[ConfigIssue] = []
+        for ydoc in parsed:
+            document, found = _validate(ydoc, file)
+            issues += found
+            if document is not None:
+                staged.append(_Staged(document, ydoc, file))
+        if issues:
+            # One bad document makes the whole file suspect: skip all of it.
+            self.result.errors.extend(issues)
+            return
+        self._staged.extend(staged)
+
+    # --- cross-document checks --------------------------------------------------------
+
+    def finish(self) -> LoadResult:
+        by_kind: dict[type[ConfigDocument], list[_Staged]] = {}
+        for staged in self._staged:
+            by_kind.setdefault(type(staged.document), []).append(staged)
+        for staged in by_kind.get(ProviderConfigDocument, []):
+            self._add_provider_config(staged)
+        for staged in by_kind.get(RuntimeConfigDocument, []):
+            self._add_runtime(staged)
+        for staged in by_kind.get(RAGPipelineDocument, []):
+            self._add_rag(staged)
+        for staged in by_kind.get(AgentDocument, []):
+            self._add_agent(staged)
+        return self.result
+
+    def _at(
+        self,
+        staged: _Staged,
+        path: FieldPath,
+        message: str,
+        *,
+        suggestion: str | None = None,
+        prefer_key: bool = False,
+    ) -> None:
+        natural = _natural_path(staged.yaml.data, path)
+        pos: Position = staged.yaml.position_of(natural, prefer_key=prefer_key)
+        self.issue(
+            ConfigIssue(
+                staged.file, pos.line, pos.column, format_path(natural), message, suggestion
+            )
+        )
+
+    def _add_provider_config(self, staged: _Staged) -> None:
+        doc = staged.document
+        assert isinstance(doc, ProviderConfigDocument)
+        self.result.provider_configs.append(doc)
+        for name, entry in doc.spec.providers.items():
+            if name in self.result.providers:
+                first = self._provider_origin[name]
+                self._at(
+                    staged,
+                    ("spec", "providers", name),
+                    f"provider '{name}' is already defined in {first}",
+                    prefer_key=True,
+                )
+                continue
+            self.result.providers[name] = entry
+            self._provider_origin[name] = str(doc.source)
+        if doc.spec.routing is not None:
+            if self.result.routing is not None:
+                self._at(
+                    staged,
+                    ("spec", "routing"),
+                    f"routing is already set in {self._routing_origin}; keep one",
+                    prefer_key=True,
+                )
+            else:
+                self.result.routing = doc.spec.routing
+                self._routing_origin = str(doc.source)
+
+    def _add_runtime(self, staged: _Staged) -> None:
+        doc = staged.document
+        assert isinstance(doc, RuntimeConfigDocument)
+        if self.result.runtime is not None:
+            self._at(
+                staged,
+                ("kind",),
+                f"only one RuntimeConfig is allowed; the first is in {self.result.runtime.source}",
+            )
+            return
+        self.result.runtime = doc
+
+    def _add_rag(self, staged: _Staged) -> None:
+        doc = staged.document
+        assert isinstance(doc, RAGPipelineDocument)
+        first = self.result.rag_pipelines.get(doc.name)
+        if first is not None:
+            self._at(
+                staged,
+                ("metadata", "name"),
+                f"duplicate RAGPipeline name '{doc.name}': already defined in {first.source}",
+            )
+            return
+        self.result.rag_pipelines[doc.name] = doc
+
+    def _add_agent(self, staged: _Staged) -> None:
+        doc = staged.document
+        assert isinstance(doc, AgentDocument)
+        known = [*PROVIDER_TYPES, *self.result.providers, *sorted(self._known_providers)]
+        ok = True
+        for rel, candidate in doc.spec.model.all_candidates():
+            if candidate.provider in known:
+                continue
+            ok = False
+            path = _natural_path(staged.yaml.data, ("spec", "model", *rel))
+            raw = _data_at(staged.yaml.data, path)
+            key = "source" if isinstance(raw, dict) and "source" in raw else "provider"
+            hint = suggest(candidate.provider, known)
+            message = f"unknown provider '{candidate.provider}'"
+            if hint is None:
+                message += (
+                    f": expected a provider type ({one_of(PROVIDER_TYPES)}) or the name of"
+                    " a provider in a ProviderConfig"
+                )
+            self._at(staged, (*path, key), with_suggestion(message, hint), suggestion=hint)
+        if not ok:
+            return
+        first = self.result.agents.get(doc.name)
+        if first is not None:
+            self._at(
+                staged,
+                ("metadata", "name"),
+                f"duplicate agent name '{doc.name}': already defined in {first.source}",
+            )
+            return
+        self.result.agents[doc.name] = doc
+
+
+def _data_at(data: Any, path: FieldPath) -> Any:
+    for part in path:
+        if isinstance(data, dict) and isinstance(part, str):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
+            data = data[part]
+        else:
+            return None
+    return data
+
+
+def _natural_path(data: Any, path: FieldPath) -> FieldPath:
+    """``path`` as written in the file: a one-or-list field given one mapping has no index."""
+    out: list[str | int] = []
+    for part in path:
+        if isinstance(part, int) and isinstance(data, dict):
+            continue
+        out.append(part)
+        data = _data_at(data, (part,))
+    return tuple(out)
+
+
+def _envelope_issues(data: dict[str, Any], ydoc: YamlDocument, file: str) -> list[ConfigIssue]:
+    """apiVersion/kind problems, phrased for the envelope, before choosing a model."""
+    issues: list[ConfigIssue] = []
+
+    def add(path: FieldPath, message: str, hint: str | None = None) -> None:
+        pos = ydoc.position_of(path)
+        issues.append(ConfigIssue(file, pos.line, pos.column, format_path(path), message, hint))
+
+    version = data.get("apiVersion", data.get("api_version"))
+    if version is None:
+        add(("apiVersion",), f"missing required field 'apiVersion' (expected {API_VERSIONS[0]})")
+    elif version not in API_VERSIONS:
+        hint = suggest(str(version), API_VERSIONS)
+        add(
+            ("apiVersion",),
+            with_suggestion(
+                f"unsupported apiVersion '{version}'; expected {API_VERSIONS[0]}", hint
+            ),
+            hint,
+        )
+    kind = data.get("kind")
+    if kind is None:
+        add(("kind",), f"missing required field 'kind' (one of {', '.join(KINDS)})")
+    elif kind not in KINDS:
+        hint = suggest(str(kind), KINDS)
+        add(
+            ("kind",),
+            with_suggestion(f"unknown kind '{kind}'; expected one of {', '.join(KINDS)}", hint),
+            hint,
+        )
+    return issues
+
+
+def _describe_scalar(value: Any) -> str:
+    return "nothing (null)" if value is None else f"the value '{value}'"
+
+
+def _issue_order(issue: ConfigIssue) -> tuple[int, int]:
+    return (issue.line or 0, issue.column or 0)
+
+
+def _validate(ydoc: YamlDocument, file: str) -> tuple[ConfigDocument | None, list[ConfigIssue]]:
+    """Validate one parsed document on its own."""
+    issues = [
+        ConfigIssue(
+            file,
+            problem.position.line if problem.position else None,
+            problem.position.column if problem.position else None,
+            format_path(problem.path),
+            problem.message,
+        )
+        for problem in ydoc.problems
+    ]
+    data = ydoc.data
+    if not isinstance(data, dict):
+        shape = "a list" if isinstance(data, list) else _describe_scalar(data)
+        issues.append(
+            ConfigIssue(
+                file,
+                ydoc.start.line,
+                ydoc.start.column,
+                "",
+                f"expected a mapping with apiVersion, kind, metadata and spec, got {shape}",
+            )
+        )
+        return None, issues
+    envelope = _envelope_issues(data, ydoc, file)
+    if envelope:
+        return None, issues + envelope
+    model = DOCUMENT_TYPES[data["kind"]]
+    try:
+        document = model.model_validate(data)
+    except ValidationError as exc:
+        issues += issues_from_validation_error(
+            exc,
+            model=model,
+            document=ydoc,
+            file=file,
+            data=data,
+            skip_paths=[problem.path for problem in ydoc.problems],
+        )
+        return None, sorted(issues, key=_issue_order)
+    document.with_source(SourceRef(file, ydoc.start.line))
+    return (None if issues else document), sorted(issues, key=_issue_order)

@@ -1,0 +1,236 @@
+"""YAML parsing that keeps where every value came from.
+
+pyyaml's ``safe_load`` loses line numbers and silently keeps the last of two duplicate keys.
+Here a document is composed into nodes and converted by hand, recording for each field path
+the position of its key and of its value, reporting duplicate keys, and applying ``${VAR}``
+interpolation to string scalars (so line numbers survive interpolation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from astromesh.config.interpolate import InterpolationError, interpolate
+
+PathPart = str | int
+FieldPath = tuple[PathPart, ...]
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MAP_TAG = "tag:yaml.org,2002:map"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+# Aliases can make a tiny file expand enormously ("billion laughs"); configs are small.
+_MAX_VALUES = 200_000
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without timestamp resolution: ``version: 2024-01-01`` stays a string."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A 1-based line and column in the source text."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True)
+class SourceProblem:
+    """A problem found while reading (not validating) a document."""
+
+    path: FieldPath
+    position: Position | None
+    message: str
+
+
+@dataclass
+class YamlDocument:
+    """One parsed document: plain Python data plus where each field path sits in the file."""
+
+    data: Any
+    start: Position
+    key_positions: dict[FieldPath, Position] = field(default_factory=dict)
+    value_positions: dict[FieldPath, Position] = field(default_factory=dict)
+    scalar_paths: set[FieldPath] = field(default_factory=set)
+    problems: list[SourceProblem] = field(default_factory=list)
+
+    def position_of(self, path: FieldPath, *, prefer_key: bool = False) -> Position:
+        """Where to point a message about ``path``.
+
+        Scalars point at the value; mappings and lists at their key (their value starts on the
+        next line); a path that does not exist (a missing field) at its nearest existing parent.
+        """
+        probe = path
+        while probe:
+            if probe in self.value_positions:
+                key = self.key_positions.get(probe)
+                if key is not None and (prefer_key or probe not in self.scalar_paths):
+                    return key
+                return self.value_positions[probe]
+            probe = probe[:-1]
+        return self.start
+
+
+@dataclass(frozen=True, slots=True)
+class ParseFailure:
+    """The text is not YAML at all; ``position`` is where the parser gave up."""
+
+    message: str
+    position: Position | None
+
+
+def _position(mark: yaml.Mark) -> Position:
+    return Position(mark.line + 1, mark.column + 1)
+
+
+def parse_documents(text: str, env: Mapping[str, str]) -> list[YamlDocument] | ParseFailure:
+    """Parse every ``---``-separated document of ``text``; empty documents are dropped."""
+    try:
+        nodes = [node for node in yaml.compose_all(text, Loader=_Loader) if not _empty(node)]
+    except yaml.MarkedYAMLError as exc:
+        return _syntax_failure(exc)
+    except yaml.YAMLError as exc:
+        return ParseFailure(f"invalid YAML: {exc}", None)
+    return [_Converter(env).document(node) for node in nodes]
+
+
+def _empty(node: Node | None) -> bool:
+    """A document with no content (``---`` followed by nothing, or only comments)."""
+    return node is None or (isinstance(node, ScalarNode) and node.value == "" and not node.style)
+
+
+def _syntax_failure(exc: yaml.MarkedYAMLError) -> ParseFailure:
+    mark = exc.problem_mark or exc.context_mark
+    problem = exc.problem or "syntax error"
+    message = f"invalid YAML: {problem}"
+    if exc.context:
+        message += f" ({exc.context}"
+        if exc.context_mark is not None and exc.context_mark is not mark:
+            message += f" at line {exc.context_mark.line + 1}"
+        message += ")"
+    if "'\\t'" in problem:
+        message += "; YAML does not allow tabs for indentation, use spaces"
+    return ParseFailure(message, _position(mark) if mark is not None else None)
+
+
+class _Converter:
+    """Turns one composed node tree into Python data, recording positions and problems."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+        self._scalars = _Loader("")
+        self._count = 0
+        self._active: set[int] = set()
+        self._doc: YamlDocument | None = None
+
+    def document(self, root: Node) -> YamlDocument:
+        self._doc = YamlDocument(data=None, start=_position(root.start_mark))
+        self._doc.value_positions[()] = self._doc.start
+        self._doc.data = self._convert(root, ())
+        return self._doc
+
+    def _problem(self, path: FieldPath, node: Node | None, message: str) -> None:
+        assert self._doc is not None
+        position = _position(node.start_mark) if node is not None else None
+        self._doc.problems.append(SourceProblem(path, position, message))
+
+    def _convert(self, node: Node, path: FieldPath) -> Any:
+        assert self._doc is not None
+        self._count += 1
+        if self._count > _MAX_VALUES:
+            if self._count == _MAX_VALUES + 1:
+                self._problem(path, node, "document too large (aliases expand too far)")
+            return None
+        if id(node) in self._active:
+            self._problem(path, node, "recursive alias: a value cannot contain itself")
+            return None
+        self._doc.value_positions.setdefault(path, _position(node.start_mark))
+        if isinstance(node, ScalarNode):
+            self._doc.scalar_paths.add(path)
+            return self._scalar(node, path)
+        self._active.add(id(node))
+        try:
+            if isinstance(node, MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, SequenceNode):
+                if node.tag != _SEQ_TAG:
+                    self._problem(path, node, f"unsupported YAML tag '{node.tag}'")
+                return [self._convert(item, (*path, i)) for i, item in enumerate(node.value)]
+        finally:
+            self._active.discard(id(node))
+        self._problem(path, node, "unsupported YAML node")
+        return None
+
+    def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
+        if node.tag == _STR_TAG:
+            try:
+                return interpolate(node.value, self._env)
+            except InterpolationError as exc:
+                self._problem(path, node, exc.message)
+                return node.value
+        try:
+            return self._scalars.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            self._problem(path, node, f"unsupported YAML tag '{node.tag}'")
+            return node.value
+
+    def _mapping(self, node: MappingNode, path: FieldPath) -> dict[str, Any]:
+        assert self._doc is not None
+        if node.tag != _MAP_TAG:
+            self._problem(path, node, f"unsupported YAML tag '{node.tag}'")
+        # Merged keys first, so explicit keys override both their values and their positions.
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                self._merge(value_node, path, result)
+        first_seen: dict[str, Node] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE_TAG:
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self._problem(path, key_node, "a mapping key must be a plain value")
+                continue
+            # The key's text, not its YAML type: `on:` stays "on", `200:` stays "200".
+            key = key_node.value
+            if key in first_seen:
+                first = first_seen[key].start_mark.line + 1
+                self._problem(
+                    (*path, key),
+                    key_node,
+                    f"duplicate key '{key}' (first defined at line {first}); "
+                    "YAML would silently keep only the last one",
+                )
+                # The last value wins, as in pyyaml, so validation of the rest still runs.
+            first_seen[key] = key_node
+            child = (*path, key)
+            self._doc.key_positions[child] = _position(key_node.start_mark)
+            self._doc.value_positions.pop(child, None)
+            self._doc.scalar_paths.discard(child)
+            result[key] = self._convert(value_node, child)
+        return result
+
+    def _merge(self, value_node: Node, path: FieldPath, into: dict[str, Any]) -> None:
+        """Apply a YAML merge key (``<<: *base``); earlier sources win, explicit keys win."""
+        sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                self._problem(path, source, "a merge key (<<) must refer to a mapping")
+                continue
+            if id(source) in self._active:
+                self._problem(path, source, "recursive alias: a value cannot contain itself")
+                continue
+            converted = self._mapping(source, path)
+            for key, value in converted.items():
+                into.setdefault(key, value)

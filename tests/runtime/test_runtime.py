@@ -126,3 +126,25 @@ async def test_state_on_redis_and_postgres(openai_server, agents_dir, redis_url,
         assert await agent.memory.clear(key) == 4
     assert stored.status is RunStatus.SUCCEEDED and stored.answer == "a2"
     assert [m.content for m in history] == ["q1", "a1", "q2", "a2"]
+
+
+async def test_runtime_config_defaults_fill_what_an_agent_leaves_out(
+    openai_server, agents_dir, make_runtime
+):
+    write_agent(
+        agents_dir, "plain", model=primary(openai_server.url), orchestration={"pattern": "react"}
+    )
+    write_agent(
+        agents_dir,
+        "explicit",
+        model=primary(openai_server.url),
+        orchestration={"pattern": "react", "max_iterations": 7},
+    )
+    (agents_dir / "runtime.yaml").write_text(
+        "apiVersion: astromesh/v1\nkind: RuntimeConfig\nmetadata: {name: r}\n"
+        "spec:\n  defaults:\n    orchestration: {max_iterations: 3, timeout_seconds: 12}\n"
+    )
+    runtime = make_runtime()
+    plain, explicit = await runtime.get("plain"), await runtime.get("explicit")
+    assert (plain.max_iterations, plain.timeout_seconds) == (3, 12)
+    assert (explicit.max_iterations, explicit.timeout_seconds) == (7, 12)

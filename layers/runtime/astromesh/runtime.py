@@ -142,7 +142,8 @@ class AgentRuntime:
 
     async def _build(self, doc: AgentDocument) -> Agent:
         spec = doc.spec
-        orchestration = spec.orchestration
+        defaults = self.config.runtime.spec.defaults.orchestration if self.config.runtime else None
+        orchestration = spec.orchestration.with_defaults(defaults)
         system = spec.prompts.system if spec.prompts else None
         return Agent(
             config=doc,

@@ -40,6 +40,10 @@ class Message(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    content_ref: str | None = None
+    """Set when ``content`` is only a preview of a large tool result kept in the run store
+    under this call id; executors resolve it before the model sees the message, so the run
+    document stays small however large the results."""
 
     @classmethod
     def system(cls, content: str) -> Message:

@@ -1,7 +1,16 @@
 """Orchestration patterns: ``step`` policies over the shared step -> act -> observe loop."""
 
 from astromesh.errors import ConfigurationError
-from astromesh.orchestration.base import Act, Decision, Fail, Finish, Pattern, StepContext
+from astromesh.orchestration.base import (
+    Act,
+    Decision,
+    Fail,
+    Finish,
+    Pattern,
+    StepContext,
+    decision_from_dict,
+    decision_to_dict,
+)
 from astromesh.orchestration.react import ReActPattern
 
 RUNNABLE_PATTERNS = ("react",)
@@ -26,4 +35,6 @@ __all__ = [
     "ReActPattern",
     "StepContext",
     "build_pattern",
+    "decision_from_dict",
+    "decision_to_dict",
 ]

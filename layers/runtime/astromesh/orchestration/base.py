@@ -11,7 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from astromesh.models.types import (
     GenerationParams,
@@ -52,6 +52,31 @@ class Fail:
 
 
 Decision = Act | Finish | Fail
+
+
+def decision_to_dict(decision: Decision) -> dict[str, Any]:
+    """The JSON form stored in ``RunState.decision`` (actions live in ``pending_actions``)."""
+    if isinstance(decision, Act):
+        return {"type": "act", "actions": [call.id for call in decision.actions]}
+    if isinstance(decision, Finish):
+        return {"type": "finish", "answer": decision.answer}
+    return {
+        "type": "fail",
+        "reason": decision.reason,
+        "status": decision.status.value,
+        "code": decision.code,
+    }
+
+
+def decision_from_dict(data: dict[str, Any], pending: Sequence[ToolCall] = ()) -> Decision:
+    """Rebuild a decision stored by :func:`decision_to_dict`."""
+    kind = data["type"]
+    if kind == "act":
+        wanted = set(data["actions"])
+        return Act([call for call in pending if call.id in wanted])
+    if kind == "finish":
+        return Finish(data["answer"])
+    return Fail(data["reason"], status=RunStatus(data["status"]), code=data["code"])
 
 
 @dataclass(slots=True)

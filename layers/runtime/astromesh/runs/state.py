@@ -102,6 +102,8 @@ class ActionResult(BaseModel):
     ok: bool
     content: str
     duration_ms: float = 0.0
+    truncated: bool = False
+    """``content`` is only a preview; the full text is in the run store (``get_results``)."""
 
 
 class RunState(BaseModel):
@@ -127,6 +129,17 @@ class RunState(BaseModel):
     error: str | None = None
     usage: RunUsage = Field(default_factory=RunUsage)
     data: dict[str, Any] | None = None
+    pattern_state: dict[str, Any] = Field(default_factory=dict)
+    """JSON state a pattern keeps between steps (a plan, a stage index, the active agent).
+
+    Patterns must keep everything here, never on themselves: on Step Functions every step
+    runs in a fresh Lambda invocation that only has the stored run."""
+    decision: dict[str, Any] | None = None
+    """The last step's decision (``{"type": "act" | "finish" | "fail", ...}``), persisted so an
+    executor that resumes in another process knows what comes next."""
+    parent_run_id: str | None = None
+    depth: int = 0
+    """How deep in agent-calls-agent this run is (0 for a run a caller started)."""
     version: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

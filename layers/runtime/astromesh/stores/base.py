@@ -8,10 +8,11 @@ elsewhere. Every method is async so network backends never block the event loop.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from astromesh.models.types import Message
-from astromesh.runs.state import RunState
+from astromesh.runs.state import ActionResult, RunState
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,19 @@ class RunStore(ABC):
         self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50
     ) -> list[RunState]:
         """Newest first, optionally filtered by agent and session."""
+
+    @abstractmethod
+    async def put_result(self, run_id: str, result: ActionResult) -> None:
+        """Keep one action's full result beside the run.
+
+        Written by whoever executed the action (the local loop, or a ``tool_executor`` Lambda
+        running in parallel with its siblings), so it never touches the run document and
+        never conflicts. Writing the same ``(run_id, call_id)`` again replaces it (retries).
+        """
+
+    @abstractmethod
+    async def get_results(self, run_id: str, call_ids: Sequence[str]) -> dict[str, ActionResult]:
+        """The stored results among ``call_ids`` (missing ids are simply absent)."""
 
 
 class HistoryStore(ABC):

@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Sequence
 
 from astromesh.errors import ConflictError, NotFoundError
 from astromesh.models.types import Message
-from astromesh.runs.state import RunState, utcnow
+from astromesh.runs.state import ActionResult, RunState, utcnow
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
 
 
 class MemoryRunStore(RunStore):
     def __init__(self) -> None:
         self._runs: dict[str, str] = {}
+        self._results: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
+
+    async def put_result(self, run_id: str, result: ActionResult) -> None:
+        self._results[(run_id, result.call_id)] = result.model_dump_json()
+
+    async def get_results(self, run_id: str, call_ids: Sequence[str]) -> dict[str, ActionResult]:
+        return {
+            call_id: ActionResult.model_validate_json(raw)
+            for call_id in call_ids
+            if (raw := self._results.get((run_id, call_id))) is not None
+        }
 
     async def create(self, run: RunState) -> RunState:
         async with self._lock:

@@ -10,15 +10,22 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema
 from pydantic import BaseModel
 
 from astromesh.models.types import ToolDefinition
 
+if TYPE_CHECKING:
+    from astromesh.runs.state import RunState
+
 logger = logging.getLogger(__name__)
+
+ChildRunner = Callable[[str, str], Awaitable["RunState"]]
+"""Runs another agent as a child of the current run: ``(agent_name, query) -> finished run``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +36,8 @@ class ToolContext:
     agent: str
     session_id: str
     namespace: str = "default"
+    run_child: ChildRunner | None = None
+    """How an agent tool starts a child run; set by the executor, ``None`` where unsupported."""
 
 
 class ToolResult(BaseModel):

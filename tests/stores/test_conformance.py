@@ -360,3 +360,38 @@ def _key_fields(key: SessionKey) -> dict[str, str]:
         "namespace": key.namespace,
         "tenant": key.tenant,
     }
+
+
+# --- action results ---------------------------------------------------------------------
+
+
+async def test_results_are_kept_beside_the_run_by_call_id(backend: StateBackend) -> None:
+    big = "x" * 100_000
+    first = ActionResult(call_id="c1", name="search", ok=True, content=big, duration_ms=3.5)
+    second = ActionResult(call_id="c2", name="fetch", ok=False, content="timed out")
+    await backend.runs.put_result("run_a", first)
+    await backend.runs.put_result("run_a", second)
+    await backend.runs.put_result(
+        "run_b", ActionResult(call_id="c1", name="x", ok=True, content="b")
+    )
+
+    found = await backend.runs.get_results("run_a", ["c1", "c2", "missing"])
+
+    assert found == {"c1": first, "c2": second}
+    assert (await backend.runs.get_results("run_b", ["c1"]))["c1"].content == "b"
+    assert await backend.runs.get_results("run_a", []) == {}
+    assert await backend.runs.get_results("nobody", ["c1"]) == {}
+
+
+async def test_writing_a_result_again_replaces_it(backend: StateBackend) -> None:
+    await backend.runs.put_result("r", ActionResult(call_id="c", name="t", ok=False, content="1"))
+    await backend.runs.put_result("r", ActionResult(call_id="c", name="t", ok=True, content="2"))
+    [(call_id, result)] = (await backend.runs.get_results("r", ["c", "c"])).items()
+    assert (call_id, result.ok, result.content) == ("c", True, "2")
+
+
+async def test_parallel_result_writers_never_conflict(backend: StateBackend) -> None:
+    results = [ActionResult(call_id=f"c{i}", name="t", ok=True, content=str(i)) for i in range(20)]
+    await asyncio.gather(*(backend.runs.put_result("r", r) for r in results))
+    found = await backend.runs.get_results("r", [r.call_id for r in results])
+    assert [found[f"c{i}"].content for i in range(20)] == [str(i) for i in range(20)]

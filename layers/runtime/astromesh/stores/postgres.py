@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from astromesh.errors import ConflictError, NotFoundError
 from astromesh.models.types import Message
-from astromesh.runs.state import RunState
+from astromesh.runs.state import ActionResult, RunState
 from astromesh.stores._common import (
     adopt,
     as_utc,
@@ -187,6 +188,24 @@ class PostgresRunStore(RunStore):
             (*params, limit),
         )
         return [RunState.model_validate_json(doc) for (doc,) in rows]
+
+    async def put_result(self, run_id: str, result: ActionResult) -> None:
+        await self._backend.execute_count(
+            "INSERT INTO action_results (run_id, call_id, document) VALUES (%s, %s, %s::jsonb)"
+            " ON CONFLICT (run_id, call_id) DO UPDATE SET document = excluded.document",
+            (run_id, result.call_id, result.model_dump_json()),
+        )
+
+    async def get_results(self, run_id: str, call_ids: Sequence[str]) -> dict[str, ActionResult]:
+        wanted = list(dict.fromkeys(call_ids))
+        if not wanted:
+            return {}
+        rows = await self._backend.execute(
+            "SELECT call_id, document::text FROM action_results"
+            " WHERE run_id = %s AND call_id = ANY(%s)",
+            (run_id, wanted),
+        )
+        return {call_id: ActionResult.model_validate_json(doc) for call_id, doc in rows}
 
 
 class PostgresHistoryStore(HistoryStore):

@@ -16,13 +16,14 @@ update happen as one atomic step: two writers holding the same version can never
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 
 from astromesh.errors import ConflictError, NotFoundError
 from astromesh.models.types import Message
-from astromesh.runs.state import RunState
+from astromesh.runs.state import ActionResult, RunState
 from astromesh.stores._common import (
     adopt,
     as_utc,
@@ -206,6 +207,27 @@ class RedisRunStore(RunStore):
         if expired:
             await client.zrem(index, *expired)
         return found
+
+    async def put_result(self, run_id: str, result: ActionResult) -> None:
+        name = self._backend.key("results", run_id)
+        async with self._backend.client.pipeline(transaction=True) as pipe:
+            pipe.hset(name, result.call_id, result.model_dump_json())
+            if self._backend.ttl_seconds:
+                pipe.expire(name, self._backend.ttl_seconds)
+            await pipe.execute()
+
+    async def get_results(self, run_id: str, call_ids: Sequence[str]) -> dict[str, ActionResult]:
+        wanted = list(dict.fromkeys(call_ids))
+        if not wanted:
+            return {}
+        raw: list[str | None] = await self._backend.client.hmget(
+            self._backend.key("results", run_id), wanted
+        )
+        return {
+            call_id: ActionResult.model_validate_json(doc)
+            for call_id, doc in zip(wanted, raw, strict=True)
+            if doc is not None
+        }
 
 
 class RedisHistoryStore(HistoryStore):

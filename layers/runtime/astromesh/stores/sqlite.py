@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
 from astromesh.errors import ConflictError, NotFoundError
 from astromesh.models.types import Message
-from astromesh.runs.state import RunState, utcnow
+from astromesh.runs.state import ActionResult, RunState, utcnow
 from astromesh.stores._common import (
     adopt,
     conflict,
@@ -176,6 +176,34 @@ class SQLiteRunStore(RunStore):
         def select(conn: sqlite3.Connection) -> list[RunState]:
             rows = conn.execute(query, (*params, limit)).fetchall()
             return [RunState.model_validate_json(doc) for (doc,) in rows]
+
+        return await self._backend.call(select)
+
+    async def put_result(self, run_id: str, result: ActionResult) -> None:
+        document = result.model_dump_json()
+
+        def upsert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "INSERT INTO action_results (run_id, call_id, document) VALUES (?, ?, ?)"
+                " ON CONFLICT (run_id, call_id) DO UPDATE SET document = excluded.document",
+                (run_id, result.call_id, document),
+            )
+
+        await self._backend.call(upsert)
+
+    async def get_results(self, run_id: str, call_ids: Sequence[str]) -> dict[str, ActionResult]:
+        wanted = list(dict.fromkeys(call_ids))
+        if not wanted:
+            return {}
+        marks = ", ".join("?" for _ in wanted)
+
+        def select(conn: sqlite3.Connection) -> dict[str, ActionResult]:
+            rows = conn.execute(
+                "SELECT call_id, document FROM action_results"
+                f" WHERE run_id = ? AND call_id IN ({marks})",
+                (run_id, *wanted),
+            ).fetchall()
+            return {call_id: ActionResult.model_validate_json(doc) for call_id, doc in rows}
 
         return await self._backend.call(select)
 

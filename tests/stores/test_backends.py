@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from astromesh.models.types import Message
-from astromesh.runs.state import RunState
+from astromesh.runs.state import ActionResult, RunState
 from astromesh.stores.base import SessionKey
 from astromesh.stores.postgres import PostgresBackend
 from astromesh.stores.redis import RedisBackend
@@ -26,9 +26,13 @@ async def test_redis_sets_ttl_on_every_key(redis_url: str, redis_prefix: str) ->
     try:
         run = await backend.runs.create(RunState(agent="a", session_id="s", query="q"))
         await backend.history.append(KEY, [Message.user("hi")])
+        await backend.runs.put_result(
+            run.id, ActionResult(call_id="c1", name="t", ok=True, content="r")
+        )
         keys = sorted([k async for k in backend.client.scan_iter(match=f"{redis_prefix}:*")])
 
         assert f"{redis_prefix}:run:{run.id}" in keys
+        assert f"{redis_prefix}:results:{run.id}" in keys
         assert f"{redis_prefix}:runs:agent:a" in keys
         assert any(":hist:" in k for k in keys)
         for key in keys:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from astromesh.errors import ProviderError
+from astromesh.models.catalog import KNOWN_CAPABILITIES, Capabilities, lookup
 from astromesh.models.types import (
     GenerationParams,
     Message,
@@ -38,7 +39,9 @@ class ProviderSettings:
         params: default sampling parameters from the agent file.
         timeout_seconds: per-request timeout for HTTP providers.
         name: the configured provider name (``openai`` in a ProviderConfig), for usage lines.
-        options: provider-specific extras (``n_ctx``, ``n_threads`` for llama.cpp, ...).
+        options: provider-specific extras (``n_ctx``, ``n_threads`` for llama.cpp, ``api``
+            for TGI, ...). ``capabilities`` (a mapping or a list of names) overrides what the
+            router believes the model can do; see :attr:`Model.capabilities`.
     """
 
     provider_type: str
@@ -67,6 +70,9 @@ class Model(ABC):
 
     provider_type: ClassVar[str]
     supports_native_tools: bool = True
+    default_capabilities: ClassVar[Capabilities] = Capabilities(json_mode=True, context_window=8192)
+    """What a model of this provider can do when nothing more specific is known; ``tools``
+    always follows :attr:`supports_native_tools`."""
 
     def __init__(self, settings: ProviderSettings) -> None:
         self.settings = settings
@@ -107,6 +113,31 @@ class Model(ABC):
                 retryable=True,
             )
         return final
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the router may send this model (``capability_match``).
+
+        Layered so a config stays short: the provider class's defaults, then the entry for a
+        well-known model name (:data:`~astromesh.models.catalog.KNOWN_CAPABILITIES`), then
+        ``options["capabilities"]`` given for this provider/model.
+        """
+        caps = Capabilities(
+            chat=self.default_capabilities.chat,
+            tools=self.supports_native_tools,
+            vision=self.default_capabilities.vision,
+            json_mode=self.default_capabilities.json_mode,
+            context_window=self.default_capabilities.context_window,
+        )
+        known = lookup(KNOWN_CAPABILITIES, self.model)
+        if known is not None:
+            caps = caps.updated(
+                {k: v for k, v in known.items() if k != "tools" or self.supports_native_tools}
+            )
+        configured = self.settings.options.get("capabilities")
+        if configured:
+            caps = caps.updated(configured)
+        return caps
 
     async def health(self) -> bool:
         """Whether the backend answers; providers override with a cheap endpoint."""

@@ -1,20 +1,45 @@
 """ModelRouter: picks the candidate model for a role and falls back when one fails.
 
-Candidates are tried in their declared order (primary, then each fallback). The next one is
-tried only on retryable failures (connection, timeout, 429, 5xx) and only while no token has
-reached the user: a stream that already spoke is not silently restarted on another model.
+For each request the role's strategy orders the candidates (see
+:mod:`astromesh.models.strategies`); the router then walks that order:
+
+- a candidate whose circuit is open is skipped (see :mod:`astromesh.models.breaker`);
+- a retryable failure (connection, timeout, 429, 5xx, a cut stream) is retried on the same
+  candidate up to ``RetryPolicy.retries`` times with jittered exponential backoff, then the
+  next candidate is tried (unless ``fallback_enabled`` is false);
+- a non-retryable failure (a 4xx: the request itself is wrong) is raised at once;
+- a stream that already sent tokens to the user is never restarted on another model: its
+  error surfaces, because the user has seen half an answer.
+
+Each final response gets its ``cost`` from the price table, and each success feeds the
+latency average that ``latency_optimized`` orders by.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+import random
+import time
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 from astromesh.errors import ConfigurationError, ProviderError, ProviderUnavailable
 from astromesh.models.base import Model
+from astromesh.models.breaker import CircuitBreaker, breaker_key
+from astromesh.models.catalog import PriceTable
+from astromesh.models.strategies import (
+    RouteRequest,
+    RouterStats,
+    RoutingContext,
+    candidate_key,
+    missing_capabilities,
+    strategy,
+)
 from astromesh.models.types import (
     GenerationParams,
     Message,
+    ModelResponse,
     StreamEvent,
     TextDelta,
     ToolDefinition,
@@ -23,20 +48,84 @@ from astromesh.models.types import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_ROLE = "default"
+DEFAULT_STRATEGY = "quality_first"
+"""A router built without strategies tries candidates in their declared order."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Bounded retries of one candidate before falling back to the next.
+
+    Attributes:
+        retries: extra attempts on the same candidate after a retryable failure (0 = fall
+            back at once).
+        base_delay: seconds; the n-th retry waits a random time in
+            ``[0, min(max_delay, base_delay * 2**(n-1))]`` ("full jitter", so many Lambdas
+            retrying together do not hit the backend in lockstep).
+        max_delay: cap of one wait, in seconds.
+        max_attempts: cap of attempts over all candidates of one request (``None``: no cap
+            beyond ``retries`` per candidate).
+    """
+
+    retries: int = 0
+    base_delay: float = 0.1
+    max_delay: float = 2.0
+    max_attempts: int | None = None
+
+    def delay(self, retry: int) -> float:
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (retry - 1)))
 
 
 class ModelRouter:
-    """Candidate lists per role (``default``, ``planner``, ``worker``...)."""
+    """Candidate lists per role (``default``, ``planner``, ``worker``...), routed per request.
 
-    def __init__(self, candidates: Mapping[str, Sequence[Model]]) -> None:
+    Args:
+        candidates: the declared candidates of each role; ``default`` is required and serves
+            roles without their own list.
+        strategies: strategy name per role (roles not listed use ``default_strategy``).
+        default_strategy: see :mod:`astromesh.models.strategies`.
+        fallback_enabled: when false only the first candidate of the strategy's order is
+            tried (with its retries).
+        breaker: circuit breaker store shared by every router of the process (or of every
+            process, with Redis); ``None`` disables circuit breaking.
+        prices: the price table that sets each response's ``cost``.
+        retry: retry and backoff of one candidate.
+        stats: observed latencies and rotation counters; pass one to share it between routers.
+    """
+
+    def __init__(
+        self,
+        candidates: Mapping[str, Sequence[Model]],
+        *,
+        strategies: Mapping[str, str] | None = None,
+        default_strategy: str = DEFAULT_STRATEGY,
+        fallback_enabled: bool = True,
+        breaker: CircuitBreaker | None = None,
+        prices: PriceTable | None = None,
+        retry: RetryPolicy | None = None,
+        stats: RouterStats | None = None,
+    ) -> None:
         if not candidates.get(DEFAULT_ROLE):
             raise ConfigurationError("a model router needs at least one default candidate")
         self._candidates = {role: list(models) for role, models in candidates.items()}
+        self._strategies = {role: strategy(name) for role, name in (strategies or {}).items()}
+        self._strategy_names = dict(strategies or {})
+        self.default_strategy = default_strategy
+        self._default = strategy(default_strategy)
+        self.fallback_enabled = fallback_enabled
+        self.breaker = breaker
+        self.prices = prices or PriceTable()
+        self.retry = retry or RetryPolicy()
+        self.stats = stats or RouterStats()
+
+    # -- what other layers read --------------------------------------------------------------
 
     def candidates(self, role: str = DEFAULT_ROLE) -> list[Model]:
+        """The role's candidates in declared order (the default's for an unknown role)."""
         return self._candidates.get(role) or self._candidates[DEFAULT_ROLE]
 
     def primary(self, role: str = DEFAULT_ROLE) -> Model:
+        """The role's first declared candidate."""
         return self.candidates(role)[0]
 
     def models(self) -> list[Model]:
@@ -47,6 +136,56 @@ class ModelRouter:
                 seen.setdefault(id(model), model)
         return list(seen.values())
 
+    def strategy_name(self, role: str = DEFAULT_ROLE) -> str:
+        return self._strategy_names.get(role, self.default_strategy)
+
+    def plan(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        role: str = DEFAULT_ROLE,
+        params: GenerationParams | None = None,
+        requires: Collection[str] = (),
+    ) -> list[Model]:
+        """The order in which a request would try the candidates (circuits not consulted).
+
+        Models that cannot chat at all (an embedding-only ONNX model) are never planned.
+
+        Raises:
+            ProviderUnavailable: no candidate can serve this request (``capability_match``
+                found none with the needed capabilities, or none can chat).
+        """
+        request = RouteRequest(role, messages, tools, params, frozenset(requires))
+        return self._plan(request)
+
+    def _plan(self, request: RouteRequest) -> list[Model]:
+        declared = self.candidates(request.role)
+        chat = [m for m in declared if m.capabilities.chat]
+        order_by = self._strategies.get(request.role, self._default)
+        ordered = order_by(chat, request, RoutingContext(self.prices, self.stats))
+        if not ordered:
+            raise self._no_candidate(declared, request)
+        return ordered
+
+    def _no_candidate(self, declared: list[Model], request: RouteRequest) -> ProviderUnavailable:
+        reasons = []
+        for model in declared:
+            lacking = ["chat"] if not model.capabilities.chat else []
+            lacking += missing_capabilities(model, request)
+            reasons.append(f"{candidate_key(model)} lacks {', '.join(lacking)}")
+        needed = ", ".join(sorted(request.needed)) or "chat"
+        last = declared[-1]
+        return ProviderUnavailable(
+            f"no candidate for role {request.role!r} can serve a request needing {needed}: "
+            + "; ".join(reasons),
+            provider=last.settings.label,
+            model=last.model,
+            retryable=False,
+        )
+
+    # -- calls ---------------------------------------------------------------------------------
+
     async def stream(
         self,
         messages: Sequence[Message],
@@ -54,33 +193,68 @@ class ModelRouter:
         tools: Sequence[ToolDefinition] = (),
         role: str = DEFAULT_ROLE,
         params: GenerationParams | None = None,
+        requires: Collection[str] = (),
     ) -> AsyncIterator[StreamEvent]:
-        """Stream from the first candidate that answers.
+        """Stream from the first candidate that answers; the final response carries its cost.
+
+        Args:
+            requires: capabilities the request needs beyond what it shows (``vision`` for a
+                message with images); tools and JSON mode are detected from the request.
 
         Raises:
             ProviderError: a non-retryable failure, or a failure after tokens were sent.
-            ProviderUnavailable: every candidate failed with a retryable error.
+            ProviderUnavailable: every candidate failed with a retryable error or had its
+                circuit open, or none can serve the request.
         """
+        request = RouteRequest(role, messages, tools, params, frozenset(requires))
+        ordered = self._plan(request)
+        if not self.fallback_enabled:
+            ordered = ordered[:1]
         failures: list[str] = []
-        candidates = self.candidates(role)
-        for model in candidates:
-            spoke = False
-            try:
-                async for event in model.stream(messages, tools=tools, params=params):
-                    spoke = spoke or isinstance(event, TextDelta)
-                    yield event
-                return
-            except ProviderError as exc:
-                if spoke or not exc.retryable:
-                    raise
-                logger.warning(
-                    "provider=<%s> model=<%s> | falling back: %s",
-                    exc.provider,
-                    exc.model,
-                    exc.message,
-                )
-                failures.append(exc.message)
-        last = candidates[-1]
+        attempts = 0
+        for model in ordered:
+            key = breaker_key(model.settings.label, model.model)
+            retry = 0
+            while True:
+                if self.retry.max_attempts is not None and attempts >= self.retry.max_attempts:
+                    break
+                if self.breaker is not None and not await self.breaker.allow(key):
+                    failures.append(f"{key}: circuit open")
+                    break
+                attempts += 1
+                spoke = False
+                started = time.perf_counter()
+                try:
+                    async for event in model.stream(messages, tools=tools, params=params):
+                        if isinstance(event, ModelResponse):
+                            await self._succeeded(model, key, event, started)
+                        else:
+                            spoke = spoke or isinstance(event, TextDelta)
+                        yield event
+                    return
+                except ProviderError as exc:
+                    if not exc.retryable:
+                        # The backend answered; the request is at fault, not its health.
+                        if self.breaker is not None:
+                            await self.breaker.record_success(key)
+                        raise
+                    if self.breaker is not None:
+                        await self.breaker.record_failure(key)
+                    if spoke:
+                        raise
+                    failures.append(exc.message)
+                    if retry >= self.retry.retries:
+                        logger.warning(
+                            "provider=<%s> model=<%s> | falling back: %s",
+                            exc.provider,
+                            exc.model,
+                            exc.message,
+                        )
+                        break
+                    retry += 1
+                    logger.info("provider=<%s> | retry %d: %s", key, retry, exc.message)
+                    await asyncio.sleep(self.retry.delay(retry))
+        last = ordered[-1]
         raise ProviderUnavailable(
             "every candidate failed: " + " | ".join(failures),
             provider=last.settings.label,
@@ -88,6 +262,51 @@ class ModelRouter:
             retryable=True,
         )
 
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        role: str = DEFAULT_ROLE,
+        params: GenerationParams | None = None,
+        requires: Collection[str] = (),
+    ) -> ModelResponse:
+        """:meth:`stream` to its end; the final response."""
+        final: ModelResponse | None = None
+        async for event in self.stream(
+            messages, tools=tools, role=role, params=params, requires=requires
+        ):
+            if isinstance(event, ModelResponse):
+                final = event
+        assert final is not None, "router streams always end with a ModelResponse"
+        return final
+
+    async def _succeeded(
+        self, model: Model, key: str, response: ModelResponse, started: float
+    ) -> None:
+        if self.breaker is not None:
+            await self.breaker.record_success(key)
+        latency = response.latency_ms or (time.perf_counter() - started) * 1000.0
+        self.stats.observe_latency(candidate_key(model), latency)
+        response.cost = self.cost_of(model, response)
+
+    def cost_of(self, model: Model, response: ModelResponse) -> float:
+        """Cost of one response of ``model`` from the price table."""
+        price = self.prices.price(model.settings.provider_type, response.provider, response.model)
+        if price is None:
+            logger.debug("provider=<%s> | no price for %s; cost 0", response.provider, model.model)
+            return 0.0
+        return price.cost(response.usage.tokens_in, response.usage.tokens_out)
+
+    async def health(self) -> dict[str, bool]:
+        """Whether each distinct candidate's backend answers its health endpoint."""
+        models = self.models()
+        results = await asyncio.gather(*(m.health() for m in models))
+        return {candidate_key(m): ok for m, ok in zip(models, results, strict=True)}
+
     async def aclose(self) -> None:
         for model in self.models():
             await model.aclose()
+
+
+__all__ = ["DEFAULT_ROLE", "DEFAULT_STRATEGY", "ModelRouter", "RetryPolicy"]

@@ -109,6 +109,9 @@ class ModelResponse(BaseModel):
     model: str
     finish_reason: str | None = None
     latency_ms: float = 0.0
+    cost: float | None = None
+    """US dollars, set by :class:`~astromesh.models.router.ModelRouter` from its price table;
+    ``None`` when the call did not go through a router."""
 
     def as_message(self) -> Message:
         return Message.assistant(self.content, self.tool_calls)

@@ -1,0 +1,169 @@
+"""Build an agent's ModelRouter from its ``spec.model`` and the ProviderConfig documents.
+
+This is the runtime's one entry point into this package: it resolves each candidate against
+the named provider entries (type, endpoint, key, timeout, pricing), picks each role's strategy
+and wires the shared circuit breaker. Both spellings of ``spec.model`` (primary + fallback, or
+``default``/``roles``) go through ``ModelSpec.candidates(role)``, so they build the same router.
+
+Strategy of a role, first found wins:
+
+1. the agent's own (``spec.model.routing.strategy`` or ``roles.<role>.strategy``);
+2. ``ProviderConfig`` ``routing.default_strategy``, when a document sets it;
+3. the declared order (``quality_first``): a file that names a ``primary`` and no strategy
+   means that model first, never a cheaper fallback ahead of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from astromesh.models.base import Model, ProviderSettings
+from astromesh.models.breaker import CircuitBreaker, build_breaker
+from astromesh.models.catalog import CAPABILITY_NAMES, Price, PriceTable
+from astromesh.models.registry import create_model
+from astromesh.models.router import DEFAULT_ROLE, DEFAULT_STRATEGY, ModelRouter, RetryPolicy
+from astromesh.models.strategies import RouterStats
+from astromesh.models.types import GenerationParams
+
+if TYPE_CHECKING:
+    from astromesh.config import AgentDocument, ModelCandidate
+    from astromesh.config.provider import ProviderEntry, RoutingConfig
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PROVIDER_TIMEOUT = 60.0
+DEFAULT_RETRY = RetryPolicy(retries=1, base_delay=0.1, max_delay=2.0)
+"""One jittered retry of a candidate before its fallback: a 429 or a dropped connection often
+passes within a fraction of a second."""
+
+
+def build_router(
+    doc: AgentDocument,
+    providers: Mapping[str, ProviderEntry],
+    routing: RoutingConfig | None,
+    env: Mapping[str, str],
+    breaker: CircuitBreaker | None = None,
+    *,
+    retry: RetryPolicy | None = None,
+    stats: RouterStats | None = None,
+) -> ModelRouter:
+    """The router of one agent.
+
+    Args:
+        doc: the agent document.
+        providers: ProviderConfig entries by name (``LoadResult.providers``).
+        routing: ProviderConfig ``routing`` (``LoadResult.routing``), or ``None``.
+        env: where ``api_key_env`` names are looked up.
+        breaker: the process's circuit breaker (see :func:`breaker_for`); build it once per
+            runtime so every agent calling the same backend sees the same circuit.
+        retry: retry policy; :data:`DEFAULT_RETRY` when omitted.
+        stats: latency/rotation stats to share between routers (one per router otherwise).
+    """
+    spec = doc.spec.model
+    roles = {DEFAULT_ROLE, *spec.roles()}
+    built: dict[tuple[Any, ...], Model] = {}
+
+    def model_for(candidate: ModelCandidate) -> Model:
+        # One instance per distinct candidate, so a model listed under several roles shares
+        # its HTTP connection pool.
+        key = (candidate.provider, candidate.model, candidate.endpoint, repr(candidate))
+        if key not in built:
+            built[key] = build_model(candidate, providers, env)
+        return built[key]
+
+    return ModelRouter(
+        {role: [model_for(c) for c in spec.candidates(role)] for role in roles},
+        strategies={role: role_strategy(doc, routing, role) for role in roles},
+        fallback_enabled=routing.fallback_enabled if routing is not None else True,
+        breaker=breaker,
+        prices=price_table(providers),
+        retry=retry or DEFAULT_RETRY,
+        stats=stats,
+    )
+
+
+def breaker_for(routing: RoutingConfig | None, redis_url: str | None) -> CircuitBreaker:
+    """The circuit breaker configured by ``routing.circuit_breaker``: in Redis when a URL is
+    given (shared by every Lambda instance), in memory otherwise."""
+    if routing is not None:
+        cb = routing.circuit_breaker
+        return build_breaker(
+            redis_url, failure_threshold=cb.failure_threshold, recovery_timeout=cb.recovery_timeout
+        )
+    return build_breaker(redis_url)
+
+
+def role_strategy(doc: AgentDocument, routing: RoutingConfig | None, role: str) -> str:
+    """The strategy of ``role``; see the module docstring for the order of precedence."""
+    spec = doc.spec.model
+    if spec.uses_roles:
+        role_models = spec.role_models.get(role) or spec.default
+        if role_models is not None and "strategy" in role_models.model_fields_set:
+            return role_models.strategy
+    elif spec.routing is not None and "strategy" in spec.routing.model_fields_set:
+        return spec.routing.strategy
+    if routing is not None and "default_strategy" in routing.model_fields_set:
+        return routing.default_strategy
+    return DEFAULT_STRATEGY
+
+
+def build_model(
+    candidate: ModelCandidate, providers: Mapping[str, ProviderEntry], env: Mapping[str, str]
+) -> Model:
+    """One provider instance for ``candidate``, resolved against the named provider entry."""
+    entry = providers.get(candidate.provider)
+    provider_type = entry.type if entry is not None else candidate.provider
+    api_key_env = candidate.api_key_env or (entry.api_key_env if entry else None)
+    api_key = env.get(api_key_env) if api_key_env else None
+    if api_key_env and not api_key:
+        logger.warning(
+            "provider=<%s> | %s is not set; calling without a key", candidate.provider, api_key_env
+        )
+    options: dict[str, Any] = {}
+    capabilities = _configured_capabilities(entry, candidate.model)
+    if capabilities is not None:
+        options["capabilities"] = capabilities
+    return create_model(
+        ProviderSettings(
+            provider_type=provider_type,
+            model=candidate.model,
+            endpoint=candidate.endpoint or (entry.endpoint if entry else None),
+            api_key=api_key,
+            params=GenerationParams(**candidate.parameters.model_dump(exclude_none=True)),
+            timeout_seconds=candidate.timeout_seconds
+            or (entry.timeout_seconds if entry is not None else None)
+            or DEFAULT_PROVIDER_TIMEOUT,
+            name=candidate.provider if entry is not None else None,
+            options=options,
+        )
+    )
+
+
+def _configured_capabilities(entry: ProviderEntry | None, model: str) -> Any:
+    """``capabilities`` of a provider entry, if the config schema has that field.
+
+    Accepted shapes: a list of names or a mapping of names for every model of the entry, or a
+    mapping ``{model: list | mapping}`` per model. Read with ``getattr`` so this works before
+    and after the config field exists.
+    """
+    declared = getattr(entry, "capabilities", None) if entry is not None else None
+    if not declared:
+        return None
+    if isinstance(declared, Mapping) and not set(declared) <= {*CAPABILITY_NAMES, "context_window"}:
+        return declared.get(model)
+    return declared
+
+
+def price_table(providers: Mapping[str, ProviderEntry]) -> PriceTable:
+    """Default prices overridden by every entry's ``pricing``, keyed by (entry name, model)."""
+    overrides = {
+        (name, model): Price(p.input_per_million, p.output_per_million)
+        for name, entry in providers.items()
+        for model, p in (entry.pricing or {}).items()
+    }
+    return PriceTable(overrides=overrides)
+
+
+__all__ = ["DEFAULT_RETRY", "breaker_for", "build_model", "build_router", "price_table"]

@@ -10,13 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
 from astromesh.agent import Agent
 from astromesh.errors import AstromeshError
 from astromesh.models.types import Message, ToolCall
-from astromesh.orchestration.base import Act, Decision, Fail, Finish, StepContext
+from astromesh.orchestration.base import (
+    Act,
+    Decision,
+    Fail,
+    Finish,
+    MessageResolver,
+    StepContext,
+)
 from astromesh.runs.events import EventSink, RunEvent
 from astromesh.runs.state import ActionResult, RunState, RunStatus, utcnow
 from astromesh.telemetry import stage
@@ -26,6 +33,10 @@ logger = logging.getLogger(__name__)
 
 MAX_PARALLEL_ACTIONS = 8
 """Tool calls of one step run concurrently, at most this many at a time."""
+
+ResultKeeper = Callable[[ActionResult], Awaitable[ActionResult]]
+"""Stores an action's full result beside the run and returns what the run document keeps
+(the result itself, or a preview of a large one: see ``astromesh.executors.results``)."""
 
 
 async def prepare(run: RunState, agent: Agent, emit: EventSink) -> None:
@@ -69,8 +80,13 @@ def remaining_seconds(run: RunState, agent: Agent) -> float:
     return (deadline - utcnow()).total_seconds()
 
 
-async def step(run: RunState, agent: Agent, emit: EventSink) -> Decision:
+async def step(
+    run: RunState, agent: Agent, emit: EventSink, *, resolve: MessageResolver | None = None
+) -> Decision:
     """Ask the pattern what to do next, within the run's remaining time.
+
+    ``resolve`` expands large results kept beside the run (``content_ref`` messages) right
+    before each model call, so the model sees them whole while the run stays small.
 
     Provider and configuration failures end the run with a clear reason instead of escaping
     as exceptions: a caller sees ``status: failed`` and ``error``, never a stack trace.
@@ -78,7 +94,7 @@ async def step(run: RunState, agent: Agent, emit: EventSink) -> Decision:
     with stage("step", run_id=run.id, agent=agent.name, iteration=run.iteration):
         try:
             return await asyncio.wait_for(
-                agent.pattern.step(run, StepContext(agent=agent, emit=emit)),
+                agent.pattern.step(run, StepContext(agent=agent, emit=emit, resolve=resolve)),
                 timeout=max(remaining_seconds(run, agent), 0.001),
             )
         except TimeoutError:
@@ -92,7 +108,12 @@ async def step(run: RunState, agent: Agent, emit: EventSink) -> Decision:
 
 
 async def act(
-    run: RunState, agent: Agent, actions: Sequence[ToolCall], emit: EventSink
+    run: RunState,
+    agent: Agent,
+    actions: Sequence[ToolCall],
+    emit: EventSink,
+    *,
+    keep: ResultKeeper | None = None,
 ) -> list[ActionResult]:
     """Execute the step's tool calls concurrently (bounded) and record each one."""
     with stage("act", run_id=run.id, agent=agent.name, actions=len(actions)):
@@ -129,27 +150,56 @@ async def act(
                 )
 
         results = await asyncio.gather(*(one(call) for call in actions))
-        for call, result in zip(actions, results, strict=True):
-            run.record(
-                "tool_call",
-                duration_ms=result.duration_ms,
-                id=call.id,
-                name=call.name,
-                arguments=call.arguments,
-                ok=result.ok,
-                result=result.content,
-                permitted=agent.tools.is_allowed(call.name),
-            )
-        run.results = list(results)
+        if keep is not None:
+            results = await asyncio.gather(*(keep(result) for result in results))
+        record_actions(run, agent, actions, results)
         return list(results)
 
 
+def record_actions(
+    run: RunState,
+    agent: Agent,
+    actions: Sequence[ToolCall],
+    results: Sequence[ActionResult],
+) -> None:
+    """Record each executed call as a ``tool_call`` step and keep the step's results.
+
+    Split from :func:`act` because on Step Functions the calls run in other processes and
+    ``observe`` records them from the results they stored."""
+    for call, result in zip(actions, results, strict=True):
+        run.record(
+            "tool_call",
+            duration_ms=result.duration_ms,
+            id=call.id,
+            name=call.name,
+            arguments=call.arguments,
+            ok=result.ok,
+            result=result.content,
+            permitted=agent.tools.is_allowed(call.name),
+        )
+    run.results = list(results)
+
+
 def observe(run: RunState, agent: Agent, results: Sequence[ActionResult]) -> None:
-    """Hand results to the pattern and close the iteration."""
+    """Hand results to the pattern and close the iteration.
+
+    A message the pattern built from a truncated result (a preview) gets ``content_ref`` set
+    to that result's call id, whatever the pattern's message looks like.
+    """
     with stage("observe", run_id=run.id, agent=agent.name):
+        appended = len(run.messages)
         agent.pattern.observe(run, results)
+        _refer_to_kept_results(run.messages[appended:], results)
         run.pending_actions = []
         run.iteration += 1
+
+
+def _refer_to_kept_results(messages: Sequence[Message], results: Sequence[ActionResult]) -> None:
+    for message in messages:
+        for result in results:
+            if result.truncated and result.content in message.content:
+                message.content_ref = result.call_id
+                break
 
 
 async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventSink) -> None:

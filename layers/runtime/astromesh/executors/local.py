@@ -13,6 +13,7 @@ from astromesh import pipeline
 from astromesh.agent import Agent
 from astromesh.errors import AstromeshError, ConflictError
 from astromesh.executors.base import Executor
+from astromesh.executors.results import RunResults
 from astromesh.orchestration.base import Act, Decision, Fail
 from astromesh.runs.events import EventSink
 from astromesh.runs.state import RunState, RunStatus
@@ -31,6 +32,7 @@ class LocalExecutor(Executor):
 
     async def execute(self, run: RunState, agent: Agent, emit: EventSink) -> RunState:
         decision: Decision
+        kept = RunResults(self.runs, run.id)  # large results by reference
         try:
             await pipeline.prepare(run, agent, emit)
             await self._checkpoint(run)
@@ -39,11 +41,13 @@ class LocalExecutor(Executor):
                 if limit is not None:
                     decision = limit
                     break
-                decision = await pipeline.step(run, agent, emit)
+                decision = await pipeline.step(run, agent, emit, resolve=kept.resolve)
                 if not isinstance(decision, Act):
                     break
                 run.pending_actions = list(decision.actions)
-                results = await pipeline.act(run, agent, decision.actions, emit)
+                results = await pipeline.act(
+                    run, agent, decision.actions, emit, keep=kept.keep
+                )
                 pipeline.observe(run, agent, results)
                 await self._checkpoint(run)
         except RunCancelled:

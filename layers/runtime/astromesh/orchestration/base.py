@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -79,12 +79,22 @@ def decision_from_dict(data: dict[str, Any], pending: Sequence[ToolCall] = ()) -
     return Fail(data["reason"], status=RunStatus(data["status"]), code=data["code"])
 
 
+MessageResolver = Callable[[Sequence[Message]], Awaitable[Sequence[Message]]]
+"""Turns messages into what the model must see: previews of large results (``content_ref``)
+expanded to the full text kept beside the run."""
+
+
 @dataclass(slots=True)
 class StepContext:
-    """What a pattern may use during a step: the built agent and the event stream."""
+    """What a pattern may use during a step: the built agent and the event stream.
+
+    ``resolve`` is set by executors whose runs keep large results by reference;
+    :meth:`Pattern.call_model` applies it, so patterns never see the difference.
+    """
 
     agent: Agent
     emit: EventSink
+    resolve: MessageResolver | None = None
 
 
 class TokenFilter(Protocol):
@@ -125,6 +135,8 @@ class Pattern(ABC):
     ) -> ModelResponse:
         """One routed model call: streams tokens, counts usage, records a ``model_call`` step."""
         started = time.perf_counter()
+        if ctx.resolve is not None:
+            messages = await ctx.resolve(messages)
         response: ModelResponse | None = None
         async for event in ctx.agent.router.stream(messages, tools=tools, role=role, params=params):
             if isinstance(event, TextDelta):

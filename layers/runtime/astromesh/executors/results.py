@@ -1,0 +1,80 @@
+"""Action results kept beside the run, and the previews the run document holds instead.
+
+A tool can return megabytes (a web page, a file). The run document is loaded and saved at
+every step, and on Step Functions by every Lambda task, so it must stay small however large
+the results: the full text goes to the run store (``RunStore.put_result``), the run keeps a
+preview with ``truncated=True``, and a message built from a preview carries
+``content_ref=<call id>``. Right before a model call the preview is swapped back for the full
+text (:meth:`RunResults.resolve`), so the model sees exactly what it would have seen anyway.
+
+Both executors go through this module, which is why they record identical steps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from astromesh.models.types import Message
+from astromesh.runs.state import ActionResult
+from astromesh.stores.base import RunStore
+
+PREVIEW_LIMIT = 8 * 1024
+"""Results longer than this many characters are kept in the run as a preview of this size."""
+
+
+def preview(result: ActionResult, limit: int = PREVIEW_LIMIT) -> ActionResult:
+    """``result`` as the run keeps it: unchanged when short, else a marked preview.
+
+    The preview is a pure function of the full result (and ``limit``), so :func:`expand` can
+    find it again inside whatever message a pattern built from it.
+    """
+    if result.truncated or len(result.content) <= limit:
+        return result
+    return result.model_copy(update={"content": _preview_text(result, limit), "truncated": True})
+
+
+def expand(message: Message, full: ActionResult, limit: int = PREVIEW_LIMIT) -> Message:
+    """``message`` with the preview of ``full`` replaced by its whole text."""
+    shown = _preview_text(full, limit)
+    if shown not in message.content:
+        return message
+    return message.model_copy(
+        update={"content": message.content.replace(shown, full.content, 1), "content_ref": None}
+    )
+
+
+def _preview_text(result: ActionResult, limit: int) -> str:
+    hidden = len(result.content) - limit
+    return (
+        f"{result.content[:limit]}\n[... {hidden} more characters; the full result of "
+        f"{result.call_id} is kept with the run]"
+    )
+
+
+class RunResults:
+    """One run's results in the store: what executors keep and what model calls resolve."""
+
+    def __init__(self, runs: RunStore, run_id: str) -> None:
+        self.runs = runs
+        self.run_id = run_id
+
+    async def keep(self, result: ActionResult) -> ActionResult:
+        """Store the full result beside the run; return what the run document holds."""
+        await self.runs.put_result(self.run_id, result)
+        return preview(result)
+
+    async def load(self, call_ids: Sequence[str]) -> dict[str, ActionResult]:
+        """The full results stored for ``call_ids`` (missing ones are absent)."""
+        return await self.runs.get_results(self.run_id, call_ids)
+
+    async def resolve(self, messages: Sequence[Message]) -> list[Message]:
+        """``messages`` with every ``content_ref`` preview expanded to the full result.
+
+        Reads the store only when some message refers to a result; the run's own messages
+        are never modified (the caller gets copies where something changed).
+        """
+        refs = [m.content_ref for m in messages if m.content_ref]
+        if not refs:
+            return list(messages)
+        full = await self.load(refs)
+        return [expand(m, full[m.content_ref]) if m.content_ref in full else m for m in messages]

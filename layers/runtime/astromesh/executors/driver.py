@@ -1,0 +1,299 @@
+"""The step protocol on run ids, for processes that share nothing but the run store.
+
+:class:`LocalExecutor` keeps a run in memory between stages. On Step Functions every stage is
+a separate Lambda invocation, possibly in another container, so :class:`StepDriver` exposes
+each stage as a call on a run id: load the run, call the same :mod:`astromesh.pipeline` stage
+the local loop calls, save with the store's optimistic concurrency, and answer with ids only
+(the state machine's payloads never carry conversation text).
+
+The calls are safe to repeat, because Step Functions retries a task whose Lambda failed after
+it may already have saved: ``prepare`` of a prepared run, ``step`` while its actions are not
+yet observed, ``observe`` of an observed run and ``finalize`` of a finished run do nothing
+again and answer as the first time did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypedDict
+
+from astromesh import pipeline
+from astromesh.agent import Agent
+from astromesh.errors import AstromeshError, ConflictError
+from astromesh.executors.results import RunResults, preview
+from astromesh.orchestration.base import (
+    Act,
+    Decision,
+    Fail,
+    Finish,
+    decision_from_dict,
+    decision_to_dict,
+)
+from astromesh.runs.events import EventSink, discard
+from astromesh.runs.state import ActionResult, RunState, RunStatus
+from astromesh.stores.base import RunStore
+
+logger = logging.getLogger(__name__)
+
+AgentSource = Callable[[str], Awaitable[Agent]]
+"""Gives the built agent for a name (``AgentRuntime.get``)."""
+
+Next = Literal["act", "finish", "fail"]
+
+CANCELLED = Fail("cancelled by request", status=RunStatus.CANCELLED, code="cancelled")
+"""The decision a cancelled run ends with (the same words as the local loop's)."""
+
+TRANSIENT_CODES = frozenset({"provider_unavailable", "provider_timeout"})
+"""Fail codes of a step whose model call may well succeed a little later."""
+
+RETRY_MARGIN_SECONDS = 10.0
+"""A transient failure is handed to the state machine's Retry only with this much run time
+left; closer to the deadline the run fails at once, as it does locally."""
+
+
+class ActionRef(TypedDict):
+    """One item of the state machine's Map: which call of which run to execute."""
+
+    run_id: str
+    call_id: str
+
+
+class StepAnswer(TypedDict):
+    """What ``step`` tells the state machine: where to go next and, for ``act``, the calls."""
+
+    next: Next
+    actions: list[ActionRef]
+
+
+class ActAnswer(TypedDict):
+    call_id: str
+    ok: bool
+
+
+class TransientProviderFailure(AstromeshError):
+    """The step's model call failed for a reason that may pass (every candidate was down).
+
+    Raised instead of failing the run so that the state machine's ``Retry``, which matches
+    this class name, runs the step again after a backoff: durable, and without a Lambda
+    waiting. The ``Fail`` the run gets if the retries run out is already stored in
+    ``run.decision``, so ``finalize`` ends the run with the same reason as the local loop.
+    """
+
+    code = "provider_unavailable"
+    status = 503
+
+
+class StepDriver:
+    """Drives runs stage by stage, each call on a run id; the state lives only in ``runs``.
+
+    Args:
+        runs: the run store every stage loads from and saves to.
+        agents: gives the built agent of a run (``AgentRuntime.get``).
+        emit: where run events go (nowhere by default: on AWS a channel pushes them).
+    """
+
+    def __init__(self, runs: RunStore, agents: AgentSource, *, emit: EventSink = discard) -> None:
+        self.runs = runs
+        self.agents = agents
+        self.emit = emit
+
+    # -- prepare ------------------------------------------------------------------------------
+
+    async def prepare(self, run_id: str) -> dict[str, str]:
+        """Build the conversation (system prompt, history, query) and save it.
+
+        A known failure (a prompt that cannot render) is stored as the run's ``fail``
+        decision, which the next ``step`` returns, as the local loop would end the run.
+        """
+        run = await self.runs.get(run_id)
+        if run.messages or run.decision is not None or run.status.is_terminal:
+            return {"run_id": run_id}
+        agent = await self.agents(run.agent)
+        try:
+            await pipeline.prepare(run, agent, self.emit)
+        except AstromeshError as exc:
+            _fail_on(run, exc)
+        await self._save(run)
+        return {"run_id": run_id}
+
+    # -- step ---------------------------------------------------------------------------------
+
+    async def step(self, run_id: str) -> StepAnswer:
+        """Ask the pattern what to do next, within the run's limits, and store the decision."""
+        run = await self.runs.get(run_id)
+        decision = _settled_decision(run)
+        if decision is None:
+            agent = await self.agents(run.agent)
+            decision = await self._decide(run, agent)
+            if isinstance(decision, Act):
+                run.pending_actions = list(decision.actions)
+            run.decision = decision_to_dict(decision)
+            await self._save(run)
+            if isinstance(decision, Fail) and self._worth_retrying(decision, run, agent):
+                raise TransientProviderFailure(decision.reason)
+        return _answer(run, decision)
+
+    async def _decide(self, run: RunState, agent: Agent) -> Decision:
+        if run.status is RunStatus.CANCELLED:
+            return CANCELLED
+        limit = pipeline.check_limits(run, agent)
+        if limit is not None:
+            return limit
+        return await pipeline.step(
+            run, agent, self.emit, resolve=RunResults(self.runs, run.id).resolve
+        )
+
+    @staticmethod
+    def _worth_retrying(decision: Fail, run: RunState, agent: Agent) -> bool:
+        return (
+            decision.code in TRANSIENT_CODES
+            and pipeline.remaining_seconds(run, agent) > RETRY_MARGIN_SECONDS
+        )
+
+    # -- act ----------------------------------------------------------------------------------
+
+    async def act(self, run_id: str, call_id: str, *, time_limit: float | None = None) -> ActAnswer:
+        """Run one pending tool call and store its full result beside the run.
+
+        Never writes the run document, so the calls of one step run in parallel (one Lambda
+        each) without conflicting. The call gets the run's remaining time, or ``time_limit``
+        seconds if that is shorter (what is left of the Lambda's own timeout); past it the
+        result says so and the run goes on to observe it.
+        """
+        run = await self.runs.get(run_id)
+        stored = await self.runs.get_results(run_id, [call_id])
+        if call_id in stored:  # a retried task: the call already ran
+            return {"call_id": call_id, "ok": stored[call_id].ok}
+        agent = await self.agents(run.agent)
+        call = next((c for c in run.pending_actions if c.id == call_id), None)
+        if call is None:
+            raise LookupError(f"run {run_id!r} has no pending action {call_id!r}")
+        seconds = pipeline.remaining_seconds(run, agent)
+        if time_limit is not None:
+            seconds = min(seconds, time_limit)
+        try:
+            [result] = await asyncio.wait_for(
+                pipeline.act(run, agent, [call], self.emit), timeout=max(seconds, 0.001)
+            )
+        except TimeoutError:
+            result = ActionResult(
+                call_id=call.id,
+                name=call.name,
+                ok=False,
+                content=f"tool '{call.name}' did not finish within {max(seconds, 0):.0f} seconds",
+            )
+        await self.runs.put_result(run_id, result)
+        return {"call_id": call_id, "ok": result.ok}
+
+    # -- observe ------------------------------------------------------------------------------
+
+    async def observe(self, run_id: str) -> dict[str, str]:
+        """Hand the stored results of the pending calls to the pattern and close the iteration."""
+        run = await self.runs.get(run_id)
+        if not run.pending_actions or not isinstance(_settled_decision(run), Act):
+            return {"run_id": run_id}  # observed already, or the run was cancelled meanwhile
+        agent = await self.agents(run.agent)
+        calls = list(run.pending_actions)
+        stored = await self.runs.get_results(run_id, [c.id for c in calls])
+        results = [
+            preview(stored[c.id])
+            if c.id in stored
+            else ActionResult(
+                call_id=c.id, name=c.name, ok=False, content=f"tool '{c.name}' left no result"
+            )
+            for c in calls
+        ]
+        try:
+            pipeline.record_actions(run, agent, calls, results)
+            pipeline.observe(run, agent, results)
+        except AstromeshError as exc:
+            _fail_on(run, exc)
+        await self._save(run)
+        return {"run_id": run_id}
+
+    # -- finalize -----------------------------------------------------------------------------
+
+    async def finalize(self, run_id: str, error: dict[str, Any] | None = None) -> dict[str, str]:
+        """Settle the run's status and answer, write memory back, save.
+
+        ``error`` is the state machine's ``{"Error", "Cause"}`` when a task failed for good;
+        unless the run already holds its ending (a failure the retries could not cure), it
+        ends like an unexpected exception ends a local run.
+        """
+        run = await self.runs.get(run_id)
+        if run.status.is_terminal and run.answer is not None:  # finalized already
+            return {"run_id": run_id, "status": run.status.value}
+        agent = await self.agents(run.agent)
+        decision = _final_decision(run, error)
+        await pipeline.finalize(run, agent, decision, self.emit)
+        await self._save_final(run)
+        return {"run_id": run_id, "status": run.status.value}
+
+    # -- saving -------------------------------------------------------------------------------
+
+    async def _save(self, run: RunState) -> None:
+        """Save; if a cancel request won the race, keep this stage's work and end as cancelled.
+
+        This mirrors the local loop, whose checkpoint turns the same conflict into a cancel
+        that still finalizes what the run had done.
+        """
+        try:
+            await self.runs.save(run)
+        except ConflictError:
+            stored = await self.runs.get(run.id)
+            if stored.status is not RunStatus.CANCELLED:
+                raise
+            run.version = stored.version
+            run.status = RunStatus.CANCELLED
+            run.pending_actions = []
+            run.decision = decision_to_dict(CANCELLED)
+            await self.runs.save(run)
+
+    async def _save_final(self, run: RunState) -> None:
+        """The final save wins over a concurrent cancel: the run did finish."""
+        try:
+            await self.runs.save(run)
+        except ConflictError:
+            run.version = (await self.runs.get(run.id)).version
+            await self.runs.save(run)
+
+
+def _settled_decision(run: RunState) -> Decision | None:
+    """The stored decision ``step`` must answer again instead of asking the pattern.
+
+    That is an ending (finish, or a fail other than one still worth retrying) or an ``act``
+    whose calls are not observed yet (a retried step must not call the model twice).
+    """
+    if run.decision is None:
+        return None
+    decision = decision_from_dict(run.decision, run.pending_actions)
+    if isinstance(decision, Act):
+        return decision if run.pending_actions else None
+    if isinstance(decision, Fail) and decision.code in TRANSIENT_CODES:
+        return None
+    return decision
+
+
+def _fail_on(run: RunState, exc: AstromeshError) -> None:
+    """End the run on a known failure, as the local loop does (``step`` answers ``fail``)."""
+    run.decision = decision_to_dict(Fail(exc.message, code=exc.code))
+
+
+def _final_decision(run: RunState, error: dict[str, Any] | None) -> Finish | Fail:
+    if run.decision is not None and run.decision["type"] != "act":
+        decision = decision_from_dict(run.decision)
+        assert not isinstance(decision, Act)
+        return decision
+    if run.status is RunStatus.CANCELLED:
+        return CANCELLED
+    name = (error or {}).get("Error", "no decision")
+    return Fail(f"internal error: {name}", code="internal_error")
+
+
+def _answer(run: RunState, decision: Decision) -> StepAnswer:
+    if isinstance(decision, Act):
+        actions = [ActionRef(run_id=run.id, call_id=call.id) for call in decision.actions]
+        return {"next": "act", "actions": actions}
+    return {"next": "finish" if isinstance(decision, Finish) else "fail", "actions": []}

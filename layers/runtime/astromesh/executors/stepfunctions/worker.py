@@ -1,0 +1,45 @@
+"""What a warm Lambda container keeps between invocations of the step loop's functions.
+
+The runtime (agents read from ``ASTROMESH_AGENTS_DIR``, the store from the
+``ASTROMESH_STATE_*`` settings) is built on the first invocation and reused by every later one
+in the same container, and so is one event loop: provider HTTP clients and store connections
+belong to the loop they were opened on, so a fresh ``asyncio.run`` per invocation would strand
+them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from astromesh.executors.driver import StepDriver
+from astromesh.runtime import AgentRuntime
+
+T = TypeVar("T")
+
+
+class LambdaWorker:
+    """One container's event loop, runtime and :class:`StepDriver`, created on first use."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._runtime: AgentRuntime | None = None
+        self._driver: StepDriver | None = None
+
+    def run(self, work: Callable[[StepDriver], Awaitable[T]]) -> T:
+        """Run ``work(driver)`` to completion on the container's loop (one invocation)."""
+        return self._loop.run_until_complete(self._with_driver(work))
+
+    async def _with_driver(self, work: Callable[[StepDriver], Awaitable[T]]) -> T:
+        if self._driver is None:
+            runtime = AgentRuntime()
+            self._driver = StepDriver((await runtime.state()).runs, runtime.get)
+            self._runtime = runtime
+        return await work(self._driver)
+
+    def close(self) -> None:
+        """Close the runtime and the loop (tests that emulate containers call this)."""
+        if self._runtime is not None:
+            self._loop.run_until_complete(self._runtime.close())
+        self._loop.close()

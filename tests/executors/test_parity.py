@@ -1,0 +1,178 @@
+"""Parity: one scripted conversation, the same run through LocalExecutor and the state machine.
+
+The AWS side is the real definition executed by moto, its Lambda tasks the real handlers in
+``functions/`` (fresh imports as cold containers), the runs in SQLite. Both sides must record
+the same steps, messages, results, usage, status and answer, and send the model the same
+requests.
+"""
+
+from __future__ import annotations
+
+from astromesh.executors.results import PREVIEW_LIMIT
+from astromesh.runs.state import RunState, RunStatus
+from astromesh.stores.base import SessionKey
+from tests.support.agents import python_tool
+from tests.support.executors import (
+    Side,
+    comparable,
+    run_locally,
+    run_on_step_functions,
+    script,
+)
+from tests.support.model_servers import Reply
+from tests.support.stepfunctions import ORCHESTRATION_STEP, TOOL_EXECUTOR, LocalStepFunctions
+
+TOOLS = [
+    python_tool("add", "add"),
+    python_tool("explode", "explode"),
+    {"name": "big_text", "type": "python", "handler": "tests.support.large_tools:big_text"},
+]
+
+
+async def both(local: Side, aws: Side, sfn: LocalStepFunctions, query: str, **agent: object):
+    for side in (local, aws):
+        side.write_agent(tools=TOOLS, **agent)
+    here = await run_locally(local, query, session_id="s1")
+    there = await run_on_step_functions(aws, sfn, query, session_id="s1")
+    assert comparable(there) == comparable(here)
+    assert aws.server.requests == local.server.requests
+    stored = await aws.state.runs.get(there.id)
+    assert comparable(stored) == comparable(there)
+    return here, there
+
+
+async def test_tool_call_then_answer(local_side, aws_side, step_functions):
+    script(
+        local_side,
+        aws_side,
+        replies=[
+            Reply(tool_calls=[("add", {"a": 2, "b": 3})], tokens_in=20, tokens_out=5),
+            Reply("The sum is 5.", tokens_in=30, tokens_out=6),
+        ],
+    )
+    here, there = await both(local_side, aws_side, step_functions, "What is 2 + 3?")
+
+    assert there.status is RunStatus.SUCCEEDED and there.answer == "The sum is 5."
+    assert [s.type for s in there.steps] == ["prepare", "model_call", "tool_call", "model_call"]
+    assert there.steps[2].data["result"] == "5"
+    assert (there.usage.tokens_in, there.usage.tokens_out) == (50, 11)
+    stages = [
+        (i.function, i.event.get("action")) for i in step_functions.invocations if not i.error
+    ]
+    assert stages == [
+        (ORCHESTRATION_STEP, "prepare"),
+        (ORCHESTRATION_STEP, "step"),
+        (TOOL_EXECUTOR, None),
+        (ORCHESTRATION_STEP, "observe"),
+        (ORCHESTRATION_STEP, "step"),
+        (ORCHESTRATION_STEP, "finalize"),
+    ]
+    # memory written back on both sides: the session's history holds the turn
+    assert (await aws_side.state.history.read(_session(there))) == (
+        await local_side.state.history.read(_session(here))
+    )
+
+
+async def test_two_parallel_tool_calls(local_side, aws_side, step_functions):
+    script(
+        local_side,
+        aws_side,
+        replies=[
+            Reply(tool_calls=[("add", {"a": 1, "b": 2}), ("add", {"a": 3, "b": 4})]),
+            Reply("3 and 7"),
+        ],
+    )
+    _, there = await both(local_side, aws_side, step_functions, "two sums")
+
+    assert [s.data["result"] for s in there.steps if s.type == "tool_call"] == ["3", "7"]
+    tool_runs = [i for i in step_functions.invocations if i.function == TOOL_EXECUTOR]
+    assert sorted(i.event["call_id"] for i in tool_runs) == ["call_1", "call_2"]
+    tool_messages = [m for m in aws_side.server.requests[1]["messages"] if m["role"] == "tool"]
+    assert [(m["tool_call_id"], m["content"]) for m in tool_messages] == [
+        ("call_1", "3"),
+        ("call_2", "7"),
+    ]
+
+
+async def test_a_failing_tool(local_side, aws_side, step_functions):
+    script(
+        local_side,
+        aws_side,
+        replies=[
+            Reply(tool_calls=[("explode", {"reason": "disk on fire"})]),
+            Reply("I could not do it."),
+        ],
+    )
+    _, there = await both(local_side, aws_side, step_functions, "try")
+
+    assert there.status is RunStatus.SUCCEEDED
+    assert there.steps[2].data["ok"] is False
+    assert there.steps[2].data["result"] == "tool 'explode' failed: ValueError: disk on fire"
+    # a tool failure is a result, not a Lambda error: no task failed
+    assert [i.error for i in step_functions.invocations] == [None] * 6
+
+
+async def test_a_large_result_is_kept_by_reference(local_side, aws_side, step_functions):
+    size = PREVIEW_LIMIT * 3
+    script(
+        local_side,
+        aws_side,
+        replies=[Reply(tool_calls=[("big_text", {"size": size})]), Reply("It was long.")],
+    )
+    _, there = await both(local_side, aws_side, step_functions, "fetch it")
+
+    # the model saw the whole text (the requests are equal on both sides, see both())...
+    sent = aws_side.server.requests[1]["messages"][-1]
+    assert sent["role"] == "tool" and len(sent["content"]) == size
+    assert sent["content"].endswith("END!")
+    # ...while the run holds a preview that refers to the stored result
+    kept = there.messages[-2]
+    assert kept.content_ref == "call_1" and len(kept.content) < PREVIEW_LIMIT + 200
+    assert there.results[0].truncated and there.steps[2].data["result"] == kept.content
+    full = await aws_side.state.runs.get_results(there.id, ["call_1"])
+    assert len(full["call_1"].content) == size and not full["call_1"].truncated
+
+
+async def test_max_iterations_ends_both_alike(local_side, aws_side, step_functions):
+    script(
+        local_side,
+        aws_side,
+        replies=[
+            Reply("Let me add.", tool_calls=[("add", {"a": 1, "b": 1})]),
+            Reply("Once more.", tool_calls=[("add", {"a": 2, "b": 2})]),
+        ],
+    )
+    _, there = await both(
+        local_side,
+        aws_side,
+        step_functions,
+        "loop",
+        orchestration={"pattern": "react", "max_iterations": 2, "timeout_seconds": 30},
+    )
+
+    assert there.status is RunStatus.FAILED and there.answer == "Once more."
+    assert there.error == "stopped after max_iterations=2 without a final answer"
+    assert there.steps[-1].type == "stopped"
+
+
+async def test_text_protocol(local_side, aws_side, step_functions):
+    script(
+        local_side,
+        aws_side,
+        replies=[
+            Reply('Thought: add.\nAction: add\nAction Input: {"a": 20, "b": 22}'),
+            Reply("Thought: done.\nFinal Answer: It is 42."),
+        ],
+    )
+    _, there = await both(
+        local_side,
+        aws_side,
+        step_functions,
+        "20+22?",
+        orchestration={"pattern": "react", "tool_calling": "text"},
+    )
+    assert there.answer == "It is 42."
+
+
+def _session(run: RunState) -> SessionKey:
+    return SessionKey(agent=run.agent, session_id=run.session_id, namespace=run.namespace)

@@ -18,6 +18,9 @@ Endpoints:
     OpenAI (``url`` = ``http://127.0.0.1:PORT/v1``): ``POST /v1/chat/completions``,
     ``GET /v1/models``.
     Ollama (``url`` = ``http://127.0.0.1:PORT``): ``POST /api/chat``, ``GET /api/tags``, ``GET /``.
+    TGI (``url`` = ``http://127.0.0.1:PORT``): ``POST /generate_stream``, ``/generate``,
+    ``/v1/chat/completions``, ``/chat_tokenize``; ``GET /health``, ``GET /info``.
+    The OpenAI server also answers ``GET /health`` (vLLM's and llama.cpp server's check).
 
 Tool calls get ids ``call_1``, ``call_2``, ... counted over the server's life (OpenAI only; the
 Ollama server sends none, like Ollama). A request with ``"stream": false`` gets one JSON body.
@@ -153,6 +156,8 @@ class _ScriptedServer:
         """Set false to make the health endpoint answer 503."""
         self.connection_count = 0
         """TCP connections accepted so far (to check that clients keep connections alive)."""
+        self.request_paths: list[str] = []
+        """The path of each chat request, parallel to :attr:`requests` (TGI has several)."""
         self._replies: deque[Reply] = deque(replies or [])
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -223,10 +228,23 @@ class _ScriptedServer:
 
     # -- request handling (called from the handler threads) -----------------------------------
 
-    def _handle_chat(self, body: dict[str, Any], headers: dict[str, str]) -> tuple[Reply, _Answer]:
+    def _accepts_post(self, path: str) -> bool:
+        """Whether ``path`` is one of this server's POST routes (others answer 404)."""
+        return path == self.chat_path
+
+    def _handle_post(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[Reply, _Answer]:
+        """Answer a POST to an accepted route; servers with several routes override this."""
+        return self._handle_chat(body, headers)
+
+    def _handle_chat(
+        self, body: dict[str, Any], headers: dict[str, str], path: str | None = None
+    ) -> tuple[Reply, _Answer]:
         with self._lock:
             self.requests.append(body)
             self.request_headers.append(headers)
+            self.request_paths.append(path or self.chat_path)
             reply = self._replies.popleft() if self._replies else None
         if reply is None:
             message = (
@@ -240,11 +258,24 @@ class _ScriptedServer:
             return reply, self._error(reply.status, reply.error_message())
         streaming = reply.stream
         if streaming is None:
-            streaming = bool(body.get("stream", self.stream_default))
+            streaming = self._wants_stream(path, body)
         if streaming:
-            chunks = list(self._stream_chunks(reply, body))
+            chunks = list(self._stream_chunks_for(path, reply, body))
             return reply, _Answer(200, self.stream_content_type, chunks=chunks)
-        return reply, _json_answer(200, self._completion(reply, body))
+        return reply, _json_answer(200, self._completion_for(path, reply, body))
+
+    def _wants_stream(self, path: str | None, body: dict[str, Any]) -> bool:
+        return bool(body.get("stream", self.stream_default))
+
+    def _stream_chunks_for(
+        self, path: str | None, reply: Reply, request: dict[str, Any]
+    ) -> Iterator[bytes]:
+        return self._stream_chunks(reply, request)
+
+    def _completion_for(
+        self, path: str | None, reply: Reply, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        return self._completion(reply, request)
 
     def _next_call_id(self) -> str:
         with self._lock:
@@ -278,6 +309,11 @@ class ScriptedOpenAIServer(_ScriptedServer):
     stream_content_type = "text/event-stream"
 
     def _handle_get(self, path: str) -> _Answer | None:
+        if path == "/health":
+            # vLLM and llama.cpp's server answer their health check at the root.
+            if not self.healthy:
+                return self._error(503, "unhealthy (scripted)")
+            return _json_answer(200, {"status": "ok"})
         if path != "/v1/models":
             return None
         if not self.healthy:
@@ -439,6 +475,129 @@ def _ollama_final(reply: Reply) -> dict[str, Any]:
     return final
 
 
+class ScriptedTGIServer(_ScriptedServer):
+    """A Hugging Face TGI server answering scripted replies.
+
+    ``POST /generate_stream`` streams TGI's SSE token events (no ``[DONE]``; the last event
+    carries ``generated_text`` and ``details``), ``POST /generate`` answers one JSON body,
+    ``POST /v1/chat/completions`` is the messages API (OpenAI framing), and
+    ``POST /chat_tokenize`` applies :attr:`chat_template` (404 when it is ``None``, as on TGI
+    before 2.2.1). ``GET /health`` and ``GET /info`` answer too.
+
+    Reply fields map as: ``tokens_out`` -> ``details.generated_tokens`` (``include_usage=False``
+    sends ``details: null``), ``finish_reason`` -> ``details.finish_reason`` (TGI's vocabulary:
+    ``eos_token``, ``length``, ``stop_sequence``), ``stream_error`` -> an ``{"error",
+    "error_type": "generation"}`` event.
+    """
+
+    name = "tgi"
+    chat_path = "/generate_stream"
+    stream_content_type = "text/event-stream"
+    POST_PATHS = ("/generate_stream", "/generate", "/v1/chat/completions", "/chat_tokenize")
+
+    def __init__(
+        self,
+        replies: Sequence[Reply] | None = None,
+        *,
+        chunk_size: int = 4,
+        port: int = 0,
+        chat_template: str | None = "[{role}] {content}\n",
+    ) -> None:
+        super().__init__(replies, chunk_size=chunk_size, port=port)
+        self.chat_template = chat_template
+        """Per-message format applied by ``/chat_tokenize`` (``None``: no such route)."""
+        self.tokenize_requests: list[dict[str, Any]] = []
+        """Bodies received by ``/chat_tokenize`` (they take no scripted reply)."""
+        self._openai = ScriptedOpenAIServer(chunk_size=chunk_size)
+
+    def _accepts_post(self, path: str) -> bool:
+        return path in self.POST_PATHS
+
+    def _handle_post(
+        self, path: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[Reply, _Answer]:
+        if path == "/chat_tokenize":
+            with self._lock:
+                self.tokenize_requests.append(body)
+            if self.chat_template is None:
+                return Reply(), self._error(404, "no route /chat_tokenize (scripted old TGI)")
+            text = "".join(
+                self.chat_template.format(role=m.get("role"), content=m.get("content"))
+                for m in body.get("messages", [])
+            )
+            tokens = [
+                {"id": i, "text": word, "start": 0, "stop": 0}
+                for i, word in enumerate(text.split())
+            ]
+            return Reply(), _json_answer(200, {"tokenize_response": tokens, "templated_text": text})
+        return self._handle_chat(body, headers, path)
+
+    def _handle_get(self, path: str) -> _Answer | None:
+        if path == "/health":
+            if not self.healthy:
+                return self._error(503, "unhealthy (scripted)")
+            return _Answer(200, "application/json", body=b"")
+        if path == "/info":
+            return _json_answer(200, {"model_id": "scripted", "max_total_tokens": 4096})
+        return None
+
+    def _error(self, status: int, message: str) -> _Answer:
+        kind = "validation" if status == 422 else "generation" if status >= 500 else "error"
+        return _json_answer(status, {"error": message, "error_type": kind})
+
+    def _wants_stream(self, path: str | None, body: dict[str, Any]) -> bool:
+        if path == "/v1/chat/completions":
+            return bool(body.get("stream", False))
+        return path == "/generate_stream"
+
+    def _stream_chunks_for(
+        self, path: str | None, reply: Reply, request: dict[str, Any]
+    ) -> Iterator[bytes]:
+        if path == "/v1/chat/completions":
+            return self._openai._stream_chunks(reply, request)
+        return self._stream_chunks(reply, request)
+
+    def _completion_for(
+        self, path: str | None, reply: Reply, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        if path == "/v1/chat/completions":
+            return self._openai._completion(reply, request)
+        return self._completion(reply, request)
+
+    @staticmethod
+    def _event(**fields: Any) -> bytes:
+        return b"data:" + json.dumps(fields).encode() + b"\n\n"
+
+    def _stream_chunks(self, reply: Reply, request: dict[str, Any]) -> Iterator[bytes]:
+        pieces = _pieces(reply.content, self.chunk_size)
+        for index, piece in enumerate(pieces):
+            token = {"id": index, "text": piece, "logprob": -0.5, "special": False}
+            yield self._event(index=index, token=token, generated_text=None, details=None)
+        if reply.stream_error is not None:
+            yield self._event(error=reply.stream_error, error_type="generation")
+            return
+        eos = {"id": 2, "text": "</s>", "logprob": -0.1, "special": True}
+        yield self._event(
+            index=len(pieces),
+            token=eos,
+            generated_text=reply.content,
+            details=self._details(reply),
+        )
+
+    def _completion(self, reply: Reply, request: dict[str, Any]) -> dict[str, Any]:
+        return {"generated_text": reply.content, "details": self._details(reply)}
+
+    @staticmethod
+    def _details(reply: Reply) -> dict[str, Any] | None:
+        if not reply.include_usage:
+            return None
+        return {
+            "finish_reason": reply.finish_reason or "eos_token",
+            "generated_tokens": reply.tokens_out,
+            "seed": None,
+        }
+
+
 class _HTTPServer(ThreadingHTTPServer):
     """A threading server that knows which scripted server it serves."""
 
@@ -477,7 +636,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        if self.path.split("?")[0] != self.scripted.chat_path:
+        path = self.path.split("?")[0]
+        if not self.scripted._accepts_post(path):
             self._send(self._not_found())
             return
         try:
@@ -486,7 +646,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(self.scripted._error(400, "request body is not JSON"))
             return
         headers = {name.lower(): value for name, value in self.headers.items()}
-        reply, answer = self.scripted._handle_chat(body, headers)
+        reply, answer = self.scripted._handle_post(path, body, headers)
         self._send(answer, reply)
 
     def _not_found(self) -> _Answer:
@@ -535,6 +695,7 @@ class _Handler(BaseHTTPRequestHandler):
 SERVERS: dict[str, type[_ScriptedServer]] = {
     "openai": ScriptedOpenAIServer,
     "ollama": ScriptedOllamaServer,
+    "tgi": ScriptedTGIServer,
 }
 
 

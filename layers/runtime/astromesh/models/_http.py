@@ -45,6 +45,15 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+def server_root(endpoint: str) -> str:
+    """The server's base URL without the OpenAI API's ``/v1`` segment.
+
+    vLLM, llama.cpp server and TGI serve ``/health`` at the root, beside ``/v1``.
+    """
+    endpoint = endpoint.rstrip("/")
+    return endpoint[: -len("/v1")] if endpoint.endswith("/v1") else endpoint
+
+
 def is_retryable_status(status: int) -> bool:
     """Whether another attempt (or another candidate) could succeed after this HTTP status.
 
@@ -233,10 +242,14 @@ class HttpModel(Model):
         if client is not None and not client.is_closed and loop is asyncio.get_running_loop():
             await client.aclose()
 
+    def _health_url(self) -> str:
+        """Where :meth:`health` looks; servers with a root ``/health`` override this."""
+        return self.endpoint + self.health_path
+
     async def health(self) -> bool:
-        """Whether the backend answers its cheap listing endpoint with 200."""
+        """Whether the backend answers its cheap health or listing endpoint with 200."""
         try:
-            response = await self._http().get(self.endpoint + self.health_path)
+            response = await self._http().get(self._health_url())
         except httpx.HTTPError:
             return False
         return response.status_code == 200

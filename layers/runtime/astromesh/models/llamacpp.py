@@ -21,6 +21,7 @@ from typing import Any
 
 from astromesh.errors import ConfigurationError, ProviderError
 from astromesh.models.base import Model, ProviderSettings, StreamTimer
+from astromesh.models.catalog import Capabilities
 from astromesh.models.types import (
     GenerationParams,
     Message,
@@ -90,9 +91,9 @@ class LlamaCppModel(Model):
         super().__init__(settings)
         self._remote: Model | None = None
         if settings.endpoint:
-            from astromesh.models.openai_compat import OpenAICompatModel
+            from astromesh.models.openai_compat import LlamaCppServerModel
 
-            self._remote = OpenAICompatModel(settings)
+            self._remote = LlamaCppServerModel(settings)
             self.supports_native_tools = True
             self._path: Path | None = None
         else:
@@ -187,6 +188,20 @@ class LlamaCppModel(Model):
                 if choice.get("finish_reason"):
                     yield ("finish", choice["finish_reason"])
         yield Usage(tokens_in=prompt_tokens, tokens_out=completion_tokens)
+
+    @property
+    def default_capabilities(self) -> Capabilities:  # type: ignore[override]
+        """The server's (tools, JSON) when remote; in-process: chat within ``n_ctx``."""
+        if self._remote is not None:
+            return self._remote.default_capabilities
+        n_ctx = int(self.settings.options.get("n_ctx", DEFAULT_CONTEXT))
+        return Capabilities(context_window=n_ctx)
+
+    async def health(self) -> bool:
+        """The server's ``/health`` when remote; in-process the model file must exist."""
+        if self._remote is not None:
+            return await self._remote.health()
+        return self._path is not None and self._path.is_file()
 
     async def aclose(self) -> None:
         if self._remote is not None:

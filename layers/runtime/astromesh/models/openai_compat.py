@@ -28,8 +28,10 @@ from astromesh.models._http import (
     parse_arguments,
     prompt_texts,
     resolve_usage,
+    server_root,
 )
 from astromesh.models.base import StreamTimer
+from astromesh.models.catalog import Capabilities
 from astromesh.models.types import (
     GenerationParams,
     Message,
@@ -199,6 +201,33 @@ class OpenAICompatModel(HttpModel):
         return self._error(
             f"server error in stream: {message}", retryable=retryable, status_code=status
         )
+
+
+class VLLMModel(OpenAICompatModel):
+    """vLLM's OpenAI-compatible server (``vllm serve``): port 8000, ``GET /health`` at the root.
+
+    Tool calls need the server started with ``--enable-auto-tool-choice``; JSON mode works
+    through its guided decoding (``response_format``).
+    """
+
+    provider_type = "vllm"
+    default_endpoint = "http://127.0.0.1:8000/v1"
+    default_capabilities = Capabilities(json_mode=True, context_window=8192)
+
+    def _health_url(self) -> str:
+        return server_root(self.endpoint) + "/health"
+
+
+class LlamaCppServerModel(OpenAICompatModel):
+    """llama.cpp's ``llama-server``: port 8080, ``GET /health`` at the root (503 while the
+    model loads). Tool calls need the server started with ``--jinja``."""
+
+    provider_type = "llamacpp"
+    default_endpoint = "http://127.0.0.1:8080/v1"
+    default_capabilities = Capabilities(json_mode=True, context_window=4096)
+
+    def _health_url(self) -> str:
+        return server_root(self.endpoint) + "/health"
 
 
 @dataclass

@@ -14,10 +14,13 @@ from astromesh.models.base import Model, ProviderSettings
 
 _PROVIDERS: dict[str, str] = {
     "openai_compat": "astromesh.models.openai_compat:OpenAICompatModel",
-    # vLLM serves the OpenAI chat-completions API; its own type name documents intent.
-    "vllm": "astromesh.models.openai_compat:OpenAICompatModel",
+    # vLLM serves the OpenAI chat-completions API, with its own defaults and health check.
+    "vllm": "astromesh.models.openai_compat:VLLMModel",
     "ollama": "astromesh.models.ollama:OllamaModel",
+    # In-process GGUF, or llama.cpp's server when an endpoint is given.
     "llamacpp": "astromesh.models.llamacpp:LlamaCppModel",
+    "hf_tgi": "astromesh.models.hf_tgi:TGIModel",
+    "onnx": "astromesh.models.onnx:OnnxModel",
 }
 
 PROVIDER_TYPES: frozenset[str] = frozenset(_PROVIDERS)

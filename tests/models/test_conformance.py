@@ -25,15 +25,29 @@ from astromesh.models import (
     ToolDefinition,
     create_model,
 )
+from astromesh.models.hf_tgi import TGIModel
+from astromesh.models.llamacpp import LlamaCppModel
 from astromesh.models.ollama import OllamaModel
-from astromesh.models.openai_compat import OpenAICompatModel
+from astromesh.models.openai_compat import LlamaCppServerModel, OpenAICompatModel, VLLMModel
 from tests.support.model_servers import (
     Reply,
     ScriptedOllamaServer,
     ScriptedOpenAIServer,
+    ScriptedTGIServer,
 )
 
-ScriptedServer = ScriptedOpenAIServer | ScriptedOllamaServer
+ScriptedServer = ScriptedOpenAIServer | ScriptedOllamaServer | ScriptedTGIServer
+
+# provider type -> (scripted server, suffix of the endpoint on that server's URL). TGI runs here
+# through its messages API (endpoint ending in /v1); its native /generate_stream, which has no
+# tool calls, has its own suite in test_hf_tgi.py. vLLM and llama.cpp's server speak OpenAI's.
+CASES: dict[str, tuple[type[ScriptedServer], str]] = {
+    "openai_compat": (ScriptedOpenAIServer, ""),
+    "ollama": (ScriptedOllamaServer, ""),
+    "vllm": (ScriptedOpenAIServer, ""),
+    "llamacpp": (ScriptedOpenAIServer, ""),
+    "hf_tgi": (ScriptedTGIServer, "/v1"),
+}
 
 ADD = ToolDefinition(
     name="add",
@@ -52,25 +66,34 @@ class Case:
 
     server: ScriptedServer
     provider_type: str
+    suffix: str = ""
+
+    @property
+    def openai_wire(self) -> bool:
+        return self.provider_type != "ollama"
 
     def model(self, **overrides: Any) -> Model:
         settings: dict[str, Any] = {
             "provider_type": self.provider_type,
             "model": "scripted-model",
-            "endpoint": self.server.url,
+            "endpoint": self.server.url + self.suffix,
             "timeout_seconds": 5.0,
         }
         settings.update(overrides)
         return create_model(ProviderSettings(**settings))
 
 
-@pytest.fixture(params=["openai_compat", "ollama"])
+@pytest.fixture(params=sorted(CASES))
 def case(request: pytest.FixtureRequest) -> Iterator[Case]:
-    server_class = (
-        ScriptedOpenAIServer if request.param == "openai_compat" else ScriptedOllamaServer
-    )
+    server_class, suffix = CASES[request.param]
     with server_class() as server:
-        yield Case(server, request.param)
+        yield Case(server, request.param, suffix)
+
+
+def http_client(model: Model) -> Any:
+    """The provider's pooled client (TGI's messages API keeps it on its OpenAI delegate)."""
+    inner = getattr(model, "_messages", None) or getattr(model, "_remote", None) or model
+    return inner._client
 
 
 async def collect(model: Model, messages: list[Message], **kwargs: Any) -> list[Any]:
@@ -83,7 +106,24 @@ HELLO = [Message.user("hi")]
 def test_registry_builds_each_provider() -> None:
     assert isinstance(create_model(ProviderSettings("openai_compat", "m")), OpenAICompatModel)
     assert isinstance(create_model(ProviderSettings("ollama", "m")), OllamaModel)
+    assert isinstance(create_model(ProviderSettings("vllm", "m")), VLLMModel)
+    assert isinstance(create_model(ProviderSettings("hf_tgi", "m")), TGIModel)
     assert OpenAICompatModel.supports_native_tools and OllamaModel.supports_native_tools
+    remote = create_model(ProviderSettings("llamacpp", "m", endpoint="http://127.0.0.1:1/v1"))
+    assert isinstance(remote, LlamaCppModel) and remote.supports_native_tools
+
+
+def test_each_type_has_its_own_defaults() -> None:
+    assert create_model(ProviderSettings("vllm", "m")).endpoint == "http://127.0.0.1:8000/v1"
+    tgi = create_model(ProviderSettings("hf_tgi", "m"))
+    assert tgi.endpoint == "http://127.0.0.1:8080" and tgi.api == "generate"
+    assert not tgi.supports_native_tools
+    assert create_model(ProviderSettings("hf_tgi", "m", endpoint="http://h:80/v1")).api == (
+        "messages"
+    )
+    assert LlamaCppServerModel(ProviderSettings("llamacpp", "m")).endpoint == (
+        "http://127.0.0.1:8080/v1"
+    )
 
 
 async def test_streams_deltas_then_one_final_response(case: Case) -> None:
@@ -302,7 +342,7 @@ async def test_error_inside_the_stream_raises(case: Case) -> None:
 
 
 async def test_connection_refused_is_retryable(case: Case, closed_port_url: str) -> None:
-    endpoint = closed_port_url + ("/v1" if case.provider_type == "openai_compat" else "")
+    endpoint = closed_port_url + ("/v1" if case.openai_wire else "")
     model = case.model(endpoint=endpoint)
 
     with pytest.raises(ProviderError) as caught:
@@ -343,9 +383,9 @@ async def test_one_client_is_reused_and_closed(case: Case) -> None:
     model = case.model()
 
     await model.complete(HELLO)
-    client = model._client  # type: ignore[attr-defined]
+    client = http_client(model)
     await model.complete(HELLO)
-    assert model._client is client  # type: ignore[attr-defined]
+    assert http_client(model) is client
 
     await model.aclose()
     assert client is not None and client.is_closed

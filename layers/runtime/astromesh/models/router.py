@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from astromesh.errors import ConfigurationError, ProviderError, ProviderUnavailable
 from astromesh.models.base import Model
-from astromesh.models.breaker import CircuitBreaker, breaker_key
+from astromesh.models.breaker import CircuitBreaker
 from astromesh.models.catalog import PriceTable
 from astromesh.models.strategies import (
     RouteRequest,
@@ -213,7 +213,7 @@ class ModelRouter:
         failures: list[str] = []
         attempts = 0
         for model in ordered:
-            key = breaker_key(model.settings.label, model.model)
+            key = candidate_key(model)
             retry = 0
             while True:
                 if self.retry.max_attempts is not None and attempts >= self.retry.max_attempts:

@@ -83,8 +83,16 @@ def _wants_json(params: GenerationParams | None) -> bool:
 
 
 def candidate_key(model: Model) -> str:
-    """How a candidate is named in stats, breakers and logs: ``provider/model``."""
-    return f"{model.settings.label}/{model.model}"
+    """How a candidate is named in stats, circuit breakers and logs: ``provider/model``.
+
+    A candidate written inline (no ProviderConfig name) is labelled by its type only, so its
+    endpoint is added: two unrelated ``openai_compat`` servers must not share one circuit.
+    """
+    settings = model.settings
+    key = f"{settings.label}/{model.model}"
+    if settings.name is None and settings.endpoint:
+        key += f"@{settings.endpoint}"
+    return key
 
 
 @dataclass

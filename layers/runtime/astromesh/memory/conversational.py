@@ -8,10 +8,14 @@ query and the final answer are remembered, not intermediate tool chatter, so a w
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 from astromesh.errors import ConfigurationError
 from astromesh.models.types import Message
 from astromesh.stores.base import HistoryStore, SessionKey
+
+if TYPE_CHECKING:
+    from astromesh.memory.summary import Summarizer, SummaryStore
 
 
 def estimate_tokens(text: str) -> int:
@@ -73,14 +77,39 @@ class TokenBudgetMemory(ConversationalMemory):
 
 
 def build_memory(
-    store: HistoryStore, *, strategy: str, max_turns: int, max_tokens: int | None
+    store: HistoryStore,
+    *,
+    strategy: str,
+    max_turns: int,
+    max_tokens: int | None,
+    summarizer: Summarizer | None = None,
+    summaries: SummaryStore | None = None,
 ) -> ConversationalMemory:
-    """The memory for an agent's ``spec.memory.conversational`` settings."""
+    """The memory for an agent's ``spec.memory.conversational`` settings.
+
+    ``summary`` needs ``summarizer`` (the runtime builds one from the agent's model with
+    :func:`astromesh.memory.summary.model_summarizer`) and ``summaries``, the store beside
+    the history (:func:`astromesh.memory.summary.build_summary_store`; in-memory if omitted).
+    """
+    if strategy == "summary":
+        from astromesh.memory.summary import InMemorySummaryStore, SummaryMemory
+
+        if summarizer is None:
+            raise ConfigurationError(
+                "conversational memory strategy 'summary' needs a summariser (the agent's "
+                "model): pass summarizer=model_summarizer(router) to build_memory"
+            )
+        return SummaryMemory(
+            store,
+            summaries=summaries or InMemorySummaryStore(),
+            summarizer=summarizer,
+            max_turns=max_turns,
+        )
     if strategy == "sliding_window":
         return SlidingWindowMemory(store, max_turns=max_turns)
     if strategy == "token_budget":
         return TokenBudgetMemory(store, max_turns=max_turns, max_tokens=max_tokens or 2000)
     raise ConfigurationError(
-        f"conversational memory strategy {strategy!r} validates but is not runnable in this "
-        "build yet (runnable: sliding_window, token_budget)"
+        f"unknown conversational memory strategy {strategy!r} "
+        "(runnable: sliding_window, summary, token_budget)"
     )

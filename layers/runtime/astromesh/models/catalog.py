@@ -82,7 +82,9 @@ class Capabilities:
 
     def missing(self, required: Collection[str], tokens_needed: int = 0) -> list[str]:
         """The requirements this model does not meet (empty when it qualifies)."""
-        lacking = [name for name in required if not getattr(self, name, False)]
+        known = [name for name in CAPABILITY_NAMES if name in required]
+        unknown = sorted(set(required) - {*CAPABILITY_NAMES, "long_context"})
+        lacking = [name for name in known if not getattr(self, name)] + unknown
         if tokens_needed > self.context_window:
             lacking.append(f"long_context ({tokens_needed} > {self.context_window} tokens)")
         return lacking

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 
 from astromesh.agent import Agent
@@ -27,9 +27,13 @@ from astromesh.orchestration.base import (
 from astromesh.runs.events import EventSink, RunEvent
 from astromesh.runs.state import ActionResult, RunState, RunStatus, utcnow
 from astromesh.telemetry import stage
-from astromesh.tools.base import ToolContext
+from astromesh.tools.base import ChildRunner, ToolContext
 
 logger = logging.getLogger(__name__)
+
+ChildRunStarter = Callable[[RunState, str, str], Awaitable[RunState]]
+"""Starts agent ``name`` with ``query`` as a child of ``parent`` and waits for it:
+``(parent, name, query) -> finished child run``. Supplied by the runtime to the executor."""
 
 MAX_PARALLEL_ACTIONS = 8
 """Tool calls of one step run concurrently, at most this many at a time."""
@@ -113,16 +117,28 @@ async def act(
     actions: Sequence[ToolCall],
     emit: EventSink,
     *,
+    run_child: ChildRunStarter | None = None,
     keep: ResultKeeper | None = None,
 ) -> list[ActionResult]:
-    """Execute the step's tool calls concurrently (bounded) and record each one."""
+    """Execute the step's tool calls concurrently (bounded) and record each one.
+
+    ``keep`` stores each full result beside the run; the run records what it returns.
+
+    ``run_child`` lets agent tools start child runs of this run; the id of the child a call
+    started is recorded in that call's ``tool_call`` step (``child_run_id``).
+    """
     with stage("act", run_id=run.id, agent=agent.name, actions=len(actions)):
-        context = ToolContext(
-            run_id=run.id, agent=agent.name, session_id=run.session_id, namespace=run.namespace
-        )
         limit = asyncio.Semaphore(MAX_PARALLEL_ACTIONS)
+        child_runs: dict[str, str] = {}
 
         async def one(call: ToolCall) -> ActionResult:
+            context = ToolContext(
+                run_id=run.id,
+                agent=agent.name,
+                session_id=run.session_id,
+                namespace=run.namespace,
+                run_child=_child_runner(run, call.id, run_child, child_runs),
+            )
             async with limit:
                 await emit(
                     RunEvent(
@@ -152,7 +168,7 @@ async def act(
         results = await asyncio.gather(*(one(call) for call in actions))
         if keep is not None:
             results = await asyncio.gather(*(keep(result) for result in results))
-        record_actions(run, agent, actions, results)
+        record_actions(run, agent, actions, results, child_runs=child_runs)
         return list(results)
 
 
@@ -161,11 +177,14 @@ def record_actions(
     agent: Agent,
     actions: Sequence[ToolCall],
     results: Sequence[ActionResult],
+    *,
+    child_runs: Mapping[str, str] | None = None,
 ) -> None:
     """Record each executed call as a ``tool_call`` step and keep the step's results.
 
     Split from :func:`act` because on Step Functions the calls run in other processes and
     ``observe`` records them from the results they stored."""
+    child_runs = child_runs or {}
     for call, result in zip(actions, results, strict=True):
         run.record(
             "tool_call",
@@ -176,8 +195,25 @@ def record_actions(
             ok=result.ok,
             result=result.content,
             permitted=agent.tools.is_allowed(call.name),
+            **({"child_run_id": child_runs[call.id]} if call.id in child_runs else {}),
         )
     run.results = list(results)
+
+
+def _child_runner(
+    parent: RunState, call_id: str, starter: ChildRunStarter | None, started: dict[str, str]
+) -> ChildRunner | None:
+    """The ``run_child`` one tool call gets: starts children of ``parent`` and notes the id of
+    the child it started under ``call_id`` (for the call's step record)."""
+    if starter is None:
+        return None
+
+    async def run_child(agent_name: str, query: str) -> RunState:
+        child = await starter(parent, agent_name, query)
+        started[call_id] = child.id
+        return child
+
+    return run_child
 
 
 def observe(run: RunState, agent: Agent, results: Sequence[ActionResult]) -> None:

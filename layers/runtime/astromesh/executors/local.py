@@ -27,8 +27,20 @@ class RunCancelled(Exception):
 
 
 class LocalExecutor(Executor):
-    def __init__(self, runs: RunStore) -> None:
+    """Runs the loop in-process.
+
+    Args:
+        runs: where the run is checkpointed.
+        run_child: how agent tools start child runs (the runtime's
+            :meth:`~astromesh.runtime.AgentRuntime.run_child`); without it an agent tool
+            reports that child runs are unsupported here.
+    """
+
+    def __init__(
+        self, runs: RunStore, *, run_child: pipeline.ChildRunStarter | None = None
+    ) -> None:
         self.runs = runs
+        self.run_child = run_child
 
     async def execute(self, run: RunState, agent: Agent, emit: EventSink) -> RunState:
         decision: Decision
@@ -46,7 +58,12 @@ class LocalExecutor(Executor):
                     break
                 run.pending_actions = list(decision.actions)
                 results = await pipeline.act(
-                    run, agent, decision.actions, emit, keep=kept.keep
+                    run,
+                    agent,
+                    decision.actions,
+                    emit,
+                    run_child=self.run_child,
+                    keep=kept.keep,
                 )
                 pipeline.observe(run, agent, results)
                 await self._checkpoint(run)

@@ -6,28 +6,70 @@ never offered to the model, and a forged call to it is refused (and recorded by 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
 
 from astromesh.errors import ConfigurationError
 from astromesh.models.types import ToolCall, ToolDefinition
+from astromesh.tools.agent import AgentTool
 from astromesh.tools.base import Tool, ToolContext, ToolResult
 from astromesh.tools.python import PythonTool, import_handler
 
 
 class ToolRegistry:
-    """The tools one agent can see."""
+    """The tools one agent can see.
+
+    Tools added with ``always_allowed`` (the agent tools an orchestration pattern needs to
+    call its own stages or workers) are permitted whatever ``allowed_actions`` says: the
+    pattern's configuration already names them, so refusing them would only break the run.
+    """
 
     def __init__(self, tools: Iterable[Tool] = (), *, allowed: Iterable[str] | None = None) -> None:
         self._tools = {tool.name: tool for tool in tools}
         self._allowed = None if allowed is None else frozenset(allowed)
+        self._always: set[str] = set()
 
     def __len__(self) -> int:
         return len(self.available())
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._tools
+
+    def get(self, name: str) -> Tool | None:
+        return self._tools.get(name)
+
+    def add(self, tool: Tool, *, always_allowed: bool = False) -> None:
+        """Register one more tool.
+
+        Raises:
+            ConfigurationError: a tool of that name is already registered.
+        """
+        if tool.name in self._tools:
+            raise ConfigurationError(f"tool name {tool.name!r} is used twice")
+        self._tools[tool.name] = tool
+        if always_allowed:
+            self.permit(tool.name)
+
+    def permit(self, name: str) -> None:
+        """Allow ``name`` whatever ``allowed_actions`` says (a tool a pattern must call)."""
+        self._always.add(name)
+
+    def agent_tool(self, agent_name: str) -> AgentTool | None:
+        """The tool that calls ``agent_name`` (the one named after it first), if any."""
+        named = self._tools.get(agent_name)
+        if isinstance(named, AgentTool) and named.agent_name == agent_name:
+            return named
+        for tool in self._tools.values():
+            if isinstance(tool, AgentTool) and tool.agent_name == agent_name:
+                return tool
+        return None
+
     def is_allowed(self, name: str) -> bool:
-        return name in self._tools and (self._allowed is None or name in self._allowed)
+        return name in self._tools and (
+            self._allowed is None or name in self._allowed or name in self._always
+        )
 
     def available(self) -> list[Tool]:
         return [tool for name, tool in self._tools.items() if self.is_allowed(name)]
@@ -54,16 +96,32 @@ def build_registry(
     *,
     allowed_actions: Sequence[str] | None,
     search_path: Path | None = None,
+    known_agents: Collection[str] | None = None,
 ) -> ToolRegistry:
     """Instantiate an agent's ``spec.tools``.
 
+    Args:
+        known_agents: the agents an ``agent`` tool may name; ``None`` skips the check.
+
     Raises:
-        ConfigurationError: a tool's type is not runnable in this build, or its handler
-            cannot be imported. Raised when the agent is built, not in the middle of a run.
+        ConfigurationError: a tool's type is not runnable in this build, its handler cannot
+            be imported, or an agent tool names an unknown agent. Raised when the agent is
+            built, not in the middle of a run.
     """
     tools: list[Tool] = []
     for cfg in tool_configs:
-        if cfg.type == "python":
+        if cfg.type == "agent":
+            if known_agents is not None:
+                check_agent_name(cfg.agent, known_agents, where=f"tool {cfg.name!r}")
+            tools.append(
+                AgentTool(
+                    cfg.name,
+                    cfg.agent,
+                    description=cfg.description or None,
+                    parameters=cfg.json_schema(),
+                )
+            )
+        elif cfg.type == "python":
             func = import_handler(cfg.handler, search_path=search_path)
             tools.append(
                 PythonTool(
@@ -76,6 +134,22 @@ def build_registry(
         else:
             raise ConfigurationError(
                 f"tool {cfg.name!r}: type {cfg.type!r} validates but is not runnable in this "
-                "build yet (runnable: python)"
+                "build yet (runnable: python, agent)"
             )
     return ToolRegistry(tools, allowed=allowed_actions)
+
+
+def check_agent_name(name: str, known_agents: Collection[str], *, where: str) -> None:
+    """Refuse a reference to an agent that no valid document defines, naming the nearest one.
+
+    Raises:
+        ConfigurationError: ``name`` is not in ``known_agents``.
+    """
+    if name in known_agents:
+        return
+    hint = get_close_matches(name, list(known_agents), n=1)
+    suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
+    known = ", ".join(sorted(known_agents)) or "none"
+    raise ConfigurationError(
+        f"{where}: agent {name!r} is not defined{suggestion} (known agents: {known})"
+    )

@@ -17,22 +17,26 @@ from typing import TYPE_CHECKING
 
 from astromesh.agent import Agent, Price
 from astromesh.config import load_path
-from astromesh.errors import NotFoundError
+from astromesh.errors import ConfigurationError, NotFoundError
 from astromesh.executors.local import LocalExecutor
 from astromesh.memory.conversational import ConversationalMemory, build_memory
 from astromesh.models.base import Model, ProviderSettings
 from astromesh.models.registry import create_model
 from astromesh.models.router import DEFAULT_ROLE, ModelRouter
 from astromesh.models.types import GenerationParams
-from astromesh.orchestration import build_pattern
+from astromesh.orchestration import SwarmPattern, build_pattern, wiring
 from astromesh.prompts.render import PromptTemplate
 from astromesh.runs.events import EventSink, discard
 from astromesh.runs.state import RunState
-from astromesh.stores.base import StateBackend
-from astromesh.tools.registry import build_registry
+from astromesh.stores.base import RunStore, StateBackend
+from astromesh.tools.agent import AgentDepthExceeded
+from astromesh.tools.registry import build_registry, check_agent_name
 
 if TYPE_CHECKING:
     from astromesh.config import AgentDocument, ConfigIssue, LoadResult, ModelCandidate
+    from astromesh.config.orchestration import OrchestrationSpec
+    from astromesh.orchestration.base import Pattern
+    from astromesh.tools.registry import ToolRegistry
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ REDIS_URL_ENV = "ASTROMESH_REDIS_URL"
 POSTGRES_DSN_ENV = "ASTROMESH_POSTGRES_DSN"
 DEFAULT_STATE_PATH = ".astromesh/state.db"
 DEFAULT_PROVIDER_TIMEOUT = 60.0
+MAX_AGENT_DEPTH = 4
+"""How deep agents may call agents (a run started by a caller is depth 0)."""
 
 
 def default_agents_dir() -> Path:
@@ -136,30 +142,79 @@ class AgentRuntime:
         if name in self._agents:
             return self._agents[name]
         async with self._build_lock:
-            if name not in self._agents:
-                self._agents[name] = await self._build(self.describe(name))
+            return await self._get_or_build(name, ())
+
+    async def _get_or_build(self, name: str, building: tuple[str, ...]) -> Agent:
+        """Build under the lock; ``building`` is the chain of swarms that led here, so a
+        swarm that (indirectly) contains itself is refused instead of recursing forever."""
+        if name not in self._agents:
+            if name in building:
+                chain = " -> ".join((*building, name))
+                raise ConfigurationError(f"swarm agents contain each other: {chain}")
+            self._agents[name] = await self._build(self.describe(name), (*building, name))
         return self._agents[name]
 
-    async def _build(self, doc: AgentDocument) -> Agent:
+    async def _build(self, doc: AgentDocument, building: tuple[str, ...] = ()) -> Agent:
         spec = doc.spec
         defaults = self.config.runtime.spec.defaults.orchestration if self.config.runtime else None
         orchestration = spec.orchestration.with_defaults(defaults)
         system = spec.prompts.system if spec.prompts else None
+        tools = build_registry(
+            spec.tools,
+            allowed_actions=spec.permissions.allowed_actions if spec.permissions else None,
+            search_path=self.agents_dir if self.agents_dir.is_dir() else self.agents_dir.parent,
+            known_agents=self.config.agents.keys(),
+        )
         return Agent(
             config=doc,
             router=self._build_router(doc),
-            tools=build_registry(
-                spec.tools,
-                allowed_actions=spec.permissions.allowed_actions if spec.permissions else None,
-                search_path=self.agents_dir if self.agents_dir.is_dir() else self.agents_dir.parent,
-            ),
+            tools=tools,
             memory=await self._build_memory(doc),
-            pattern=build_pattern(orchestration.pattern, tool_calling=orchestration.tool_calling),
+            pattern=await self._build_pattern(doc, orchestration, tools, building),
             system_prompt=PromptTemplate(f"{doc.metadata.name}.system", system) if system else None,
             max_iterations=orchestration.max_iterations,
             timeout_seconds=orchestration.timeout_seconds,
             prices=self._prices(),
         )
+
+    async def _build_pattern(
+        self,
+        doc: AgentDocument,
+        orchestration: OrchestrationSpec,
+        tools: ToolRegistry,
+        building: tuple[str, ...],
+    ) -> Pattern:
+        """The pattern, with the agents it calls checked and their tools in ``tools``.
+
+        Agents a pattern runs as child runs (stages, targets, workers) get an always-permitted
+        agent tool; a swarm's members are built here and their tools registered as
+        ``member/tool``.
+
+        Raises:
+            ConfigurationError: a referenced agent is not defined, a fan-out role is not
+                declared, or swarms contain each other.
+        """
+        called = wiring.called_agents(orchestration)
+        for where, name in called + wiring.swarm_agents(orchestration):
+            check_agent_name(
+                name, self.config.agents.keys(), where=f"agent {doc.metadata.name!r} {where}"
+            )
+        wiring.check_fan_out_roles(orchestration, doc.spec.model.roles())
+        wiring.add_agent_tools(tools, [name for _, name in called], self._agent_description)
+        members = {
+            name: await self._get_or_build(name, building)
+            for _, name in wiring.swarm_agents(orchestration)
+        }
+        pattern = build_pattern(orchestration, members=members)
+        if isinstance(pattern, SwarmPattern):
+            for tool in pattern.member_tools():
+                tools.add(tool, always_allowed=True)
+        return pattern
+
+    def _agent_description(self, name: str) -> str:
+        """What a pattern's tool for agent ``name`` is described as (its identity)."""
+        doc = self.config.agents[name]
+        return doc.description or f"Ask the agent '{name}' to handle a request."
 
     def _build_router(self, doc: AgentDocument) -> ModelRouter:
         roles = {DEFAULT_ROLE, *doc.spec.model.roles()}
@@ -253,7 +308,43 @@ class AgentRuntime:
                 context=context,
             )
         )
-        return await LocalExecutor(runs).execute(run, agent, on_event or discard)
+        return await self._executor(runs).execute(run, agent, on_event or discard)
+
+    async def run_child(self, parent: RunState, agent_name: str, query: str) -> RunState:
+        """Run ``agent_name`` as a child of ``parent`` (an agent tool's call) and return it.
+
+        The child is a run of its own: stored with ``parent_run_id`` and ``depth``, in the
+        session ``<parent session>/<agent>`` so its memory never mixes with the parent's
+        conversation, with the parent's context. Its events are not forwarded: the parent
+        reports the call as a tool call.
+
+        Raises:
+            AgentDepthExceeded: the child would nest deeper than :data:`MAX_AGENT_DEPTH`
+                (an agent calling agents in a loop stops here).
+        """
+        depth = parent.depth + 1
+        if depth > MAX_AGENT_DEPTH:
+            raise AgentDepthExceeded(
+                f"agent {agent_name!r} was not started: agent calls nest at most "
+                f"{MAX_AGENT_DEPTH} deep and run {parent.id} is already at depth {parent.depth}"
+            )
+        agent = await self.get(agent_name)
+        runs = (await self.state()).runs
+        child = await runs.create(
+            RunState(
+                agent=agent.name,
+                namespace=agent.namespace,
+                session_id=f"{parent.session_id}/{agent.name}",
+                query=query,
+                context=parent.context,
+                parent_run_id=parent.id,
+                depth=depth,
+            )
+        )
+        return await self._executor(runs).execute(child, agent, discard)
+
+    def _executor(self, runs: RunStore) -> LocalExecutor:
+        return LocalExecutor(runs, run_child=self.run_child)
 
     async def close(self) -> None:
         """Close every agent's providers and every backend this runtime opened."""

@@ -1,0 +1,79 @@
+"""Registry tables in PostgreSQL (migration 0003), through the state backend's pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from astromesh.errors import ConflictError, NotFoundError
+from astromesh.registry.base import AgentRegistry, AgentStatus, RegisteredAgent
+from astromesh.registry.memory import _lost_update
+from astromesh.stores.postgres import PostgresBackend
+
+_COLUMNS = "name, source, revision, tenant, created_at, updated_at"
+
+
+class PostgresAgentRegistry(AgentRegistry):
+    def __init__(self, backend: PostgresBackend) -> None:
+        self._backend = backend
+
+    async def get(self, name: str) -> RegisteredAgent | None:
+        rows = await self._backend.execute(
+            f"SELECT {_COLUMNS} FROM agents WHERE name = %s", (name,)
+        )
+        return _record(rows[0]) if rows else None
+
+    async def list(self) -> list[RegisteredAgent]:
+        rows = await self._backend.execute(f"SELECT {_COLUMNS} FROM agents ORDER BY name")
+        return [_record(row) for row in rows]
+
+    async def create(self, name: str, source: str, *, tenant: str) -> RegisteredAgent:
+        rows = await self._backend.execute(
+            "INSERT INTO agents (name, source, revision, tenant) VALUES (%s, %s, 1, %s)"
+            f" ON CONFLICT (name) DO NOTHING RETURNING {_COLUMNS}",
+            (name, source, tenant),
+        )
+        if not rows:
+            raise ConflictError(f"agent {name!r} is already registered")
+        return _record(rows[0])
+
+    async def update(self, name: str, source: str, *, revision: int) -> RegisteredAgent:
+        rows = await self._backend.execute(
+            "UPDATE agents SET source = %s, revision = revision + 1, updated_at = now()"
+            f" WHERE name = %s AND revision = %s RETURNING {_COLUMNS}",
+            (source, name, revision),
+        )
+        if rows:
+            return _record(rows[0])
+        current = await self._backend.execute(
+            "SELECT revision FROM agents WHERE name = %s", (name,)
+        )
+        if not current:
+            raise NotFoundError(f"agent {name!r} is not registered")
+        raise _lost_update(name, current[0][0], revision)
+
+    async def delete(self, name: str) -> bool:
+        await self._backend.execute("DELETE FROM agent_status WHERE name = %s", (name,))
+        _, count = await self._backend.execute_count("DELETE FROM agents WHERE name = %s", (name,))
+        return count == 1
+
+    async def status(self, name: str) -> AgentStatus:
+        rows = await self._backend.execute(
+            "SELECT status FROM agent_status WHERE name = %s", (name,)
+        )
+        return AgentStatus(rows[0][0]) if rows else AgentStatus.DEPLOYED
+
+    async def statuses(self) -> dict[str, AgentStatus]:
+        rows = await self._backend.execute("SELECT name, status FROM agent_status")
+        return {name: AgentStatus(status) for name, status in rows}
+
+    async def set_status(self, name: str, status: AgentStatus) -> None:
+        await self._backend.execute(
+            "INSERT INTO agent_status (name, status) VALUES (%s, %s) ON CONFLICT (name)"
+            " DO UPDATE SET status = excluded.status, updated_at = now()",
+            (name, status.value),
+        )
+
+
+def _record(row: tuple[Any, ...]) -> RegisteredAgent:
+    name, source, revision, tenant, created, updated = row
+    return RegisteredAgent(name, source, int(revision), tenant, created, updated)

@@ -1,0 +1,105 @@
+"""``create_app``: the FastAPI app of the ``/v1`` API (REST, SSE and the local WebSocket).
+
+The runtime is passed in and reached by routes through FastAPI dependencies
+(``app.state.services``), never through module globals, so tests, the local server and the
+Lambda handler each build their own app around their own runtime.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from astromesh import __version__
+from astromesh.channels import rest, ws
+from astromesh.channels.errors import install_error_handlers
+from astromesh.channels.middleware import BodyLimit, ErrorBoundary
+from astromesh.channels.services import Services
+from astromesh.channels.settings import ServerSettings
+from astromesh.runtime import AgentRuntime
+
+logger = logging.getLogger("astromesh.channels")
+
+DESCRIPTION = """\
+Astromesh's `/v1` API, compatible with upstream Astromesh clients.
+Authenticate with `Authorization: Bearer <key>` or `x-api-key: <key>`
+(keys come from `astromesh keys create`). Errors are `{"error": {"code", "message"}}`."""
+
+
+def create_app(
+    runtime: AgentRuntime,
+    settings: ServerSettings | None = None,
+    *,
+    owns_runtime: bool = False,
+) -> FastAPI:
+    """Build the app serving ``runtime``.
+
+    Args:
+        runtime: the agents to serve (and the state store runs, registered agents and API
+            keys live in).
+        settings: defaults to :meth:`ServerSettings.from_env`.
+        owns_runtime: close ``runtime`` when the app shuts down (the local server's factory).
+    """
+    settings = settings or ServerSettings.from_env()
+    services = Services.build(runtime, settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Open the stores now so a bad configuration fails at start-up, not on a request.
+        keys = await services.keys()
+        if settings.auth == "required":
+            logger.info("auth: API keys required")
+        elif await keys.has_active():
+            logger.info("auth: API keys required (keys exist)")
+        else:
+            logger.warning(
+                "auth: no API key exists, serving OPEN (development mode); create one with"
+                " 'astromesh keys create --tenant T --agents \"*\"' or set ASTROMESH_AUTH=required"
+            )
+        try:
+            yield
+        finally:
+            await services.aclose()
+            if owns_runtime:
+                await runtime.close()
+
+    app = FastAPI(
+        title="Astromesh",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+        redoc_url=None,
+        **_lenient_json(),
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for router in rest.ROUTERS:
+        app.include_router(router)
+    app.include_router(ws.router)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ErrorBoundary)  # added last: outermost of ours
+    for issue in runtime.issues:
+        logger.warning("skipped: %s", issue)
+    return app
+
+
+def _lenient_json() -> dict[str, bool]:
+    """Parse a body sent without Content-Type as JSON, as FastAPI did before it became strict:
+    upstream clients (and ``curl --data``-style callers) rely on it."""
+    if "strict_content_type" in inspect.signature(FastAPI.__init__).parameters:
+        return {"strict_content_type": False}
+    return {}
+
+
+def create_dev_app() -> FastAPI:
+    """The local server's app (``astromesh dev``), a factory so ``--reload`` can re-import it.
+
+    Reads ``ASTROMESH_AGENTS_DIR`` and the state settings like the CLI.
+    """
+    return create_app(AgentRuntime(), ServerSettings.from_env(), owns_runtime=True)

@@ -1,0 +1,318 @@
+"""AgentCatalog: the one place where the channels meet the runtime's agents.
+
+A name resolves to a document from the durable registry first (agents registered through
+the API, shared by every instance), then from the files of the agents folder (read-only
+defaults). Built agents are cached per process and rebuilt when the registry's revision of
+an agent moves on, so an update made through one Lambda instance reaches the others on
+their next request.
+
+The runtime does not yet build documents it did not load, execute a run it did not create,
+nor scope memory by tenant; the helpers under "Runtime bridge" below stand in for the
+runtime methods that will. They are the only code in the channels that knows the runtime's
+internals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from difflib import get_close_matches
+from typing import Literal
+
+from astromesh.agent import Agent
+from astromesh.channels.errors import InvalidAgent
+from astromesh.channels.policy import registration_issues
+from astromesh.config import AgentDocument, ConfigIssue, load_text
+from astromesh.errors import ConfigurationError, ConflictError, NotFoundError
+from astromesh.executors.base import Executor
+from astromesh.executors.local import LocalExecutor
+from astromesh.registry import AgentRegistry, AgentStatus, RegisteredAgent
+from astromesh.runtime import AgentRuntime
+from astromesh.stores.base import RunStore, SessionKey
+
+logger = logging.getLogger(__name__)
+
+REQUEST_SOURCE = "<request>"
+"""The ``file`` of issues found in a posted document."""
+
+Origin = Literal["file", "registered"]
+
+
+# -- Runtime bridge ----------------------------------------------------------------------
+
+
+async def build_agent(runtime: AgentRuntime, doc: AgentDocument) -> Agent:
+    """Build ``doc`` with the runtime's services, like a file agent.
+
+    Stand-in for a public ``AgentRuntime.build(doc)``; uses the private builder until then.
+    """
+    return await runtime._build(doc)
+
+
+def executor_for(runtime: AgentRuntime, runs: RunStore) -> Executor:
+    """The executor the runtime uses for its own runs (with agent tools' child runs wired
+    in), for the runs the channels create.
+
+    Stand-in for a public ``AgentRuntime.execute(run, agent, on_event)``; falls back to a
+    plain :class:`LocalExecutor` for a runtime without the private factory.
+    """
+    make: Callable[[RunStore], Executor] | None = getattr(runtime, "_executor", None)
+    return make(runs) if make is not None else LocalExecutor(runs)
+
+
+@dataclass
+class TenantAgent(Agent):
+    """An agent whose conversations are keyed by tenant as well.
+
+    Stand-in for ``Agent.session_key(session_id, tenant)``: the step loop asks the agent for
+    the session key, so a view of the agent (same services, no copies) that fills in
+    ``SessionKey.tenant`` isolates each tenant's history without touching session ids.
+    """
+
+    tenant: str = "default"
+
+    def session_key(self, session_id: str) -> SessionKey:
+        return SessionKey(
+            agent=self.name, session_id=session_id, namespace=self.namespace, tenant=self.tenant
+        )
+
+
+def for_tenant(agent: Agent, tenant: str) -> Agent:
+    """``agent`` as seen by ``tenant`` (the agent itself for the default tenant)."""
+    if tenant == "default" and not isinstance(agent, TenantAgent):
+        return agent
+    fields = {f.name: getattr(agent, f.name) for f in dataclasses.fields(Agent)}
+    return TenantAgent(**fields, tenant=tenant)
+
+
+# -- The catalog --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogEntry:
+    """An agent as the API shows it."""
+
+    name: str
+    document: AgentDocument
+    origin: Origin
+    status: AgentStatus
+    revision: int = 0
+    """The registry's revision (0 for file agents)."""
+
+
+class AgentCatalog:
+    """Resolves, builds, registers and removes agents for the channels."""
+
+    def __init__(
+        self, runtime: AgentRuntime, registry: AgentRegistry, *, tool_modules: Sequence[str]
+    ) -> None:
+        self.runtime = runtime
+        self.registry = registry
+        self.tool_modules = tuple(tool_modules)
+        self._documents: dict[str, tuple[int, AgentDocument]] = {}
+        self._built: dict[str, tuple[int, Agent]] = {}
+        self._retired: list[Agent] = []
+        self._build_lock = asyncio.Lock()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def entries(self) -> list[CatalogEntry]:
+        """Every agent, registered ones first where a name exists in both, sorted by name."""
+        statuses = await self.registry.statuses()
+        found: dict[str, CatalogEntry] = {}
+        for record in await self.registry.list():
+            try:
+                document = self._document(record)
+            except ConfigurationError as exc:
+                logger.warning("agent=<%s> | registered agent skipped: %s", record.name, exc)
+                continue
+            found[record.name] = CatalogEntry(
+                record.name,
+                document,
+                "registered",
+                statuses.get(record.name, AgentStatus.DEPLOYED),
+                record.revision,
+            )
+        for name in self.runtime.agent_names():
+            if name not in found:
+                status = statuses.get(name, AgentStatus.DEPLOYED)
+                found[name] = CatalogEntry(name, self.runtime.describe(name), "file", status)
+        return [found[name] for name in sorted(found)]
+
+    async def entry(self, name: str) -> CatalogEntry:
+        """The agent called ``name``.
+
+        Raises:
+            NotFoundError: no registered or file agent has that name (with the nearest one).
+            ConfigurationError: the registered document no longer validates here.
+        """
+        record = await self.registry.get(name)
+        if record is not None:
+            document = self._document(record)
+            origin: Origin = "registered"
+            revision = record.revision
+        elif name in self.runtime.config.agents:
+            document, origin, revision = self.runtime.describe(name), "file", 0
+        else:
+            raise NotFoundError(await self._unknown(name))
+        return CatalogEntry(name, document, origin, await self.registry.status(name), revision)
+
+    async def agent(self, entry: CatalogEntry, tenant: str) -> Agent:
+        """The built agent of ``entry``, scoped to ``tenant``.
+
+        Raises:
+            ConfigurationError: the agent validates but cannot be built here.
+        """
+        if entry.origin == "file":
+            return for_tenant(await self.runtime.get(entry.name), tenant)
+        cached = self._built.get(entry.name)
+        if cached is None or cached[0] != entry.revision:
+            async with self._build_lock:
+                cached = self._built.get(entry.name)
+                if cached is None or cached[0] != entry.revision:
+                    built = await build_agent(self.runtime, entry.document)
+                    self._retire(entry.name)
+                    cached = self._built[entry.name] = (entry.revision, built)
+        return for_tenant(cached[1], tenant)
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def parse(self, text: str, *, source: str = REQUEST_SOURCE) -> AgentDocument:
+        """Validate posted text like a file, plus the rules for registered agents.
+
+        Raises:
+            InvalidAgent: with every issue (file, line, column, field, message).
+        """
+        result = load_text(
+            text, source=source, env={}, known_providers=self.runtime.config.providers
+        )
+        if result.errors:
+            raise InvalidAgent(
+                f"the agent document is not valid: {result.errors[0]}", result.errors
+            )
+        others = len(result.provider_configs) + len(result.rag_pipelines) + bool(result.runtime)
+        if others or len(result.agents) != 1:
+            raise InvalidAgent(
+                "expected exactly one document of kind Agent (ProviderConfig, RAGPipeline and"
+                f" RuntimeConfig are read from the agents folder only); found {len(result.agents)}"
+                f" agent(s) and {others} other document(s)",
+                [],
+            )
+        [document] = result.agents.values()
+        issues = registration_issues(
+            document,
+            text,
+            source=source,
+            providers=self.runtime.config.providers,
+            tool_modules=self.tool_modules,
+        )
+        if issues:
+            raise InvalidAgent(f"the agent cannot be registered: {issues[0]}", issues)
+        return document
+
+    async def register(self, text: str, *, tenant: str) -> CatalogEntry:
+        """Add a new agent from posted text.
+
+        Raises:
+            InvalidAgent: it does not validate, or validates but cannot be built.
+            ConflictError: the name is taken (by a file agent or a registered one).
+        """
+        document = self.parse(text)
+        name = document.name
+        if name in self.runtime.config.agents:
+            raise ConflictError(self._read_only(name))
+        await self._check_buildable(document)
+        record = await self.registry.create(name, text, tenant=tenant)
+        return self._remember(record, document)
+
+    async def update(self, name: str, text: str) -> CatalogEntry:
+        """Replace a registered agent's document (optimistic on the registry's revision)."""
+        document = self.parse(text)
+        if document.name != name:
+            raise InvalidAgent(
+                f"metadata.name is '{document.name}' but the URL names '{name}'",
+                [ConfigIssue(REQUEST_SOURCE, None, None, "metadata.name", "must match the URL")],
+            )
+        current = await self.registry.get(name)
+        if current is None:
+            if name in self.runtime.config.agents:
+                raise ConflictError(self._read_only(name))
+            raise NotFoundError(await self._unknown(name))
+        await self._check_buildable(document)
+        record = await self.registry.update(name, text, revision=current.revision)
+        return self._remember(record, document)
+
+    async def remove(self, name: str) -> None:
+        """Delete a registered agent; file agents cannot be deleted."""
+        if await self.registry.delete(name):
+            self._documents.pop(name, None)
+            self._retire(name)
+            return
+        if name in self.runtime.config.agents:
+            raise ConflictError(self._read_only(name))
+        raise NotFoundError(await self._unknown(name))
+
+    async def set_status(self, name: str, status: AgentStatus) -> CatalogEntry:
+        entry = await self.entry(name)
+        await self.registry.set_status(name, status)
+        return dataclasses.replace(entry, status=status)
+
+    async def aclose(self) -> None:
+        """Close the providers of registered agents this catalog built."""
+        for name in list(self._built):
+            self._retire(name)
+        retired, self._retired = self._retired, []
+        for agent in retired:
+            await agent.aclose()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _document(self, record: RegisteredAgent) -> AgentDocument:
+        cached = self._documents.get(record.name)
+        if cached is not None and cached[0] == record.revision:
+            return cached[1]
+        try:
+            document = self.parse(record.source, source=f"registry:{record.name}")
+        except InvalidAgent as exc:
+            raise ConfigurationError(
+                f"registered agent {record.name!r} no longer validates: {exc.message}"
+            ) from None
+        self._documents[record.name] = (record.revision, document)
+        return document
+
+    def _remember(self, record: RegisteredAgent, document: AgentDocument) -> CatalogEntry:
+        self._documents[record.name] = (record.revision, document)
+        return CatalogEntry(
+            record.name, document, "registered", AgentStatus.DEPLOYED, record.revision
+        )
+
+    def _retire(self, name: str) -> None:
+        """Forget a built agent; its providers close at shutdown, after runs using it end."""
+        old = self._built.pop(name, None)
+        if old is not None:
+            self._retired.append(old[1])
+
+    async def _check_buildable(self, document: AgentDocument) -> None:
+        try:
+            agent = await build_agent(self.runtime, document)
+        except ConfigurationError as exc:
+            raise InvalidAgent(
+                f"the agent validates but cannot be built here: {exc.message}", []
+            ) from None
+        await agent.aclose()
+
+    async def _unknown(self, name: str) -> str:
+        known = sorted({*self.runtime.agent_names(), *(r.name for r in await self.registry.list())})
+        hint = get_close_matches(name, known, n=1)
+        suffix = f"; did you mean {hint[0]!r}?" if hint else ""
+        return f"agent {name!r} not found{suffix} (known agents: {', '.join(known) or 'none'})"
+
+    def _read_only(self, name: str) -> str:
+        source = self.runtime.config.agents[name].source
+        return (
+            f"agent {name!r} is defined by the file {source.file if source else 'agents/'} and is"
+            " read-only through the API; change the file, or register under another name"
+        )

@@ -1,0 +1,195 @@
+"""Starting, streaming and cancelling runs for the channels.
+
+The runtime's ``run()`` creates and executes a run in one call. The channels need the two
+apart: an async request answers with the run id before the loop starts, and a tenant's run
+executes with the tenant-scoped agent. So this module creates the run in the store and hands
+it to the executor the runtime uses for its own runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from astromesh.agent import Agent
+from astromesh.channels.catalog import executor_for
+from astromesh.channels.errors import TooManyRuns
+from astromesh.errors import ConflictError
+from astromesh.runs.events import EventSink, RunEvent, discard
+from astromesh.runs.state import RunState, RunStatus
+from astromesh.runtime import AgentRuntime
+
+logger = logging.getLogger(__name__)
+
+_CANCEL_ATTEMPTS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class RunInput:
+    """What a caller asks for, whichever channel it came through."""
+
+    query: str
+    session_id: str = "default"
+    context: dict[str, Any] | None = None
+
+
+class RunLauncher:
+    """Runs in this process: at most ``max_inflight`` at once; background tasks kept alive."""
+
+    def __init__(self, runtime: AgentRuntime, *, max_inflight: int) -> None:
+        self.runtime = runtime
+        self.max_inflight = max_inflight
+        self._inflight = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    async def run(self, agent: Agent, request: RunInput) -> RunState:
+        """Create and execute a run, returning it finished.
+
+        The run executes in its own task and is awaited shielded: a client that disconnects
+        does not interrupt it half-way (which would leave it ``running`` in the store).
+        """
+        with self._reserve() as stack:
+            run = await self._create(agent, request)
+            task = self._spawn(self._execute(run, agent, discard), stack.pop_all())
+        return await asyncio.shield(task)
+
+    async def run_in_background(self, agent: Agent, request: RunInput) -> RunState:
+        """Create a run and execute it in a task of this process; return it still running."""
+        with self._reserve() as stack:
+            run = await self._create(agent, request)
+            self._spawn(self._execute(run, agent, discard), stack.pop_all())
+        return run
+
+    async def start_stream(
+        self, agent: Agent, request: RunInput
+    ) -> tuple[RunState, AsyncIterator[RunEvent]]:
+        """Create a run, start it, and return it with the iterator of its events.
+
+        The run executes in its own task: if the consumer goes away (a client disconnects)
+        the run still finishes and is persisted, and can be read with ``GET /v1/runs/{id}``.
+        The iterator ends after the ``done`` event.
+        """
+        queue: asyncio.Queue[RunEvent | None] = asyncio.Queue()
+
+        async def drive(run: RunState) -> RunState:
+            try:
+                return await self._execute(run, agent, queue.put)
+            finally:
+                await queue.put(None)
+
+        with self._reserve() as stack:
+            run = await self._create(agent, request)
+            self._spawn(drive(run), stack.pop_all())
+
+        async def events() -> AsyncIterator[RunEvent]:
+            while (event := await queue.get()) is not None:
+                yield event
+
+        return run, events()
+
+    async def cancel(self, run_id: str) -> RunState:
+        """Mark a running run cancelled; its loop stops before its next step.
+
+        The write uses the store's optimistic concurrency: if the loop saved meanwhile, the
+        run is read again and the cancel retried, so neither write is lost.
+
+        Raises:
+            NotFoundError: no such run.
+            ConflictError: the run already ended.
+        """
+        runs = (await self.runtime.state()).runs
+        for _ in range(_CANCEL_ATTEMPTS):
+            run = await runs.get(run_id)
+            if run.status.is_terminal:
+                raise ConflictError(
+                    f"run {run_id!r} already ended ({run.status.value}); only a running run"
+                    " can be cancelled"
+                )
+            run.status = RunStatus.CANCELLED
+            run.error = "cancelled by request"
+            try:
+                return await runs.save(run)
+            except ConflictError:
+                continue
+        raise ConflictError(f"run {run_id!r} changed on every attempt to cancel it; retry")
+
+    async def aclose(self, grace_seconds: float = 5.0) -> None:
+        """Let background runs finish for a moment, then cancel what is left."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _reserve(self) -> contextlib.ExitStack:
+        """Take one of the in-flight places; released when the returned stack closes.
+
+        Raises:
+            TooManyRuns: every place is taken (answered 429 with Retry-After).
+        """
+        if self._inflight >= self.max_inflight:
+            raise TooManyRuns(
+                f"this server is already running {self._inflight} runs (the limit is"
+                f" {self.max_inflight}); retry shortly"
+            )
+        self._inflight += 1
+        stack = contextlib.ExitStack()
+        stack.callback(self._release)
+        return stack
+
+    def _release(self) -> None:
+        self._inflight -= 1
+
+    async def _create(self, agent: Agent, request: RunInput) -> RunState:
+        runs = (await self.runtime.state()).runs
+        return await runs.create(
+            RunState(
+                agent=agent.name,
+                namespace=agent.namespace,
+                session_id=request.session_id,
+                query=request.query,
+                context=request.context,
+            )
+        )
+
+    async def _execute(self, run: RunState, agent: Agent, emit: EventSink) -> RunState:
+        runs = (await self.runtime.state()).runs
+        try:
+            return await executor_for(self.runtime, runs).execute(run, agent, emit)
+        except Exception:
+            # The executor settles every run failure itself; what reaches here is the store
+            # failing under it. Tell a listener, and let the caller see the exception.
+            logger.exception("run_id=<%s> | run could not be executed", run.id)
+            await emit(
+                RunEvent(
+                    "error",
+                    {"code": "internal_error", "message": "internal error", "run_id": run.id},
+                )
+            )
+            raise
+
+    def _spawn(
+        self, work: Coroutine[Any, Any, RunState], stack: contextlib.ExitStack
+    ) -> asyncio.Task[RunState]:
+        """Run ``work`` in a task kept referenced until done; close ``stack`` after it."""
+
+        async def wrapped() -> RunState:
+            with stack:
+                return await work
+
+        task = asyncio.create_task(wrapped())
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+        return task
+
+    def _done(self, task: asyncio.Task[RunState]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # logged by _execute; retrieving it keeps asyncio from warning

@@ -1,0 +1,118 @@
+"""Agents: list, describe, run (sync or async) and stream (Server-Sent Events)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from astromesh.channels.catalog import AgentCatalog
+from astromesh.channels.errors import NotAvailable
+from astromesh.channels.launcher import RunInput
+from astromesh.channels.rest._common import runnable_agent, visible_entry
+from astromesh.channels.schemas import (
+    AgentList,
+    ErrorResponse,
+    RunAccepted,
+    RunRequest,
+    RunResponse,
+)
+from astromesh.channels.security import CurrentPrincipal, ServicesDep
+from astromesh.channels.services import get_catalog
+from astromesh.channels.views import agent_config, agent_summary
+from astromesh.runs.events import RunEvent
+from astromesh.runs.views import run_response
+
+router = APIRouter(tags=["agents"])
+
+CatalogDep = Annotated[AgentCatalog, Depends(get_catalog)]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429)
+}
+
+
+@router.get("/v1/agents", response_model=AgentList)
+async def list_agents(principal: CurrentPrincipal, catalog: CatalogDep) -> dict[str, Any]:
+    """The agents this key may use."""
+    entries = [e for e in await catalog.entries() if principal.allows(e.name)]
+    return {"agents": [agent_summary(entry) for entry in entries]}
+
+
+@router.get("/v1/agents/{name}", responses=_ERRORS)
+async def describe_agent(
+    name: str, principal: CurrentPrincipal, catalog: CatalogDep
+) -> dict[str, Any]:
+    """The agent's configuration, plus its status, origin and registry revision."""
+    return agent_config(await visible_entry(catalog, principal, name))
+
+
+@router.post(
+    "/v1/agents/{name}/run",
+    response_model=RunResponse,
+    responses={202: {"model": RunAccepted}, 501: {"model": ErrorResponse}, **_ERRORS},
+)
+async def run_agent(
+    name: str,
+    body: RunRequest,
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    catalog: CatalogDep,
+    mode: Annotated[
+        Literal["sync", "async"] | None, Query(description="async: answer 202 at once")
+    ] = None,
+) -> Any:
+    """Run the agent to completion (200), or start it and answer 202 with the run id."""
+    agent = await runnable_agent(catalog, principal, name)
+    request = RunInput(body.query, body.session_id, body.context)
+    if mode == "async" or body.run_async:
+        if not services.settings.background_runs:
+            raise NotAvailable(
+                "async_runs_unavailable",
+                "async runs need the Step Functions executor, which this deployment does not"
+                " have yet; call without mode=async, or use the stream route",
+            )
+        run = await services.launcher.run_in_background(agent, request)
+        accepted = RunAccepted(run_id=run.id, agent=name, session_id=run.session_id)
+        return JSONResponse(accepted.model_dump(), status_code=202)
+    run = await services.launcher.run(agent, request)
+    return JSONResponse(run_response(run))
+
+
+@router.post(
+    "/v1/agents/{name}/stream",
+    responses={
+        200: {
+            "content": {"text/event-stream": {}},
+            "description": "One SSE event per run event: `event: <type>` and `data: <frame>`"
+            " (the WebSocket frames); the stream ends after `done`.",
+        },
+        **_ERRORS,
+    },
+)
+async def stream_agent(
+    name: str,
+    body: RunRequest,
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    catalog: CatalogDep,
+) -> StreamingResponse:
+    """Run the agent and stream its events as Server-Sent Events."""
+    agent = await runnable_agent(catalog, principal, name)
+    run, events = await services.launcher.start_stream(
+        agent, RunInput(body.query, body.session_id, body.context)
+    )
+    return StreamingResponse(
+        _sse(events),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Run-Id": run.id},
+    )
+
+
+async def _sse(events: AsyncIterator[RunEvent]) -> AsyncIterator[bytes]:
+    async for event in events:
+        data = json.dumps(event.frame(), ensure_ascii=False, default=str)
+        yield f"event: {event.type}\ndata: {data}\n\n".encode()

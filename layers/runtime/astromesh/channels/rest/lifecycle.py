@@ -1,0 +1,124 @@
+"""Agent lifecycle: register (YAML or JSON), update, remove, pause, resume, deploy.
+
+Registered agents live in the durable registry, so every instance serves the same version;
+file agents are the read-only defaults (changing or removing one answers 409).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from astromesh.channels.catalog import AgentCatalog
+from astromesh.channels.errors import BadRequest
+from astromesh.channels.rest._common import visible_entry
+from astromesh.channels.schemas import (
+    AgentRegistered,
+    AgentRemoved,
+    AgentStatusChanged,
+    AgentUpdated,
+    ErrorResponse,
+)
+from astromesh.channels.security import CurrentPrincipal, require_agent
+from astromesh.channels.services import get_catalog
+from astromesh.registry import AgentStatus
+
+router = APIRouter(tags=["agent lifecycle"])
+
+CatalogDep = Annotated[AgentCatalog, Depends(get_catalog)]
+
+_DOCUMENT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "An astromesh/v1 Agent document, as JSON or YAML",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422)
+}
+
+
+async def _document_text(request: Request) -> str:
+    raw = await request.body()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise BadRequest("the agent document must be UTF-8 text") from None
+
+
+@router.post(
+    "/v1/agents",
+    status_code=201,
+    response_model=AgentRegistered,
+    openapi_extra=_DOCUMENT_BODY,
+    responses=_ERRORS,
+)
+async def register_agent(
+    request: Request, principal: CurrentPrincipal, catalog: CatalogDep
+) -> JSONResponse:
+    """Register an agent; validated like a file (422 lists file, line, field of each issue)."""
+    text = await _document_text(request)
+    document = catalog.parse(text)
+    require_agent(principal, document.name)
+    entry = await catalog.register(text, tenant=principal.tenant)
+    body = AgentRegistered(name=entry.name, revision=entry.revision)
+    return JSONResponse(body.model_dump(), status_code=201)
+
+
+@router.put(
+    "/v1/agents/{name}",
+    response_model=AgentUpdated,
+    openapi_extra=_DOCUMENT_BODY,
+    responses=_ERRORS,
+)
+async def update_agent(
+    name: str, request: Request, principal: CurrentPrincipal, catalog: CatalogDep
+) -> AgentUpdated:
+    """Replace a registered agent's document; instances pick it up on their next request."""
+    require_agent(principal, name)
+    entry = await catalog.update(name, await _document_text(request))
+    return AgentUpdated(agent=name, revision=entry.revision)
+
+
+@router.delete("/v1/agents/{name}", response_model=AgentRemoved, responses=_ERRORS)
+async def remove_agent(name: str, principal: CurrentPrincipal, catalog: CatalogDep) -> AgentRemoved:
+    require_agent(principal, name)
+    await catalog.remove(name)
+    return AgentRemoved(name=name)
+
+
+async def _set_status(
+    catalog: AgentCatalog, principal: CurrentPrincipal, name: str, status: AgentStatus
+) -> AgentStatusChanged:
+    await visible_entry(catalog, principal, name)
+    await catalog.set_status(name, status)
+    return AgentStatusChanged(agent=name, status=status.value)  # type: ignore[arg-type]
+
+
+@router.post("/v1/agents/{name}/pause", response_model=AgentStatusChanged, responses=_ERRORS)
+async def pause_agent(
+    name: str, principal: CurrentPrincipal, catalog: CatalogDep
+) -> AgentStatusChanged:
+    """Stop accepting runs (running ones finish); file agents can be paused too."""
+    return await _set_status(catalog, principal, name, AgentStatus.PAUSED)
+
+
+@router.post("/v1/agents/{name}/resume", response_model=AgentStatusChanged, responses=_ERRORS)
+async def resume_agent(
+    name: str, principal: CurrentPrincipal, catalog: CatalogDep
+) -> AgentStatusChanged:
+    return await _set_status(catalog, principal, name, AgentStatus.DEPLOYED)
+
+
+@router.post("/v1/agents/{name}/deploy", response_model=AgentStatusChanged, responses=_ERRORS)
+async def deploy_agent(
+    name: str, principal: CurrentPrincipal, catalog: CatalogDep
+) -> AgentStatusChanged:
+    """Upstream's word for making an agent serve runs; the same as resume here."""
+    return await _set_status(catalog, principal, name, AgentStatus.DEPLOYED)

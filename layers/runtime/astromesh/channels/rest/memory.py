@@ -1,0 +1,75 @@
+"""Conversation memory of an agent per session, isolated by tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from astromesh.channels.catalog import AgentCatalog
+from astromesh.channels.errors import NotAvailable
+from astromesh.channels.rest._common import visible_entry
+from astromesh.channels.schemas import ErrorResponse, HistoryCleared, HistoryResponse
+from astromesh.channels.security import CurrentPrincipal
+from astromesh.channels.services import get_catalog
+from astromesh.channels.views import history_message
+
+router = APIRouter(tags=["memory"])
+
+CatalogDep = Annotated[AgentCatalog, Depends(get_catalog)]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorResponse} for status in (401, 403, 404, 422)
+}
+
+
+@router.get(
+    "/v1/memory/{agent}/history/{session_id}", response_model=HistoryResponse, responses=_ERRORS
+)
+async def read_history(
+    agent: str,
+    session_id: str,
+    principal: CurrentPrincipal,
+    catalog: CatalogDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    """The session's last ``limit`` messages, oldest first (upstream answered an empty list)."""
+    built = await catalog.agent(await visible_entry(catalog, principal, agent), principal.tenant)
+    messages = await built.memory.history(built.session_key(session_id), limit)
+    return {
+        "agent": agent,
+        "session_id": session_id,
+        "history": [history_message(m) for m in messages],
+        "limit": limit,
+    }
+
+
+@router.delete(
+    "/v1/memory/{agent}/history/{session_id}", response_model=HistoryCleared, responses=_ERRORS
+)
+async def clear_history(
+    agent: str, session_id: str, principal: CurrentPrincipal, catalog: CatalogDep
+) -> HistoryCleared:
+    built = await catalog.agent(await visible_entry(catalog, principal, agent), principal.tenant)
+    removed = await built.memory.clear(built.session_key(session_id))
+    return HistoryCleared(agent=agent, session_id=session_id, removed=removed)
+
+
+@router.get(
+    "/v1/memory/{agent}/semantic",
+    status_code=501,
+    responses={501: {"model": ErrorResponse}, **_ERRORS},
+)
+async def search_semantic(
+    agent: str,
+    principal: CurrentPrincipal,
+    catalog: CatalogDep,
+    query: str = "",
+    top_k: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> None:
+    """Semantic memory is not built yet: 501, never an empty list that looks like no match."""
+    await visible_entry(catalog, principal, agent)
+    raise NotAvailable(
+        "semantic_memory_not_available",
+        "semantic memory is not built yet; only conversation history is available"
+        f" (GET /v1/memory/{agent}/history/{{session_id}})",
+    )

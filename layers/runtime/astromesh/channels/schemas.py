@@ -1,0 +1,173 @@
+"""Typed request and response bodies of the ``/v1`` routes (what ``/openapi.json`` shows).
+
+Field names follow upstream Astromesh's contract (``../shared/API.md``); fields we add are
+marked in their descriptions. Response models allow extra fields so that a field added to
+the run view later reaches callers without a change here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorDetail(_Open):
+    code: str = Field(description="Stable machine-readable code, e.g. not_found, bad_json")
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+class RunRequest(BaseModel):
+    """``POST /v1/agents/{name}/run`` and ``/stream``."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+
+    query: str = Field(min_length=1, max_length=200_000)
+    session_id: str = Field("default", min_length=1, max_length=256)
+    context: dict[str, Any] | None = None
+    run_async: bool = Field(
+        False,
+        alias="async",
+        description="Ours: answer 202 with the run id at once (same as ?mode=async)",
+    )
+
+
+class UsageLineView(_Open):
+    provider: str
+    model: str
+    role: str = "default"
+    calls: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost: float = 0.0
+
+
+class UsageView(_Open):
+    tokens_in: int = 0
+    tokens_out: int = 0
+    model: str | None = None
+    by_model: list[UsageLineView] = Field(default_factory=list)
+
+
+class RunResponse(_Open):
+    """Upstream's run response plus ``run_id``, ``status``, ``session_id`` and ``error``."""
+
+    answer: str
+    steps: list[dict[str, Any]]
+    usage: UsageView
+    trace: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    run_id: str
+    status: str
+    session_id: str | None = None
+    error: str | None = None
+
+
+class RunAccepted(BaseModel):
+    run_id: str
+    status: str = "running"
+    agent: str
+    session_id: str
+
+
+class RunCancelled(BaseModel):
+    run_id: str
+    status: str
+
+
+class AgentSummary(_Open):
+    name: str
+    version: str
+    namespace: str
+    description: str | None = None
+    pattern: str
+    display_name: str | None = None
+    status: str = Field(description="Ours: deployed or paused")
+    origin: Literal["file", "registered"] = Field(description="Ours: where it is defined")
+
+
+class AgentList(BaseModel):
+    agents: list[AgentSummary]
+
+
+class AgentRegistered(BaseModel):
+    name: str
+    status: Literal["registered"] = "registered"
+    revision: int
+
+
+class AgentUpdated(BaseModel):
+    agent: str
+    status: Literal["updated"] = "updated"
+    revision: int
+
+
+class AgentRemoved(BaseModel):
+    name: str
+    status: Literal["removed"] = "removed"
+
+
+class AgentStatusChanged(BaseModel):
+    agent: str
+    status: Literal["paused", "deployed"]
+
+
+class HistoryMessage(_Open):
+    role: str
+    content: str
+
+
+class HistoryResponse(BaseModel):
+    agent: str
+    session_id: str
+    history: list[HistoryMessage]
+    limit: int
+
+
+class HistoryCleared(BaseModel):
+    agent: str
+    session_id: str
+    status: Literal["cleared"] = "cleared"
+    removed: int
+
+
+class ToolInfo(_Open):
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    agent: str = Field(description="Ours: the agent that has this tool")
+    type: str
+
+
+class ToolList(BaseModel):
+    tools: list[ToolInfo]
+
+
+class RagIngestRequest(BaseModel):
+    pipeline: str
+    document: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    doc_id_prefix: str = "doc"
+
+
+class RagQueryRequest(BaseModel):
+    pipeline: str
+    query: str
+    top_k: int = Field(5, ge=1, le=100)
+
+
+class Health(_Open):
+    status: Literal["ok"] = "ok"
+    version: str
+    agents: int
+    auth: Literal["required", "auto"] = Field(
+        description="Ours: required, or auto (open while no API key exists)"
+    )

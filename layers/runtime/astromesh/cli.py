@@ -1,4 +1,4 @@
-"""The ``astromesh`` command: validate documents, list agents, run one from the terminal."""
+"""The ``astromesh`` command: validate documents, list agents, run one, serve the API, keys."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import asyncio
 import json
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -15,6 +16,11 @@ from rich.console import Console
 from astromesh import __version__
 from astromesh.errors import AstromeshError
 from astromesh.runtime import AgentRuntime, default_agents_dir
+
+if TYPE_CHECKING:
+    from astromesh.auth import ApiKey, KeyStore
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="astromesh",
@@ -131,6 +137,137 @@ async def _run(agent: str, query: str, agents_dir: Path | None, session: str, as
         if result.error:
             err.print(f"[red]error:[/] {result.error}")
     return 0 if result.status.value == "succeeded" else 1
+
+
+@app.command()
+def dev(
+    host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    agents_dir: AgentsOption = None,
+    reload: Annotated[
+        bool, typer.Option("--reload", help="Restart when Python or YAML files change")
+    ] = False,
+) -> None:
+    """Serve the /v1 REST API, SSE and the WebSocket on one port (docs at /docs)."""
+    import os
+
+    try:
+        import uvicorn
+    except ImportError:
+        err.print("[red]error:[/] the local server needs the 'server' extra")
+        err.print("        pip install 'astromesh[server]'")
+        raise typer.Exit(2) from None
+
+    folder = agents_dir or default_agents_dir()
+    if not folder.exists():
+        err.print(f"[red]error:[/] {folder}: no such file or folder")
+        raise typer.Exit(2)
+    # The app factory reads the folder from the environment, which --reload's worker
+    # process inherits.
+    os.environ["ASTROMESH_AGENTS_DIR"] = str(folder.resolve())
+    err.print(
+        f"Astromesh {__version__} on http://{host}:{port}  (API docs: /docs, agents: {folder})"
+    )
+    uvicorn.run(
+        "astromesh.channels.app:create_dev_app",
+        factory=True,
+        host=host,
+        port=port,
+        reload=reload,
+        reload_dirs=[str(folder.resolve()), str(Path(__file__).resolve().parent)]
+        if reload
+        else None,
+        reload_includes=["*.py", "*.yaml", "*.yml"] if reload else None,
+        log_level="info",
+    )
+
+
+StateFolderOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--agents-dir",
+        help="Folder whose RuntimeConfig says where state is kept (as the server reads it)"
+        " [default: $ASTROMESH_AGENTS_DIR or agents/]",
+    ),
+]
+
+keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant the key belongs to")],
+    agents_list: Annotated[
+        str, typer.Option("--agents", help="Comma-separated agent names, or '*' for all")
+    ],
+    label: Annotated[str, typer.Option("--label", help="A note to recognise the key by")] = "",
+    agents_dir: StateFolderOption = None,
+) -> None:
+    """Create a key; it is printed once on stdout and only its hash is kept."""
+    from astromesh.auth import IssuedKey
+
+    async def create(keys: KeyStore) -> IssuedKey:
+        return await keys.issue(tenant, agents_list.split(","), label=label)
+
+    issued = _with_keys(agents_dir, create)
+    record = issued.record
+    err.print(
+        f"created key {record.key_id} for tenant {record.tenant!r}, agents "
+        f"{', '.join(record.agents)}; it is shown only now:"
+    )
+    typer.echo(issued.plaintext)
+
+
+@keys_app.command("list")
+def keys_list(agents_dir: StateFolderOption = None) -> None:
+    """List keys: id, tenant, agents, created, revoked (never the secret)."""
+
+    async def read(keys: KeyStore) -> list[ApiKey]:
+        return await keys.list()
+
+    for key in _with_keys(agents_dir, read):
+        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "active"
+        typer.echo(
+            f"{key.key_id}\t{key.tenant}\t{','.join(key.agents)}\t"
+            f"{key.created_at.isoformat(timespec='seconds')}\t{revoked}\t{key.label}"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key id shown by 'keys list'")],
+    agents_dir: StateFolderOption = None,
+) -> None:
+    """Revoke a key at once; requests with it get 401."""
+
+    async def revoke(keys: KeyStore) -> bool:
+        return await keys.revoke(key_id)
+
+    if not _with_keys(agents_dir, revoke):
+        err.print(f"[red]error:[/] no active key {key_id!r}")
+        raise typer.Exit(1)
+    err.print(f"revoked {key_id}")
+
+
+def _with_keys(agents_dir: Path | None, action: Callable[[KeyStore], Awaitable[T]]) -> T:
+    """Run ``action`` on the key store of the state the server uses (same settings)."""
+    from astromesh.channels.services import open_control_plane
+
+    async def main() -> T:
+        async with AgentRuntime(agents_dir) as runtime:
+            control = await open_control_plane(runtime)
+            try:
+                return await action(control.keys)
+            finally:
+                if control.own_backend is not None:
+                    await control.own_backend.close()
+
+    try:
+        return asyncio.run(main())
+    except AstromeshError as exc:
+        err.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(2) from None
 
 
 def _report_issues(runtime: AgentRuntime) -> None:

@@ -1,0 +1,45 @@
+"""API Gateway REST -> the ``/v1`` FastAPI app, through Mangum.
+
+The runtime and the app are built once per container, at init (where Lambda gives the CPU
+boost), and reused by every warm invocation. Auth is always required here, and async runs
+answer 501 until the Step Functions executor exists (a frozen Lambda cannot finish a
+background task). Settings: ``ASTROMESH_AGENTS_DIR`` and the ``ASTROMESH_STATE_*`` /
+``ASTROMESH_POSTGRES_DSN`` variables, as for the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from mangum import Mangum
+
+from astromesh.channels import ServerSettings, create_app
+from astromesh.runtime import AgentRuntime
+
+SERVICE = "astromesh-api"
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace="Astromesh", service=SERVICE)
+
+app = create_app(AgentRuntime(), ServerSettings.from_env(os.environ, lambda_=True))
+_adapter = Mangum(app, lifespan="off")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    response = _adapter(event, context)
+    status = int(response.get("statusCode", 500))
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    if status >= 500:
+        metrics.add_metric(name="ServerErrors", unit=MetricUnit.Count, value=1)
+    elif status >= 400:
+        metrics.add_metric(name="ClientErrors", unit=MetricUnit.Count, value=1)
+    return response

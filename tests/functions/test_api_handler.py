@@ -1,0 +1,100 @@
+"""functions/api/handler.py through Mangum, invoked with every sample in events/api/."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from astromesh.auth import key_store_for
+from astromesh.stores.sqlite import SQLiteBackend
+from tests.support.agents import primary, write_agent
+from tests.support.model_servers import Reply
+from tests.support.stepfunctions import FakeLambdaContext, load_handler
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "events" / "api"
+HANDLER = REPO / "functions" / "api" / "handler.py"
+SAMPLE_KEY_ID = "sampleevents"
+SAMPLE_SECRET = "c2FtcGxlLWV2ZW50cy1ub3QtYS1zZWNyZXQ"
+
+# sample -> (status, error code or None)
+EXPECTED = {
+    "health": (200, None),
+    "run": (200, None),
+    "run_async": (501, "async_runs_unavailable"),
+    "bad_json": (400, "bad_json"),
+    "unknown_agent": (404, "not_found"),
+    "missing_key": (401, "unauthorized"),
+}
+
+
+async def _seed_sample_key(path: Path) -> None:
+    """The key the sample events carry, created as ``astromesh keys create`` would."""
+    backend = SQLiteBackend(path)
+    try:
+        await key_store_for(backend).issue(
+            "events", ["*"], label="sample events", key_id=SAMPLE_KEY_ID, secret=SAMPLE_SECRET
+        )
+    finally:
+        await backend.close()
+
+
+@pytest.fixture
+def api(tmp_path, monkeypatch, openai_server):
+    agents = tmp_path / "agents"
+    write_agent(agents, "assistant", model=primary(openai_server.url))
+    state = tmp_path / "state.db"
+    monkeypatch.setenv("ASTROMESH_AGENTS_DIR", str(agents))
+    monkeypatch.setenv("ASTROMESH_STATE_BACKEND", "sqlite")
+    monkeypatch.setenv("ASTROMESH_STATE_PATH", str(state))
+    monkeypatch.delenv("ASTROMESH_AUTH", raising=False)
+    asyncio.run(_seed_sample_key(state))
+    module = load_handler(HANDLER, "astromesh_api_handler_under_test")
+    yield module
+    services = module.app.state.services
+    asyncio.run(services.aclose())
+    asyncio.run(services.runtime.close())
+
+
+def test_every_sample_event_on_one_warm_container(api, openai_server, capsys):
+    assert sorted(p.stem for p in EVENTS.glob("*.json")) == sorted(EXPECTED)
+    openai_server.push(Reply("An agent runtime runs agents."))
+
+    for name, (status, code) in EXPECTED.items():
+        event = json.loads((EVENTS / f"{name}.json").read_text())
+        response = api.handler(event, FakeLambdaContext(function_name="astromesh-api"))
+        assert response["statusCode"] == status, (name, response["body"])
+        body = json.loads(response["body"])
+        assert "Traceback" not in response["body"]
+        if code is None:
+            continue
+        assert body["error"]["code"] == code, name
+
+    run = json.loads(
+        api.handler(
+            json.loads((EVENTS / "health.json").read_text()),
+            FakeLambdaContext(function_name="astromesh-api"),
+        )["body"]
+    )
+    assert run["status"] == "ok" and run["auth"] == "required"
+    printed = capsys.readouterr().out
+    assert '"Requests"' in printed and '"ClientErrors"' in printed  # EMF metrics flushed
+    assert len(openai_server.requests) == 1
+
+
+def test_the_run_sample_answers_like_the_rest_route(api, openai_server):
+    openai_server.push(Reply("One sentence."))
+    event = json.loads((EVENTS / "run.json").read_text())
+    response = api.handler(event, FakeLambdaContext(function_name="astromesh-api"))
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 200
+    assert response["headers"]["content-type"] == "application/json"
+    assert (body["answer"], body["status"], body["session_id"]) == (
+        "One sentence.",
+        "succeeded",
+        "sample-session",
+    )
+    assert {"steps", "usage", "trace", "data", "run_id"} <= set(body)

@@ -30,11 +30,40 @@ from astromesh.rag.types import Record
 from astromesh.rag.vectorstores.faiss_store import FaissVectorStore
 from astromesh.rag.vectorstores.pgvector import PgVectorStore
 
-WORDS = (
-    "invoice refund shipping warehouse password account billing order delivery support "
-    "customer product price discount subscription renewal contract license server network "
-    "latency backup storage region cluster token model agent memory pipeline index query"
-).split()  # noqa: SIM905
+WORDS = [
+    "invoice",
+    "refund",
+    "shipping",
+    "warehouse",
+    "password",
+    "account",
+    "billing",
+    "order",
+    "delivery",
+    "support",
+    "customer",
+    "product",
+    "price",
+    "discount",
+    "subscription",
+    "renewal",
+    "contract",
+    "license",
+    "server",
+    "network",
+    "latency",
+    "backup",
+    "storage",
+    "region",
+    "cluster",
+    "token",
+    "model",
+    "agent",
+    "memory",
+    "pipeline",
+    "index",
+    "query",
+]
 
 
 def corpus(docs: int, seed: int = 7) -> list[str]:

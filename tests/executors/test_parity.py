@@ -25,7 +25,7 @@ from tests.support.stepfunctions import ORCHESTRATION_STEP, TOOL_EXECUTOR, Local
 TOOLS = [
     python_tool("add", "add"),
     python_tool("explode", "explode"),
-    {"name": "big_text", "type": "python", "handler": "tests.support.large_tools:big_text"},
+    {"name": "big_text", "type": "python", "handler": "tests.support.loop_tools:big_text"},
 ]
 
 

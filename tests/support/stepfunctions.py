@@ -20,6 +20,7 @@ the real boto3 call.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import threading
@@ -39,9 +40,13 @@ from botocore.config import Config
 from moto import mock_aws
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.responses import ActionResult
+from moto.stepfunctions.parser.asl.component.common.path import result_path
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.responses import StepFunctionResponse
 
 from astromesh.executors.stepfunctions import build_definition
+from astromesh.executors.stepfunctions.definition import STEP
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -100,6 +105,8 @@ class Invocation:
     answer: Any
     error: str | None
     cold: bool
+    seconds: float
+    """Time spent in the handler (import included on a cold start)."""
 
 
 class FunctionContainers:
@@ -191,6 +198,24 @@ class LocalStepFunctions:
                 create=True,
             )
         )
+        for module in (json_path, result_path):
+            # moto builds a new JSONPath parser (ply LALR tables) for every path it evaluates,
+            # most of a state's cost; parsed paths are immutable, so one parse per path.
+            self._stack.enter_context(
+                mock.patch.object(module, "parse", functools.lru_cache(maxsize=None)(module.parse))
+            )
+        # ...and a new boto3 Lambda client for every task (~50 ms each): one is enough.
+        clients: dict[tuple[str, str], Any] = {}
+
+        def lambda_client(region: str, service: str, state_credentials: Any = None) -> Any:
+            if (region, service) not in clients:
+                clients[region, service] = create_client(region, service, state_credentials)
+            return clients[region, service]
+
+        create_client = lambda_eval_utils.boto_client_for
+        self._stack.enter_context(
+            mock.patch.object(lambda_eval_utils, "boto_client_for", lambda_client)
+        )
         self._stack.callback(self._close_containers)
         # StartSyncExecution goes to the "sync-states" host, which moto does not route;
         # without the host prefix it reaches moto's Step Functions like every other call.
@@ -216,17 +241,24 @@ class LocalStepFunctions:
         return created["stateMachineArn"]
 
     def _close_containers(self) -> None:
-        for containers in self.containers.values():
-            containers.close()
+        """Close every container's runtime and loop; in a thread of its own, because the
+        harness may be left from inside a test's running event loop."""
+        closer = threading.Thread(
+            target=lambda: [containers.close() for containers in self.containers.values()]
+        )
+        closer.start()
+        closer.join()
 
     # -- the Lambda side ----------------------------------------------------------------------
 
     def _invoke(self, function_name: str, body: Any, response_headers: dict[str, str]) -> bytes:
         name = function_name.rsplit(":", 1)[-1]
         event = json.loads(body or "{}")
+        started = time.perf_counter()
         answer, exc, cold = self.containers[name].invoke(event)
+        seconds = time.perf_counter() - started
         error = None if exc is None else type(exc).__name__
-        self.invocations.append(Invocation(name, event, answer, error, cold))
+        self.invocations.append(Invocation(name, event, answer, error, cold, seconds))
         if exc is None:
             return json.dumps(answer).encode()
         response_headers["x-amz-function-error"] = "Unhandled"
@@ -285,6 +317,24 @@ def state_payloads(history: list[dict[str, Any]]) -> Iterator[tuple[str, str, in
             details = event.get(key)
             if details is not None and kind in details:
                 yield details["name"], kind, len(details[kind].encode())
+
+
+def largest_payload_per_iteration(history: list[dict[str, Any]]) -> list[int]:
+    """Bytes of the largest state input or output in each iteration of the loop.
+
+    An iteration runs from one ``Step`` to the next (Prepare before the first is left out;
+    the last one is the final Step, Decide and Finalize)."""
+    largest: list[int] = []
+    for event in history:
+        entered = event.get("stateEnteredEventDetails")
+        if entered is not None and entered["name"] == STEP:
+            largest.append(0)
+        if largest:
+            for key, kind in _PAYLOAD_FIELDS:
+                details = event.get(key)
+                if details is not None and kind in details:
+                    largest[-1] = max(largest[-1], len(details[kind].encode()))
+    return largest
 
 
 def state_transitions(history: list[dict[str, Any]]) -> int:

@@ -182,7 +182,7 @@ class StepDriver:
                 call_id=call.id,
                 name=call.name,
                 ok=False,
-                content=f"tool '{call.name}' did not finish within {max(seconds, 0):.0f} seconds",
+                content=f"tool '{call.name}' did not finish within {max(seconds, 0):.3g} seconds",
             )
         await self.runs.put_result(run_id, result)
         return {"call_id": call_id, "ok": result.ok}

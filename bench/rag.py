@@ -167,6 +167,7 @@ async def latency(n: int, queries: int, dsn: str | None) -> None:
     start = time.perf_counter()
     with psycopg.connect(dsn) as conn:
         register_vector(conn)
+        conn.execute(f"TRUNCATE {pg.table}")  # a crashed earlier run may have left rows
         conn.execute(f"DROP INDEX IF EXISTS {pg.table}_hnsw")
         with conn.cursor().copy(
             f"COPY {pg.table} (id, doc_id, content, metadata, content_hash, embedding)"

@@ -615,6 +615,9 @@ class _Handler(BaseHTTPRequestHandler):
     """HTTP/1.1 framing for the scripted servers: JSON bodies and chunked streams."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    """Send each stream chunk at once, as model servers do: with Nagle's algorithm the client's
+    delayed ACK holds every small chunk after the first for ~40 ms."""
 
     @property
     def scripted(self) -> _ScriptedServer:

@@ -120,8 +120,12 @@ class Model(ABC):
 
         Layered so a config stays short: the provider class's defaults, then the entry for a
         well-known model name (:data:`~astromesh.models.catalog.KNOWN_CAPABILITIES`), then
-        ``options["capabilities"]`` given for this provider/model.
+        ``options["capabilities"]`` given for this provider/model. Computed once per instance
+        (settings are frozen): the router reads it on every request.
         """
+        cached: Capabilities | None = self.__dict__.get("_capabilities")
+        if cached is not None:
+            return cached
         caps = Capabilities(
             chat=self.default_capabilities.chat,
             tools=self.supports_native_tools,
@@ -137,6 +141,7 @@ class Model(ABC):
         configured = self.settings.options.get("capabilities")
         if configured:
             caps = caps.updated(configured)
+        self.__dict__["_capabilities"] = caps
         return caps
 
     async def health(self) -> bool:

@@ -88,10 +88,13 @@ def candidate_key(model: Model) -> str:
     A candidate written inline (no ProviderConfig name) is labelled by its type only, so its
     endpoint is added: two unrelated ``openai_compat`` servers must not share one circuit.
     """
-    settings = model.settings
-    key = f"{settings.label}/{model.model}"
-    if settings.name is None and settings.endpoint:
-        key += f"@{settings.endpoint}"
+    key: str | None = model.__dict__.get("_candidate_key")
+    if key is None:
+        settings = model.settings
+        key = f"{settings.label}/{model.model}"
+        if settings.name is None and settings.endpoint:
+            key += f"@{settings.endpoint}"
+        model.__dict__["_candidate_key"] = key  # settings are frozen: compute once
     return key
 
 

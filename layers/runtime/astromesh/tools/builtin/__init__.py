@@ -1,0 +1,103 @@
+"""The builtin tools: a small standard set, chosen in YAML by ``name`` and tuned by ``config``.
+
+=================  =============================================================
+``http_get``       GET a URL behind the SSRF guard (:mod:`.http_get`)
+``json_transform`` JMESPath over JSON (:mod:`.json_transform`)
+``text_summarize`` a summary written by the agent's model (:mod:`.text_summarize`)
+``current_time``   now, in a time zone (:mod:`.current_time`)
+``calculator``     arithmetic without ``eval`` (:mod:`.calculator`)
+``read_file``      a text file confined to ``config.root`` (:mod:`.read_file`)
+=================  =============================================================
+
+:func:`build_builtin` turns a ``type: builtin`` config into its tool; each module's
+``*Config`` model checks ``config`` (unknown keys are errors) when the agent is built.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from astromesh.errors import ConfigurationError
+from astromesh.tools.base import Tool
+from astromesh.tools.builtin._common import parse_config
+from astromesh.tools.builtin.calculator import CalculatorTool
+from astromesh.tools.builtin.current_time import CurrentTimeConfig, CurrentTimeTool
+from astromesh.tools.builtin.http_get import HttpGetConfig, HttpGetTool
+from astromesh.tools.builtin.json_transform import JsonTransformTool
+from astromesh.tools.builtin.read_file import ReadFileConfig, ReadFileTool
+from astromesh.tools.builtin.text_summarize import (
+    Summariser,
+    SummarizeConfig,
+    TextSummarizeTool,
+    router_summariser,
+)
+from astromesh.tools.ssrf import SSRFGuard
+
+__all__ = [
+    "CalculatorTool",
+    "CurrentTimeTool",
+    "HttpGetTool",
+    "JsonTransformTool",
+    "ReadFileTool",
+    "Summariser",
+    "TextSummarizeTool",
+    "build_builtin",
+    "router_summariser",
+]
+
+
+def build_builtin(
+    cfg: Any,
+    *,
+    search_path: Path | None = None,
+    summariser: Summariser | None = None,
+    guard: SSRFGuard | None = None,
+) -> Tool:
+    """The builtin tool ``cfg.name`` configured by ``cfg.config``.
+
+    Args:
+        cfg: a ``type: builtin`` tool config (``name``, ``description``, ``config``).
+        search_path: the agents folder; a relative ``read_file`` root is taken from it.
+        summariser: how ``text_summarize`` reaches the agent's model.
+        guard: replaces ``http_get``'s SSRF guard (tests inject a fake resolver here).
+
+    Raises:
+        ConfigurationError: unknown name, invalid ``config``, or a missing dependency.
+    """
+    name, description, raw = cfg.name, cfg.description, dict(cfg.config)
+    if name == "calculator":
+        _no_config(name, raw)
+        return CalculatorTool(name, description)
+    if name == "json_transform":
+        _no_config(name, raw)
+        return JsonTransformTool(name, description)
+    if name == "current_time":
+        return CurrentTimeTool(name, description, config=parse_config(CurrentTimeConfig, name, raw))
+    if name == "http_get":
+        config = parse_config(HttpGetConfig, name, raw)
+        return HttpGetTool(name, description, config=config, guard=guard)
+    if name == "read_file":
+        return ReadFileTool.from_config(
+            parse_config(ReadFileConfig, name, raw),
+            base=search_path,
+            name=name,
+            description=description,
+        )
+    if name == "text_summarize":
+        if summariser is None:
+            raise ConfigurationError(
+                "builtin tool 'text_summarize' needs the agent's model: build the registry "
+                "with summariser=router_summariser(router)"
+            )
+        return TextSummarizeTool(
+            summariser, name, description, config=parse_config(SummarizeConfig, name, raw)
+        )
+    raise ConfigurationError(f"unknown builtin tool {name!r}")
+
+
+def _no_config(name: str, raw: dict[str, Any]) -> None:
+    if raw:
+        raise ConfigurationError(
+            f"builtin tool {name!r} takes no config (got {', '.join(sorted(raw))})"
+        )

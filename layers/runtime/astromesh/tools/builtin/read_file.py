@@ -1,0 +1,132 @@
+"""``read_file``: read a text file under one allowed folder.
+
+``config.root`` is required (relative paths are taken from the agents folder), so an agent
+can only read what its author put there. A requested path is resolved (``..`` and symlinks
+followed) and must stay inside the resolved root; the file is then opened without following
+a final symlink and, on Linux, the opened descriptor's real path is checked again, so
+swapping a path component for a symlink between the check and the open cannot escape
+either. At most ``config.max_bytes`` (default 256 KiB) are returned, with a note when the
+file is longer; bytes that are not UTF-8 are replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from astromesh.errors import ConfigurationError, ToolError
+from astromesh.tools.base import Tool, ToolContext
+from astromesh.tools.builtin._common import BuiltinConfig
+
+_PROC_FD = Path("/proc/self/fd")
+
+
+class ReadFileConfig(BuiltinConfig):
+    root: str
+    max_bytes: int = Field(256 * 1024, ge=1, le=50 * 1024 * 1024)
+
+
+class FileRefused(ToolError):
+    """The path is outside the allowed root, missing, or not a regular file."""
+
+
+class ReadFileTool(Tool):
+    """Reads files confined to ``root``."""
+
+    def __init__(
+        self,
+        root: Path,
+        name: str = "read_file",
+        description: str = "",
+        *,
+        max_bytes: int = 256 * 1024,
+    ) -> None:
+        try:
+            self.root = root.resolve(strict=True)
+        except OSError as exc:
+            raise ConfigurationError(f"builtin tool {name!r}: root {root} does not exist") from exc
+        if not self.root.is_dir():
+            raise ConfigurationError(f"builtin tool {name!r}: root {root} is not a folder")
+        self.max_bytes = max_bytes
+        super().__init__(
+            name=name,
+            description=description
+            or "Read a text file by its path relative to the allowed folder.",
+            parameters={
+                "type": "object",
+                "properties": {
+                    "path": {"type": "string", "description": "e.g. notes/today.md"},
+                },
+                "required": ["path"],
+                "additionalProperties": False,
+            },
+        )
+
+    @classmethod
+    def from_config(
+        cls, config: ReadFileConfig, *, base: Path | None, name: str, description: str
+    ) -> ReadFileTool:
+        root = Path(config.root).expanduser()
+        if not root.is_absolute():
+            root = (base or Path.cwd()) / root
+        return cls(root, name, description, max_bytes=config.max_bytes)
+
+    def resolve(self, requested: str) -> Path:
+        """The real path of ``requested`` if it is a file inside the root.
+
+        Raises:
+            FileRefused: outside the root (by ``..``, an absolute path or a symlink),
+                missing, or not a regular file.
+        """
+        if "\x00" in requested:
+            raise FileRefused("path contains a NUL byte")
+        candidate = self.root / requested
+        try:
+            real = candidate.resolve(strict=True)
+        except FileNotFoundError:
+            raise FileRefused(f"no such file: {requested}") from None
+        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
+            raise FileRefused(f"cannot resolve {requested}: {exc}") from None
+        if not real.is_relative_to(self.root):
+            raise FileRefused(f"{requested} is outside the allowed folder")
+        if not real.is_file():
+            raise FileRefused(f"{requested} is not a regular file")
+        return real
+
+    def read(self, requested: str) -> dict[str, Any]:
+        real = self.resolve(requested)
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(real, flags)
+        except OSError as exc:
+            raise FileRefused(f"cannot open {requested}: {exc.strerror}") from None
+        with os.fdopen(fd, "rb") as handle:
+            self._check_descriptor(fd, requested)
+            size = os.fstat(fd).st_size
+            data = handle.read(self.max_bytes)
+        text = data.decode("utf-8", errors="replace")
+        result: dict[str, Any] = {
+            "path": real.relative_to(self.root).as_posix(),
+            "size": size,
+            "content": text,
+        }
+        if size > self.max_bytes:
+            result["truncated"] = f"showing the first {self.max_bytes} of {size} bytes"
+        return result
+
+    def _check_descriptor(self, fd: int, requested: str) -> None:
+        """Where /proc exists, check what was actually opened (closes the TOCTOU window)."""
+        link = _PROC_FD / str(fd)
+        try:
+            opened = Path(os.readlink(link))
+        except OSError:
+            return
+        if not opened.is_relative_to(self.root):
+            raise FileRefused(f"{requested} is outside the allowed folder")
+
+    async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> Any:
+        return await asyncio.to_thread(self.read, arguments["path"])

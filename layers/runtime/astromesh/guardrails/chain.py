@@ -1,0 +1,147 @@
+"""An agent's guardrails, input and output side, applied in YAML order; and the two pipeline
+helpers that wire them into a run.
+
+:class:`GuardrailChain` runs one side's guardrails in order: a redaction hands the redacted
+text to the next guardrail, a block stops the chain. :meth:`GuardrailChain.check_budget`
+is the between-steps cost check.
+
+:func:`guard_input` and :func:`guard_output` are what ``pipeline.prepare`` and
+``pipeline.finalize`` call. They record each verdict as a ``guardrail`` step
+(``name``, ``side``, ``action``, ``reason``, ``findings``), put the redacted text in place
+of the original *in the run* (the query; the answer and the copies of it in the last
+assistant message and model-call step), and on a block replace the text with
+:data:`BLOCKED_PLACEHOLDER`, so a blocked text is never stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from astromesh.guardrails.base import Action, Guardrail, GuardrailBlocked, Side, Verdict
+from astromesh.guardrails.cost import CostGuardrail
+
+if TYPE_CHECKING:
+    from astromesh.runs.state import RunState
+
+BLOCKED_PLACEHOLDER = "[blocked by guardrail]"
+
+
+@dataclass
+class ChainResult:
+    """The outcome of one side: the text to use from here on and every verdict given."""
+
+    text: str
+    verdicts: list[Verdict] = field(default_factory=list)
+    blocked: Verdict | None = None
+
+    @property
+    def changed(self) -> bool:
+        return any(v.action is Action.REDACT for v in self.verdicts)
+
+
+class GuardrailChain:
+    """The input-side and output-side guardrails of one agent."""
+
+    def __init__(self, input: Sequence[Guardrail] = (), output: Sequence[Guardrail] = ()) -> None:
+        self.input = list(input)
+        self.output = list(output)
+
+    def __bool__(self) -> bool:
+        return bool(self.input or self.output)
+
+    async def check_input(self, text: str, run: RunState | None = None) -> ChainResult:
+        return await self._apply(self.input, text, run, Side.INPUT)
+
+    async def check_output(self, text: str, run: RunState | None = None) -> ChainResult:
+        return await self._apply(self.output, text, run, Side.OUTPUT)
+
+    def check_budget(self, run: RunState) -> Verdict | None:
+        """The first cost limit the run has reached (either side's ``cost_limit``), or None."""
+        for guardrail in (*self.input, *self.output):
+            if isinstance(guardrail, CostGuardrail):
+                verdict = guardrail.usage_verdict(run, before_step=True)
+                if verdict.action is Action.BLOCK:
+                    return verdict
+        return None
+
+    @staticmethod
+    async def _apply(
+        guardrails: Sequence[Guardrail], text: str, run: RunState | None, side: Side
+    ) -> ChainResult:
+        result = ChainResult(text)
+        for guardrail in guardrails:
+            verdict = await guardrail.check(result.text, run, side)
+            result.verdicts.append(verdict)
+            if verdict.action is Action.BLOCK:
+                result.blocked = verdict
+                return result
+            if verdict.action is Action.REDACT and verdict.text is not None:
+                result.text = verdict.text
+        return result
+
+
+def record(run: RunState, side: Side, verdicts: Sequence[Verdict]) -> None:
+    """Append one ``guardrail`` step per verdict."""
+    for verdict in verdicts:
+        run.record("guardrail", **verdict.as_step(side))
+
+
+def _already_guarded(run: RunState, side: Side) -> bool:
+    return any(s.type == "guardrail" and s.data.get("side") == side.value for s in run.steps)
+
+
+async def guard_input(run: RunState, chain: GuardrailChain) -> ChainResult | None:
+    """Apply the input side to ``run.query`` before anything is stored or sent to a model.
+
+    Idempotent: a run whose input was already judged (it has input ``guardrail`` steps,
+    e.g. checked before it was first stored) is left alone and ``None`` returned.
+
+    Raises:
+        GuardrailBlocked: after replacing ``run.query`` with :data:`BLOCKED_PLACEHOLDER`;
+            its message is safe to show the user.
+    """
+    if not chain.input or _already_guarded(run, Side.INPUT):
+        return None
+    result = await chain.check_input(run.query, run)
+    record(run, Side.INPUT, result.verdicts)
+    if result.blocked is not None:
+        run.query = BLOCKED_PLACEHOLDER
+        raise GuardrailBlocked(result.blocked, Side.INPUT)
+    run.query = result.text
+    return result
+
+
+async def guard_output(run: RunState, chain: GuardrailChain, answer: str) -> ChainResult:
+    """Apply the output side to the final ``answer``; return what may be delivered.
+
+    The run's other copies of the answer (the last assistant message and the last
+    ``model_call`` step's ``content``) get the same replacement, so the unredacted answer
+    is not persisted with the run. On a block ``result.blocked`` is set and ``result.text``
+    is :data:`BLOCKED_PLACEHOLDER`; the caller fails the run with the verdict's message.
+    """
+    if not chain.output:
+        return ChainResult(answer)
+    result = await chain.check_output(answer, run)
+    record(run, Side.OUTPUT, result.verdicts)
+    if result.blocked is not None:
+        result.text = BLOCKED_PLACEHOLDER
+    if result.text != answer:
+        _replace_answer(run, answer, result.text)
+    return result
+
+
+def _replace_answer(run: RunState, original: str, replacement: str) -> None:
+    if not original:
+        return
+    for message in reversed(run.messages):
+        if message.role == "assistant":
+            message.content = message.content.replace(original, replacement)
+            break
+    for step in reversed(run.steps):
+        if step.type == "model_call":
+            content = step.data.get("content")
+            if isinstance(content, str):
+                step.data["content"] = content.replace(original, replacement)
+            break

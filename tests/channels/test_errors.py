@@ -44,7 +44,6 @@ async def test_422_names_each_field(agents_dir, make_app, client_for):
         "query": "missing",
         "session_id": "string_type",
         "context": "dict_type",
-        "extra": "extra_forbidden",
     }
     limit = await client.get("/v1/memory/helper/history/s?limit=0")
     assert assert_error(limit, 422, "validation_error")["fields"][0]["field"] == "query.limit"

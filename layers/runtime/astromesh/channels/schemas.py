@@ -26,9 +26,12 @@ class ErrorResponse(BaseModel):
 
 
 class RunRequest(BaseModel):
-    """``POST /v1/agents/{name}/run`` and ``/stream``."""
+    """``POST /v1/agents/{name}/run`` and ``/stream``.
 
-    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    Unknown fields are ignored, as upstream's model did: a client sending more than these
+    must keep working."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="ignore")
 
     query: str = Field(min_length=1, max_length=200_000)
     session_id: str = Field("default", min_length=1, max_length=256)

@@ -11,7 +11,9 @@ from astromesh.guardrails import (
     Action,
     GuardrailBlocked,
     GuardrailChain,
+    Side,
     build_guardrails,
+    guard_budget,
     guard_input,
     guard_output,
 )
@@ -133,6 +135,20 @@ async def test_the_cost_limit_applies_to_the_answer_and_between_steps():
     budget = chain().check_budget(answered_run("x", cost=0.25))
     assert budget is not None and budget.action is Action.BLOCK
     assert chain().check_budget(answered_run("x", cost=0.1)) is None
+
+
+def test_guard_budget_records_the_stop_between_steps():
+    within, spent = answered_run("x", cost=0.1), answered_run("x", cost=0.25)
+    assert guard_budget(within, chain()) is None and within.steps[-1].type == "model_call"
+    verdict = guard_budget(spent, chain())
+    assert verdict is not None
+    assert verdict.user_message(Side.OUTPUT) == ("This request reached the agent's usage limit.")
+    assert spent.steps[-1].data == {
+        "name": "cost_limit",
+        "side": "between_steps",
+        "action": "block",
+        "reason": "cost $0.250000, limit $0.25 per run",
+    }
 
 
 async def test_no_guardrails_change_nothing():

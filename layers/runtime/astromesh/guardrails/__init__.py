@@ -7,7 +7,13 @@ for each type.
 """
 
 from astromesh.guardrails.base import Action, Guardrail, GuardrailBlocked, Side, Verdict
-from astromesh.guardrails.chain import ChainResult, GuardrailChain, guard_input, guard_output
+from astromesh.guardrails.chain import (
+    ChainResult,
+    GuardrailChain,
+    guard_budget,
+    guard_input,
+    guard_output,
+)
 from astromesh.guardrails.factory import build_guardrails
 
 __all__ = [
@@ -19,6 +25,7 @@ __all__ = [
     "Side",
     "Verdict",
     "build_guardrails",
+    "guard_budget",
     "guard_input",
     "guard_output",
 ]

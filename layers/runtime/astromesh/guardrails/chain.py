@@ -82,10 +82,24 @@ class GuardrailChain:
         return result
 
 
+BUDGET_SIDE = "between_steps"
+"""The ``side`` of a ``guardrail`` step recorded by :func:`guard_budget`."""
+
+
 def record(run: RunState, side: Side, verdicts: Sequence[Verdict]) -> None:
     """Append one ``guardrail`` step per verdict."""
     for verdict in verdicts:
         run.record("guardrail", **verdict.as_step(side))
+
+
+def guard_budget(run: RunState, chain: GuardrailChain) -> Verdict | None:
+    """Before a step: the cost limit the run has reached, recorded as a ``guardrail`` step
+    (side ``between_steps``), or ``None`` to go on. The caller ends the run with
+    ``verdict.user_message(Side.OUTPUT)`` and code ``cost_limit``."""
+    verdict = chain.check_budget(run)
+    if verdict is not None:
+        run.record("guardrail", **{**verdict.as_step(Side.OUTPUT), "side": BUDGET_SIDE})
+    return verdict
 
 
 def _already_guarded(run: RunState, side: Side) -> bool:

@@ -1,8 +1,9 @@
 """orchestration_step: one stage of a run (prepare / step / observe / finalize) on its id.
 
 Invoked by the Step Functions state machine of ``astromesh.executors.stepfunctions``.
-Event: ``{"action": "prepare" | "step" | "observe" | "finalize", "run_id": "...",
-"error": {"Error", "Cause"}}`` (``error`` only on the state machine's failure path).
+Event: ``{"action": "prepare" | "step" | "observe" | "finalize", "run_id": "..."}``, plus
+``"acted": [{"call_id", "ok", "child_run_id"}...]`` for ``observe`` (the Map's output) and
+``"error": {"Error", "Cause"}`` for ``finalize`` on the state machine's failure path.
 Answers with ids only; ``step`` answers ``{"next": "act" | "finish" | "fail", "actions":
 [{"run_id", "call_id"}...]}``.
 """
@@ -19,18 +20,20 @@ from astromesh.executors.stepfunctions.worker import LambdaWorker
 logger = Logger(service="astromesh-orchestration-step")
 worker = LambdaWorker()
 
-STAGES = ("prepare", "step", "observe")
+ACTIONS = ("prepare", "step", "observe", "finalize")
 
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action, run_id = event["action"], event["run_id"]
     logger.append_keys(run_id=run_id, action=action)
-    if action == "finalize":
+    if action == "observe":
+        answer = worker.run(lambda driver: driver.observe(run_id, event.get("acted")))
+    elif action == "finalize":
         answer = worker.run(lambda driver: driver.finalize(run_id, event.get("error")))
-    elif action in STAGES:
+    elif action in ACTIONS:
         answer = worker.run(lambda driver: getattr(driver, action)(run_id))
     else:
-        raise ValueError(f"unknown action {action!r}; expected one of {(*STAGES, 'finalize')}")
+        raise ValueError(f"unknown action {action!r}; expected one of {ACTIONS}")
     logger.info("stage done", extra={"answer": answer})
     return dict(answer)

@@ -105,15 +105,24 @@ def test_every_task_calls_the_right_function_with_ids_only(asl):
         assert task["Type"] == "Task" and task["Parameters"]["FunctionName"] == STEP_ARN
         payload = task["Parameters"]["Payload"]
         assert payload["run_id.$"] == "$.run_id"
-        assert set(payload) <= {"action", "run_id.$", "error.$"}
+        assert set(payload) <= {"action", "run_id.$", "error.$", "acted.$"}
     assert asl["States"][FINALIZE_ERROR]["Parameters"]["Payload"]["error.$"] == "$.error"
-    # what reaches the state data: nothing but ids and the step's answer
+    assert asl["States"][OBSERVE]["Parameters"]["Payload"]["acted.$"] == "$.acted"
+    # what reaches the state data: nothing but ids, the step's answer and the calls' answers
     assert asl["States"][STEP]["ResultSelector"] == {
         "next.$": "$.Payload.next",
         "actions.$": "$.Payload.actions",
     }
-    for name in (PREPARE, OBSERVE, ACT):
-        assert asl["States"][name]["ResultPath"] is None
+    act = asl["States"][ACT]
+    assert act["ResultPath"] == "$.acted"
+    assert act["ItemProcessor"]["States"][EXECUTE_TOOL]["ResultSelector"] == {
+        "call_id.$": "$.Payload.call_id",
+        "ok.$": "$.Payload.ok",
+        "child_run_id.$": "$.Payload.child_run_id",
+    }
+    for name in (PREPARE, OBSERVE):  # the state is back to {"run_id"} before each Step
+        assert asl["States"][name]["ResultSelector"] == {"run_id.$": "$.Payload.run_id"}
+        assert "ResultPath" not in asl["States"][name]
 
 
 def test_every_task_retries_lambda_errors_and_failures_end_in_finalize_error(asl):

@@ -87,6 +87,7 @@ async def test_the_stages_in_order_then_each_again_does_nothing(setup, openai_se
         assert await driver.act(run.id, action["call_id"]) == {
             "call_id": action["call_id"],
             "ok": True,
+            "child_run_id": None,
         }
     await driver.observe(run.id)
     assert await driver.step(run.id) == {"next": "finish", "actions": []}
@@ -121,7 +122,7 @@ async def test_a_retried_act_does_not_run_the_tool_twice(setup, openai_server):
     first = await driver.act(run.id, "call_1")
     again = await driver.act(run.id, "call_1")
 
-    assert first == again == {"call_id": "call_1", "ok": True}
+    assert first == again == {"call_id": "call_1", "ok": True, "child_run_id": None}
     assert CALLS["retried-act"] == 1
     stored = await driver.runs.get_results(run.id, ["call_1"])
     assert stored["call_1"].content == "1"
@@ -154,7 +155,8 @@ async def test_act_stops_a_tool_at_the_time_limit(setup, openai_server):
     await driver.prepare(run.id)
     await driver.step(run.id)
 
-    assert await driver.act(run.id, "call_1", time_limit=0.2) == {"call_id": "call_1", "ok": False}
+    answer = await driver.act(run.id, "call_1", time_limit=0.2)
+    assert answer == {"call_id": "call_1", "ok": False, "child_run_id": None}
 
     await driver.observe(run.id)
     observed = await driver.runs.get(run.id)

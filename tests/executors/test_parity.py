@@ -20,6 +20,7 @@ from tests.support.executors import (
     script,
 )
 from tests.support.model_servers import Reply
+from tests.support.orchestration import write_worker
 from tests.support.stepfunctions import ORCHESTRATION_STEP, TOOL_EXECUTOR, LocalStepFunctions
 
 TOOLS = [
@@ -30,8 +31,9 @@ TOOLS = [
 
 
 async def both(local: Side, aws: Side, sfn: LocalStepFunctions, query: str, **agent: object):
+    agent.setdefault("tools", TOOLS)
     for side in (local, aws):
-        side.write_agent(tools=TOOLS, **agent)
+        side.write_agent(**agent)
     here = await run_locally(local, query, session_id="s1")
     there = await run_on_step_functions(aws, sfn, query, session_id="s1")
     assert comparable(there) == comparable(here)
@@ -176,3 +178,85 @@ async def test_text_protocol(local_side, aws_side, step_functions):
 
 def _session(run: RunState) -> SessionKey:
     return SessionKey(agent=run.agent, session_id=run.session_id, namespace=run.namespace)
+
+
+async def test_an_agent_tool_runs_its_child_inside_the_tool_executor(
+    local_side, aws_side, step_functions
+):
+    for side in (local_side, aws_side):
+        write_worker(side.agents_dir, "expert", side.server.url, description="Knows astronomy")
+    script(
+        local_side,
+        aws_side,
+        replies=[
+            Reply(tool_calls=[("ask_expert", {"query": "How far is the Moon?"})]),
+            Reply("About 384,400 km."),
+            Reply("The expert says about 384,400 km."),
+        ],
+    )
+    tools = [{"type": "agent", "name": "ask_expert", "agent": "expert"}]
+    _, there = await both(local_side, aws_side, step_functions, "Moon?", tools=tools)
+
+    assert there.answer == "The expert says about 384,400 km."
+    [call] = [s.data for s in there.steps if s.type == "tool_call"]
+    child = await aws_side.state.runs.get(call["child_run_id"])
+    assert (child.parent_run_id, child.depth, child.status) == (there.id, 1, RunStatus.SUCCEEDED)
+    assert child.answer == "About 384,400 km."
+
+
+async def test_a_supervisor_delegates_through_the_state_machine(
+    local_side, aws_side, step_functions
+):
+    for side in (local_side, aws_side):
+        write_worker(side.agents_dir, "researcher", side.server.url, description="Finds facts")
+        write_worker(side.agents_dir, "writer", side.server.url, description="Writes prose")
+    script(
+        local_side,
+        aws_side,
+        replies=[
+            Reply(
+                tool_calls=[
+                    (
+                        "respond",
+                        {
+                            "action": "delegate",
+                            "worker": "researcher",
+                            "task": "find facts about Io",
+                        },
+                    )
+                ]
+            ),
+            Reply("Io is volcanic."),
+            Reply(
+                tool_calls=[
+                    (
+                        "respond",
+                        {
+                            "action": "delegate",
+                            "worker": "writer",
+                            "task": "one line: Io is volcanic",
+                        },
+                    )
+                ]
+            ),
+            Reply("Io, the volcanic moon."),
+            Reply(
+                tool_calls=[("respond", {"action": "finish", "answer": "Io, the volcanic moon."})]
+            ),
+        ],
+    )
+    _, there = await both(
+        local_side,
+        aws_side,
+        step_functions,
+        "Tell me about Io",
+        orchestration={
+            "pattern": "supervisor",
+            "workers": ["researcher", "writer"],
+            "max_iterations": 6,
+            "timeout_seconds": 30,
+        },
+    )
+
+    assert there.status is RunStatus.SUCCEEDED and there.answer == "Io, the volcanic moon."
+    assert there.pattern_state  # the supervisor's state went through the store between steps

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,28 +35,33 @@ def script(*sides: Side, replies: list[Reply]) -> None:
         side.server.push(*replies)
 
 
-async def run_locally(side: Side, query: str, **kwargs: Any) -> RunState:
+async def run_locally(side: Side, query: str, agent: str = "helper", **kwargs: Any) -> RunState:
     runtime = AgentRuntime(side.agents_dir, env={}, state=side.state)
     try:
-        return await runtime.run("helper", query, **kwargs)
+        return await runtime.run(agent, query, **kwargs)
     finally:
         await runtime.close()
 
 
 async def run_on_step_functions(
-    side: Side, sfn: LocalStepFunctions, query: str, **fields: Any
+    side: Side, sfn: LocalStepFunctions, query: str, agent: str = "helper", **fields: Any
 ) -> RunState:
     executor = StepFunctionsExecutor(
         side.state.runs, express_arn=sfn.express_arn, client=sfn.client
     )
-    run = RunState(agent="helper", namespace="tests", query=query, **fields)
+    run = RunState(agent=agent, namespace="tests", query=query, **fields)
     return await executor.submit(run, wait=True)
 
 
-def comparable(run: RunState) -> dict[str, Any]:
-    """What must be equal between executors: everything but ids, times and durations."""
-    return {
-        "status": run.status,
+_RUN_ID = re.compile(r"run_[0-9a-f]{32}")
+
+
+def comparable(run: RunState) -> Any:
+    """What must be equal between executors: everything but times, durations and run ids
+    (a child run's id, recorded in its parent, is new on each side), and ``decision``, which
+    only the Step Functions side needs to persist."""
+    fields = {
+        "status": run.status.value,
         "answer": run.answer,
         "error": run.error,
         "iteration": run.iteration,
@@ -62,4 +69,6 @@ def comparable(run: RunState) -> dict[str, Any]:
         "messages": [m.model_dump() for m in run.messages],
         "results": [r.model_dump(exclude={"duration_ms"}) for r in run.results],
         "usage": run.usage.model_dump(),
+        "pattern_state": run.pattern_state,
     }
+    return json.loads(_RUN_ID.sub("<run>", json.dumps(fields)))

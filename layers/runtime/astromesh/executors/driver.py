@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypedDict
 
 from astromesh import pipeline
@@ -68,8 +68,12 @@ class StepAnswer(TypedDict):
 
 
 class ActAnswer(TypedDict):
+    """What ``act`` tells the state machine (the Map collects these for ``observe``)."""
+
     call_id: str
     ok: bool
+    child_run_id: str | None
+    """The child run an agent tool started, recorded in the call's ``tool_call`` step."""
 
 
 class TransientProviderFailure(AstromeshError):
@@ -92,12 +96,22 @@ class StepDriver:
         runs: the run store every stage loads from and saves to.
         agents: gives the built agent of a run (``AgentRuntime.get``).
         emit: where run events go (nowhere by default: on AWS a channel pushes them).
+        run_child: how agent tools start child runs (``AgentRuntime.run_child``); the child
+            runs in-process, inside the ``act`` call that started it.
     """
 
-    def __init__(self, runs: RunStore, agents: AgentSource, *, emit: EventSink = discard) -> None:
+    def __init__(
+        self,
+        runs: RunStore,
+        agents: AgentSource,
+        *,
+        emit: EventSink = discard,
+        run_child: pipeline.ChildRunStarter | None = None,
+    ) -> None:
         self.runs = runs
         self.agents = agents
         self.emit = emit
+        self.run_child = run_child
 
     # -- prepare ------------------------------------------------------------------------------
 
@@ -165,7 +179,7 @@ class StepDriver:
         run = await self.runs.get(run_id)
         stored = await self.runs.get_results(run_id, [call_id])
         if call_id in stored:  # a retried task: the call already ran
-            return {"call_id": call_id, "ok": stored[call_id].ok}
+            return {"call_id": call_id, "ok": stored[call_id].ok, "child_run_id": None}
         agent = await self.agents(run.agent)
         call = next((c for c in run.pending_actions if c.id == call_id), None)
         if call is None:
@@ -173,10 +187,13 @@ class StepDriver:
         seconds = pipeline.remaining_seconds(run, agent)
         if time_limit is not None:
             seconds = min(seconds, time_limit)
+        child_run_id = None
         try:
             [result] = await asyncio.wait_for(
-                pipeline.act(run, agent, [call], self.emit), timeout=max(seconds, 0.001)
+                pipeline.act(run, agent, [call], self.emit, run_child=self.run_child),
+                timeout=max(seconds, 0.001),
             )
+            child_run_id = run.steps[-1].data.get("child_run_id")  # act's record of this call
         except TimeoutError:
             result = ActionResult(
                 call_id=call.id,
@@ -185,12 +202,18 @@ class StepDriver:
                 content=f"tool '{call.name}' did not finish within {max(seconds, 0):.3g} seconds",
             )
         await self.runs.put_result(run_id, result)
-        return {"call_id": call_id, "ok": result.ok}
+        return {"call_id": call_id, "ok": result.ok, "child_run_id": child_run_id}
 
     # -- observe ------------------------------------------------------------------------------
 
-    async def observe(self, run_id: str) -> dict[str, str]:
-        """Hand the stored results of the pending calls to the pattern and close the iteration."""
+    async def observe(
+        self, run_id: str, acted: Sequence[ActAnswer] | None = None
+    ) -> dict[str, str]:
+        """Hand the stored results of the pending calls to the pattern and close the iteration.
+
+        ``acted`` is what the calls' ``act`` answered (the Map's output); it carries the ids
+        of child runs into the ``tool_call`` steps.
+        """
         run = await self.runs.get(run_id)
         if not run.pending_actions or not isinstance(_settled_decision(run), Act):
             return {"run_id": run_id}  # observed already, or the run was cancelled meanwhile
@@ -206,7 +229,8 @@ class StepDriver:
             for c in calls
         ]
         try:
-            pipeline.record_actions(run, agent, calls, results)
+            children = {a["call_id"]: a["child_run_id"] for a in acted or () if a["child_run_id"]}
+            pipeline.record_actions(run, agent, calls, results, child_runs=children)
             pipeline.observe(run, agent, results)
         except AstromeshError as exc:
             _fail_on(run, exc)

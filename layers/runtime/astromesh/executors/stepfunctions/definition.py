@@ -7,10 +7,13 @@ stage a Lambda task on :class:`~astromesh.executors.driver.StepDriver`::
                               -> finish / fail: Finalize
     any task failing for good (Catch States.ALL) -> FinalizeError (the run ends with the error)
 
-Payloads carry ids only: ``{"run_id"}`` plus the step's answer ``{"next", "actions": [{"run_id",
-"call_id"}...]}``, so they stay a few hundred bytes however long the conversation is (the limit
-is 256 KB). The Lambda ARNs are parameters; the defaults are ``${...}`` placeholders for
-CloudFormation's ``DefinitionSubstitutions``. JSONPath only (no JSONata).
+Payloads carry ids only: ``{"run_id"}``, the step's answer ``{"next", "actions": [{"run_id",
+"call_id"}...]}`` and, from Act to Observe, what each call answered ``[{"call_id", "ok",
+"child_run_id"}...]``; so they stay a few hundred bytes however long the conversation is (the
+limit is 256 KB). Observe resets the state to ``{"run_id"}`` for the next iteration.
+
+The Lambda ARNs are parameters; the defaults are ``${...}`` placeholders for CloudFormation's
+``DefinitionSubstitutions``. JSONPath only (no JSONata).
 """
 
 from __future__ import annotations
@@ -87,8 +90,14 @@ def build_definition(
         "BackoffRate": 2.0,
     }
     finalize_result = {"run_id.$": "$.Payload.run_id", "status.$": "$.Payload.status"}
+    only_the_run = {"run_id.$": "$.Payload.run_id"}
     states: dict[str, Any] = {
-        PREPARE: {**step_task("prepare"), "ResultPath": None, "Catch": catch, "Next": STEP},
+        PREPARE: {
+            **step_task("prepare"),
+            "ResultSelector": only_the_run,
+            "Catch": catch,
+            "Next": STEP,
+        },
         STEP: {
             **step_task("step"),
             "Retry": [_LAMBDA_RETRY, provider_retry],
@@ -124,16 +133,22 @@ def build_definition(
                         "ResultSelector": {
                             "call_id.$": "$.Payload.call_id",
                             "ok.$": "$.Payload.ok",
+                            "child_run_id.$": "$.Payload.child_run_id",
                         },
                         "End": True,
                     }
                 },
             },
-            "ResultPath": None,
+            "ResultPath": "$.acted",
             "Catch": catch,
             "Next": OBSERVE,
         },
-        OBSERVE: {**step_task("observe"), "ResultPath": None, "Catch": catch, "Next": STEP},
+        OBSERVE: {
+            **step_task("observe", **{"acted.$": "$.acted"}),
+            "ResultSelector": only_the_run,
+            "Catch": catch,
+            "Next": STEP,
+        },
         FINALIZE: {**step_task("finalize"), "ResultSelector": finalize_result, "End": True},
         FINALIZE_ERROR: {
             **step_task("finalize", **{"error.$": "$.error"}),

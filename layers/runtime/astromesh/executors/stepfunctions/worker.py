@@ -34,7 +34,8 @@ class LambdaWorker:
     async def _with_driver(self, work: Callable[[StepDriver], Awaitable[T]]) -> T:
         if self._driver is None:
             runtime = AgentRuntime()
-            self._driver = StepDriver((await runtime.state()).runs, runtime.get)
+            runs = (await runtime.state()).runs
+            self._driver = StepDriver(runs, runtime.get, run_child=runtime.run_child)
             self._runtime = runtime
         return await work(self._driver)
 

@@ -114,6 +114,10 @@ async def test_cancel_stops_the_loop_between_steps(agents_dir, make_app, client_
         await client.post("/v1/agents/helper/run", json={"query": "q", "async": True})
     ).json()["run_id"]
 
+    async def model_called():
+        return len(openai_server.requests) == 1
+
+    await wait_for(model_called)  # cancel during the step, not before it starts
     cancelled = await client.post(f"/v1/runs/{run_id}/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json() == {"run_id": run_id, "status": "cancelled"}

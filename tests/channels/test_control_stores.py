@@ -113,3 +113,17 @@ async def test_redis_cannot_hold_the_control_plane(redis_url, redis_prefix):
     with pytest.raises(ConfigurationError, match="durable SQL store"):
         registry_for(state)
     await state.close()
+
+
+async def test_lookup_answers_record_and_status_together(registry):
+    assert await registry.lookup("a") == (None, AgentStatus.DEPLOYED)
+    await registry.set_status("a", AgentStatus.PAUSED)
+    assert await registry.lookup("a") == (None, AgentStatus.PAUSED)
+    created = await registry.create("a", "text", tenant="acme")
+    record, status = await registry.lookup("a")
+    assert (record.name, record.source, record.revision, status) == (
+        "a",
+        "text",
+        created.revision,
+        AgentStatus.PAUSED,
+    )

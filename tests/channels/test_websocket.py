@@ -100,6 +100,8 @@ async def test_cancel_and_message_errors_keep_the_connection(
         assert json.loads(await socket.recv())["status"] == "processing"
         await socket.send(json.dumps({"action": "run", "query": "another"}))
         assert "in progress" in json.loads(await socket.recv())["message"]
+        while not openai_server.requests:  # cancel during the model call
+            await asyncio.sleep(0.01)
         await socket.send(json.dumps({"action": "cancel"}))
         frames = await frames_until_done(socket)
 

@@ -149,7 +149,7 @@ class AgentCatalog:
             NotFoundError: no registered or file agent has that name (with the nearest one).
             ConfigurationError: the registered document no longer validates here.
         """
-        record = await self.registry.get(name)
+        record, status = await self.registry.lookup(name)
         if record is not None:
             document = self._document(record)
             origin: Origin = "registered"
@@ -158,7 +158,7 @@ class AgentCatalog:
             document, origin, revision = self.runtime.describe(name), "file", 0
         else:
             raise NotFoundError(await self._unknown(name))
-        return CatalogEntry(name, document, origin, await self.registry.status(name), revision)
+        return CatalogEntry(name, document, origin, status, revision)
 
     async def agent(self, entry: CatalogEntry, tenant: str) -> Agent:
         """The built agent of ``entry``, scoped to ``tenant``.

@@ -123,11 +123,17 @@ def _python_names(folder: Path) -> set[str]:
     return names
 
 
-def get_services(connection: HTTPConnection) -> Services:
-    """FastAPI dependency: the app's services (works for HTTP routes and WebSockets)."""
+def services_of(connection: HTTPConnection) -> Services:
+    """The app's services, from a request or a WebSocket."""
     services: Services = connection.app.state.services
     return services
 
 
+async def get_services(request: Request) -> Services:
+    """FastAPI dependency. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in
+    a worker thread, a thread hop that cost more than the rest of a health request."""
+    return services_of(request)
+
+
 async def get_catalog(request: Request) -> AgentCatalog:
-    return await get_services(request).catalog()
+    return await services_of(request).catalog()

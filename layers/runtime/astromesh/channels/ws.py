@@ -25,7 +25,7 @@ from astromesh.channels.errors import BadRequest
 from astromesh.channels.launcher import RunInput
 from astromesh.channels.rest._common import runnable_agent, visible_entry
 from astromesh.channels.security import authenticate, credential
-from astromesh.channels.services import Services, get_services
+from astromesh.channels.services import Services, services_of
 from astromesh.errors import AstromeshError
 from astromesh.runs.events import RunEvent
 from astromesh.runs.state import RunState
@@ -37,7 +37,7 @@ router = APIRouter()
 
 @router.websocket("/v1/ws/agent/{name}")
 async def agent_socket(websocket: WebSocket, name: str, session_id: str = "default") -> None:
-    services = get_services(websocket)
+    services = services_of(websocket)
     await websocket.accept()
     try:
         principal = await authenticate(services, credential(websocket, allow_query=True))

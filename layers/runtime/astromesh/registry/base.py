@@ -66,6 +66,13 @@ class AgentRegistry(ABC):
     async def delete(self, name: str) -> bool:
         """Remove a registered agent (and its status); whether it existed."""
 
+    async def lookup(self, name: str) -> tuple[RegisteredAgent | None, AgentStatus]:
+        """The registered agent (if any) and the status of ``name`` together.
+
+        Asked on every request that runs an agent; backends answer it in one round trip.
+        """
+        return await self.get(name), await self.status(name)
+
     @abstractmethod
     async def status(self, name: str) -> AgentStatus:
         """The agent's status (``deployed`` when never set)."""

@@ -22,6 +22,16 @@ class PostgresAgentRegistry(AgentRegistry):
         )
         return _record(rows[0]) if rows else None
 
+    async def lookup(self, name: str) -> tuple[RegisteredAgent | None, AgentStatus]:
+        [row] = await self._backend.execute(
+            "SELECT a.name, a.source, a.revision, a.tenant, a.created_at, a.updated_at,"
+            " (SELECT status FROM agent_status WHERE name = %s)"
+            " FROM (SELECT 1) AS one LEFT JOIN agents AS a ON a.name = %s",
+            (name, name),
+        )
+        status = AgentStatus(row[6]) if row[6] else AgentStatus.DEPLOYED
+        return (_record(row[:6]) if row[0] is not None else None), status
+
     async def list(self) -> list[RegisteredAgent]:
         rows = await self._backend.execute(f"SELECT {_COLUMNS} FROM agents ORDER BY name")
         return [_record(row) for row in rows]

@@ -28,6 +28,19 @@ class SQLiteAgentRegistry(AgentRegistry):
 
         return await self._backend.call(select)
 
+    async def lookup(self, name: str) -> tuple[RegisteredAgent | None, AgentStatus]:
+        def select(conn: sqlite3.Connection) -> tuple[RegisteredAgent | None, AgentStatus]:
+            row = conn.execute(f"SELECT {_COLUMNS} FROM agents WHERE name = ?", (name,)).fetchone()
+            status = conn.execute(
+                "SELECT status FROM agent_status WHERE name = ?", (name,)
+            ).fetchone()
+            return (
+                _record(row) if row else None,
+                AgentStatus(status[0]) if status else AgentStatus.DEPLOYED,
+            )
+
+        return await self._backend.call(select)
+
     async def list(self) -> list[RegisteredAgent]:
         def select(conn: sqlite3.Connection) -> list[RegisteredAgent]:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM agents ORDER BY name").fetchall()

@@ -5,14 +5,23 @@ observe -> checkpoint) of the runtime's loop, against a baseline measured in the
 the same model and tool called directly in a bare loop, with no runtime around them. The
 difference is what Astromesh itself costs per iteration.
 
-    python bench/steps.py [--iterations 20] [--runs 30]
+Then the same agent on the step loop's state machine, executed by moto with its Lambda tasks
+bound to the real handlers (``tests/support/stepfunctions.py``), for runs of N iterations: the
+state transitions (what Standard workflows are billed by), the largest state payload of any
+iteration (Step Functions' limit is 256 KB), and the time spent inside the handlers per
+iteration (warm containers, SQLite; moto's own overhead is not counted, it says nothing about
+AWS).
+
+    python bench/steps.py [--iterations 20] [--runs 30] [--machine-iterations 1 5 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -32,6 +41,7 @@ from astromesh.models.types import (
     ToolDefinition,
     Usage,
 )
+from astromesh.runs.state import RunState
 from astromesh.runtime import AgentRuntime
 from astromesh.stores.memory import MemoryBackend
 from astromesh.stores.sqlite import SQLiteBackend
@@ -114,10 +124,61 @@ async def runtime_loop(runtime: AgentRuntime, iterations: int) -> float:
     return elapsed / iterations
 
 
+async def state_machine(folder: Path, db: Path, iteration_counts: Sequence[int]) -> None:
+    """Figures of the state machine for runs of each number of iterations."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.support
+    from tests.support.stepfunctions import (
+        LocalStepFunctions,
+        largest_payload_per_iteration,
+        state_transitions,
+    )
+
+    os.environ.update(
+        ASTROMESH_AGENTS_DIR=str(folder),
+        ASTROMESH_STATE_BACKEND="sqlite",
+        ASTROMESH_STATE_PATH=str(db),
+        POWERTOOLS_LOG_LEVEL="WARNING",
+    )
+    backend = SQLiteBackend(db)
+    print()
+    print("state machine (moto, handlers of functions/, SQLite), one tool call per iteration")
+    print(
+        f"{'iterations':>10}{'transitions':>13}{'per iteration':>15}"
+        f"{'largest payload B':>19}{'first / last it. B':>20}{'handler ms / it.':>18}"
+    )
+    with LocalStepFunctions() as sfn:
+        for count, measured in [(1, False), *((c, True) for c in iteration_counts)]:
+            InstantModel.ITERATIONS = count  # the first run only warms the containers
+            run = await backend.runs.create(RunState(agent="bench", query="go"))
+            sfn.invocations.clear()
+            described = sfn.run(run.id, timeout=600)
+            done = await backend.runs.get(run.id)
+            assert described["status"] == "SUCCEEDED" and done.iteration == count, done.error
+            if not measured:
+                continue
+            assert not any(i.cold for i in sfn.invocations), "containers should be warm"
+            history = sfn.history(described["executionArn"])
+            transitions = state_transitions(history)
+            largest = largest_payload_per_iteration(history)[:-1]  # the last one finalizes
+            handler_ms = sum(i.seconds for i in sfn.invocations) * 1000 / count
+            print(
+                f"{count:>10}{transitions:>13}{(transitions - 4) / count:>15.1f}"
+                f"{max(largest):>19}{f'{largest[0]} / {largest[-1]}':>20}{handler_ms:>18.2f}"
+            )
+    await backend.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=20, help="ReAct iterations per run")
     parser.add_argument("--runs", type=int, default=30, help="runs per configuration")
+    parser.add_argument(
+        "--machine-iterations",
+        type=int,
+        nargs="+",
+        default=[1, 5, 20],
+        help="iterations of each run on the state machine",
+    )
     args = parser.parse_args()
     InstantModel.ITERATIONS = args.iterations
     registry._PROVIDERS["openai_compat"] = "__main__:InstantModel"  # the model under test
@@ -146,6 +207,7 @@ async def main() -> None:
             )
             await runtime.close()
             await backend.close()
+        await state_machine(folder, Path(tmp) / "machine.db", args.machine_iterations)
 
 
 if __name__ == "__main__":

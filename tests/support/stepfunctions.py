@@ -43,6 +43,7 @@ from moto.core.responses import ActionResult
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
 from moto.stepfunctions.parser.asl.utils import json_path
+from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
 from moto.stepfunctions.responses import StepFunctionResponse
 
 from astromesh.executors.stepfunctions import build_definition
@@ -215,6 +216,13 @@ class LocalStepFunctions:
         create_client = lambda_eval_utils.boto_client_for
         self._stack.enter_context(
             mock.patch.object(lambda_eval_utils, "boto_client_for", lambda_client)
+        )
+        # Each start deep-copies the state machine, past executions included, and a finished
+        # execution holds locks: the second execution of a machine would fail to start.
+        self._stack.enter_context(
+            mock.patch.object(
+                ParserExecution, "__deepcopy__", lambda execution, memo: execution, create=True
+            )
         )
         self._stack.callback(self._close_containers)
         # StartSyncExecution goes to the "sync-states" host, which moto does not route;

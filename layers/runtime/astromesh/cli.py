@@ -158,10 +158,17 @@ def dev(
         err.print("        pip install 'astromesh[server]'")
         raise typer.Exit(2) from None
 
+    from astromesh.channels.settings import ServerSettings
+
     folder = agents_dir or default_agents_dir()
     if not folder.exists():
         err.print(f"[red]error:[/] {folder}: no such file or folder")
         raise typer.Exit(2)
+    try:
+        settings = ServerSettings.from_env()
+    except AstromeshError as exc:
+        err.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(2) from None
     # The app factory reads the folder from the environment, which --reload's worker
     # process inherits.
     os.environ["ASTROMESH_AGENTS_DIR"] = str(folder.resolve())
@@ -179,6 +186,7 @@ def dev(
         else None,
         reload_includes=["*.py", "*.yaml", "*.yml"] if reload else None,
         log_level="info",
+        ws_max_size=settings.max_body_bytes,  # one limit for every message, HTTP or WebSocket
     )
 
 

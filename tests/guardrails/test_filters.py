@@ -91,7 +91,9 @@ async def test_content_filter_keywords_and_patterns():
     assert (await guard.check("A classic class.", None, Side.INPUT)).action is Action.ALLOW
     keyword = await guard.check("That is DARN annoying", None, Side.INPUT)
     pattern = await guard.check("see Project  X-42 files", None, Side.OUTPUT)
-    assert keyword.action is Action.BLOCK and keyword.reason == "forbidden content: keyword 'darn'"
+    assert keyword.action is Action.BLOCK and keyword.reason == "forbidden content: keyword #1"
+    second = await guard.check("it is Top  Secret", None, Side.INPUT)
+    assert second.reason == "forbidden content: keyword #2"  # the word itself is not stored
     assert pattern.reason == "forbidden content: pattern #1"
     message = pattern.user_message(Side.OUTPUT)
     assert message == "The answer contains content this agent does not accept."

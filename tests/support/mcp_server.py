@@ -68,8 +68,10 @@ def header(name: str, ctx: Context) -> str:
 
 
 def stdio_command() -> tuple[str, list[str]]:
-    """``command`` and ``args`` that start this server over stdio."""
-    return sys.executable, ["-m", "tests.support.mcp_server", "stdio"]
+    """``command`` and ``args`` that start this server over stdio, from any working folder
+    (the runtime starts stdio servers in the agents folder) and without ``PYTHONPATH``
+    (MCP servers get only a minimal environment): the file is run as a script."""
+    return sys.executable, [os.path.abspath(__file__), "stdio"]
 
 
 def _serve_http(port: int) -> None:

@@ -4,6 +4,9 @@ YAML: ``forbidden_keywords`` (case-insensitive whole words or phrases, so "ass" 
 fire on "class"), ``blocked_patterns`` (regular expressions, compiled once when the agent
 is built, applied to the text as written; use ``(?i)`` for case-insensitivity) and
 ``action: block | redact``. Redaction replaces each match with ``[REDACTED]``.
+
+Verdicts name the rule by its position in the YAML ("keyword #2", "pattern #1"), not by
+the word: a forbidden word in the recorded reason would store part of what was blocked.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from astromesh.guardrails._text import PhraseMatcher
+from astromesh.guardrails._text import PhraseMatcher, fold
 from astromesh.guardrails.base import Guardrail, Side, Verdict
 
 if TYPE_CHECKING:
@@ -38,6 +41,9 @@ class ContentGuardrail(Guardrail):
         super().__init__(name=name)
         self.action = action
         self.matcher = PhraseMatcher(keywords)
+        self._keyword_number: dict[str, int] = {}
+        for i, keyword in enumerate(keywords, start=1):
+            self._keyword_number.setdefault(fold(keyword.strip())[0], i)
         self.patterns = [re.compile(p) if isinstance(p, str) else p for p in patterns]
 
     @classmethod
@@ -50,7 +56,10 @@ class ContentGuardrail(Guardrail):
         )
 
     def _spans(self, text: str) -> list[tuple[int, int, str]]:
-        spans = [(m.start, m.end, f"keyword '{m.phrase}'") for m in self.matcher.find(text)]
+        spans = [
+            (m.start, m.end, f"keyword #{self._keyword_number[m.phrase]}")
+            for m in self.matcher.find(text)
+        ]
         for i, pattern in enumerate(self.patterns):
             spans += [
                 (m.start(), m.end(), f"pattern #{i + 1}")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from astromesh.memory.conversational import ConversationalMemory
 from astromesh.models.router import ModelRouter
-from astromesh.models.types import ModelResponse
 from astromesh.orchestration.base import Pattern
 from astromesh.prompts.render import PromptTemplate, base_variables
 from astromesh.runs.state import RunState
@@ -16,14 +15,6 @@ from astromesh.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
     from astromesh.config import AgentDocument
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """US dollars per million tokens."""
-
-    input_per_million: float = 0.0
-    output_per_million: float = 0.0
 
 
 @dataclass
@@ -38,7 +29,6 @@ class Agent:
     system_prompt: PromptTemplate | None
     max_iterations: int
     timeout_seconds: float
-    prices: dict[tuple[str, str], Price] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -50,16 +40,6 @@ class Agent:
 
     def session_key(self, session_id: str) -> SessionKey:
         return SessionKey(agent=self.name, session_id=session_id, namespace=self.namespace)
-
-    def cost_of(self, response: ModelResponse) -> float:
-        """Cost of one call from the price table (local models cost nothing)."""
-        price = self.prices.get((response.provider, response.model))
-        if price is None:
-            return 0.0
-        return (
-            response.usage.tokens_in * price.input_per_million
-            + response.usage.tokens_out * price.output_per_million
-        ) / 1_000_000
 
     def render_system_prompt(self, run: RunState) -> str:
         if self.system_prompt is None:

@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 
 from astromesh import __version__
+from astromesh.cli_models import app as models_app
+from astromesh.cli_rag import register as register_rag
 from astromesh.errors import AstromeshError
 from astromesh.runtime import AgentRuntime, default_agents_dir
 
@@ -201,6 +203,8 @@ StateFolderOption = Annotated[
 
 keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(models_app, name="models")
+register_rag(app)
 
 
 @keys_app.command("create")

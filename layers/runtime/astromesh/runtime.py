@@ -15,15 +15,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from astromesh.agent import Agent, Price
+from astromesh.agent import Agent
 from astromesh.config import load_path
 from astromesh.errors import ConfigurationError, NotFoundError
 from astromesh.executors.local import LocalExecutor
 from astromesh.memory.conversational import ConversationalMemory, build_memory
-from astromesh.models.base import Model, ProviderSettings
-from astromesh.models.registry import create_model
-from astromesh.models.router import DEFAULT_ROLE, ModelRouter
-from astromesh.models.types import GenerationParams
+from astromesh.models.breaker import CircuitBreaker
+from astromesh.models.factory import breaker_for, build_router
+from astromesh.models.router import ModelRouter
 from astromesh.orchestration import SwarmPattern, build_pattern, wiring
 from astromesh.prompts.render import PromptTemplate
 from astromesh.runs.events import EventSink, discard
@@ -33,7 +32,7 @@ from astromesh.tools.agent import AgentDepthExceeded
 from astromesh.tools.registry import build_registry, check_agent_name
 
 if TYPE_CHECKING:
-    from astromesh.config import AgentDocument, ConfigIssue, LoadResult, ModelCandidate
+    from astromesh.config import AgentDocument, ConfigIssue, LoadResult
     from astromesh.config.orchestration import OrchestrationSpec
     from astromesh.orchestration.base import Pattern
     from astromesh.tools.registry import ToolRegistry
@@ -46,7 +45,6 @@ STATE_PATH_ENV = "ASTROMESH_STATE_PATH"
 REDIS_URL_ENV = "ASTROMESH_REDIS_URL"
 POSTGRES_DSN_ENV = "ASTROMESH_POSTGRES_DSN"
 DEFAULT_STATE_PATH = ".astromesh/state.db"
-DEFAULT_PROVIDER_TIMEOUT = 60.0
 MAX_AGENT_DEPTH = 4
 """How deep agents may call agents (a run started by a caller is depth 0)."""
 
@@ -78,6 +76,7 @@ class AgentRuntime:
         self._state = state
         self._owns_state = state is None
         self._backends: dict[str, StateBackend] = {}
+        self._breaker: CircuitBreaker | None = None
         self._agents: dict[str, Agent] = {}
         self._build_lock = asyncio.Lock()
         self.config: LoadResult = load_path(self.agents_dir, env=self.env)
@@ -174,7 +173,6 @@ class AgentRuntime:
             system_prompt=PromptTemplate(f"{doc.metadata.name}.system", system) if system else None,
             max_iterations=orchestration.max_iterations,
             timeout_seconds=orchestration.timeout_seconds,
-            prices=self._prices(),
         )
 
     async def _build_pattern(
@@ -217,36 +215,14 @@ class AgentRuntime:
         return doc.description or f"Ask the agent '{name}' to handle a request."
 
     def _build_router(self, doc: AgentDocument) -> ModelRouter:
-        roles = {DEFAULT_ROLE, *doc.spec.model.roles()}
-        return ModelRouter(
-            {
-                role: [self._build_model(c) for c in doc.spec.model.candidates(role)]
-                for role in roles
-            }
-        )
-
-    def _build_model(self, candidate: ModelCandidate) -> Model:
-        entry = self.config.providers.get(candidate.provider)
-        provider_type = entry.type if entry is not None else candidate.provider
-        api_key_env = candidate.api_key_env or (entry.api_key_env if entry else None)
-        api_key = self.env.get(api_key_env) if api_key_env else None
-        if api_key_env and not api_key:
-            logger.warning(
-                "provider=<%s> | %s is not set; calling without a key",
-                candidate.provider,
-                api_key_env,
-            )
-        params = candidate.parameters.model_dump(exclude_none=True)
-        return create_model(
-            ProviderSettings(
-                provider_type=provider_type,
-                model=candidate.model,
-                endpoint=candidate.endpoint or (entry.endpoint if entry else None),
-                api_key=api_key,
-                params=GenerationParams(**params),
-                timeout_seconds=candidate.timeout_seconds or DEFAULT_PROVIDER_TIMEOUT,
-                name=candidate.provider if entry is not None else None,
-            )
+        """The agent's router; one circuit breaker per runtime, so every agent calling the
+        same backend sees the same circuit (in Redis when configured: every instance does)."""
+        if self._breaker is None:
+            cfg = self.config.runtime.spec.state if self.config.runtime else None
+            redis_url = (cfg and cfg.redis_url) or self.env.get(REDIS_URL_ENV)
+            self._breaker = breaker_for(self.config.routing, redis_url)
+        return build_router(
+            doc, self.config.providers, self.config.routing, self.env, self._breaker
         )
 
     async def _build_memory(self, doc: AgentDocument) -> ConversationalMemory:
@@ -269,13 +245,6 @@ class AgentRuntime:
             max_turns=conv.max_turns,
             max_tokens=conv.max_tokens,
         )
-
-    def _prices(self) -> dict[tuple[str, str], Price]:
-        prices: dict[tuple[str, str], Price] = {}
-        for name, entry in self.config.providers.items():
-            for model, price in (entry.pricing or {}).items():
-                prices[(name, model)] = Price(price.input_per_million, price.output_per_million)
-        return prices
 
     def _unknown_agent_message(self, name: str) -> str:
         from difflib import get_close_matches
@@ -354,6 +323,9 @@ class AgentRuntime:
         for backend in self._backends.values():
             await backend.close()
         self._backends.clear()
+        if self._breaker is not None:
+            await self._breaker.aclose()
+            self._breaker = None
         if self._owns_state:
             self._state = None
 

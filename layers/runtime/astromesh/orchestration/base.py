@@ -149,7 +149,7 @@ class Pattern(ABC):
         assert response is not None, "router streams always end with a ModelResponse"
         if stream_tokens and token_filter is not None and (rest := token_filter.finish()):
             await ctx.emit(RunEvent("token", {"content": rest}))
-        cost = ctx.agent.cost_of(response)
+        cost = response.cost or 0.0  # priced by the router from its price table
         run.usage.add(
             provider=response.provider,
             model=response.model,

@@ -21,6 +21,7 @@ from tests.support.agents import primary, python_tool, write_agent
 from tests.support.loop_tools import CALLS
 from tests.support.model_servers import Reply
 
+STAGES = ("prepare", "step", "act")
 TOOLS = [
     python_tool("add", "add"),
     {"name": "counted", "type": "python", "handler": "tests.support.loop_tools:counted"},
@@ -55,8 +56,16 @@ async def setup(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
         opened.append(runtime)
         driver = StepDriver(backend.runs, runtime.get)
 
-        async def new_run(query: str = "go") -> RunState:
-            return await backend.runs.create(RunState(agent="helper", query=query))
+        async def new_run(*, through: str | None = None) -> RunState:
+            """A new run, taken through the stages up to ``through``: "prepare", "step" or
+            "act" (of the call ``call_1``)."""
+            run = await backend.runs.create(RunState(agent="helper", query="go"))
+            for stage in STAGES[: STAGES.index(through) + 1] if through else ():
+                if stage == "act":
+                    await driver.act(run.id, "call_1")
+                else:
+                    await getattr(driver, stage)(run.id)
+            return run
 
         return driver, runtime, new_run
 
@@ -115,9 +124,7 @@ async def test_the_stages_in_order_then_each_again_does_nothing(setup, openai_se
 async def test_a_retried_act_does_not_run_the_tool_twice(setup, openai_server):
     driver, _, new_run = await setup(primary(openai_server.url))
     openai_server.push(Reply(tool_calls=[("counted", {"key": "retried-act"})]))
-    run = await new_run()
-    await driver.prepare(run.id)
-    await driver.step(run.id)
+    run = await new_run(through="step")
 
     first = await driver.act(run.id, "call_1")
     again = await driver.act(run.id, "call_1")
@@ -131,9 +138,7 @@ async def test_a_retried_act_does_not_run_the_tool_twice(setup, openai_server):
 async def test_act_never_writes_the_run_document(setup, openai_server):
     driver, _, new_run = await setup(primary(openai_server.url))
     openai_server.push(Reply(tool_calls=[("add", {"a": 1, "b": 1})]))
-    run = await new_run()
-    await driver.prepare(run.id)
-    await driver.step(run.id)
+    run = await new_run(through="step")
     version = (await driver.runs.get(run.id)).version
 
     await driver.act(run.id, "call_1")
@@ -151,9 +156,7 @@ async def test_act_of_an_unknown_call_is_an_error(setup, openai_server):
 async def test_act_stops_a_tool_at_the_time_limit(setup, openai_server):
     driver, _, new_run = await setup(primary(openai_server.url))
     openai_server.push(Reply(tool_calls=[("slow", {"seconds": 5})]), Reply("gave up"))
-    run = await new_run()
-    await driver.prepare(run.id)
-    await driver.step(run.id)
+    run = await new_run(through="step")
 
     answer = await driver.act(run.id, "call_1", time_limit=0.2)
     assert answer == {"call_id": "call_1", "ok": False, "child_run_id": None}
@@ -166,10 +169,7 @@ async def test_act_stops_a_tool_at_the_time_limit(setup, openai_server):
 async def test_a_cancelled_run_stops_at_its_next_step(setup, openai_server):
     driver, _, new_run = await setup(primary(openai_server.url))
     openai_server.push(Reply("Adding.", tool_calls=[("add", {"a": 1, "b": 1})]))
-    run = await new_run()
-    await driver.prepare(run.id)
-    await driver.step(run.id)
-    await driver.act(run.id, "call_1")
+    run = await new_run(through="act")
     cancel = await driver.runs.get(run.id)
     cancel.status = RunStatus.CANCELLED
     await driver.runs.save(cancel)
@@ -187,10 +187,7 @@ async def test_a_cancelled_run_stops_at_its_next_step(setup, openai_server):
 async def test_a_cancel_that_races_a_save_keeps_the_work_and_ends_cancelled(setup, openai_server):
     driver, _, new_run = await setup(primary(openai_server.url))
     openai_server.push(Reply(tool_calls=[("add", {"a": 1, "b": 1})]))
-    run = await new_run()
-    await driver.prepare(run.id)
-    await driver.step(run.id)
-    await driver.act(run.id, "call_1")
+    run = await new_run(through="act")
     store = driver.runs
 
     async def cancel_meanwhile(_run: RunState) -> None:
@@ -227,10 +224,7 @@ async def test_limits_end_the_run_like_the_local_loop(setup, openai_server):
         orchestration={"pattern": "react", "max_iterations": 1, "timeout_seconds": 30},
     )
     openai_server.push(Reply("Adding.", tool_calls=[("add", {"a": 1, "b": 1})]))
-    run = await new_run()
-    await driver.prepare(run.id)
-    await driver.step(run.id)
-    await driver.act(run.id, "call_1")
+    run = await new_run(through="act")
     await driver.observe(run.id)
 
     assert await driver.step(run.id) == {"next": "fail", "actions": []}
@@ -245,8 +239,7 @@ async def test_a_prompt_that_cannot_render_fails_the_run_without_a_model_call(se
     driver, _, new_run = await setup(
         primary(openai_server.url), prompts={"system": "{{ ''.__class__.__mro__ }}"}
     )
-    run = await new_run()
-    await driver.prepare(run.id)
+    run = await new_run(through="prepare")
     assert await driver.step(run.id) == {"next": "fail", "actions": []}
     await driver.finalize(run.id)
 
@@ -257,8 +250,7 @@ async def test_a_prompt_that_cannot_render_fails_the_run_without_a_model_call(se
 
 async def test_a_transient_provider_failure_is_raised_for_the_retry(setup, closed_port_url):
     driver, runtime, new_run = await setup(primary(closed_port_url + "/v1"))
-    run = await new_run()
-    await driver.prepare(run.id)
+    run = await new_run(through="prepare")
 
     with pytest.raises(TransientProviderFailure) as raised:
         await driver.step(run.id)
@@ -283,8 +275,7 @@ async def test_near_the_deadline_a_transient_failure_fails_at_once(setup, closed
         primary(closed_port_url + "/v1"),
         orchestration={"pattern": "react", "max_iterations": 5, "timeout_seconds": 5},
     )
-    run = await new_run()
-    await driver.prepare(run.id)
+    run = await new_run(through="prepare")
 
     assert await driver.step(run.id) == {"next": "fail", "actions": []}
     await driver.finalize(run.id)
@@ -294,9 +285,7 @@ async def test_near_the_deadline_a_transient_failure_fails_at_once(setup, closed
 async def test_finalize_with_an_error_ends_an_unfinished_run_as_failed(setup, openai_server):
     driver, _, new_run = await setup(primary(openai_server.url))
     openai_server.push(Reply("Thinking.", tool_calls=[("add", {"a": 1, "b": 1})]))
-    run = await new_run()
-    await driver.prepare(run.id)
-    await driver.step(run.id)
+    run = await new_run(through="step")
 
     error = {"Error": "States.Timeout", "Cause": "the tool executor timed out"}
     assert (await driver.finalize(run.id, error))["status"] == "failed"

@@ -15,7 +15,6 @@ again and answer as the first time did.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypedDict
 
@@ -34,8 +33,6 @@ from astromesh.orchestration.base import (
 from astromesh.runs.events import EventSink, discard
 from astromesh.runs.state import ActionResult, RunState, RunStatus
 from astromesh.stores.base import RunStore
-
-logger = logging.getLogger(__name__)
 
 AgentSource = Callable[[str], Awaitable[Agent]]
 """Gives the built agent for a name (``AgentRuntime.get``)."""
@@ -229,7 +226,7 @@ class StepDriver:
             for c in calls
         ]
         try:
-            children = {a["call_id"]: a["child_run_id"] for a in acted or () if a["child_run_id"]}
+            children = {a["call_id"]: c for a in acted or () if (c := a.get("child_run_id"))}
             pipeline.record_actions(run, agent, calls, results, child_runs=children)
             pipeline.observe(run, agent, results)
         except AstromeshError as exc:

@@ -257,8 +257,10 @@ async def test_a_transient_provider_failure_is_raised_for_the_retry(setup, close
     stored = await driver.runs.get(run.id)
     assert stored.decision["code"] == "provider_unavailable"
     assert stored.decision["reason"] == raised.value.message
-    with pytest.raises(TransientProviderFailure):  # the retry asks the model again
+    with pytest.raises(TransientProviderFailure) as raised:  # the retry asks the model again
         await driver.step(run.id)
+    # (the second failure may already be the circuit breaker's "circuit open": the stored
+    # reason is always the latest attempt's)
 
     # retries exhausted: the state machine's Catch finalizes with the error
     error = {"Error": "TransientProviderFailure", "Cause": "{...}"}
@@ -267,7 +269,10 @@ async def test_a_transient_provider_failure_is_raised_for_the_retry(setup, close
     assert done.error == raised.value.message
     assert done.error.startswith("openai_compat/scripted: every candidate failed:")
     local = await runtime.run("helper", "go")  # the local loop ends the same way
-    assert local.status is RunStatus.FAILED and local.error == done.error
+    # (its reason names the open circuit rather than the refused connection: the runtime's
+    # breaker has seen the failures above)
+    assert local.status is RunStatus.FAILED
+    assert local.error.startswith("openai_compat/scripted: every candidate failed:")
 
 
 async def test_near_the_deadline_a_transient_failure_fails_at_once(setup, closed_port_url):

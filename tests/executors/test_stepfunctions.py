@@ -142,6 +142,13 @@ async def test_retries_run_out_and_the_run_fails_as_it_does_locally(
 ):
     for side in (local_side, aws_side):
         write_agent(side.agents_dir, model=primary(closed_port_url + "/v1"))
+        # A high breaker threshold keeps the AWS side's retried steps reporting the refused
+        # connection, as the single local step does, rather than the circuit they opened.
+        (side.agents_dir / "providers.yaml").write_text(
+            "apiVersion: astromesh/v1\nkind: ProviderConfig\nmetadata: {name: p}\n"
+            "spec:\n  providers: {}\n  routing:\n"
+            "    circuit_breaker: {failure_threshold: 100, recovery_timeout: 60}\n"
+        )
     here = await run_locally(local_side, "hello")
     with LocalStepFunctions(provider_retry_seconds=1, provider_retry_attempts=1) as sfn:
         there = await run_on_step_functions(aws_side, sfn, "hello")

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from astromesh.memory.conversational import ConversationalMemory
+from astromesh.memory.episodic import EpisodicLog
+from astromesh.memory.semantic import SemanticMemory
 from astromesh.models.router import ModelRouter
 from astromesh.orchestration.base import Pattern
 from astromesh.prompts.render import PromptTemplate, base_variables
@@ -29,6 +31,12 @@ class Agent:
     system_prompt: PromptTemplate | None
     max_iterations: int
     timeout_seconds: float
+    semantic: SemanticMemory | None = None
+    episodic: EpisodicLog | None = None
+    context_window: int = 4096
+    """Tokens the primary model accepts (prompt and answer); the context builder fits the
+    prompt into this minus ``reserve_output``."""
+    reserve_output: int = 512
 
     @property
     def name(self) -> str:

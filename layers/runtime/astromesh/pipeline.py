@@ -15,6 +15,8 @@ from datetime import timedelta
 
 from astromesh.agent import Agent
 from astromesh.errors import AstromeshError
+from astromesh.memory.context import ContextBuilder
+from astromesh.memory.episodic import Episode
 from astromesh.models.types import Message, ToolCall
 from astromesh.orchestration.base import (
     Act,
@@ -50,14 +52,22 @@ async def prepare(run: RunState, agent: Agent, emit: EventSink) -> None:
             RunEvent("status", {"status": "processing", "agent": agent.name, "run_id": run.id})
         )
         started = time.perf_counter()
-        system = agent.render_system_prompt(run)
-        history = await agent.memory.recall(agent.session_key(run.session_id))
-        run.messages = [Message.system(system)] if system else []
-        run.messages += history
-        run.messages.append(Message.user(run.query))
+        key = agent.session_key(run.session_id)
+        history = await agent.memory.recall(key)
+        memories = await agent.semantic.recall(key, run.query) if agent.semantic else []
+        built = ContextBuilder(
+            context_window=agent.context_window, reserve_output=agent.reserve_output
+        ).build(
+            system=agent.render_system_prompt(run),
+            query=run.query,
+            history=history,
+            memories=memories,
+        )
+        run.messages = built.messages
         run.record(
             "prepare",
             duration_ms=(time.perf_counter() - started) * 1000.0,
+            context=built.as_step(),
             history_messages=len(history),
             tools=[tool.name for tool in agent.tools.available()],
         )
@@ -254,6 +264,8 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
             run.record("stopped", code=decision.code, reason=decision.reason)
         elif isinstance(decision, Act):  # pragma: no cover - executors never finalize an Act
             raise TypeError("finalize() needs a Finish or Fail decision")
+        if agent.episodic is not None:
+            await agent.episodic.record(Episode.from_run(run))
         if run.status is RunStatus.SUCCEEDED:
             await emit(RunEvent("done", done_frame(run)))
         else:

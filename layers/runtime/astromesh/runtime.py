@@ -20,11 +20,15 @@ from astromesh.config import load_path
 from astromesh.errors import ConfigurationError, NotFoundError
 from astromesh.executors.local import LocalExecutor
 from astromesh.memory.conversational import ConversationalMemory, build_memory
+from astromesh.memory.episodic import build_episodic_memory
+from astromesh.memory.semantic import SemanticMemory, build_semantic_memory
+from astromesh.memory.summary import build_summary_store, model_summarizer
 from astromesh.models.breaker import CircuitBreaker
 from astromesh.models.factory import breaker_for, build_router
 from astromesh.models.router import ModelRouter
 from astromesh.orchestration import SwarmPattern, build_pattern, wiring
 from astromesh.prompts.render import PromptTemplate
+from astromesh.rag.pipeline import PipelineRegistry
 from astromesh.runs.events import EventSink, discard
 from astromesh.runs.state import RunState
 from astromesh.stores.base import RunStore, StateBackend
@@ -33,6 +37,7 @@ from astromesh.tools.registry import build_registry, check_agent_name
 
 if TYPE_CHECKING:
     from astromesh.config import AgentDocument, ConfigIssue, LoadResult
+    from astromesh.config.agent import SemanticMemory as SemanticMemoryConfig
     from astromesh.config.orchestration import OrchestrationSpec
     from astromesh.orchestration.base import Pattern
     from astromesh.tools.registry import ToolRegistry
@@ -45,6 +50,8 @@ STATE_PATH_ENV = "ASTROMESH_STATE_PATH"
 REDIS_URL_ENV = "ASTROMESH_REDIS_URL"
 POSTGRES_DSN_ENV = "ASTROMESH_POSTGRES_DSN"
 DEFAULT_STATE_PATH = ".astromesh/state.db"
+DEFAULT_RESERVE_OUTPUT = 512
+"""Tokens kept free for the answer when the model's ``max_tokens`` is not set."""
 MAX_AGENT_DEPTH = 4
 """How deep agents may call agents (a run started by a caller is depth 0)."""
 
@@ -77,6 +84,7 @@ class AgentRuntime:
         self._owns_state = state is None
         self._backends: dict[str, StateBackend] = {}
         self._breaker: CircuitBreaker | None = None
+        self._rag: PipelineRegistry | None = None
         self._agents: dict[str, Agent] = {}
         self._build_lock = asyncio.Lock()
         self.config: LoadResult = load_path(self.agents_dir, env=self.env)
@@ -164,15 +172,26 @@ class AgentRuntime:
             search_path=self.agents_dir if self.agents_dir.is_dir() else self.agents_dir.parent,
             known_agents=self.config.agents.keys(),
         )
+        router = self._build_router(doc)
+        memory_spec = spec.memory
+        primary = router.primary()
         return Agent(
             config=doc,
-            router=self._build_router(doc),
+            router=router,
             tools=tools,
-            memory=await self._build_memory(doc),
+            memory=await self._build_memory(doc, router),
             pattern=await self._build_pattern(doc, orchestration, tools, building),
             system_prompt=PromptTemplate(f"{doc.metadata.name}.system", system) if system else None,
             max_iterations=orchestration.max_iterations,
             timeout_seconds=orchestration.timeout_seconds,
+            semantic=await self._build_semantic(memory_spec.semantic if memory_spec else None),
+            episodic=(
+                build_episodic_memory(await self._backend(memory_spec.episodic.backend))
+                if memory_spec and memory_spec.episodic
+                else None
+            ),
+            context_window=primary.capabilities.context_window,
+            reserve_output=primary.params.max_tokens or DEFAULT_RESERVE_OUTPUT,
         )
 
     async def _build_pattern(
@@ -225,7 +244,7 @@ class AgentRuntime:
             doc, self.config.providers, self.config.routing, self.env, self._breaker
         )
 
-    async def _build_memory(self, doc: AgentDocument) -> ConversationalMemory:
+    async def _build_memory(self, doc: AgentDocument, router: ModelRouter) -> ConversationalMemory:
         conv = doc.spec.memory.conversational if doc.spec.memory else None
         if conv is None:
             return build_memory(
@@ -239,12 +258,36 @@ class AgentRuntime:
             if conv.backend == self._default_state_kind()
             else await self._backend(conv.backend)
         )
+        summary = conv.strategy == "summary"
         return build_memory(
             backend.history,
             strategy=conv.strategy,
             max_turns=conv.max_turns,
             max_tokens=conv.max_tokens,
+            summarizer=model_summarizer(router) if summary else None,
+            summaries=build_summary_store(backend) if summary else None,
         )
+
+    async def _build_semantic(self, config: SemanticMemoryConfig | None) -> SemanticMemory | None:
+        """Semantic memory; a pgvector one shares the state database's DSN."""
+        if config is None:
+            return None
+        cfg = self.config.runtime.spec.state if self.config.runtime else None
+        return build_semantic_memory(
+            config,
+            sqlite_path=Path(
+                (cfg and cfg.sqlite_path) or self.env.get(STATE_PATH_ENV, DEFAULT_STATE_PATH)
+            ).with_name("semantic.db"),
+            postgres_dsn=(cfg and cfg.postgres_dsn) or self.env.get(POSTGRES_DSN_ENV),
+        )
+
+    async def rag(self) -> PipelineRegistry:
+        """The RAG pipelines of the loaded documents, each built on first use."""
+        if self._rag is None:
+            self._rag = PipelineRegistry(
+                self.config.rag_pipelines, env=self.env, state=await self.state()
+            )
+        return self._rag
 
     def _unknown_agent_message(self, name: str) -> str:
         from difflib import get_close_matches
@@ -320,6 +363,9 @@ class AgentRuntime:
         for agent in self._agents.values():
             await agent.aclose()
         self._agents.clear()
+        if self._rag is not None:
+            await self._rag.close()
+            self._rag = None
         for backend in self._backends.values():
             await backend.close()
         self._backends.clear()

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Literal
@@ -28,7 +28,6 @@ from astromesh.channels.policy import registration_issues
 from astromesh.config import AgentDocument, ConfigIssue, load_text
 from astromesh.errors import ConfigurationError, ConflictError, NotFoundError
 from astromesh.executors.base import Executor
-from astromesh.executors.local import LocalExecutor
 from astromesh.registry import AgentRegistry, AgentStatus, RegisteredAgent
 from astromesh.runtime import AgentRuntime
 from astromesh.stores.base import RunStore, SessionKey
@@ -53,14 +52,12 @@ async def build_agent(runtime: AgentRuntime, doc: AgentDocument) -> Agent:
 
 
 def executor_for(runtime: AgentRuntime, runs: RunStore) -> Executor:
-    """The executor the runtime uses for its own runs (with agent tools' child runs wired
-    in), for the runs the channels create.
+    """The executor the runtime uses for its own runs (agent tools' child runs wired in),
+    for the runs the channels create.
 
-    Stand-in for a public ``AgentRuntime.execute(run, agent, on_event)``; falls back to a
-    plain :class:`LocalExecutor` for a runtime without the private factory.
+    Stand-in for a public ``AgentRuntime.execute(run, agent, on_event)``.
     """
-    make: Callable[[RunStore], Executor] | None = getattr(runtime, "_executor", None)
-    return make(runs) if make is not None else LocalExecutor(runs)
+    return runtime._executor(runs)
 
 
 @dataclass

@@ -254,9 +254,13 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
         if isinstance(decision, Finish):
             run.status = RunStatus.SUCCEEDED
             run.answer = decision.answer
-            await agent.memory.remember(
-                agent.session_key(run.session_id), run.query, decision.answer
-            )
+            key = agent.session_key(run.session_id)
+            await agent.memory.remember(key, run.query, decision.answer)
+            if agent.semantic is not None:
+                # Scoped to the session: one user's turns must never surface in another's.
+                await agent.semantic.remember(
+                    key, f"Q: {run.query}\nA: {decision.answer}", session_only=True
+                )
         elif isinstance(decision, Fail):
             run.status = decision.status
             run.error = decision.reason

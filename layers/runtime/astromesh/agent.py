@@ -46,8 +46,10 @@ class Agent:
     def namespace(self) -> str:
         return self.config.metadata.namespace
 
-    def session_key(self, session_id: str) -> SessionKey:
-        return SessionKey(agent=self.name, session_id=session_id, namespace=self.namespace)
+    def session_key(self, session_id: str, tenant: str = "default") -> SessionKey:
+        return SessionKey(
+            agent=self.name, session_id=session_id, namespace=self.namespace, tenant=tenant
+        )
 
     def render_system_prompt(self, run: RunState) -> str:
         if self.system_prompt is None:

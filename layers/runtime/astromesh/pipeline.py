@@ -52,7 +52,7 @@ async def prepare(run: RunState, agent: Agent, emit: EventSink) -> None:
             RunEvent("status", {"status": "processing", "agent": agent.name, "run_id": run.id})
         )
         started = time.perf_counter()
-        key = agent.session_key(run.session_id)
+        key = agent.session_key(run.session_id, run.tenant)
         history = await agent.memory.recall(key)
         memories = await agent.semantic.recall(key, run.query) if agent.semantic else []
         built = ContextBuilder(
@@ -254,7 +254,7 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
         if isinstance(decision, Finish):
             run.status = RunStatus.SUCCEEDED
             run.answer = decision.answer
-            key = agent.session_key(run.session_id)
+            key = agent.session_key(run.session_id, run.tenant)
             await agent.memory.remember(key, run.query, decision.answer)
             if agent.semantic is not None:
                 # Scoped to the session: one user's turns must never surface in another's.

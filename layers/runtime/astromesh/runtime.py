@@ -299,6 +299,45 @@ class AgentRuntime:
 
     # -- runs ------------------------------------------------------------------------------
 
+    async def build(self, doc: AgentDocument) -> Agent:
+        """Build an agent from a document this runtime did not load (one registered through
+        the API); it shares the runtime's backends, breaker and RAG pipelines."""
+        return await self._build(doc)
+
+    async def create_run(
+        self,
+        agent: Agent,
+        query: str,
+        *,
+        session_id: str = "default",
+        context: dict[str, object] | None = None,
+        tenant: str = "default",
+    ) -> RunState:
+        """Store a new run of ``agent`` (status ``running``), ready for :meth:`execute`.
+
+        Separate from :meth:`execute` so a channel can answer with the run id (an async
+        request) or start streaming before the loop begins.
+        """
+        runs = (await self.state()).runs
+        return await runs.create(
+            RunState(
+                agent=agent.name,
+                namespace=agent.namespace,
+                session_id=session_id,
+                query=query,
+                context=context,
+                tenant=tenant,
+            )
+        )
+
+    async def execute(
+        self, run: RunState, agent: Agent, on_event: EventSink | None = None
+    ) -> RunState:
+        """Drive a created run to its end in-process (agent tools' child runs wired in)."""
+        return await self._executor((await self.state()).runs).execute(
+            run, agent, on_event or discard
+        )
+
     async def run(
         self,
         agent_name: str,
@@ -306,21 +345,15 @@ class AgentRuntime:
         *,
         session_id: str = "default",
         context: dict[str, object] | None = None,
+        tenant: str = "default",
         on_event: EventSink | None = None,
     ) -> RunState:
         """Run an agent to completion in-process and return the persisted run."""
         agent = await self.get(agent_name)
-        runs = (await self.state()).runs
-        run = await runs.create(
-            RunState(
-                agent=agent.name,
-                namespace=agent.namespace,
-                session_id=session_id,
-                query=query,
-                context=context,
-            )
+        run = await self.create_run(
+            agent, query, session_id=session_id, context=context, tenant=tenant
         )
-        return await self._executor(runs).execute(run, agent, on_event or discard)
+        return await self.execute(run, agent, on_event)
 
     async def run_child(self, parent: RunState, agent_name: str, query: str) -> RunState:
         """Run ``agent_name`` as a child of ``parent`` (an agent tool's call) and return it.
@@ -349,6 +382,7 @@ class AgentRuntime:
                 session_id=f"{parent.session_id}/{agent.name}",
                 query=query,
                 context=parent.context,
+                tenant=parent.tenant,
                 parent_run_id=parent.id,
                 depth=depth,
             )

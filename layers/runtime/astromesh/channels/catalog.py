@@ -5,11 +5,6 @@ the API, shared by every instance), then from the files of the agents folder (re
 defaults). Built agents are cached per process and rebuilt when the registry's revision of
 an agent moves on, so an update made through one Lambda instance reaches the others on
 their next request.
-
-The runtime does not yet build documents it did not load, execute a run it did not create,
-nor scope memory by tenant; the helpers under "Runtime bridge" below stand in for the
-runtime methods that will. They are the only code in the channels that knows the runtime's
-internals.
 """
 
 from __future__ import annotations
@@ -27,10 +22,8 @@ from astromesh.channels.errors import InvalidAgent
 from astromesh.channels.policy import registration_issues
 from astromesh.config import AgentDocument, ConfigIssue, load_text
 from astromesh.errors import ConfigurationError, ConflictError, NotFoundError
-from astromesh.executors.base import Executor
 from astromesh.registry import AgentRegistry, AgentStatus, RegisteredAgent
 from astromesh.runtime import AgentRuntime
-from astromesh.stores.base import RunStore, SessionKey
 
 logger = logging.getLogger(__name__)
 
@@ -38,51 +31,6 @@ REQUEST_SOURCE = "<request>"
 """The ``file`` of issues found in a posted document."""
 
 Origin = Literal["file", "registered"]
-
-
-# -- Runtime bridge ----------------------------------------------------------------------
-
-
-async def build_agent(runtime: AgentRuntime, doc: AgentDocument) -> Agent:
-    """Build ``doc`` with the runtime's services, like a file agent.
-
-    Stand-in for a public ``AgentRuntime.build(doc)``; uses the private builder until then.
-    """
-    return await runtime._build(doc)
-
-
-def executor_for(runtime: AgentRuntime, runs: RunStore) -> Executor:
-    """The executor the runtime uses for its own runs (agent tools' child runs wired in),
-    for the runs the channels create.
-
-    Stand-in for a public ``AgentRuntime.execute(run, agent, on_event)``.
-    """
-    return runtime._executor(runs)
-
-
-@dataclass
-class TenantAgent(Agent):
-    """An agent whose conversations are keyed by tenant as well.
-
-    Stand-in for ``Agent.session_key(session_id, tenant)``: the step loop asks the agent for
-    the session key, so a view of the agent (same services, no copies) that fills in
-    ``SessionKey.tenant`` isolates each tenant's history without touching session ids.
-    """
-
-    tenant: str = "default"
-
-    def session_key(self, session_id: str) -> SessionKey:
-        return SessionKey(
-            agent=self.name, session_id=session_id, namespace=self.namespace, tenant=self.tenant
-        )
-
-
-def for_tenant(agent: Agent, tenant: str) -> Agent:
-    """``agent`` as seen by ``tenant`` (the agent itself for the default tenant)."""
-    if tenant == "default" and not isinstance(agent, TenantAgent):
-        return agent
-    fields = {f.name: getattr(agent, f.name) for f in dataclasses.fields(Agent)}
-    return TenantAgent(**fields, tenant=tenant)
 
 
 # -- The catalog --------------------------------------------------------------------------
@@ -157,23 +105,23 @@ class AgentCatalog:
             raise NotFoundError(await self._unknown(name))
         return CatalogEntry(name, document, origin, status, revision)
 
-    async def agent(self, entry: CatalogEntry, tenant: str) -> Agent:
-        """The built agent of ``entry``, scoped to ``tenant``.
+    async def agent(self, entry: CatalogEntry) -> Agent:
+        """The built agent of ``entry`` (tenants are scoped by the run's ``tenant``).
 
         Raises:
             ConfigurationError: the agent validates but cannot be built here.
         """
         if entry.origin == "file":
-            return for_tenant(await self.runtime.get(entry.name), tenant)
+            return await self.runtime.get(entry.name)
         cached = self._built.get(entry.name)
         if cached is None or cached[0] != entry.revision:
             async with self._build_lock:
                 cached = self._built.get(entry.name)
                 if cached is None or cached[0] != entry.revision:
-                    built = await build_agent(self.runtime, entry.document)
+                    built = await self.runtime.build(entry.document)
                     self._retire(entry.name)
                     cached = self._built[entry.name] = (entry.revision, built)
-        return for_tenant(cached[1], tenant)
+        return cached[1]
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -294,7 +242,7 @@ class AgentCatalog:
 
     async def _check_buildable(self, document: AgentDocument) -> None:
         try:
-            agent = await build_agent(self.runtime, document)
+            agent = await self.runtime.build(document)
         except ConfigurationError as exc:
             raise InvalidAgent(
                 f"the agent validates but cannot be built here: {exc.message}", []

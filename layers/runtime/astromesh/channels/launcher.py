@@ -1,9 +1,7 @@
 """Starting, streaming and cancelling runs for the channels.
 
-The runtime's ``run()`` creates and executes a run in one call. The channels need the two
-apart: an async request answers with the run id before the loop starts, and a tenant's run
-executes with the tenant-scoped agent. So this module creates the run in the store and hands
-it to the executor the runtime uses for its own runs.
+The channels use the runtime's two halves of ``run()`` apart: an async request answers with
+the run id before the loop starts, and a stream is returned before the first event.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from astromesh.agent import Agent
-from astromesh.channels.catalog import executor_for
 from astromesh.channels.errors import TooManyRuns
 from astromesh.errors import ConflictError
 from astromesh.runs.events import EventSink, RunEvent, discard
@@ -35,6 +32,7 @@ class RunInput:
     query: str
     session_id: str = "default"
     context: dict[str, Any] | None = None
+    tenant: str = "default"
 
 
 class RunLauncher:
@@ -148,21 +146,17 @@ class RunLauncher:
         self._inflight -= 1
 
     async def _create(self, agent: Agent, request: RunInput) -> RunState:
-        runs = (await self.runtime.state()).runs
-        return await runs.create(
-            RunState(
-                agent=agent.name,
-                namespace=agent.namespace,
-                session_id=request.session_id,
-                query=request.query,
-                context=request.context,
-            )
+        return await self.runtime.create_run(
+            agent,
+            request.query,
+            session_id=request.session_id,
+            context=request.context,
+            tenant=request.tenant,
         )
 
     async def _execute(self, run: RunState, agent: Agent, emit: EventSink) -> RunState:
-        runs = (await self.runtime.state()).runs
         try:
-            return await executor_for(self.runtime, runs).execute(run, agent, emit)
+            return await self.runtime.execute(run, agent, emit)
         except Exception:
             # The executor settles every run failure itself; what reaches here is the store
             # failing under it. Tell a listener, and let the caller see the exception.

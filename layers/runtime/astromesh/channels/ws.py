@@ -126,7 +126,7 @@ class _Connection:
             raise BadRequest("'session_id' must be a string and 'context' an object")
         agent = await runnable_agent(await self.services.catalog(), self.principal, self.agent)
         self.run, events = await self.services.launcher.start_stream(
-            agent, RunInput(query, session_id, context)
+            agent, RunInput(query, session_id, context, self.principal.tenant)
         )
         self.forwarding = asyncio.create_task(self.forward(events))
 

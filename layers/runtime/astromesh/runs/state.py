@@ -117,6 +117,8 @@ class RunState(BaseModel):
     agent: str
     session_id: str = "default"
     namespace: str = "default"
+    tenant: str = "default"
+    """Whose run this is: the API key's tenant. Memory and run access are scoped by it."""
     query: str
     context: dict[str, Any] | None = None
     status: RunStatus = RunStatus.RUNNING

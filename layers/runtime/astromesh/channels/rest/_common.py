@@ -17,8 +17,8 @@ async def visible_entry(catalog: AgentCatalog, principal: Principal, name: str) 
 
 
 async def runnable_agent(catalog: AgentCatalog, principal: Principal, name: str) -> Agent:
-    """The built, tenant-scoped agent ``name``, refusing a paused one with 409."""
+    """The built agent ``name``, refusing a paused one with 409."""
     entry = await visible_entry(catalog, principal, name)
     if entry.status is AgentStatus.PAUSED:
         raise AgentPaused(f"agent {name!r} is paused; POST /v1/agents/{name}/resume to run it")
-    return await catalog.agent(entry, principal.tenant)
+    return await catalog.agent(entry)

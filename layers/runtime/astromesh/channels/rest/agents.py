@@ -67,7 +67,7 @@ async def run_agent(
 ) -> Any:
     """Run the agent to completion (200), or start it and answer 202 with the run id."""
     agent = await runnable_agent(catalog, principal, name)
-    request = RunInput(body.query, body.session_id, body.context)
+    request = RunInput(body.query, body.session_id, body.context, principal.tenant)
     if mode == "async" or body.run_async:
         if not services.settings.background_runs:
             raise NotAvailable(
@@ -103,7 +103,7 @@ async def stream_agent(
     """Run the agent and stream its events as Server-Sent Events."""
     agent = await runnable_agent(catalog, principal, name)
     run, events = await services.launcher.start_stream(
-        agent, RunInput(body.query, body.session_id, body.context)
+        agent, RunInput(body.query, body.session_id, body.context, principal.tenant)
     )
     return StreamingResponse(
         _sse(events),

@@ -33,8 +33,8 @@ async def read_history(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> dict[str, Any]:
     """The session's last ``limit`` messages, oldest first (upstream answered an empty list)."""
-    built = await catalog.agent(await visible_entry(catalog, principal, agent), principal.tenant)
-    messages = await built.memory.history(built.session_key(session_id), limit)
+    built = await catalog.agent(await visible_entry(catalog, principal, agent))
+    messages = await built.memory.history(built.session_key(session_id, principal.tenant), limit)
     return {
         "agent": agent,
         "session_id": session_id,
@@ -49,8 +49,8 @@ async def read_history(
 async def clear_history(
     agent: str, session_id: str, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> HistoryCleared:
-    built = await catalog.agent(await visible_entry(catalog, principal, agent), principal.tenant)
-    removed = await built.memory.clear(built.session_key(session_id))
+    built = await catalog.agent(await visible_entry(catalog, principal, agent))
+    removed = await built.memory.clear(built.session_key(session_id, principal.tenant))
     return HistoryCleared(agent=agent, session_id=session_id, removed=removed)
 
 

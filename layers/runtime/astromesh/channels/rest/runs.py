@@ -22,17 +22,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 async def _visible_run(services: ServicesDep, principal: Principal, run_id: str) -> RunState:
-    """The run, if the key may use its agent; otherwise the same 404 as an unknown id."""
+    """The run, if it is the key's tenant's and the key may use its agent; otherwise the
+    same 404 as an unknown id (another tenant's run ids are not confirmed to exist)."""
     run = await (await services.runtime.state()).runs.get(run_id)
-    if not principal.allows(run.agent) or _run_tenant(run) not in (None, principal.tenant):
+    if not principal.allows(run.agent) or run.tenant != principal.tenant:
         raise NotFoundError(f"run {run_id!r} not found")
     return run
-
-
-def _run_tenant(run: RunState) -> str | None:
-    """The tenant that started ``run``, once runs record one (``RunState.tenant``)."""
-    tenant = getattr(run, "tenant", None)
-    return tenant if isinstance(tenant, str) else None
 
 
 @router.get("/v1/runs/{run_id}", response_model=RunResponse, responses=_ERRORS)

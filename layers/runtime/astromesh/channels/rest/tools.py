@@ -27,7 +27,7 @@ async def list_tools(principal: CurrentPrincipal, catalog: CatalogDep) -> dict[s
             continue
         types = {cfg.name: cfg.type for cfg in entry.document.spec.tools}
         try:
-            agent = await catalog.agent(entry, principal.tenant)
+            agent = await catalog.agent(entry)
         except ConfigurationError as exc:
             for cfg in entry.document.spec.tools:
                 tools.append(

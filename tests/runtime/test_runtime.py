@@ -37,12 +37,48 @@ async def test_services_are_built_once_and_shared(agents_dir, make_runtime):
     assert await runtime.get("a") is await runtime.get("a")
 
 
-async def test_an_agent_needing_an_unbuilt_feature_is_refused_clearly(agents_dir, make_runtime):
+async def test_a_rag_tool_naming_an_unknown_pipeline_is_refused_at_build(agents_dir, make_runtime):
+    write_agent(agents_dir, tools=[{"name": "kb", "type": "rag", "pipeline": "docs"}])
+    with pytest.raises(ConfigurationError, match="unknown RAG pipeline 'docs'"):
+        await make_runtime().get("helper")
+
+
+async def test_a_rag_tool_retrieves_from_its_pipeline(
+    openai_server, agents_dir, make_runtime, tmp_path
+):
+    write_agent(
+        agents_dir,
+        model=primary(openai_server.url),
+        tools=[{"name": "kb", "type": "rag", "pipeline": "handbook", "top_k": 1}],
+    )
+    (agents_dir / "handbook.rag.yaml").write_text(
+        "apiVersion: astromesh/v1\nkind: RAGPipeline\nmetadata: {name: handbook}\nspec:\n"
+        "  chunking: {strategy: sentence, chunk_size: 40, overlap: 0}\n"
+        "  embeddings: {provider: onnx, model: all-MiniLM-L6-v2}\n"
+        f"  vector_store: {{backend: faiss, path: '{tmp_path / 'kb.faiss'}'}}\n"
+        "  retrieval: {top_k: 3}\n"
+    )
+    runtime = make_runtime()
+    pipeline = await (await runtime.rag()).get("handbook")
+    await pipeline.ingest(
+        "Refunds are paid within 14 days. The office cat is called Miso.", {}, "handbook"
+    )
+    openai_server.push(
+        Reply(tool_calls=[("kb", {"query": "How long do refunds take?"})]), Reply("14 days.")
+    )
+    run = await runtime.run("helper", "How long do refunds take?")
+    assert run.status is RunStatus.SUCCEEDED
+    tool_step = next(s for s in run.steps if s.type == "tool_call")
+    assert tool_step.data["ok"] and "14 days" in tool_step.data["result"]
+    assert "Miso" not in tool_step.data["result"]
+
+
+async def test_an_mcp_server_that_cannot_start_is_refused_at_build(agents_dir, make_runtime):
     write_agent(
         agents_dir,
         tools=[{"name": "files", "type": "mcp", "transport": "stdio", "command": "mcp-files"}],
     )
-    with pytest.raises(ConfigurationError, match="type 'mcp' validates but is not runnable"):
+    with pytest.raises(ConfigurationError, match="cannot connect to the MCP server"):
         await make_runtime().get("helper")
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from astromesh.guardrails import GuardrailChain
 from astromesh.memory.conversational import ConversationalMemory
 from astromesh.memory.episodic import EpisodicLog
 from astromesh.memory.semantic import SemanticMemory
@@ -31,6 +32,7 @@ class Agent:
     system_prompt: PromptTemplate | None
     max_iterations: int
     timeout_seconds: float
+    guardrails: GuardrailChain = field(default_factory=GuardrailChain)
     semantic: SemanticMemory | None = None
     episodic: EpisodicLog | None = None
     context_window: int = 4096
@@ -71,3 +73,4 @@ class Agent:
 
     async def aclose(self) -> None:
         await self.router.aclose()
+        await self.tools.aclose()

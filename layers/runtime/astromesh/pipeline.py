@@ -15,6 +15,7 @@ from datetime import timedelta
 
 from astromesh.agent import Agent
 from astromesh.errors import AstromeshError
+from astromesh.guardrails import Side, guard_budget, guard_input, guard_output
 from astromesh.memory.context import ContextBuilder
 from astromesh.memory.episodic import Episode
 from astromesh.models.types import Message, ToolCall
@@ -30,6 +31,7 @@ from astromesh.runs.events import EventSink, RunEvent
 from astromesh.runs.state import ActionResult, RunState, RunStatus, utcnow
 from astromesh.telemetry import stage
 from astromesh.tools.base import ChildRunner, ToolContext
+from astromesh.tools.client import pause_for_client, split_client_calls
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +50,9 @@ ResultKeeper = Callable[[ActionResult], Awaitable[ActionResult]]
 async def prepare(run: RunState, agent: Agent, emit: EventSink) -> None:
     """Build the conversation the pattern starts from: system prompt, recalled history, query."""
     with stage("prepare", run_id=run.id, agent=agent.name):
+        # First, before the query reaches a model, memory or the next save: a redaction
+        # replaces run.query; a block raises GuardrailBlocked (code guardrail_blocked).
+        await guard_input(run, agent.guardrails)
         await emit(
             RunEvent("status", {"status": "processing", "agent": agent.name, "run_id": run.id})
         )
@@ -86,6 +91,9 @@ def check_limits(run: RunState, agent: Agent) -> Fail | None:
             status=RunStatus.TIMED_OUT,
             code="timeout",
         )
+    budget = guard_budget(run, agent.guardrails)
+    if budget is not None:
+        return Fail(budget.user_message(Side.OUTPUT), code="cost_limit")
     return None
 
 
@@ -175,10 +183,14 @@ async def act(
                     duration_ms=result.duration_ms,
                 )
 
-        results = await asyncio.gather(*(one(call) for call in actions))
+        server_calls, client_calls = split_client_calls(actions, agent.tools.available())
+        results = await asyncio.gather(*(one(call) for call in server_calls))
         if keep is not None:
             results = await asyncio.gather(*(keep(result) for result in results))
-        record_actions(run, agent, actions, results, child_runs=child_runs)
+        record_actions(run, agent, server_calls, results, child_runs=child_runs)
+        if client_calls:  # the caller runs these; the executor saves and returns the run
+            run.results = list(results)
+            await pause_for_client(run, client_calls, emit)
         return list(results)
 
 
@@ -252,19 +264,27 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
     """Settle the run's status and answer, write memory back, tell the listener."""
     with stage("finalize", run_id=run.id, agent=agent.name, decision=type(decision).__name__):
         if isinstance(decision, Finish):
-            run.status = RunStatus.SUCCEEDED
-            run.answer = decision.answer
-            key = agent.session_key(run.session_id, run.tenant)
-            await agent.memory.remember(key, run.query, decision.answer)
-            if agent.semantic is not None:
-                # Scoped to the session: one user's turns must never surface in another's.
-                await agent.semantic.remember(
-                    key, f"Q: {run.query}\nA: {decision.answer}", session_only=True
-                )
-        elif isinstance(decision, Fail):
+            checked = await guard_output(run, agent.guardrails, decision.answer)
+            if checked.blocked is not None:
+                decision = Fail(checked.blocked.user_message(Side.OUTPUT), code="guardrail_blocked")
+            else:
+                run.status = RunStatus.SUCCEEDED
+                run.answer = checked.text
+                key = agent.session_key(run.session_id, run.tenant)
+                await agent.memory.remember(key, run.query, checked.text)
+                if agent.semantic is not None:
+                    # Scoped to the session: one user's turns must never surface in another's.
+                    await agent.semantic.remember(
+                        key, f"Q: {run.query}\nA: {checked.text}", session_only=True
+                    )
+        if isinstance(decision, Fail):
             run.status = decision.status
             run.error = decision.reason
-            run.answer = _partial_answer(run)
+            partial = "" if decision.code == "guardrail_blocked" else _partial_answer(run)
+            if partial:
+                checked = await guard_output(run, agent.guardrails, partial)
+                partial = "" if checked.blocked is not None else checked.text
+            run.answer = partial
             run.record("stopped", code=decision.code, reason=decision.reason)
         elif isinstance(decision, Act):  # pragma: no cover - executors never finalize an Act
             raise TypeError("finalize() needs a Finish or Fail decision")

@@ -13,12 +13,13 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from astromesh.agent import Agent
 from astromesh.config import load_path
 from astromesh.errors import ConfigurationError, NotFoundError
 from astromesh.executors.local import LocalExecutor
+from astromesh.guardrails import build_guardrails
 from astromesh.memory.conversational import ConversationalMemory, build_memory
 from astromesh.memory.episodic import build_episodic_memory
 from astromesh.memory.semantic import SemanticMemory, build_semantic_memory
@@ -33,6 +34,7 @@ from astromesh.runs.events import EventSink, discard
 from astromesh.runs.state import RunState
 from astromesh.stores.base import RunStore, StateBackend
 from astromesh.tools.agent import AgentDepthExceeded
+from astromesh.tools.builtin import router_summariser
 from astromesh.tools.registry import build_registry, check_agent_name
 
 if TYPE_CHECKING:
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from astromesh.config.agent import SemanticMemory as SemanticMemoryConfig
     from astromesh.config.orchestration import OrchestrationSpec
     from astromesh.orchestration.base import Pattern
+    from astromesh.tools.rag import Retriever
     from astromesh.tools.registry import ToolRegistry
 
 logger = logging.getLogger(__name__)
@@ -166,33 +169,61 @@ class AgentRuntime:
         defaults = self.config.runtime.spec.defaults.orchestration if self.config.runtime else None
         orchestration = spec.orchestration.with_defaults(defaults)
         system = spec.prompts.system if spec.prompts else None
-        tools = build_registry(
-            spec.tools,
-            allowed_actions=spec.permissions.allowed_actions if spec.permissions else None,
-            search_path=self.agents_dir if self.agents_dir.is_dir() else self.agents_dir.parent,
-            known_agents=self.config.agents.keys(),
-        )
         router = self._build_router(doc)
+        try:
+            tools = await build_registry(
+                spec.tools,
+                allowed_actions=spec.permissions.allowed_actions if spec.permissions else None,
+                search_path=self.agents_dir if self.agents_dir.is_dir() else self.agents_dir.parent,
+                known_agents=self.config.agents.keys(),
+                summariser=router_summariser(router),
+                retriever_for=self._retriever_for,
+                env=self.env,
+            )
+        except BaseException:
+            await router.aclose()
+            raise
         memory_spec = spec.memory
         primary = router.primary()
-        return Agent(
-            config=doc,
-            router=router,
-            tools=tools,
-            memory=await self._build_memory(doc, router),
-            pattern=await self._build_pattern(doc, orchestration, tools, building),
-            system_prompt=PromptTemplate(f"{doc.metadata.name}.system", system) if system else None,
-            max_iterations=orchestration.max_iterations,
-            timeout_seconds=orchestration.timeout_seconds,
-            semantic=await self._build_semantic(memory_spec.semantic if memory_spec else None),
-            episodic=(
-                build_episodic_memory(await self._backend(memory_spec.episodic.backend))
-                if memory_spec and memory_spec.episodic
-                else None
-            ),
-            context_window=primary.capabilities.context_window,
-            reserve_output=primary.params.max_tokens or DEFAULT_RESERVE_OUTPUT,
-        )
+        try:
+            return Agent(
+                config=doc,
+                router=router,
+                tools=tools,
+                guardrails=build_guardrails(spec.guardrails),
+                memory=await self._build_memory(doc, router),
+                pattern=await self._build_pattern(doc, orchestration, tools, building),
+                system_prompt=(
+                    PromptTemplate(f"{doc.metadata.name}.system", system) if system else None
+                ),
+                max_iterations=orchestration.max_iterations,
+                timeout_seconds=orchestration.timeout_seconds,
+                semantic=await self._build_semantic(memory_spec.semantic if memory_spec else None),
+                episodic=(
+                    build_episodic_memory(await self._backend(memory_spec.episodic.backend))
+                    if memory_spec and memory_spec.episodic
+                    else None
+                ),
+                context_window=primary.capabilities.context_window,
+                reserve_output=primary.params.max_tokens or DEFAULT_RESERVE_OUTPUT,
+            )
+        except BaseException:  # MCP sessions and HTTP pools opened above must not leak
+            await tools.aclose()
+            await router.aclose()
+            raise
+
+    def _retriever_for(self, pipeline: str) -> Retriever:
+        """What a ``rag`` tool calls: the named pipeline's query (checked at build time)."""
+        if pipeline not in self.config.rag_pipelines:
+            known = ", ".join(sorted(self.config.rag_pipelines)) or "none"
+            raise ConfigurationError(
+                f"rag tool: unknown RAG pipeline {pipeline!r} (known pipelines: {known})"
+            )
+
+        async def retrieve(query: str, top_k: int) -> list[dict[str, Any]]:
+            return await (await (await self.rag()).get(pipeline)).query(query, top_k)
+
+        return retrieve
 
     async def _build_pattern(
         self,

@@ -43,11 +43,22 @@ class LocalExecutor(Executor):
         self.run_child = run_child
 
     async def execute(self, run: RunState, agent: Agent, emit: EventSink) -> RunState:
+        return await self._run(run, agent, emit, prepared=False)
+
+    async def resume(self, run: RunState, agent: Agent, emit: EventSink) -> RunState:
+        """Continue a run whose client calls were answered (``submit_tool_outputs`` has
+        observed them and saved the run): the loop goes on with the next step."""
+        return await self._run(run, agent, emit, prepared=True)
+
+    async def _run(
+        self, run: RunState, agent: Agent, emit: EventSink, *, prepared: bool
+    ) -> RunState:
         decision: Decision
         kept = RunResults(self.runs, run.id)  # large results by reference
         try:
-            await pipeline.prepare(run, agent, emit)
-            await self._checkpoint(run)
+            if not prepared:
+                await pipeline.prepare(run, agent, emit)
+                await self._checkpoint(run)
             while True:
                 limit = pipeline.check_limits(run, agent)
                 if limit is not None:
@@ -65,6 +76,9 @@ class LocalExecutor(Executor):
                     run_child=self.run_child,
                     keep=kept.keep,
                 )
+                if run.status is RunStatus.REQUIRES_ACTION:
+                    await self._checkpoint(run)  # paused for the caller: no finalize
+                    return run
                 pipeline.observe(run, agent, results)
                 await self._checkpoint(run)
         except RunCancelled:

@@ -6,7 +6,8 @@ never offered to the model, and a forged call to it is refused (and recorded by 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from contextlib import AsyncExitStack
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from astromesh.errors import ConfigurationError
 from astromesh.models.types import ToolCall, ToolDefinition
 from astromesh.tools.agent import AgentTool
 from astromesh.tools.base import Tool, ToolContext, ToolResult
-from astromesh.tools.python import PythonTool, import_handler
+from astromesh.tools.builtin import Summariser
+from astromesh.tools.factory import RetrieverFactory, build_tools
 
 
 class ToolRegistry:
@@ -26,10 +28,23 @@ class ToolRegistry:
     pattern's configuration already names them, so refusing them would only break the run.
     """
 
-    def __init__(self, tools: Iterable[Tool] = (), *, allowed: Iterable[str] | None = None) -> None:
-        self._tools = {tool.name: tool for tool in tools}
+    def __init__(
+        self,
+        tools: Iterable[Tool] = (),
+        *,
+        allowed: Iterable[str] | None = None,
+        exit_stack: AsyncExitStack | None = None,
+    ) -> None:
+        self._tools: dict[str, Tool] = {}
         self._allowed = None if allowed is None else frozenset(allowed)
         self._always: set[str] = set()
+        self._exit_stack = exit_stack or AsyncExitStack()
+        for tool in tools:
+            self.add(tool)
+
+    async def aclose(self) -> None:
+        """Release what the tools hold: MCP sessions (and stdio servers), HTTP pools."""
+        await self._exit_stack.aclose()
 
     def __len__(self) -> int:
         return len(self.available())
@@ -91,52 +106,56 @@ class ToolRegistry:
         return await self._tools[call.name].call(call.arguments, context)
 
 
-def build_registry(
+async def build_registry(
     tool_configs: Sequence[Any],
     *,
     allowed_actions: Sequence[str] | None,
     search_path: Path | None = None,
     known_agents: Collection[str] | None = None,
+    summariser: Summariser | None = None,
+    retriever_for: RetrieverFactory | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> ToolRegistry:
-    """Instantiate an agent's ``spec.tools``.
+    """Instantiate an agent's ``spec.tools`` (MCP servers are connected and listed here).
 
     Args:
         known_agents: the agents an ``agent`` tool may name; ``None`` skips the check.
+        summariser / retriever_for / env: see :mod:`astromesh.tools.factory`.
 
     Raises:
-        ConfigurationError: a tool's type is not runnable in this build, its handler cannot
-            be imported, or an agent tool names an unknown agent. Raised when the agent is
-            built, not in the middle of a run.
+        ConfigurationError: a tool cannot be built (see ``build_tool``), an agent tool names
+            an unknown agent, or two tools share a name. Raised when the agent is built, not
+            in the middle of a run; whatever was opened before the error is closed.
     """
-    tools: list[Tool] = []
-    for cfg in tool_configs:
-        if cfg.type == "agent":
-            if known_agents is not None:
-                check_agent_name(cfg.agent, known_agents, where=f"tool {cfg.name!r}")
-            tools.append(
-                AgentTool(
-                    cfg.name,
-                    cfg.agent,
-                    description=cfg.description or None,
-                    parameters=cfg.json_schema(),
+    stack = AsyncExitStack()
+    try:
+        registry = ToolRegistry(allowed=allowed_actions, exit_stack=stack)
+        for cfg in tool_configs:
+            if cfg.type == "agent":
+                if known_agents is not None:
+                    check_agent_name(cfg.agent, known_agents, where=f"tool {cfg.name!r}")
+                registry.add(
+                    AgentTool(
+                        cfg.name,
+                        cfg.agent,
+                        description=cfg.description or None,
+                        parameters=cfg.json_schema(),
+                    )
                 )
-            )
-        elif cfg.type == "python":
-            func = import_handler(cfg.handler, search_path=search_path)
-            tools.append(
-                PythonTool(
-                    cfg.name,
-                    func,
-                    description=cfg.description or None,
-                    parameters=cfg.json_schema() if cfg.parameters else None,
-                )
-            )
-        else:
-            raise ConfigurationError(
-                f"tool {cfg.name!r}: type {cfg.type!r} validates but is not runnable in this "
-                "build yet (runnable: python, agent)"
-            )
-    return ToolRegistry(tools, allowed=allowed_actions)
+                continue
+            for tool in await build_tools(
+                cfg,
+                exit_stack=stack,
+                search_path=search_path,
+                summariser=summariser,
+                retriever_for=retriever_for,
+                env=env,
+            ):
+                registry.add(tool)
+    except BaseException:
+        await stack.aclose()
+        raise
+    return registry
 
 
 def check_agent_name(name: str, known_agents: Collection[str], *, where: str) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from astromesh.runs.state import RunState
 from astromesh.stores.memory import MemoryBackend, MemoryRunStore
 from tests.support.agents import primary, write_agent
@@ -110,24 +108,13 @@ async def test_500_hides_the_cause(agents_dir, make_app, client_for, caplog):
     assert "hunter2" in caplog.text  # the operator still sees it
 
 
-@pytest.mark.parametrize(
-    ("method", "path", "body", "code"),
-    [
-        ("GET", "/v1/memory/helper/semantic?query=x", None, "semantic_memory_not_available"),
-        ("POST", "/v1/rag/query", {"pipeline": "docs", "query": "x"}, "rag_not_available"),
-        ("POST", "/v1/rag/ingest", {"pipeline": "docs", "document": "x"}, "rag_not_available"),
-    ],
-)
-async def test_501_for_what_is_not_built(
-    agents_dir, make_app, client_for, method, path, body, code
+async def test_semantic_memory_of_an_agent_without_one_is_a_clear_501(
+    agents_dir, make_app, client_for
 ):
     write_agent(agents_dir)
-    (agents_dir / "docs.rag.yaml").write_text(
-        "apiVersion: astromesh/v1\nkind: RAGPipeline\nmetadata: {name: docs}\nspec:\n"
-        "  embeddings: {provider: onnx, model: all-MiniLM-L6-v2}\n"
-        "  vector_store: {backend: faiss}\n"
-    )
     client = client_for(make_app())
-    assert_error(await client.request(method, path, json=body), 501, code)
-    unknown = await client.post("/v1/rag/query", json={"pipeline": "nope", "query": "x"})
-    assert "known pipelines: docs" in assert_error(unknown, 404, "not_found")["message"]
+    response = await client.get("/v1/memory/helper/semantic?query=x")
+    assert (
+        "spec.memory.semantic"
+        in assert_error(response, 501, "semantic_memory_not_configured")["message"]
+    )

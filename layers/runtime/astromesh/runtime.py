@@ -369,6 +369,15 @@ class AgentRuntime:
             run, agent, on_event or discard
         )
 
+    async def resume(
+        self, run: RunState, agent: Agent, on_event: EventSink | None = None
+    ) -> RunState:
+        """Continue a run whose client tool calls were answered (see
+        :func:`astromesh.tools.client.submit_tool_outputs`), without preparing it again."""
+        return await self._executor((await self.state()).runs).resume(
+            run, agent, on_event or discard
+        )
+
     async def run(
         self,
         agent_name: str,

@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from astromesh.tools.client import ToolOutput
+
 
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -152,6 +154,12 @@ class ToolInfo(_Open):
 
 class ToolList(BaseModel):
     tools: list[ToolInfo]
+
+
+class ToolOutputsRequest(BaseModel):
+    """``POST /v1/runs/{id}/tool_outputs``: one output per pending client call."""
+
+    tool_outputs: list[ToolOutput]
 
 
 class RagIngestRequest(BaseModel):

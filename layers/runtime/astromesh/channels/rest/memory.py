@@ -54,22 +54,28 @@ async def clear_history(
     return HistoryCleared(agent=agent, session_id=session_id, removed=removed)
 
 
-@router.get(
-    "/v1/memory/{agent}/semantic",
-    status_code=501,
-    responses={501: {"model": ErrorResponse}, **_ERRORS},
-)
+@router.get("/v1/memory/{agent}/semantic", responses=_ERRORS)
 async def search_semantic(
     agent: str,
     principal: CurrentPrincipal,
     catalog: CatalogDep,
     query: str = "",
     top_k: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> None:
-    """Semantic memory is not built yet: 501, never an empty list that looks like no match."""
-    await visible_entry(catalog, principal, agent)
-    raise NotAvailable(
-        "semantic_memory_not_available",
-        "semantic memory is not built yet; only conversation history is available"
-        f" (GET /v1/memory/{agent}/history/{{session_id}})",
-    )
+    session_id: str = "default",
+) -> dict[str, Any]:
+    """The agent's semantic memories for the caller's tenant: the most similar to ``query``,
+    or the latest ones without a query. 409 when the agent has no semantic memory."""
+    built = await catalog.agent(await visible_entry(catalog, principal, agent))
+    if built.semantic is None:
+        raise NotAvailable(
+            "semantic_memory_not_configured",
+            f"agent {agent!r} has no semantic memory (spec.memory.semantic)",
+        )
+    key = built.session_key(session_id, principal.tenant)
+    hits = await built.semantic.list(key, query=query or None, top_k=top_k)
+    return {
+        "agent": agent,
+        "query": query,
+        "results": [hit.as_dict() for hit in hits],
+        "top_k": top_k,
+    }

@@ -1,8 +1,5 @@
-"""RAG routes: the request shapes of the contract, answered 501 until RAG is built.
-
-An unknown pipeline is still a 404 (the pipelines are known from the agents folder), so a
-client's mistakes surface now, not when RAG arrives.
-"""
+"""RAG routes: ingest a document into a pipeline, query it (an unknown pipeline is a 404
+naming the known ones)."""
 
 from __future__ import annotations
 
@@ -10,37 +7,31 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from astromesh.channels.errors import NotAvailable
 from astromesh.channels.schemas import ErrorResponse, RagIngestRequest, RagQueryRequest
 from astromesh.channels.security import CurrentPrincipal, ServicesDep
-from astromesh.errors import NotFoundError
 
 router = APIRouter(tags=["rag"])
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (401, 404, 422, 501)
+    status: {"model": ErrorResponse} for status in (401, 404, 422)
 }
 
 
-def _not_built(services: ServicesDep, pipeline: str) -> NotAvailable:
-    known = services.runtime.config.rag_pipelines
-    if pipeline not in known:
-        names = ", ".join(sorted(known)) or "none"
-        raise NotFoundError(f"RAG pipeline {pipeline!r} not found (known pipelines: {names})")
-    return NotAvailable(
-        "rag_not_available",
-        f"RAG pipeline {pipeline!r} is configured, but RAG ingestion and retrieval are not"
-        " built yet",
-    )
-
-
-@router.post("/v1/rag/ingest", status_code=501, responses=_RESPONSES)
+@router.post("/v1/rag/ingest", responses=_RESPONSES)
 async def ingest(
     body: RagIngestRequest, _principal: CurrentPrincipal, services: ServicesDep
-) -> None:
-    raise _not_built(services, body.pipeline)
+) -> dict[str, Any]:
+    """Chunk, embed and index one document (unchanged documents write nothing)."""
+    pipeline = await (await services.runtime.rag()).get(body.pipeline)
+    result = await pipeline.ingest(body.document, body.metadata, body.doc_id_prefix)
+    return {"pipeline": body.pipeline, "chunks": len(result.chunks)}
 
 
-@router.post("/v1/rag/query", status_code=501, responses=_RESPONSES)
-async def query(body: RagQueryRequest, _principal: CurrentPrincipal, services: ServicesDep) -> None:
-    raise _not_built(services, body.pipeline)
+@router.post("/v1/rag/query", responses=_RESPONSES)
+async def query(
+    body: RagQueryRequest, _principal: CurrentPrincipal, services: ServicesDep
+) -> dict[str, Any]:
+    """The ``top_k`` best passages for ``query``, reranked as the pipeline says."""
+    pipeline = await (await services.runtime.rag()).get(body.pipeline)
+    results = await pipeline.query(body.query, body.top_k)
+    return {"query": body.query, "results": results, "top_k": body.top_k}

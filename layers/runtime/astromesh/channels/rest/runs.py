@@ -7,17 +7,22 @@ from typing import Any
 from fastapi import APIRouter
 
 from astromesh.auth import Principal
-from astromesh.channels.errors import NotAvailable
-from astromesh.channels.schemas import ErrorResponse, RunCancelled, RunResponse
+from astromesh.channels.schemas import (
+    ErrorResponse,
+    RunCancelled,
+    RunResponse,
+    ToolOutputsRequest,
+)
 from astromesh.channels.security import CurrentPrincipal, ServicesDep
 from astromesh.channels.views import run_view
 from astromesh.errors import NotFoundError
 from astromesh.runs.state import RunState
+from astromesh.tools import client as client_tools
 
 router = APIRouter(tags=["runs"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (401, 404, 409)
+    status: {"model": ErrorResponse} for status in (401, 404, 409, 422)
 }
 
 
@@ -46,17 +51,20 @@ async def cancel_run(
     return RunCancelled(run_id=run.id, status=run.status.value)
 
 
-@router.post(
-    "/v1/runs/{run_id}/tool_outputs",
-    status_code=501,
-    responses={501: {"model": ErrorResponse}, **_ERRORS},
-)
+@router.post("/v1/runs/{run_id}/tool_outputs", response_model=RunResponse, responses=_ERRORS)
 async def submit_tool_outputs(
-    run_id: str, principal: CurrentPrincipal, services: ServicesDep
-) -> None:
-    """Client tools (results supplied by the caller) are not built yet."""
-    await _visible_run(services, principal, run_id)
-    raise NotAvailable(
-        "client_tools_not_available",
-        "client tools are not built yet: no run waits for tool outputs",
+    run_id: str, body: ToolOutputsRequest, principal: CurrentPrincipal, services: ServicesDep
+) -> Any:
+    """Answer a ``requires_action`` run's client tool calls and continue it to its end (or
+    its next pause); 409 when the run is not waiting, 422 when outputs do not match."""
+    run = await _visible_run(services, principal, run_id)
+    catalog = await services.catalog()
+    agent = await catalog.agent(await catalog.entry(run.agent))
+    finished = await client_tools.submit_tool_outputs(
+        run_id,
+        body.tool_outputs,
+        runs=(await services.runtime.state()).runs,
+        agent=agent,
+        resume=lambda paused: services.runtime.resume(paused, agent),
     )
+    return run_view(finished)

@@ -15,7 +15,8 @@ from typing import Any
 
 from astromesh.agent import Agent
 from astromesh.channels.errors import TooManyRuns
-from astromesh.errors import ConflictError
+from astromesh.errors import ConfigurationError, ConflictError
+from astromesh.executors.stepfunctions.executor import StepFunctionsExecutor
 from astromesh.runs.events import EventSink, RunEvent, discard
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.runtime import AgentRuntime
@@ -38,11 +39,33 @@ class RunInput:
 class RunLauncher:
     """Runs in this process: at most ``max_inflight`` at once; background tasks kept alive."""
 
-    def __init__(self, runtime: AgentRuntime, *, max_inflight: int) -> None:
+    def __init__(
+        self, runtime: AgentRuntime, *, max_inflight: int, standard_machine_arn: str | None = None
+    ) -> None:
         self.runtime = runtime
         self.max_inflight = max_inflight
+        self.standard_machine_arn = standard_machine_arn
         self._inflight = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._machine: StepFunctionsExecutor | None = None
+
+    async def run_on_state_machine(self, agent: Agent, request: RunInput) -> RunState:
+        """Create a run and start it on the Standard state machine; return it still running.
+
+        For processes that freeze after answering (Lambda): the run goes on in Step
+        Functions, and ``GET /v1/runs/{id}`` reads it from the shared store.
+
+        Raises:
+            ConfigurationError: no Standard machine is configured.
+        """
+        if self.standard_machine_arn is None:
+            raise ConfigurationError("no Standard state machine is configured for async runs")
+        if self._machine is None:
+            runs = (await self.runtime.state()).runs
+            self._machine = StepFunctionsExecutor(runs, standard_arn=self.standard_machine_arn)
+        run = await self._create(agent, request)
+        await self._machine.start(run)
+        return run
 
     async def run(self, agent: Agent, request: RunInput) -> RunState:
         """Create and execute a run, returning it finished.

@@ -73,7 +73,12 @@ class Services:
 
     @classmethod
     def build(cls, runtime: AgentRuntime, settings: ServerSettings) -> Services:
-        return cls(runtime, settings, RunLauncher(runtime, max_inflight=settings.max_inflight_runs))
+        launcher = RunLauncher(
+            runtime,
+            max_inflight=settings.max_inflight_runs,
+            standard_machine_arn=settings.standard_machine_arn,
+        )
+        return cls(runtime, settings, launcher)
 
     async def control(self) -> ControlPlane:
         if self._control is None:

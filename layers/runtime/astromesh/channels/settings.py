@@ -13,6 +13,7 @@ AUTH_ENV = "ASTROMESH_AUTH"
 MAX_BODY_ENV = "ASTROMESH_MAX_BODY_BYTES"
 MAX_INFLIGHT_ENV = "ASTROMESH_MAX_INFLIGHT_RUNS"
 TOOL_MODULES_ENV = "ASTROMESH_REGISTERED_TOOL_MODULES"
+STANDARD_MACHINE_ENV = "ASTROMESH_STANDARD_MACHINE_ARN"
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_INFLIGHT_RUNS = 64
@@ -32,7 +33,10 @@ class ServerSettings:
         max_inflight_runs: runs this process executes at once; more are refused with 429.
         background_runs: whether ``?mode=async`` runs in an asyncio task of this process
             (local server). In Lambda the process freezes after the response, so async runs
-            need the Step Functions executor; until then they answer 501.
+            start on the Standard state machine (``standard_machine_arn``), or answer 501
+            when the deployment has none.
+        standard_machine_arn: the Standard Step Functions machine that runs async runs
+            (``ASTROMESH_STANDARD_MACHINE_ARN``).
         registered_tool_modules: Python modules (and their submodules) whose functions an
             agent registered through the API may use as tools. ``None``: the packages in
             the agents folder. Anything else would let a caller run any function installed
@@ -43,6 +47,7 @@ class ServerSettings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_inflight_runs: int = DEFAULT_MAX_INFLIGHT_RUNS
     background_runs: bool = True
+    standard_machine_arn: str | None = None
     registered_tool_modules: tuple[str, ...] | None = None
 
     @classmethod
@@ -64,6 +69,7 @@ class ServerSettings:
             max_body_bytes=_positive_int(env, MAX_BODY_ENV, DEFAULT_MAX_BODY_BYTES),
             max_inflight_runs=_positive_int(env, MAX_INFLIGHT_ENV, DEFAULT_MAX_INFLIGHT_RUNS),
             background_runs=not lambda_,
+            standard_machine_arn=env.get(STANDARD_MACHINE_ENV) or None,
             registered_tool_modules=(
                 tuple(m.strip() for m in modules.split(",") if m.strip())
                 if modules is not None

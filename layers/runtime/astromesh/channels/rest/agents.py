@@ -69,13 +69,17 @@ async def run_agent(
     agent = await runnable_agent(catalog, principal, name)
     request = RunInput(body.query, body.session_id, body.context, principal.tenant)
     if mode == "async" or body.run_async:
-        if not services.settings.background_runs:
+        if services.settings.background_runs:
+            run = await services.launcher.run_in_background(agent, request)
+        elif services.settings.standard_machine_arn:
+            run = await services.launcher.run_on_state_machine(agent, request)
+        else:
             raise NotAvailable(
                 "async_runs_unavailable",
-                "async runs need the Step Functions executor, which this deployment does not"
-                " have yet; call without mode=async, or use the stream route",
+                "async runs need a Standard state machine (ASTROMESH_STANDARD_MACHINE_ARN),"
+                " which this deployment does not have; call without mode=async, or use the"
+                " stream route",
             )
-        run = await services.launcher.run_in_background(agent, request)
         accepted = RunAccepted(run_id=run.id, agent=name, session_id=run.session_id)
         return JSONResponse(accepted.model_dump(), status_code=202)
     run = await services.launcher.run(agent, request)

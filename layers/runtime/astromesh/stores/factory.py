@@ -38,7 +38,8 @@ def open_backend(
     Args:
         kind: ``"memory"``, ``"sqlite"``, ``"redis"`` or ``"postgres"``.
         sqlite_path: database file for ``"sqlite"`` (``":memory:"`` allowed).
-        redis_url: required for ``"redis"``.
+        redis_url: required for ``"redis"``; with ``postgres_dsn`` as well, Redis is the
+            hot tier and every finished run is also written to PostgreSQL.
         redis_prefix: namespace of the Redis keys.
         postgres_dsn: required for ``"postgres"``.
         ttl_seconds: lifetime of Redis keys (``None`` or ``0``: no expiry).
@@ -61,7 +62,13 @@ def open_backend(
             from astromesh.stores.redis import RedisBackend
         except ImportError as exc:
             raise _missing_extra("redis", exc) from exc
-        return RedisBackend(redis_url, ttl_seconds=ttl_seconds, prefix=redis_prefix)
+        hot = RedisBackend(redis_url, ttl_seconds=ttl_seconds, prefix=redis_prefix)
+        if not postgres_dsn:
+            return hot
+        # With a DSN as well, Redis is the hot tier and finished runs go to PostgreSQL.
+        from astromesh.stores.tiered import TieredBackend
+
+        return TieredBackend(hot, open_backend("postgres", postgres_dsn=postgres_dsn))
     if kind == "postgres":
         if not postgres_dsn:
             raise ConfigurationError("the postgres state backend needs a DSN (postgres_dsn)")

@@ -177,3 +177,15 @@ async def test_closing_the_runtime_stops_mcp_servers(transport, agents_dir, make
     assert connection.connected
     await runtime.close()
     assert not connection.connected
+
+
+async def test_output_guardrails_hold_the_token_stream_back(
+    openai_server, agents_dir, make_runtime, recorder
+):
+    write_agent(agents_dir, model=primary(openai_server.url), guardrails=GUARDS)
+    openai_server.push(Reply("Mail me at boss@example.com today."))
+    run = await make_runtime().run("helper", "hi", on_event=recorder)
+    assert run.answer == "Mail me at [EMAIL] today."
+    # streamed tokens could not be taken back: only the screened answer is sent, once
+    assert [e.data["content"] for e in recorder.events if e.type == "token"] == [run.answer]
+    assert "boss@example.com" not in str([e.data for e in recorder.events])

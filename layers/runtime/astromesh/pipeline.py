@@ -291,6 +291,9 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
         if agent.episodic is not None:
             await agent.episodic.record(Episode.from_run(run))
         if run.status is RunStatus.SUCCEEDED:
+            if agent.guardrails.screens_output_text and run.answer:
+                # Tokens were held back for the output guardrails: send the screened answer.
+                await emit(RunEvent("token", {"content": run.answer}))
             await emit(RunEvent("done", done_frame(run)))
         else:
             await emit(

@@ -51,6 +51,12 @@ class GuardrailChain:
     def __bool__(self) -> bool:
         return bool(self.input or self.output)
 
+    @property
+    def screens_output_text(self) -> bool:
+        """Whether an output guardrail may change or block the answer's text: then tokens
+        must not be streamed as generated (they could not be taken back)."""
+        return any(not isinstance(g, CostGuardrail) for g in self.output)
+
     async def check_input(self, text: str, run: RunState | None = None) -> ChainResult:
         return await self._apply(self.input, text, run, Side.INPUT)
 

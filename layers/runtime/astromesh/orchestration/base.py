@@ -135,6 +135,9 @@ class Pattern(ABC):
     ) -> ModelResponse:
         """One routed model call: streams tokens, counts usage, records a ``model_call`` step."""
         started = time.perf_counter()
+        # Output guardrails screen the answer in finalize; streamed tokens could not be taken
+        # back, so the screened answer is sent once instead (see pipeline.finalize).
+        stream_tokens = stream_tokens and not ctx.agent.guardrails.screens_output_text
         if ctx.resolve is not None:
             messages = await ctx.resolve(messages)
         response: ModelResponse | None = None

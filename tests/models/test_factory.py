@@ -172,3 +172,41 @@ async def test_a_built_router_falls_back_and_prices_the_call(
     assert (first.content, first.cost) == ("local answer", 0.0)
     assert (second.content, second.cost) == ("paid answer", pytest.approx(1.0))
     await router.aclose()
+
+
+def test_capabilities_declared_in_provider_config_drive_capability_match(tmp_path: Path) -> None:
+    providers = {
+        "gpu": {
+            "type": "vllm",
+            "endpoint": "http://127.0.0.1:9/v1",
+            "models": ["small", "seeing"],
+            "capabilities": {
+                "small": {"tools": False, "context_window": 2048},
+                "seeing": {"vision": True, "tools": True},
+            },
+        }
+    }
+    agent = agent_document(
+        model={
+            "primary": {"provider": "gpu", "model": "small"},
+            "fallback": [{"provider": "gpu", "model": "seeing"}],
+            "routing": {"strategy": "capability_match"},
+        }
+    )
+    router = router_for(load(tmp_path, provider_config(**providers), agent))
+    small, seeing = router.candidates()
+    assert (small.capabilities.tools, small.capabilities.context_window) == (False, 2048)
+    assert (seeing.capabilities.vision, seeing.capabilities.tools) == (True, True)
+    # a request with tools goes only to the model that declares them
+    from astromesh.models.types import ToolDefinition
+
+    planned = router.plan([Message.user("hi")], tools=[ToolDefinition(name="t")])
+    assert [m.model for m in planned] == ["seeing"]
+
+
+def test_an_unknown_capability_name_is_a_config_error(tmp_path: Path) -> None:
+    providers = {"gpu": {"type": "vllm", "models": ["m"], "capabilities": {"m": {"vison": True}}}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(provider_config(**providers)))
+    [issue] = load_path(tmp_path).errors
+    assert issue.field == "spec.providers.gpu.capabilities.m.vison"
+    assert "did you mean 'vision'?" in str(issue)

@@ -26,6 +26,18 @@ class ModelPricing(ConfigModel):
     output_per_million: float = Field(0, ge=0)
 
 
+class ModelCapabilities(ConfigModel):
+    """What one model declares it can do; unset fields keep the router's defaults (the
+    provider type's, or its table of well-known models). ``capability_match`` routing only
+    sends a request to candidates that declare what it needs."""
+
+    chat: bool | None = None
+    tools: bool | None = None
+    vision: bool | None = None
+    json_mode: bool | None = None
+    context_window: int | None = Field(None, ge=1)
+
+
 class ProviderEntry(ConfigModel):
     """One named endpoint of a provider type, with the models it serves."""
 
@@ -36,6 +48,8 @@ class ProviderEntry(ConfigModel):
     health_check_interval: int = Field(30, ge=1)
     timeout_seconds: float | None = Field(None, gt=0)
     pricing: dict[str, ModelPricing] = Field(default_factory=dict)
+    capabilities: dict[str, ModelCapabilities] = Field(default_factory=dict)
+    """Per model name, what it can do (for ``capability_match`` and the context budget)."""
 
     @field_validator("api_key_env")
     @classmethod

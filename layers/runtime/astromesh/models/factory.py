@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from astromesh.models.base import Model, ProviderSettings
 from astromesh.models.breaker import CircuitBreaker, build_breaker
-from astromesh.models.catalog import CAPABILITY_NAMES, Price, PriceTable
+from astromesh.models.catalog import Price, PriceTable
 from astromesh.models.registry import create_model
 from astromesh.models.router import DEFAULT_ROLE, DEFAULT_STRATEGY, ModelRouter, RetryPolicy
 from astromesh.models.strategies import RouterStats
@@ -141,19 +141,13 @@ def build_model(
     )
 
 
-def _configured_capabilities(entry: ProviderEntry | None, model: str) -> Any:
-    """``capabilities`` of a provider entry, if the config schema has that field.
-
-    Accepted shapes: a list of names or a mapping of names for every model of the entry, or a
-    mapping ``{model: list | mapping}`` per model. Read with ``getattr`` so this works before
-    and after the config field exists.
-    """
-    declared = getattr(entry, "capabilities", None) if entry is not None else None
-    if not declared:
+def _configured_capabilities(entry: ProviderEntry | None, model: str) -> dict[str, Any] | None:
+    """What a ProviderConfig entry declares for ``model`` (``capabilities.<model>``): only
+    the fields it sets, applied over the router's defaults."""
+    declared = entry.capabilities.get(model) if entry is not None else None
+    if declared is None:
         return None
-    if isinstance(declared, Mapping) and not set(declared) <= {*CAPABILITY_NAMES, "context_window"}:
-        return declared.get(model)
-    return declared
+    return declared.model_dump(exclude_none=True)
 
 
 def price_table(providers: Mapping[str, ProviderEntry]) -> PriceTable:

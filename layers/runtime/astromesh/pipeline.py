@@ -15,7 +15,15 @@ from datetime import timedelta
 
 from astromesh.agent import Agent
 from astromesh.errors import AstromeshError
-from astromesh.guardrails import Side, guard_budget, guard_input, guard_output
+from astromesh.guardrails import (
+    Side,
+    guard_budget,
+    guard_input,
+    guard_output,
+    reserve_budget,
+    run_spend,
+    settle_budget,
+)
 from astromesh.memory.context import ContextBuilder
 from astromesh.memory.episodic import Episode
 from astromesh.models.types import Message, ToolCall
@@ -114,6 +122,14 @@ async def step(
     as exceptions: a caller sees ``status: failed`` and ``error``, never a stack trace.
     """
     with stage("step", run_id=run.id, agent=agent.name, iteration=run.iteration):
+        # Shared budgets (cost_limit per session / per agent per day, counted across runs and
+        # instances in the ledger): reserve an estimate of this step first, refuse it if a
+        # budget is reached, and settle the step's real usage (the run's usage diff) after it,
+        # however it ends. See astromesh.guardrails.ledger for the overshoot bound.
+        reservation, refused = await reserve_budget(run, agent.guardrails)
+        if refused is not None:
+            return Fail(refused.user_message(Side.OUTPUT), code="cost_limit")
+        before = run_spend(run)
         try:
             return await asyncio.wait_for(
                 agent.pattern.step(run, StepContext(agent=agent, emit=emit, resolve=resolve)),
@@ -127,6 +143,8 @@ async def step(
             )
         except AstromeshError as exc:
             return Fail(exc.message, code=exc.code)
+        finally:
+            await settle_budget(run, agent.guardrails, reservation, before)
 
 
 async def act(

@@ -19,7 +19,8 @@ from astromesh.agent import Agent
 from astromesh.config import load_path
 from astromesh.errors import ConfigurationError, NotFoundError
 from astromesh.executors.local import LocalExecutor
-from astromesh.guardrails import build_guardrails
+from astromesh.guardrails import BudgetLedger, build_guardrails, build_ledger
+from astromesh.guardrails.ledger import DEFAULT_REDIS_PREFIX as DEFAULT_BUDGET_PREFIX
 from astromesh.memory.conversational import ConversationalMemory, build_memory
 from astromesh.memory.episodic import build_episodic_memory
 from astromesh.memory.semantic import SemanticMemory, build_semantic_memory
@@ -52,6 +53,8 @@ STATE_BACKEND_ENV = "ASTROMESH_STATE_BACKEND"
 STATE_PATH_ENV = "ASTROMESH_STATE_PATH"
 REDIS_URL_ENV = "ASTROMESH_REDIS_URL"
 POSTGRES_DSN_ENV = "ASTROMESH_POSTGRES_DSN"
+BUDGET_PREFIX_ENV = "ASTROMESH_BUDGET_PREFIX"
+"""Key prefix of the shared budget ledger in Redis (default ``astromesh:budget``)."""
 DEFAULT_STATE_PATH = ".astromesh/state.db"
 DEFAULT_RESERVE_OUTPUT = 512
 """Tokens kept free for the answer when the model's ``max_tokens`` is not set."""
@@ -87,6 +90,7 @@ class AgentRuntime:
         self._owns_state = state is None
         self._backends: dict[str, StateBackend] = {}
         self._breaker: CircuitBreaker | None = None
+        self._ledger: BudgetLedger | None = None  # cost_limit's shared budgets, built once
         self._rag: PipelineRegistry | None = None
         self._agents: dict[str, Agent] = {}
         self._build_lock = asyncio.Lock()
@@ -190,7 +194,7 @@ class AgentRuntime:
                 config=doc,
                 router=router,
                 tools=tools,
-                guardrails=build_guardrails(spec.guardrails),
+                guardrails=build_guardrails(spec.guardrails, ledger=self._budget_ledger()),
                 memory=await self._build_memory(doc, router),
                 pattern=await self._build_pattern(doc, orchestration, tools, building),
                 system_prompt=(
@@ -274,6 +278,18 @@ class AgentRuntime:
         return build_router(
             doc, self.config.providers, self.config.routing, self.env, self._breaker
         )
+
+    def _budget_ledger(self) -> BudgetLedger:
+        """The one ledger of ``cost_limit``'s shared budgets (per session, per agent per day),
+        handed to every agent's guardrails: in Redis when a Redis URL is configured, so every
+        instance counts into the same budgets; in memory (this process only) otherwise."""
+        if self._ledger is None:
+            cfg = self.config.runtime.spec.state if self.config.runtime else None
+            self._ledger = build_ledger(
+                (cfg and cfg.redis_url) or self.env.get(REDIS_URL_ENV),
+                prefix=self.env.get(BUDGET_PREFIX_ENV) or DEFAULT_BUDGET_PREFIX,
+            )
+        return self._ledger
 
     async def _build_memory(self, doc: AgentDocument, router: ModelRouter) -> ConversationalMemory:
         conv = doc.spec.memory.conversational if doc.spec.memory else None
@@ -446,6 +462,9 @@ class AgentRuntime:
         if self._breaker is not None:
             await self._breaker.aclose()
             self._breaker = None
+        if self._ledger is not None:
+            await self._ledger.aclose()
+            self._ledger = None
         if self._owns_state:
             self._state = None
 

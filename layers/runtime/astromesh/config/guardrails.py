@@ -31,17 +31,46 @@ class MaxLength(ConfigModel):
 
 
 class CostLimit(ConfigModel):
-    """Stop a turn or a run that would spend more than allowed."""
+    """Stop a turn, a run, a session or an agent's day that would spend more than allowed.
+
+    Per turn / per run limits look at one run's own usage. The shared budgets hold across
+    every concurrent run and every process (each Lambda instance) because they are counted
+    in a ledger, in Redis when one is configured (see ``astromesh.guardrails.ledger``):
+
+    - ``max_cost_per_session``: currency units one session of this agent may spend per UTC day;
+    - ``max_cost_per_day`` / ``max_tokens_per_day``: what the agent may spend per UTC day, all
+      sessions and tenants together.
+
+    A shared budget is checked before each step; concurrent runs may together overshoot it by
+    at most what their steps already in flight spend (the bound is documented in the ledger
+    module).
+    """
 
     type: Literal["cost_limit"]
     max_tokens_per_turn: int | None = Field(None, gt=0)
     max_cost_per_run: float | None = Field(None, gt=0)
+    max_cost_per_session: float | None = Field(None, gt=0)
+    max_cost_per_day: float | None = Field(None, gt=0)
+    max_tokens_per_day: int | None = Field(None, gt=0)
+
+    @property
+    def has_shared_budget(self) -> bool:
+        """Whether a limit needs the shared ledger (one that spans runs)."""
+        return any(
+            v is not None
+            for v in (self.max_cost_per_session, self.max_cost_per_day, self.max_tokens_per_day)
+        )
 
     @model_validator(mode="after")
     def _some_limit(self) -> CostLimit:
-        if self.max_tokens_per_turn is None and self.max_cost_per_run is None:
+        if (
+            self.max_tokens_per_turn is None
+            and self.max_cost_per_run is None
+            and not self.has_shared_budget
+        ):
             raise config_error(
-                "cost_limit needs 'max_tokens_per_turn' or 'max_cost_per_run' (or both)"
+                "cost_limit needs 'max_tokens_per_turn' or 'max_cost_per_run', or a shared"
+                " budget ('max_cost_per_session', 'max_cost_per_day', 'max_tokens_per_day')"
             )
         return self
 

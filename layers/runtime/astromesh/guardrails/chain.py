@@ -3,27 +3,34 @@ helpers that wire them into a run.
 
 :class:`GuardrailChain` runs one side's guardrails in order: a redaction hands the redacted
 text to the next guardrail, a block stops the chain. :meth:`GuardrailChain.check_budget`
-is the between-steps cost check.
+is the between-steps cost check of one run's usage; :meth:`GuardrailChain.reserve_shared`
+and :meth:`GuardrailChain.settle_shared` charge the shared budgets (per session, per agent
+per day) in the chain's :class:`~astromesh.guardrails.ledger.BudgetLedger`.
 
 :func:`guard_input` and :func:`guard_output` are what ``pipeline.prepare`` and
 ``pipeline.finalize`` call. They record each verdict as a ``guardrail`` step
 (``name``, ``side``, ``action``, ``reason``, ``findings``), put the redacted text in place
 of the original *in the run* (the query; the answer and the copies of it in the last
 assistant message and model-call step), and on a block replace the text with
-:data:`BLOCKED_PLACEHOLDER`, so a blocked text is never stored.
+:data:`BLOCKED_PLACEHOLDER`, so a blocked text is never stored. :func:`reserve_budget` and
+:func:`settle_budget` are what ``pipeline.step`` calls around each step.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from astromesh.guardrails.base import Action, Guardrail, GuardrailBlocked, Side, Verdict
-from astromesh.guardrails.cost import CostGuardrail
+from astromesh.guardrails.cost import LIMIT_MESSAGE, CostGuardrail, estimate_step, run_spend
+from astromesh.guardrails.ledger import Budget, BudgetLedger, MemoryBudgetLedger, Reservation, Spend
 
 if TYPE_CHECKING:
     from astromesh.runs.state import RunState
+
+logger = logging.getLogger(__name__)
 
 BLOCKED_PLACEHOLDER = "[blocked by guardrail]"
 
@@ -44,9 +51,22 @@ class ChainResult:
 class GuardrailChain:
     """The input-side and output-side guardrails of one agent."""
 
-    def __init__(self, input: Sequence[Guardrail] = (), output: Sequence[Guardrail] = ()) -> None:
+    def __init__(
+        self,
+        input: Sequence[Guardrail] = (),
+        output: Sequence[Guardrail] = (),
+        *,
+        ledger: BudgetLedger | None = None,
+    ) -> None:
+        """``ledger`` counts the shared budgets; the runtime passes its one ledger (Redis
+        when configured) so every agent and instance shares it. Without one, a chain with
+        shared budgets counts them in a ledger of its own (this process only)."""
         self.input = list(input)
         self.output = list(output)
+        self._costs = [g for g in (*self.input, *self.output) if isinstance(g, CostGuardrail)]
+        self.ledger: BudgetLedger | None = ledger
+        if self.ledger is None and any(g.has_shared_budget for g in self._costs):
+            self.ledger = MemoryBudgetLedger()
 
     def __bool__(self) -> bool:
         return bool(self.input or self.output)
@@ -71,6 +91,28 @@ class GuardrailChain:
                 if verdict.action is Action.BLOCK:
                     return verdict
         return None
+
+    def shared_budgets(self, run: RunState) -> list[Budget]:
+        """Every cost guardrail's budgets for ``run``; two rules on the same key keep the
+        tighter limit of each measure (the key must be charged once per step)."""
+        merged: dict[str, Budget] = {}
+        for guardrail in self._costs:
+            for budget in guardrail.budgets(run):
+                held = merged.get(budget.key)
+                merged[budget.key] = budget if held is None else _tighter(held, budget)
+        return list(merged.values())
+
+    async def reserve_shared(self, run: RunState) -> Reservation | None:
+        """Reserve the next step's estimate against the shared budgets (``None``: the chain
+        has none). A refused reservation names the budget reached."""
+        budgets = self.shared_budgets(run)
+        if not budgets or self.ledger is None:
+            return None
+        return await self.ledger.reserve(budgets, estimate_step(run))
+
+    async def settle_shared(self, reservation: Reservation, actual: Spend) -> None:
+        if self.ledger is not None:
+            await self.ledger.settle(reservation, actual)
 
     @staticmethod
     async def _apply(
@@ -106,6 +148,67 @@ def guard_budget(run: RunState, chain: GuardrailChain) -> Verdict | None:
     if verdict is not None:
         run.record("guardrail", **{**verdict.as_step(Side.OUTPUT), "side": BUDGET_SIDE})
     return verdict
+
+
+async def reserve_budget(
+    run: RunState, chain: GuardrailChain
+) -> tuple[Reservation | None, Verdict | None]:
+    """Before a step: reserve it against the shared budgets.
+
+    Returns ``(reservation, None)`` to go on (settle the reservation with
+    :func:`settle_budget` after the step, whatever happens), or ``(None, verdict)`` when a
+    shared budget is reached: the verdict is recorded as a ``guardrail`` step (side
+    ``between_steps``) and the caller ends the run with code ``cost_limit``.
+
+    A ledger that cannot be reached (Redis down) fails open with a warning, like the circuit
+    breaker: the per-run limits still apply, and an outage of the budget store does not stop
+    every agent.
+    """
+    try:
+        reservation = await chain.reserve_shared(run)
+    except Exception as exc:  # noqa: BLE001 - any ledger failure: fail open, logged
+        logger.warning("run_id=<%s> | budget ledger unavailable, not enforced: %s", run.id, exc)
+        return None, None
+    if reservation is None or reservation.refusal is None:
+        return reservation, None
+    verdict = Verdict.block(
+        _cost_guardrail_name(chain), reservation.refusal.reason(), message=LIMIT_MESSAGE
+    )
+    run.record("guardrail", **{**verdict.as_step(Side.OUTPUT), "side": BUDGET_SIDE})
+    return None, verdict
+
+
+async def settle_budget(
+    run: RunState, chain: GuardrailChain, reservation: Reservation | None, before: Spend
+) -> None:
+    """After a step: charge what it really spent (``run``'s usage now minus ``before``)."""
+    if reservation is None:
+        return
+    try:
+        await chain.settle_shared(reservation, run_spend(run) - before)
+    except Exception as exc:  # noqa: BLE001 - as in reserve_budget: logged, fail open
+        logger.warning(
+            "run_id=<%s> | budget ledger unavailable, usage not settled: %s", run.id, exc
+        )
+
+
+def _cost_guardrail_name(chain: GuardrailChain) -> str:
+    return next(
+        (g.name for g in (*chain.input, *chain.output) if isinstance(g, CostGuardrail)),
+        CostGuardrail.type,
+    )
+
+
+def _tighter(a: Budget, b: Budget) -> Budget:
+    def low(x: float | None, y: float | None) -> float | None:
+        return y if x is None else x if y is None else min(x, y)
+
+    tokens = low(a.max_tokens, b.max_tokens)
+    return replace(
+        a,
+        max_tokens=None if tokens is None else int(tokens),
+        max_cost=low(a.max_cost, b.max_cost),
+    )
 
 
 def _already_guarded(run: RunState, side: Side) -> bool:

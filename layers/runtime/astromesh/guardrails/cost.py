@@ -12,14 +12,21 @@ run's usage totals (``run.usage``: tokens in + out over every model call, and co
 - on the input side, a message whose estimated size alone (4 characters per token)
   exceeds ``max_tokens_per_turn`` is refused before any model sees it.
 
-Per-session and per-agent daily budgets (atomic in Redis) are not configurable yet.
+Shared budgets (``max_cost_per_session``, ``max_cost_per_day``, ``max_tokens_per_day``) span
+runs and processes, so they are counted in a :class:`~astromesh.guardrails.ledger.BudgetLedger`
+rather than read from ``run.usage``: :meth:`CostGuardrail.budgets` names the ledger keys of a
+run (its agent's UTC day, its session's UTC day) and the chain reserves an estimate of each
+step against them (:func:`estimate_step`) and settles the real usage after it. See
+:mod:`astromesh.guardrails.ledger` for the atomicity and the overshoot bound.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from astromesh.guardrails.base import Guardrail, Side, Verdict
+from astromesh.guardrails.ledger import Budget, Spend, utc_day
 
 if TYPE_CHECKING:
     from astromesh.runs.state import RunState
@@ -36,19 +43,60 @@ class CostGuardrail(Guardrail):
         *,
         max_tokens_per_turn: int | None = None,
         max_cost_per_run: float | None = None,
+        max_cost_per_session: float | None = None,
+        max_cost_per_day: float | None = None,
+        max_tokens_per_day: int | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
         self.max_tokens_per_turn = max_tokens_per_turn
         self.max_cost_per_run = max_cost_per_run
+        self.max_cost_per_session = max_cost_per_session
+        self.max_cost_per_day = max_cost_per_day
+        self.max_tokens_per_day = max_tokens_per_day
 
     @classmethod
     def from_config(cls, cfg: Any, **kwargs: Any) -> CostGuardrail:
         return cls(
             max_tokens_per_turn=cfg.max_tokens_per_turn,
             max_cost_per_run=cfg.max_cost_per_run,
+            max_cost_per_session=cfg.max_cost_per_session,
+            max_cost_per_day=cfg.max_cost_per_day,
+            max_tokens_per_day=cfg.max_tokens_per_day,
             **kwargs,
         )
+
+    @property
+    def has_shared_budget(self) -> bool:
+        return any(
+            v is not None
+            for v in (self.max_cost_per_session, self.max_cost_per_day, self.max_tokens_per_day)
+        )
+
+    def budgets(self, run: RunState, now: datetime | None = None) -> list[Budget]:
+        """The ledger budgets ``run`` counts against today (UTC): its agent's day (all
+        sessions and tenants) and its session's day (tenant, agent and session id)."""
+        day = utc_day(now)
+        agent = f"{run.namespace}/{run.agent}"
+        found: list[Budget] = []
+        if self.max_cost_per_day is not None or self.max_tokens_per_day is not None:
+            found.append(
+                Budget(
+                    key=f"day:{day}:agent:{agent}",
+                    label="per day for this agent",
+                    max_tokens=self.max_tokens_per_day,
+                    max_cost=self.max_cost_per_day,
+                )
+            )
+        if self.max_cost_per_session is not None:
+            found.append(
+                Budget(
+                    key=f"day:{day}:session:{run.tenant}:{agent}:{run.session_id}",
+                    label="per session per day",
+                    max_cost=self.max_cost_per_session,
+                )
+            )
+        return found
 
     def usage_verdict(self, run: RunState, *, before_step: bool = True) -> Verdict:
         """Block when the run's usage is at a limit (before a step: nothing is left to
@@ -86,3 +134,23 @@ class CostGuardrail(Guardrail):
         if side is Side.OUTPUT and run is not None:
             return self.usage_verdict(run, before_step=False)
         return Verdict.allow(self.name)
+
+
+def run_spend(run: RunState) -> Spend:
+    """The run's usage so far as a ledger amount (tokens in + out, cost)."""
+    return Spend(run.usage.tokens_in + run.usage.tokens_out, run.usage.cost)
+
+
+def estimate_step(run: RunState) -> Spend:
+    """What the next step is reserved at: the prompt's size (4 characters per token) and,
+    once the run has been priced, that many tokens at the run's own cost per token.
+
+    Deliberately the input side only (no output allowance): a low estimate never refuses a
+    step the budget could still pay for; the real usage is settled after the step, and the
+    ledger's bound holds for any estimate >= 0.
+    """
+    chars = sum(len(message.content or "") for message in run.messages)
+    tokens = -(-chars // CHARS_PER_TOKEN)
+    spent = run_spend(run)
+    rate = spent.cost / spent.tokens if spent.tokens else 0.0
+    return Spend(tokens, tokens * rate)

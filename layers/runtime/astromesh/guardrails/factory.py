@@ -10,6 +10,7 @@ from astromesh.guardrails.base import Guardrail
 from astromesh.guardrails.chain import GuardrailChain
 from astromesh.guardrails.content import ContentGuardrail
 from astromesh.guardrails.cost import CostGuardrail
+from astromesh.guardrails.ledger import BudgetLedger
 from astromesh.guardrails.length import MaxLengthGuardrail
 from astromesh.guardrails.pii import PiiGuardrail
 from astromesh.guardrails.topic import Embedder, TopicGuardrail
@@ -20,12 +21,15 @@ def build_guardrails(
     *,
     embedder: Embedder | None = None,
     default_region: str | None = None,
+    ledger: BudgetLedger | None = None,
 ) -> GuardrailChain:
     """The chain for a ``GuardrailsSpec`` (``None``: no guardrails).
 
     Args:
         embedder: enables the topic filter's embedding similarity (see :mod:`.topic`).
         default_region: lets PII detection read national phone formats of that country.
+        ledger: where ``cost_limit``'s shared budgets (per session, per day) are counted;
+            the runtime's one ledger, so they hold across agents' runs and instances.
 
     Raises:
         ConfigurationError: an unknown PII entity, or a guardrail whose library is not
@@ -36,6 +40,7 @@ def build_guardrails(
     return GuardrailChain(
         input=_build_side(spec.input, embedder=embedder, default_region=default_region),
         output=_build_side(spec.output, embedder=embedder, default_region=default_region),
+        ledger=ledger,
     )
 
 

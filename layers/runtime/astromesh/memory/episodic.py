@@ -5,13 +5,14 @@ tool calls, the outcome and the cost. It is written once per run at ``finalize``
 the same run again replaces it, so a retried finalize cannot duplicate it) and read back by
 session, agent and time window, newest first.
 
-Backends reuse the state backend's connection (SQLite worker thread, PostgreSQL pool) and
-create their table on first use (see ``_schema``).
+Backends reuse the state backend's connection (SQLite worker thread, PostgreSQL pool). Their
+table comes from the state store's numbered migrations (``stores/migrations/*/0004_memory.sql``),
+which the backend applies before it runs any statement (SQLite on connect, PostgreSQL in
+``open``, itself called by ``execute``), so the log never runs against an unmigrated database.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from abc import ABC, abstractmethod
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, Field
 
 from astromesh.errors import ConfigurationError
-from astromesh.memory._schema import PostgresSchema, ensure_sqlite
 from astromesh.runs.state import RunState, utcnow
 from astromesh.stores._common import as_utc, sortable_timestamp
 
@@ -182,16 +182,9 @@ class SQLiteEpisodicLog(EpisodicLog):
 
     def __init__(self, backend: SQLiteBackend) -> None:
         self._backend = backend
-        self._ready = False
 
     async def _call(self, fn: Any) -> Any:
-        def run(conn: sqlite3.Connection) -> Any:
-            if not self._ready:
-                ensure_sqlite(conn)
-                self._ready = True
-            return fn(conn)
-
-        return await self._backend.call(run)
+        return await self._backend.call(fn)
 
     async def record(self, episode: Episode) -> None:
         row = (
@@ -257,10 +250,8 @@ class PostgresEpisodicLog(EpisodicLog):
 
     def __init__(self, backend: PostgresBackend) -> None:
         self._backend = backend
-        self._schema = PostgresSchema()
 
     async def record(self, episode: Episode) -> None:
-        await self._schema.ensure(self._backend)
         await self._backend.execute(
             "INSERT INTO episodes (run_id, agent, namespace, session_id, status, started_at,"
             " finished_at, tokens_in, tokens_out, cost, document)"
@@ -287,7 +278,6 @@ class PostgresEpisodicLog(EpisodicLog):
         )
 
     async def get(self, run_id: str) -> Episode | None:
-        await self._schema.ensure(self._backend)
         rows = await self._backend.execute(
             "SELECT document::text FROM episodes WHERE run_id = %s", (run_id,)
         )
@@ -303,7 +293,6 @@ class PostgresEpisodicLog(EpisodicLog):
         until: datetime | None = None,
         limit: int = 50,
     ) -> list[Episode]:
-        await self._schema.ensure(self._backend)
         where, params = _filters(
             agent,
             session_id,

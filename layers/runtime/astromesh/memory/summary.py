@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from astromesh.errors import AstromeshError, ConfigurationError
-from astromesh.memory._schema import PostgresSchema, ensure_sqlite
 from astromesh.memory.conversational import ConversationalMemory
 from astromesh.models.types import Message, ModelResponse
 from astromesh.runs.state import utcnow
@@ -81,16 +80,10 @@ class SQLiteSummaryStore(SummaryStore):
 
     def __init__(self, backend: Any) -> None:
         self._backend = backend
-        self._ready = False
 
     async def _call(self, fn: Any) -> Any:
-        def run(conn: Any) -> Any:
-            if not self._ready:
-                ensure_sqlite(conn)
-                self._ready = True
-            return fn(conn)
-
-        return await self._backend.call(run)
+        # The table comes from the state migrations (0004_memory), applied on connect.
+        return await self._backend.call(fn)
 
     async def get(self, key: SessionKey) -> SummaryState | None:
         row = await self._call(
@@ -123,10 +116,8 @@ class PostgresSummaryStore(SummaryStore):
 
     def __init__(self, backend: Any) -> None:
         self._backend = backend
-        self._schema = PostgresSchema()
 
     async def get(self, key: SessionKey) -> SummaryState | None:
-        await self._schema.ensure(self._backend)
         rows = await self._backend.execute(
             "SELECT summary, covered FROM conversation_summaries WHERE session_key = %s",
             (key.as_string(),),
@@ -134,7 +125,6 @@ class PostgresSummaryStore(SummaryStore):
         return SummaryState(rows[0][0], int(rows[0][1])) if rows else None
 
     async def put(self, key: SessionKey, state: SummaryState) -> None:
-        await self._schema.ensure(self._backend)
         await self._backend.execute(
             "INSERT INTO conversation_summaries (session_key, summary, covered, updated_at)"
             " VALUES (%s, %s, %s, now()) ON CONFLICT (session_key) DO UPDATE SET"
@@ -143,7 +133,6 @@ class PostgresSummaryStore(SummaryStore):
         )
 
     async def clear(self, key: SessionKey) -> None:
-        await self._schema.ensure(self._backend)
         await self._backend.execute(
             "DELETE FROM conversation_summaries WHERE session_key = %s", (key.as_string(),)
         )

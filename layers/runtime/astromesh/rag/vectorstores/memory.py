@@ -106,6 +106,12 @@ class SQLiteVectorStore(VectorStore):
 
     The embedded default for semantic memory: durable across restarts with nothing to run.
     Calls go to one worker thread that owns the connection, like the state store's SQLite.
+
+    Its ``vectors`` table is created here on first use (``CREATE ... IF NOT EXISTS``), not by
+    the state store's numbered migrations like the episodic log and the summaries: this store
+    opens its own file (semantic memory's ``.astromesh/semantic.db`` by default, or any path a
+    pipeline names), which the state backend never opens and so never migrates. Putting the
+    table in a migration would leave it missing in exactly the files this store uses.
     """
 
     backend = "sqlite"

@@ -285,3 +285,20 @@ async def test_prompt_variables_and_request_context(openai_server, agents_dir, m
     openai_server.push(Reply("ok"))
     await make_runtime().run("helper", "hi", context={"user": "Ada"})
     assert openai_server.requests[0]["messages"][0]["content"] == "Agent helper v1.0.0 for Ada."
+
+
+async def test_a_stopped_run_never_returns_an_earlier_turns_answer(
+    openai_server, agents_dir, make_runtime
+):
+    write_agent(
+        agents_dir,
+        model=primary(openai_server.url),
+        tools=[python_tool("add", "add")],
+        orchestration={"pattern": "react", "max_iterations": 1},
+    )
+    openai_server.push(Reply("First answer."), Reply(tool_calls=[("add", {"a": 1, "b": 1})]))
+    runtime = make_runtime()
+    await runtime.run("helper", "one", session_id="s")
+    stopped = await runtime.run("helper", "two", session_id="s")
+    assert stopped.status is RunStatus.FAILED
+    assert stopped.answer == ""  # not "First answer.", which came from the recalled history

@@ -333,8 +333,14 @@ def done_frame(run: RunState) -> dict[str, object]:
 
 
 def _partial_answer(run: RunState) -> str:
-    """The last thing the model said, so a stopped run still returns what it had."""
+    """The last thing the model said in this run, so a stopped run still returns what it had.
+
+    The search stops at this run's query: the recalled history before it holds earlier
+    turns' answers, which must never come back as this run's answer.
+    """
     for message in reversed(run.messages):
+        if message.role == "user" and message.content == run.query:
+            break
         if message.role == "assistant" and message.content:
             return message.content
     return ""

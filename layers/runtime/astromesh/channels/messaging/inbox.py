@@ -1,0 +1,271 @@
+"""The flow every messaging channel shares, written once: accept fast, answer later.
+
+:meth:`Inbox.receive` is the part that must finish before the platform gets its ``200``
+(Meta wants it within seconds, and retries otherwise): verify the delivery, parse it, claim
+each message id exactly once, apply the sender's rate limit, and return the :class:`Work`
+still to do. :meth:`ChannelHub.answer` is the slow part, done after the acknowledgement (a
+background task locally, a self-invoked Lambda in AWS): run the channel's agent on the text
+and send the answer back, split to the platform's limit.
+
+What a sender gets back, besides the agent's answer:
+
+- a ``media`` message: :data:`MEDIA_NOTICE` (no run);
+- the first message over their rate limit in a burst: :data:`RATE_NOTICE` (no run; later
+  ones in the same burst get nothing, so a flood does not turn into a flood of replies);
+- a run that fails, times out or is refused because the server is busy:
+  :data:`FAILURE_NOTICE` (the details are in the logs and the run record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from astromesh.auth import Principal
+from astromesh.channels.errors import TooManyRuns
+from astromesh.channels.launcher import RunInput
+from astromesh.channels.messaging.base import ChannelAdapter, SendError, WebhookRequest, Work
+from astromesh.channels.messaging.config import ChannelsConfig, load_channels
+from astromesh.channels.messaging.guards import Guards, open_guards
+from astromesh.channels.messaging.telegram import TelegramAdapter
+from astromesh.channels.messaging.whatsapp import WhatsAppAdapter
+from astromesh.channels.rest._common import runnable_agent
+from astromesh.channels.services import Services
+from astromesh.errors import AstromeshError, ConfigurationError, NotFoundError
+from astromesh.runs.state import RunStatus
+from astromesh.runtime import REDIS_URL_ENV
+
+logger = logging.getLogger(__name__)
+
+PREFIX_ENV = "ASTROMESH_CHANNELS_REDIS_PREFIX"
+DEFAULT_PREFIX = "astromesh:channels"
+
+MEDIA_NOTICE = "I can only read text messages for now. Please send your question as text."
+RATE_NOTICE = (
+    "You are sending messages faster than I can answer. Please wait a moment and try again."
+)
+FAILURE_NOTICE = "Sorry, I could not answer that just now. Please try again in a little while."
+
+ADAPTERS: dict[str, Callable[[Any, httpx.AsyncClient], ChannelAdapter]] = {
+    "whatsapp": WhatsAppAdapter,
+    "telegram": TelegramAdapter,
+}
+"""Channel name -> adapter class; the name is also the attribute of :class:`ChannelsConfig`
+holding its settings. A new channel adds one line here."""
+
+
+@dataclass
+class Inbox:
+    """One configured channel: its adapter, its settings and the shared guards."""
+
+    adapter: ChannelAdapter
+    settings: Any
+    """The channel's settings (``WhatsAppSettings``, ``TelegramSettings``...)."""
+    guards: Guards
+
+    @property
+    def name(self) -> str:
+        return self.adapter.name
+
+    async def receive(self, request: WebhookRequest) -> list[Work]:
+        """Verify, parse, deduplicate and rate-limit a delivery; the work left to do.
+
+        Raises:
+            Unauthorized / Forbidden: the delivery's proof is missing or wrong.
+            BadRequest: the body is not the platform's payload.
+        """
+        self.adapter.verify(request)
+        found: list[Work] = []
+        for message in self.adapter.parse(request):
+            runnable = message.kind == "media" or (message.kind == "text" and message.text.strip())
+            if not runnable or not message.message_id:
+                logger.info(
+                    "channel=<%s>, kind=<%s>, detail=<%s> | acknowledged, nothing to answer",
+                    self.name,
+                    message.kind,
+                    message.detail,
+                )
+                continue
+            if not await self.guards.claim(self.claim_key(message.message_id)):
+                logger.info(
+                    "channel=<%s>, message_id=<%s> | already handled, redelivery dropped",
+                    self.name,
+                    message.message_id,
+                )
+                continue
+            notice = None
+            limit = self.settings.rate_limit
+            if limit is not None:
+                verdict = await self.guards.hit(
+                    f"{self.name}:{message.sender}",
+                    window_seconds=limit.window_seconds,
+                    max_messages=limit.max_messages,
+                )
+                if not verdict.allowed:
+                    logger.warning(
+                        "channel=<%s>, refused=<%d> | sender over the rate limit",
+                        self.name,
+                        verdict.refused,
+                    )
+                    if verdict.refused > 1:
+                        continue
+                    notice = RATE_NOTICE
+            if notice is None and message.kind == "media":
+                notice = MEDIA_NOTICE
+            found.append(Work(message, notice))
+        return found
+
+    def claim_key(self, message_id: str) -> str:
+        return f"{self.name}:{message_id}"
+
+    async def release(self, work: Work) -> None:
+        """Undo the claim of work that could not be handed off, so a redelivery runs."""
+        await self.guards.release(self.claim_key(work.message.message_id))
+
+
+class ChannelHub:
+    """The configured channels of one app or one Lambda container, and their answering."""
+
+    def __init__(
+        self,
+        services: Services,
+        config: ChannelsConfig,
+        guards: Guards,
+        http: httpx.AsyncClient,
+    ) -> None:
+        self.services = services
+        self.config = config
+        self.guards = guards
+        self.http = http
+        self.inboxes: dict[str, Inbox] = {}
+        for name, adapter in ADAPTERS.items():
+            settings = getattr(config, name)
+            if settings is not None:
+                self.inboxes[name] = Inbox(adapter(settings, http), settings, guards)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    def build(cls, services: Services, env: Mapping[str, str] | None = None) -> ChannelHub:
+        """Channels from the runtime's environment and agents folder.
+
+        Raises:
+            ConfigurationError: the channel settings do not validate.
+        """
+        runtime = services.runtime
+        env = runtime.env if env is None else env
+        config = load_channels(env, runtime.agents_dir if runtime.agents_dir.is_dir() else None)
+        guards = open_guards(env.get(REDIS_URL_ENV), prefix=env.get(PREFIX_ENV) or DEFAULT_PREFIX)
+        return cls(services, config, guards, httpx.AsyncClient(timeout=httpx.Timeout(15.0)))
+
+    def inbox(self, channel: str) -> Inbox:
+        """The channel's inbox.
+
+        Raises:
+            NotFoundError: the channel is unknown or not configured here.
+        """
+        try:
+            return self.inboxes[channel]
+        except KeyError:
+            configured = ", ".join(sorted(self.inboxes)) or "none"
+            raise NotFoundError(
+                f"channel {channel!r} is not configured here (configured: {configured});"
+                " see the Channels section of the README"
+            ) from None
+
+    async def answer(self, channel: str, work: Work) -> None:
+        """Run the agent for ``work`` (or take its notice) and send the reply. Never raises
+        for a failed run or a refused reply: both are logged, the sender gets a notice."""
+        inbox = self.inbox(channel)
+        message = work.message
+        text = work.notice if work.notice is not None else await self._run(inbox, work)
+        try:
+            parts = await inbox.adapter.send(message.reply_to, text)
+        except (SendError, httpx.HTTPError) as exc:
+            logger.error(
+                "channel=<%s>, message_id=<%s> | reply not sent: %s",
+                channel,
+                message.message_id,
+                exc,
+            )
+            return
+        logger.info(
+            "channel=<%s>, message_id=<%s>, parts=<%d> | replied",
+            channel,
+            message.message_id,
+            parts,
+        )
+
+    def spawn(self, channel: str, work: Work) -> None:
+        """Answer in a task of this process (the local server), kept until it ends."""
+        task = asyncio.create_task(self.answer(channel, work))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Wait for the answers in flight (tests; shutdown)."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout)
+
+    async def aclose(self, grace_seconds: float = 5.0) -> None:
+        """Let answers in flight finish for a moment, cancel the rest, close clients."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.http.aclose()
+        await self.guards.aclose()
+
+    async def _run(self, inbox: Inbox, work: Work) -> str:
+        message = work.message
+        try:
+            agent_name = self._agent_name(inbox)
+            principal = Principal(inbox.settings.tenant, frozenset({agent_name}))
+            agent = await runnable_agent(await self.services.catalog(), principal, agent_name)
+            run = await self.services.launcher.run(
+                agent,
+                RunInput(
+                    message.text,
+                    message.session_id,
+                    {"channel": inbox.name},
+                    inbox.settings.tenant,
+                ),
+            )
+        except TooManyRuns:
+            logger.warning("channel=<%s> | server busy, run refused", inbox.name)
+            return FAILURE_NOTICE
+        except AstromeshError as exc:
+            logger.error("channel=<%s>, code=<%s> | run not started: %s", inbox.name, exc.code, exc)
+            return FAILURE_NOTICE
+        if run.status is RunStatus.SUCCEEDED and (run.answer or "").strip():
+            return run.answer or ""
+        logger.warning(
+            "channel=<%s>, run_id=<%s>, status=<%s> | run did not answer: %s",
+            inbox.name,
+            run.id,
+            run.status.value,
+            run.error,
+        )
+        return FAILURE_NOTICE
+
+    def _agent_name(self, inbox: Inbox) -> str:
+        name = inbox.settings.default_agent
+        if name:
+            return str(name)
+        names = self.services.runtime.agent_names()
+        if len(names) == 1:
+            return names[0]
+        raise ConfigurationError(
+            f"channels.{inbox.name}.default_agent is not set and there are {len(names)} agents;"
+            f" name the one that answers"
+        )
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("channel answer failed", exc_info=task.exception())

@@ -1,0 +1,93 @@
+"""The local server's webhooks: ``GET|POST /v1/channels/{channel}/webhook``.
+
+One pair of routes serves every adapter (WhatsApp's path is the one API.md names). The
+``POST`` answers as soon as the delivery is verified and claimed; the agent runs in a task
+of this process and the reply goes out when it ends. The hub (adapters, guards, HTTP client)
+is built on the first webhook request, from the runtime's environment and agents folder, and
+closed with the app.
+
+In Lambda the process freezes after the response, so a background task would never finish:
+there the webhook is served by ``functions/whatsapp`` / ``functions/telegram`` instead, and
+these routes answer 501.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import PlainTextResponse
+
+from astromesh.channels.errors import NotAvailable
+from astromesh.channels.messaging.base import WebhookRequest
+from astromesh.channels.messaging.inbox import ChannelHub
+from astromesh.channels.services import services_of
+
+_HUB = "channel_hub"
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await close_hub(app)
+
+
+router = APIRouter(tags=["channels"], lifespan=_lifespan)
+
+
+def hub_of(request: Request) -> ChannelHub:
+    """The app's hub, built on first use (synchronously, so two first requests cannot
+    both build one)."""
+    state = request.app.state
+    hub: ChannelHub | None = getattr(state, _HUB, None)
+    if hub is None:
+        hub = ChannelHub.build(services_of(request))
+        setattr(state, _HUB, hub)
+    return hub
+
+
+async def close_hub(app: FastAPI) -> None:
+    """Finish (briefly) the answers in flight and close the hub, if one was built."""
+    hub: ChannelHub | None = getattr(app.state, _HUB, None)
+    if hub is not None:
+        setattr(app.state, _HUB, None)
+        await hub.aclose()
+
+
+async def _webhook_request(request: Request) -> WebhookRequest:
+    return WebhookRequest(
+        method=request.method,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query_params),
+        body=await request.body(),
+    )
+
+
+@router.get(
+    "/v1/channels/{channel}/webhook",
+    response_class=PlainTextResponse,
+    summary="Platform subscription handshake (WhatsApp: hub.challenge)",
+)
+async def webhook_handshake(channel: str, request: Request) -> PlainTextResponse:
+    inbox = hub_of(request).inbox(channel)
+    return PlainTextResponse(inbox.adapter.challenge(await _webhook_request(request)))
+
+
+@router.post("/v1/channels/{channel}/webhook", summary="A platform's message delivery")
+async def webhook_delivery(channel: str, request: Request) -> dict[str, Any]:
+    """Verify and claim the delivery's messages, answer 200, run the agent afterwards."""
+    if not services_of(request).settings.background_runs:
+        raise NotAvailable(
+            "channel_webhook_unavailable",
+            f"in AWS the {channel} webhook is served by its own function (functions/{channel})",
+        )
+    hub = hub_of(request)
+    inbox = hub.inbox(channel)
+    work = await inbox.receive(await _webhook_request(request))
+    for item in work:
+        hub.spawn(channel, item)
+    return {"status": "ok", "accepted": len(work)}

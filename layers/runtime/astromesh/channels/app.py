@@ -15,7 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from astromesh import __version__
-from astromesh.channels import messaging, rest, ws
+from astromesh.channels import console, messaging, rest, ws
 from astromesh.channels.errors import install_error_handlers
 from astromesh.channels.middleware import BodyLimit, ErrorBoundary
 from astromesh.channels.services import Services
@@ -82,7 +82,7 @@ def create_app(
     for router in rest.ROUTERS:
         app.include_router(router)
     app.include_router(ws.router)
-    for router in messaging.ROUTERS:  # the channels' webhooks
+    for router in (*messaging.ROUTERS, console.router):  # webhooks; the console at /
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorBoundary)  # added last: outermost of ours

@@ -1,0 +1,68 @@
+"""A messaging webhook as a Lambda function: acknowledge in one invocation, answer in another.
+
+:func:`receive` serves the API Gateway proxy event: ``GET`` is the platform's handshake,
+``POST`` is verified, parsed, claimed and rate-limited by the channel's
+:class:`~astromesh.channels.messaging.inbox.Inbox`, and each accepted message is handed to
+an asynchronous self-invocation (:mod:`.invoke`) before the ``200``. If that hand-off fails
+the message's claim is released and the answer is ``503``, so the platform redelivers and
+the message is not lost. :func:`answer` is the self-invocation: run the agent, reply.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from astromesh.channels.aws.invoke import HasFunctionArn, dispatch
+from astromesh.channels.aws.proxy import error_response, json_response, text_response
+from astromesh.channels.aws.proxy import webhook_request as parse_event
+from astromesh.channels.aws.worker import ChannelWorker
+from astromesh.channels.messaging.base import Work
+from astromesh.errors import AstromeshError
+
+logger = logging.getLogger(__name__)
+
+ANSWER_JOB = "channel_answer"
+
+
+class HandOffFailed(AstromeshError):
+    """Accepted work could not be handed to the asynchronous invocation; retry later."""
+
+    code = "hand_off_failed"
+    status = 503
+
+
+def receive(
+    worker: ChannelWorker, channel: str, event: Mapping[str, Any], context: HasFunctionArn
+) -> dict[str, Any]:
+    """Answer one webhook request of ``channel`` (a proxy response, never an exception)."""
+    try:
+        request = parse_event(event)
+        inbox = worker.hub.inbox(channel)
+        if request.method == "GET":
+            return text_response(200, inbox.adapter.challenge(request))
+        accepted = worker.run(lambda: inbox.receive(request))
+        for work in accepted:
+            _hand_off(worker, channel, work, context)
+    except AstromeshError as exc:
+        return error_response(exc)
+    return json_response(200, {"status": "ok", "accepted": len(accepted)})
+
+
+def answer(worker: ChannelWorker, job: Mapping[str, Any]) -> dict[str, Any]:
+    """The self-invocation: run the agent for one message (or send its notice) and reply."""
+    work = Work.from_dict(job["work"])
+    worker.run(lambda: worker.hub.answer(job["channel"], work))
+    return {"channel": job["channel"], "message_id": work.message.message_id}
+
+
+def _hand_off(worker: ChannelWorker, channel: str, work: Work, context: HasFunctionArn) -> None:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        dispatch(context, {"kind": ANSWER_JOB, "channel": channel, "work": work.to_dict()})
+    except (ClientError, BotoCoreError) as exc:
+        logger.error("channel=<%s> | hand-off failed, claim released: %s", channel, exc)
+        worker.run(lambda: worker.hub.inbox(channel).release(work))
+        raise HandOffFailed(f"the {channel} message could not be queued; redeliver it") from None

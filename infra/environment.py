@@ -1,0 +1,63 @@
+"""Names of the environment variables the stacks give the functions, in one place.
+
+The runtime's own names are imported from the runtime, so a rename there cannot silently
+leave the functions configured under the old name. The names defined here are new: the
+runtime does not read them yet (see infra/README.md, "What the runtime should read").
+"""
+
+from __future__ import annotations
+
+from astromesh.channels.settings import AUTH_ENV, MAX_BODY_ENV
+from astromesh.runtime import (
+    AGENTS_DIR_ENV,
+    POSTGRES_DSN_ENV,
+    REDIS_URL_ENV,
+    STATE_BACKEND_ENV,
+)
+
+__all__ = [
+    "ADOT_WRAPPER",
+    "AGENTS_DIR",
+    "AGENTS_DIR_ENV",
+    "AUTH_ENV",
+    "EXEC_WRAPPER",
+    "GPU_API_KEY_ENV",
+    "GPU_ENDPOINT_ENV",
+    "MAX_BODY_ENV",
+    "NEXT_WRAPPER_ENV",
+    "POSTGRES_DSN_ENV",
+    "REDIS_URL_ENV",
+    "RESOLVE_ENV",
+    "SFN_EXPRESS_ARN_ENV",
+    "SFN_STANDARD_ARN_ENV",
+    "STAGE_ENV",
+    "STATE_BACKEND_ENV",
+    "WS_CALLBACK_URL_ENV",
+]
+
+# -- defined by the infrastructure -------------------------------------------------------------
+STAGE_ENV = "ASTROMESH_STAGE"
+"""``dev`` / ``prod``: the ``Stage`` dimension of the runtime's metrics (infra/metrics.py)."""
+SFN_EXPRESS_ARN_ENV = "ASTROMESH_SFN_EXPRESS_ARN"
+"""The Express state machine, for synchronous runs (``StepFunctionsExecutor.express_arn``)."""
+SFN_STANDARD_ARN_ENV = "ASTROMESH_SFN_STANDARD_ARN"
+"""The Standard state machine, for async and channel runs (``...standard_arn``)."""
+WS_CALLBACK_URL_ENV = "ASTROMESH_WS_CALLBACK_URL"
+"""``https://{api}.execute-api.{region}.amazonaws.com/{stage}``: the Management API endpoint
+that ``post_to_connection`` needs (``endpoint_url`` of the ``apigatewaymanagementapi`` client)."""
+GPU_ENDPOINT_ENV = "ASTROMESH_GPU_ENDPOINT"
+"""The GPU model server's OpenAI-compatible base URL (``.../v1``), for a ProviderConfig entry's
+``endpoint: ${ASTROMESH_GPU_ENDPOINT}``."""
+GPU_API_KEY_ENV = "ASTROMESH_GPU_API_KEY"
+"""The GPU model server's key, for the same entry's ``api_key_env``."""
+
+# -- the cold-start resolver (infra/lambda_env/astromesh-env) --------------------------------
+RESOLVE_ENV = "ASTROMESH_RESOLVE_ENV"
+"""JSON list of what to read from Secrets Manager / SSM into the environment before the
+handler module is imported; secrets never sit in the function's configuration."""
+NEXT_WRAPPER_ENV = "ASTROMESH_NEXT_EXEC_WRAPPER"
+"""Another exec wrapper to hand over to (the ADOT layer's ``/opt/otel-instrument``)."""
+EXEC_WRAPPER = "/opt/astromesh-env"
+ADOT_WRAPPER = "/opt/otel-instrument"
+AGENTS_DIR = "/opt/agents"
+"""Where the agents layer puts ``agents/`` (the value of ``ASTROMESH_AGENTS_DIR``)."""

@@ -1,0 +1,166 @@
+"""The Lambda functions, one row per concern: the single table the stacks and tests read.
+
+A row names the folder under ``functions/`` holding ``handler.py`` (Lambda handler
+``handler.handler``) and what the function needs, from which the runtime stack derives its
+role (least privilege: only the grants its row asks for), layers and environment. A row
+whose folder has no ``handler.py`` yet is left out of the template with a warning, so the
+stacks keep synthesizing while a function is being written; ``tests/infra`` checks every row
+whose handler exists and lists the ones still missing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+REPO = Path(__file__).resolve().parents[1]
+FUNCTIONS_DIR = REPO / "functions"
+
+Channel = Literal["whatsapp", "telegram"]
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """One function and what it is allowed to touch.
+
+    Attributes:
+        name: folder under ``functions/`` (and the function's logical name).
+        concern: one line for the README table and the function's description.
+        memory_mb / timeout_s: Lambda settings. API Gateway gives up on an integration at
+            29 s; a function that invokes itself needs the longer timeout for that work.
+        ml: carries the heavy ``ml`` layer (numpy, onnxruntime, FAISS, tokenizers, the
+            embedding model). Only the RAG functions; the channel functions must stay light.
+        model_keys: gets the provider API keys (it calls models or embedders).
+        starts_runs: may start executions on both state machines.
+        posts_frames: pushes WebSocket frames through the API Gateway Management API.
+        channel: its messaging channel's secret becomes its environment.
+        reads_documents: reads the documents bucket (S3 ingestion).
+        invokes_itself: answers its route at once and runs the work in an asynchronous
+            invocation of itself (``astromesh.channels.aws.invoke``); such invocations are
+            not retried by Lambda, as a retry would run the agent (and reply) twice.
+    """
+
+    name: str
+    concern: str
+    memory_mb: int
+    timeout_s: int
+    ml: bool = False
+    model_keys: bool = True
+    starts_runs: bool = False
+    posts_frames: bool = False
+    channel: Channel | None = None
+    reads_documents: bool = False
+    invokes_itself: bool = False
+
+    @property
+    def folder(self) -> Path:
+        return FUNCTIONS_DIR / self.name
+
+    @property
+    def exists(self) -> bool:
+        """Whether the handler is written (functions being written have no handler.py yet)."""
+        return (self.folder / "handler.py").is_file()
+
+    @property
+    def service(self) -> str:
+        """The Powertools service name, as the handlers spell it."""
+        return "astromesh-" + self.name.replace("_", "-")
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec(
+        "api",
+        "REST ingress: the /v1 FastAPI app through Mangum (serves RAG queries too)",
+        memory_mb=1024,
+        timeout_s=29,
+        ml=True,
+        starts_runs=True,
+    ),
+    FunctionSpec(
+        "ws_connect",
+        "WebSocket $connect / $disconnect: authenticate, connection registry in Redis",
+        memory_mb=256,
+        timeout_s=10,
+        model_keys=False,
+    ),
+    FunctionSpec(
+        "ws_message",
+        "WebSocket $default: start a run, push its frames back to the connection",
+        memory_mb=1024,
+        timeout_s=300,
+        starts_runs=True,
+        posts_frames=True,
+        invokes_itself=True,
+    ),
+    FunctionSpec(
+        "whatsapp",
+        "WhatsApp Cloud API webhook: verify, check signature, dedupe, start a run, reply",
+        memory_mb=512,
+        timeout_s=300,
+        starts_runs=True,
+        channel="whatsapp",
+        invokes_itself=True,
+    ),
+    FunctionSpec(
+        "telegram",
+        "Telegram Bot API webhook: check the secret token, dedupe, start a run, reply",
+        memory_mb=512,
+        timeout_s=300,
+        starts_runs=True,
+        channel="telegram",
+        invokes_itself=True,
+    ),
+    FunctionSpec(
+        "orchestration_step",
+        "One stage of a run (prepare / step / observe / finalize), a Step Functions task",
+        memory_mb=1024,
+        timeout_s=120,
+    ),
+    FunctionSpec(
+        "tool_executor",
+        "One tool call of a run (child agents run in-process), the Map state's task",
+        memory_mb=1024,
+        timeout_s=300,
+    ),
+    FunctionSpec(
+        "ingestion",
+        "RAG ingestion: S3 object created / removed -> chunk -> embed -> index",
+        memory_mb=2048,
+        timeout_s=900,
+        ml=True,
+        reads_documents=True,
+    ),
+)
+
+BY_NAME = {spec.name: spec for spec in FUNCTIONS}
+
+WS_ROUTES: dict[str, str] = {
+    "$connect": "ws_connect",
+    "$disconnect": "ws_connect",
+    "$default": "ws_message",
+}
+"""WebSocket route -> function (DESIGN.md §2: ws_connect owns the connection registry)."""
+
+WEBHOOK_ROUTES: dict[Channel, str] = {
+    "whatsapp": "/v1/channels/whatsapp/webhook",
+    "telegram": "/v1/channels/telegram/webhook",
+}
+"""REST paths served by a channel's own function instead of ``api`` (API.md)."""
+
+CHANNEL_SECRET_KEYS: dict[Channel, tuple[str, ...]] = {
+    "whatsapp": (
+        "WHATSAPP_VERIFY_TOKEN",
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_ACCESS_TOKEN",
+        "WHATSAPP_PHONE_NUMBER_ID",
+    ),
+    "telegram": ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET"),
+}
+"""The keys each channel's secret starts with: every key of the secret becomes an
+environment variable of that name (``astromesh.channels.messaging`` reads them)."""
+
+
+def present() -> tuple[FunctionSpec, ...]:
+    """The rows whose handler exists, in table order."""
+    return tuple(spec for spec in FUNCTIONS if spec.exists)

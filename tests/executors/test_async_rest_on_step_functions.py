@@ -55,4 +55,4 @@ async def test_without_a_standard_machine_a_lambda_answers_501(aws_side: Side):
     await runtime.close()
     assert answer.status_code == 501
     assert answer.json()["error"]["code"] == "async_runs_unavailable"
-    assert "ASTROMESH_STANDARD_MACHINE_ARN" in answer.json()["error"]["message"]
+    assert "ASTROMESH_SFN_STANDARD_ARN" in answer.json()["error"]["message"]

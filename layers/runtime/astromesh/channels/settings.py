@@ -13,7 +13,7 @@ AUTH_ENV = "ASTROMESH_AUTH"
 MAX_BODY_ENV = "ASTROMESH_MAX_BODY_BYTES"
 MAX_INFLIGHT_ENV = "ASTROMESH_MAX_INFLIGHT_RUNS"
 TOOL_MODULES_ENV = "ASTROMESH_REGISTERED_TOOL_MODULES"
-STANDARD_MACHINE_ENV = "ASTROMESH_STANDARD_MACHINE_ARN"
+STANDARD_MACHINE_ENV = "ASTROMESH_SFN_STANDARD_ARN"
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_INFLIGHT_RUNS = 64
@@ -36,7 +36,7 @@ class ServerSettings:
             start on the Standard state machine (``standard_machine_arn``), or answer 501
             when the deployment has none.
         standard_machine_arn: the Standard Step Functions machine that runs async runs
-            (``ASTROMESH_STANDARD_MACHINE_ARN``).
+            (``ASTROMESH_SFN_STANDARD_ARN``, set by the CDK app).
         registered_tool_modules: Python modules (and their submodules) whose functions an
             agent registered through the API may use as tools. ``None``: the packages in
             the agents folder. Anything else would let a caller run any function installed

@@ -76,7 +76,7 @@ async def run_agent(
         else:
             raise NotAvailable(
                 "async_runs_unavailable",
-                "async runs need a Standard state machine (ASTROMESH_STANDARD_MACHINE_ARN),"
+                "async runs need a Standard state machine (ASTROMESH_SFN_STANDARD_ARN),"
                 " which this deployment does not have; call without mode=async, or use the"
                 " stream route",
             )

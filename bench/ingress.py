@@ -50,10 +50,19 @@ AGENT = {
     },
 }
 
-LOAD_HANDLER = (
-    "import importlib.util as u; "
-    f"s = u.spec_from_file_location('handler', {str(HANDLER)!r}); "
-    "m = u.module_from_spec(s); s.loader.exec_module(m)"
+
+def _load_command(path: Path) -> str:
+    """Python source that imports one handler file as Lambda does on a cold start."""
+    return (
+        "import importlib.util as u; "
+        f"s = u.spec_from_file_location('handler', {str(path)!r}); "
+        "m = u.module_from_spec(s); s.loader.exec_module(m)"
+    )
+
+
+LOAD_HANDLER = _load_command(HANDLER)
+OTHER_HANDLERS = sorted(
+    p for p in (REPO / "functions").glob("*/handler.py") if p.parent.name != "api"
 )
 
 
@@ -97,12 +106,21 @@ def cold_start(env: dict[str, str], runs: int) -> None:
         ),
         ("load functions/api/handler.py", [python, "-c", LOAD_HANDLER]),
     ]
+    rows += [
+        (f"load functions/{p.parent.name}/handler.py", [python, "-c", _load_command(p)])
+        for p in OTHER_HANDLERS
+    ]
     print(f"cold start (median of {runs} fresh interpreters)")
     base = None
     for label, command in rows:
-        seconds = _median_seconds(command, env, runs)
+        try:
+            seconds = _median_seconds(command, env, runs)
+        except subprocess.CalledProcessError as exc:  # a handler that needs AWS settings
+            reason = exc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["?"]
+            print(f"  {label:<44} did not load here: {reason[0][:80]}")
+            continue
         base = seconds if base is None else base
-        print(f"  {label:<36} {seconds * 1000:8.1f} ms   (+{(seconds - base) * 1000:.1f} ms)")
+        print(f"  {label:<44} {seconds * 1000:8.1f} ms   (+{(seconds - base) * 1000:.1f} ms)")
 
 
 def _timed(call: Callable[[], Any], count: int) -> tuple[float, float]:

@@ -45,13 +45,14 @@ What is counted, and when
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
+
+from astromesh.stores.redis_client import LoopBoundRedis
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -279,38 +280,21 @@ class RedisBudgetLedger(BudgetLedger):
     ) -> None:
         self.url = url
         self.prefix = prefix
-        self._socket_timeout = socket_timeout
-        self._client: aioredis.Redis | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._scripts: dict[str, AsyncScript] = {}
+        self._redis = LoopBoundRedis(
+            url,
+            socket_timeout=socket_timeout,
+            scripts={"reserve": _RESERVE_LUA, "add": _ADD_LUA},
+        )
 
     @property
     def client(self) -> aioredis.Redis:
-        """A client bound to the running event loop.
-
-        redis-py's asyncio connections belong to the loop that opened them, so a ledger used
-        from a new loop (``asyncio.run`` per Lambda invocation) gets a new client.
-        """
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            import redis.asyncio as aioredis
-
-            self._client = aioredis.from_url(
-                self.url,
-                decode_responses=True,
-                socket_timeout=self._socket_timeout,
-                socket_connect_timeout=self._socket_timeout,
-            )
-            self._loop = loop
-            self._scripts = {
-                "reserve": self._client.register_script(_RESERVE_LUA),
-                "add": self._client.register_script(_ADD_LUA),
-            }
-        return self._client
+        """The Redis client of the running event loop (see :class:`LoopBoundRedis`)."""
+        client: aioredis.Redis = self._redis.client
+        return client
 
     def _script(self, name: str) -> AsyncScript:
-        _ = self.client
-        return self._scripts[name]
+        script: AsyncScript = self._redis.script(name)
+        return script
 
     def redis_key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
@@ -341,9 +325,7 @@ class RedisBudgetLedger(BudgetLedger):
         )
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        await self._redis.aclose()
 
 
 def build_ledger(redis_url: str | None, *, prefix: str = DEFAULT_REDIS_PREFIX) -> BudgetLedger:

@@ -18,7 +18,6 @@ the breaker must not take the models down with it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from abc import ABC, abstractmethod
@@ -26,6 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
+
+from astromesh.stores.redis_client import LoopBoundRedis
 
 logger = logging.getLogger(__name__)
 
@@ -242,10 +243,16 @@ class RedisCircuitBreaker(CircuitBreaker):
         super().__init__(settings)
         self.url = url
         self.prefix = prefix
-        self._socket_timeout = socket_timeout
-        self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._scripts: dict[str, Any] = {}
+        self._redis = LoopBoundRedis(
+            url,
+            socket_timeout=socket_timeout,
+            scripts={
+                "allow": _ALLOW_LUA,
+                "success": _SUCCESS_LUA,
+                "failure": _FAILURE_LUA,
+                "status": _STATUS_LUA,
+            },
+        )
 
     def _key(self, key: str) -> str:
         return f"{self.prefix}:{key}"
@@ -256,36 +263,11 @@ class RedisCircuitBreaker(CircuitBreaker):
         count consecutive failures, short enough that abandoned keys disappear."""
         return max(600, int(self.settings.recovery_timeout * 4) + 1)
 
-    def _script(self, name: str) -> Any:
-        """The registered script, on a client bound to the running event loop.
-
-        redis-py's asyncio connections belong to the loop that opened them, so a breaker used
-        from a new loop (``asyncio.run`` per Lambda invocation) gets a new client.
-        """
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._loop is not loop:
-            import redis.asyncio as aioredis
-
-            self._client = aioredis.from_url(
-                self.url,
-                decode_responses=True,
-                socket_timeout=self._socket_timeout,
-                socket_connect_timeout=self._socket_timeout,
-            )
-            self._loop = loop
-            self._scripts = {
-                "allow": self._client.register_script(_ALLOW_LUA),
-                "success": self._client.register_script(_SUCCESS_LUA),
-                "failure": self._client.register_script(_FAILURE_LUA),
-                "status": self._client.register_script(_STATUS_LUA),
-            }
-        return self._scripts[name]
-
     async def _run(self, name: str, key: str, *args: Any) -> Any:
         from redis.exceptions import RedisError
 
         try:
-            return await self._script(name)(keys=[self._key(key)], args=list(args))
+            return await self._redis.script(name)(keys=[self._key(key)], args=list(args))
         except (RedisError, OSError) as exc:
             logger.warning("breaker=<%s> | redis unavailable, failing open: %s", key, exc)
             return None
@@ -312,11 +294,7 @@ class RedisCircuitBreaker(CircuitBreaker):
         return BreakerStatus(BreakerState(state), int(failures), retry_in)
 
     async def aclose(self) -> None:
-        client, loop = self._client, self._loop
-        self._client = self._loop = None
-        self._scripts = {}
-        if client is not None and loop is asyncio.get_running_loop():
-            await client.aclose()
+        await self._redis.aclose()
 
 
 def build_breaker(

@@ -14,6 +14,7 @@ from astromesh.runtime import (
     REDIS_URL_ENV,
     STATE_BACKEND_ENV,
 )
+from astromesh.telemetry.metrics import STAGE_ENV
 
 __all__ = [
     "ADOT_WRAPPER",
@@ -36,8 +37,6 @@ __all__ = [
 ]
 
 # -- defined by the infrastructure -------------------------------------------------------------
-STAGE_ENV = "ASTROMESH_STAGE"
-"""``dev`` / ``prod``: the ``Stage`` dimension of the runtime's metrics (infra/metrics.py)."""
 SFN_EXPRESS_ARN_ENV = "ASTROMESH_SFN_EXPRESS_ARN"
 """The Express state machine, for synchronous runs (``StepFunctionsExecutor.express_arn``)."""
 SFN_STANDARD_ARN_ENV = "ASTROMESH_SFN_STANDARD_ARN"

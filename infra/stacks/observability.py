@@ -4,10 +4,9 @@ Alarms (to one encrypted SNS topic; ``-c alarmEmail=...`` subscribes an address)
 - every function: ``Errors`` and ``Throttles``;
 - both state machines: ``ExecutionsFailed`` and ``ExecutionsTimedOut``;
 - the REST API: ``5XXError``;
-- runs finalized as failed (a metric filter on orchestration_step's logs, infra/metrics.py);
-- the runtime's EMF metrics (circuit-breaker opens, failed runs, cost per day), named in
-  infra/metrics.py: the runtime does not emit them yet, so those alarms wait at
-  INSUFFICIENT_DATA (treated as not breaching) until it does.
+- the runtime's EMF metrics (circuit-breaker opens, runs finalized failed or timed out by
+  either executor, model cost per day), named in astromesh.telemetry.metrics (see
+  infra/metrics.py); with no data (no runs) they are not breaching.
 
 Tracing: every function and machine sends X-Ray traces; with ``-c adotLayerArn=...`` the
 functions also run under the ADOT layer (OpenTelemetry SDK), which exports the runtime's
@@ -23,7 +22,6 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
@@ -116,27 +114,7 @@ class ObservabilityStack(Stack):
             )
         )
 
-        # -- runs failed, from logs (exists today) ---------------------------------------------
-        if "orchestration_step" in runtime.log_groups:
-            logs.MetricFilter(
-                self,
-                "RunsFailedFilter",
-                log_group=runtime.log_groups["orchestration_step"],
-                filter_pattern=logs.FilterPattern.literal(metrics.RUNS_FAILED_PATTERN),
-                metric_namespace=metrics.log_namespace(settings.name),
-                metric_name=metrics.RUNS_FAILED_FROM_LOGS,
-                metric_value="1",
-                default_value=0,
-            )
-            from_logs = cloudwatch.Metric(
-                namespace=metrics.log_namespace(settings.name),
-                metric_name=metrics.RUNS_FAILED_FROM_LOGS,
-                period=FIVE_MINUTES,
-                statistic="Sum",
-            )
-            self._alarm("runs-failed-logs", from_logs, threshold=5)
-
-        # -- the runtime's own metrics (EMF; not emitted yet) ---------------------------------
+        # -- the runtime's own metrics (EMF) -------------------------------------------------
         runtime_metrics = {m.name: self._runtime_metric(m) for m in metrics.RUNTIME_METRICS}
         self._alarm("circuit-opened", runtime_metrics[metrics.CIRCUIT_OPENED.name], threshold=1)
         self._alarm("runs-failed", runtime_metrics[metrics.RUNS_FAILED.name], threshold=5)

@@ -15,6 +15,7 @@ from infra.functions import FUNCTIONS, WS_ROUTES
 
 from astromesh.config import load_path
 from astromesh.executors.stepfunctions import build_definition
+from astromesh.telemetry.metrics import EmfMetrics
 from infra import environment as env
 from infra import metrics
 
@@ -253,7 +254,7 @@ def test_alarms_cover_functions_machines_runs_and_cost(synthesized):
         assert {f"{name}-errors", f"{name}-throttles"} <= set(alarms)
     expected = {
         "express-executions-failed", "standard-executions-failed", "rest-5xx",
-        "runs-failed-logs", "circuit-opened", "runs-failed", "cost-per-day",
+        "circuit-opened", "runs-failed", "cost-per-day",
     }  # fmt: skip
     assert expected <= set(alarms)
     templates = synthesized.resources("observability", "AWS::CloudWatch::Alarm").values()
@@ -261,12 +262,33 @@ def test_alarms_cover_functions_machines_runs_and_cost(synthesized):
     cost = by_metric[metrics.RUN_COST.name]
     assert cost["Period"] == 86400 and cost["Namespace"] == metrics.NAMESPACE
     assert cost["Threshold"] == synthesized.stacks.settings.daily_cost_alarm_usd
-    assert by_metric[metrics.CIRCUIT_OPENED.name]["Dimensions"] == [
-        {"Name": metrics.STAGE_DIMENSION, "Value": synthesized.stacks.settings.name}
-    ]
     assert all(a["Properties"]["AlarmActions"] for a in templates)
-    (metric_filter,) = synthesized.resources("observability", "AWS::Logs::MetricFilter").values()
-    assert metric_filter["Properties"]["FilterPattern"] == metrics.RUNS_FAILED_PATTERN
+    assert all(a["Properties"]["TreatMissingData"] == "notBreaching" for a in templates)
+
+
+def test_the_runtime_metric_alarms_watch_what_the_runtime_writes(synthesized):
+    """Each alarm on a runtime metric matches the EMF document the functions write: same
+    namespace, name and dimension set, the dimension's value being the functions' stage."""
+    stage = synthesized.stacks.settings.name
+    functions = synthesized.resources("runtime", "AWS::Lambda::Function").values()
+    variables = [f["Properties"].get("Environment", {}).get("Variables", {}) for f in functions]
+    running_agents = [v for v in variables if env.AGENTS_DIR_ENV in v]
+    assert len(running_agents) == len(synthesized.stacks.runtime.functions)
+    assert {v[env.STAGE_ENV] for v in running_agents} == {stage}
+    alarms = synthesized.resources("observability", "AWS::CloudWatch::Alarm").values()
+    watched = {
+        (a["Properties"].get("Namespace"), a["Properties"].get("MetricName")): a["Properties"]
+        for a in alarms
+    }
+    for metric in metrics.RUNTIME_METRICS:
+        document = EmfMetrics(stage).document(metric, 1, {})
+        [directive] = document["_aws"]["CloudWatchMetrics"]
+        alarm = watched[(directive["Namespace"], metric.name)]
+        assert [[d["Name"] for d in alarm["Dimensions"]]] == directive["Dimensions"]
+        assert {d["Name"]: d["Value"] for d in alarm["Dimensions"]} == {
+            name: document[name] for name in directive["Dimensions"][0]
+        }
+        assert alarm["Statistic"] == metric.statistic
 
 
 # -- model serving -----------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from astromesh.orchestration.base import Pattern
 from astromesh.prompts.render import PromptTemplate, base_variables
 from astromesh.runs.state import RunState
 from astromesh.stores.base import SessionKey
+from astromesh.telemetry.metrics import Metrics, NullMetrics
 from astromesh.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ class Agent:
     """Tokens the primary model accepts (prompt and answer); the context builder fits the
     prompt into this minus ``reserve_output``."""
     reserve_output: int = 512
+    metrics: Metrics = field(default_factory=NullMetrics)
+    """Where the run's ending is counted (the runtime's sink, shared by its agents)."""
 
     @property
     def name(self) -> str:

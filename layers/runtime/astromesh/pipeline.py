@@ -320,6 +320,7 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
                 )
             )
             await emit(RunEvent("done", done_frame(run)))
+        agent.metrics.run_finished(run)
 
 
 def done_frame(run: RunState) -> dict[str, object]:

@@ -34,6 +34,7 @@ from astromesh.rag.pipeline import PipelineRegistry
 from astromesh.runs.events import EventSink, discard
 from astromesh.runs.state import RunState
 from astromesh.stores.base import RunStore, StateBackend
+from astromesh.telemetry.metrics import Metrics, metrics_from_env
 from astromesh.tools.agent import AgentDepthExceeded
 from astromesh.tools.builtin import router_summariser
 from astromesh.tools.registry import build_registry, check_agent_name
@@ -90,6 +91,8 @@ class AgentRuntime:
         self._owns_state = state is None
         self._backends: dict[str, StateBackend] = {}
         self._breaker: CircuitBreaker | None = None
+        self.metrics: Metrics = metrics_from_env(self.env)
+        """Where circuit opens, failed runs and run costs are counted (EMF in Lambda)."""
         self._ledger: BudgetLedger | None = None  # cost_limit's shared budgets, built once
         self._rag: PipelineRegistry | None = None
         self._agents: dict[str, Agent] = {}
@@ -210,6 +213,7 @@ class AgentRuntime:
                 ),
                 context_window=primary.capabilities.context_window,
                 reserve_output=primary.params.max_tokens or DEFAULT_RESERVE_OUTPUT,
+                metrics=self.metrics,
             )
         except BaseException:  # MCP sessions and HTTP pools opened above must not leak
             await tools.aclose()
@@ -274,7 +278,7 @@ class AgentRuntime:
         if self._breaker is None:
             cfg = self.config.runtime.spec.state if self.config.runtime else None
             redis_url = (cfg and cfg.redis_url) or self.env.get(REDIS_URL_ENV)
-            self._breaker = breaker_for(self.config.routing, redis_url)
+            self._breaker = breaker_for(self.config.routing, redis_url, metrics=self.metrics)
         return build_router(
             doc, self.config.providers, self.config.routing, self.env, self._breaker
         )

@@ -14,6 +14,10 @@ Two stores behave identically (the same tests run against both):
 
 A breaker that cannot reach Redis lets calls through (fails open) and logs a warning: losing
 the breaker must not take the models down with it.
+
+Every transition to open is logged and counted (``CircuitOpened``, see
+:mod:`astromesh.telemetry.metrics`) by the instance whose failure caused it, so an alarm fires
+once per opening however many instances share the circuit.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from enum import StrEnum
 from typing import Any
 
 from astromesh.stores.redis_client import LoopBoundRedis
+from astromesh.telemetry.metrics import Metrics, NullMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -78,10 +83,18 @@ def breaker_key(provider: str, model: str) -> str:
 
 
 class CircuitBreaker(ABC):
-    """The interface the router uses; one instance serves every (provider, model) circuit."""
+    """The interface the router uses; one instance serves every (provider, model) circuit.
 
-    def __init__(self, settings: BreakerSettings | None = None) -> None:
+    Args:
+        settings: thresholds and timeouts.
+        metrics: where a transition to open is counted.
+    """
+
+    def __init__(
+        self, settings: BreakerSettings | None = None, *, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings or BreakerSettings()
+        self.metrics = metrics or NullMetrics()
 
     @abstractmethod
     async def allow(self, key: str) -> bool:
@@ -91,9 +104,20 @@ class CircuitBreaker(ABC):
     async def record_success(self, key: str) -> None:
         """The call answered: reset the failure count; a successful trial closes the circuit."""
 
+    async def record_failure(self, key: str) -> bool:
+        """The call failed in a way that says the backend is unwell (retryable errors).
+
+        Returns whether this failure opened the circuit (then logged and counted here).
+        """
+        opened = await self._record_failure(key)
+        if opened:
+            logger.warning("breaker=<%s> | circuit opened", key)
+            self.metrics.circuit_opened(key)
+        return opened
+
     @abstractmethod
-    async def record_failure(self, key: str) -> None:
-        """The call failed in a way that says the backend is unwell (retryable errors)."""
+    async def _record_failure(self, key: str) -> bool:
+        """Count the failure; return True only when it moved the circuit to open."""
 
     @abstractmethod
     async def status(self, key: str) -> BreakerStatus:
@@ -116,8 +140,9 @@ class MemoryCircuitBreaker(CircuitBreaker):
         settings: BreakerSettings | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        metrics: Metrics | None = None,
     ) -> None:
-        super().__init__(settings)
+        super().__init__(settings, metrics=metrics)
         self._clock = clock
         self._circuits: dict[str, _Circuit] = {}
 
@@ -140,10 +165,10 @@ class MemoryCircuitBreaker(CircuitBreaker):
         if circuit is not None and circuit.state is not BreakerState.OPEN:
             del self._circuits[key]
 
-    async def record_failure(self, key: str) -> None:
+    async def _record_failure(self, key: str) -> bool:
         circuit = self._circuits.setdefault(key, _Circuit())
         if circuit.state is BreakerState.OPEN:
-            return  # a straggler admitted before the circuit opened: no new information
+            return False  # a straggler admitted before the circuit opened: no new information
         circuit.failures += 1
         if (
             circuit.state is BreakerState.HALF_OPEN
@@ -151,6 +176,8 @@ class MemoryCircuitBreaker(CircuitBreaker):
         ):
             circuit.state = BreakerState.OPEN
             circuit.opened_at = self._clock()
+            return True
+        return False
 
     async def status(self, key: str) -> BreakerStatus:
         circuit = self._circuits.get(key)
@@ -203,13 +230,15 @@ _FAILURE_LUA = (
 local s = redis.call('HGET', KEYS[1], 's')
 if s == 'open' then return 0 end
 local f = redis.call('HINCRBY', KEYS[1], 'f', 1)
+local opened = 0
 if s == 'half_open' or f >= tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 's', 'open', 't', tostring(now))
+  opened = 1
 else
   redis.call('HSET', KEYS[1], 's', 'closed')
 end
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-return f
+return opened
 """
 )
 
@@ -230,6 +259,7 @@ class RedisCircuitBreaker(CircuitBreaker):
         settings: thresholds and timeouts (each process passes its own; keep them equal).
         prefix: key namespace; one hash per circuit under ``{prefix}:{provider}/{model}``.
         socket_timeout: seconds before a Redis call gives up (the breaker then fails open).
+        metrics: where a transition to open is counted.
     """
 
     def __init__(
@@ -239,8 +269,9 @@ class RedisCircuitBreaker(CircuitBreaker):
         *,
         prefix: str = DEFAULT_PREFIX,
         socket_timeout: float = 0.5,
+        metrics: Metrics | None = None,
     ) -> None:
-        super().__init__(settings)
+        super().__init__(settings, metrics=metrics)
         self.url = url
         self.prefix = prefix
         self._redis = LoopBoundRedis(
@@ -280,8 +311,9 @@ class RedisCircuitBreaker(CircuitBreaker):
     async def record_success(self, key: str) -> None:
         await self._run("success", key)
 
-    async def record_failure(self, key: str) -> None:
-        await self._run("failure", key, self.settings.failure_threshold, self._ttl)
+    async def _record_failure(self, key: str) -> bool:
+        opened = await self._run("failure", key, self.settings.failure_threshold, self._ttl)
+        return opened is not None and int(opened) == 1
 
     async def status(self, key: str) -> BreakerStatus:
         result = await self._run("status", key)
@@ -303,12 +335,13 @@ def build_breaker(
     failure_threshold: int = 3,
     recovery_timeout: float = 60.0,
     prefix: str = DEFAULT_PREFIX,
+    metrics: Metrics | None = None,
 ) -> CircuitBreaker:
     """A Redis breaker when a URL is configured (shared by every instance), else in memory."""
     settings = BreakerSettings(failure_threshold, recovery_timeout)
     if redis_url:
-        return RedisCircuitBreaker(redis_url, settings, prefix=prefix)
-    return MemoryCircuitBreaker(settings)
+        return RedisCircuitBreaker(redis_url, settings, prefix=prefix, metrics=metrics)
+    return MemoryCircuitBreaker(settings, metrics=metrics)
 
 
 __all__ = [

@@ -26,6 +26,7 @@ from astromesh.models.registry import create_model
 from astromesh.models.router import DEFAULT_ROLE, DEFAULT_STRATEGY, ModelRouter, RetryPolicy
 from astromesh.models.strategies import RouterStats
 from astromesh.models.types import GenerationParams
+from astromesh.telemetry.metrics import Metrics
 
 if TYPE_CHECKING:
     from astromesh.config import AgentDocument, ModelCandidate
@@ -84,15 +85,20 @@ def build_router(
     )
 
 
-def breaker_for(routing: RoutingConfig | None, redis_url: str | None) -> CircuitBreaker:
+def breaker_for(
+    routing: RoutingConfig | None, redis_url: str | None, *, metrics: Metrics | None = None
+) -> CircuitBreaker:
     """The circuit breaker configured by ``routing.circuit_breaker``: in Redis when a URL is
-    given (shared by every Lambda instance), in memory otherwise."""
+    given (shared by every Lambda instance), in memory otherwise; ``metrics`` counts opens."""
     if routing is not None:
         cb = routing.circuit_breaker
         return build_breaker(
-            redis_url, failure_threshold=cb.failure_threshold, recovery_timeout=cb.recovery_timeout
+            redis_url,
+            failure_threshold=cb.failure_threshold,
+            recovery_timeout=cb.recovery_timeout,
+            metrics=metrics,
         )
-    return build_breaker(redis_url)
+    return build_breaker(redis_url, metrics=metrics)
 
 
 def role_strategy(doc: AgentDocument, routing: RoutingConfig | None, role: str) -> str:

@@ -2,7 +2,9 @@
 
 The pool opens on first use (or :meth:`PostgresBackend.open`) and the schema migrations run
 right then, so a fresh database becomes usable without a separate migrate step, and a
-database written by a newer Astromesh is refused before anything reads it.
+database written by a newer Astromesh is refused before anything reads it. Connections are
+opened by :class:`~astromesh.stores.postgres_connect.PostgresConnector` (IAM auth tokens behind
+RDS Proxy, CA certificates for ``sslmode=verify-full``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from astromesh.stores._common import (
 )
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
 from astromesh.stores.migrations import migrate_postgres
+from astromesh.stores.postgres_connect import PostgresConnector
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -43,10 +46,23 @@ class PostgresBackend(StateBackend):
         dsn: a libpq connection string or ``postgresql://`` URI.
         min_size: connections the pool keeps open.
         max_size: most connections the pool opens under load.
+        connector: how connections are opened; by default from ``dsn`` and the
+            ``ASTROMESH_POSTGRES_*`` settings of the environment.
+
+    Raises:
+        ConfigurationError: those settings are invalid (see ``postgres_connect``).
     """
 
-    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connector: PostgresConnector | None = None,
+    ) -> None:
         self.dsn = dsn
+        self.connector = connector or PostgresConnector.from_env(dsn)
         self.min_size = min_size
         self.max_size = max_size
         self.pool: AsyncConnectionPool[AsyncConnection[Any]] = self._make_pool()
@@ -59,8 +75,8 @@ class PostgresBackend(StateBackend):
     def _make_pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
         # open=False: psycopg would otherwise open it in the constructor, which needs a
         # running event loop and a reachable server before anything has asked for one.
-        return AsyncConnectionPool(
-            self.dsn, min_size=self.min_size, max_size=self.max_size, open=False, name="astromesh"
+        return self.connector.pool(
+            min_size=self.min_size, max_size=self.max_size, open=False, name="astromesh"
         )
 
     async def open(self) -> None:

@@ -12,7 +12,8 @@ lock, rather than in the numbered state-store migrations:
 
 Creating the extension needs a privileged role the first time; on RDS the master user has it
 (``rds_superuser``). Where the application role lacks it, create the extension once by hand:
-this code then only checks that it exists.
+this code then only checks that it exists (the AWS deployment's migrations step does). Its
+connections are opened by ``astromesh.stores.postgres_connect`` like the state store's.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from astromesh.errors import ConfigurationError
 from astromesh.rag.types import Hit, Record, Vector
 from astromesh.rag.vectorstores.base import VectorStore, Where
+from astromesh.stores.postgres_connect import PostgresConnector
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
@@ -55,6 +57,8 @@ class PgVectorStore(VectorStore):
         dimension: vector size; when ``None`` the table is created at the first write.
         ef_search: HNSW candidate list size at query time (recall vs. speed); raised to
             ``2 * top_k`` for larger queries.
+        connector: how connections are opened; by default from ``dsn`` and the
+            ``ASTROMESH_POSTGRES_*`` settings of the environment.
     """
 
     backend = "pgvector"
@@ -67,8 +71,10 @@ class PgVectorStore(VectorStore):
         dimension: int | None = None,
         ef_search: int = 64,
         max_size: int = 4,
+        connector: PostgresConnector | None = None,
     ) -> None:
         self.dsn = dsn
+        self.connector = connector or PostgresConnector.from_env(dsn)
         self.collection = collection
         self.table = table_name(collection)
         self.dimension = dimension
@@ -100,7 +106,7 @@ class PgVectorStore(VectorStore):
         import psycopg
 
         try:
-            async with await psycopg.AsyncConnection.connect(self.dsn, autocommit=True) as conn:
+            async with await self.connector.connect(autocommit=True) as conn:
                 cursor = await conn.execute(
                     "SELECT extversion FROM pg_extension WHERE extname = 'vector'"
                 )
@@ -122,14 +128,12 @@ class PgVectorStore(VectorStore):
 
     async def _open_pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
         from pgvector.psycopg import register_vector_async
-        from psycopg_pool import AsyncConnectionPool
 
         async def configure(conn: AsyncConnection[Any]) -> None:
             await register_vector_async(conn)
             await conn.set_autocommit(True)
 
-        pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
-            self.dsn,
+        pool = self.connector.pool(
             min_size=1,
             max_size=self.max_size,
             open=False,

@@ -124,7 +124,9 @@ def build_app(
     defaults = json.loads((_REPO / "cdk.json").read_text(encoding="utf-8")).get("context", {})
     app = cdk.App(context={**defaults, **(context or {})}, outdir=outdir)
     stage = stage or app.node.try_get_context("stage") or "dev"
-    keys = ("gpu", "gpuImageUri", "gpuModel", "adotLayerArn", "alarmEmail", "skipBundling")
+    keys = ("gpu", "gpuImageUri", "gpuModel", "gpuDomainName", "gpuCertificateArn",
+            "gpuHostedZoneId", "gpuAllowPlaintext", "adotLayerArn", "alarmEmail",
+            "skipBundling")  # fmt: skip
     settings = settings_for(stage, {k: app.node.try_get_context(k) for k in keys})
     return app, build_stacks(app, settings)
 

@@ -40,6 +40,17 @@ class GpuSettings:
     requests_per_task: int = 20
     """Target of the service's scaling on ALB requests per target (per minute)."""
     max_model_len: int = 8192
+    # -- the endpoint's TLS (infra/stacks/model_serving.py): required unless allow_plaintext
+    domain_name: str | None = None
+    """The name the functions call (``https://<domain_name>/v1``), e.g.
+    ``models.internal.example.com``; an alias record in a private hosted zone of the VPC."""
+    certificate_arn: str | None = None
+    """An ACM certificate for ``domain_name``, in the stage's region (the ALB's HTTPS listener)."""
+    hosted_zone_id: str | None = None
+    """An existing private hosted zone of the VPC that holds ``domain_name``; none: the stack
+    creates one for the domain's parent."""
+    allow_plaintext: bool = False
+    """Serve plain HTTP inside the VPC (the bearer key in clear text): an explicit opt-in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +161,8 @@ _STAGES = {s.name: s for s in (DEV, PROD)}
 def settings_for(stage: str, context: Mapping[str, Any] | None = None) -> StageSettings:
     """The settings of ``stage``, with the account-specific context values applied.
 
-    Context keys: ``gpuImageUri``, ``gpuModel`` (when the stage serves a GPU model; ``gpu=true``
+    Context keys: ``gpuImageUri``, ``gpuModel``, ``gpuDomainName``, ``gpuCertificateArn``,
+    ``gpuHostedZoneId``, ``gpuAllowPlaintext`` (when the stage serves a GPU model; ``gpu=true``
     turns the endpoint on in a stage that has none), ``adotLayerArn``, ``alarmEmail``,
     ``skipBundling``.
     """
@@ -166,6 +178,10 @@ def settings_for(stage: str, context: Mapping[str, Any] | None = None) -> StageS
             gpu,
             image_uri=context.get("gpuImageUri") or gpu.image_uri,
             model=context.get("gpuModel") or gpu.model,
+            domain_name=context.get("gpuDomainName") or gpu.domain_name,
+            certificate_arn=context.get("gpuCertificateArn") or gpu.certificate_arn,
+            hosted_zone_id=context.get("gpuHostedZoneId") or gpu.hosted_zone_id,
+            allow_plaintext=_flag(context.get("gpuAllowPlaintext")) or gpu.allow_plaintext,
         )
     return dataclasses.replace(
         settings,

@@ -10,9 +10,19 @@ is exactly such an endpoint, so the router needs no AWS-specific provider.
   Secrets Manager (the same secret the functions read as ``ASTROMESH_GPU_API_KEY``).
 - Autoscaling: tasks on ALB requests per target; GPU instances follow through the capacity
   provider's managed scaling (one task per GPU instance).
-- The base URL, ``http://<internal-alb>/v1``, is written to SSM
+- TLS: every request carries the bearer key, so the ALB listens on HTTPS only (443, a TLS 1.3
+  policy, the ACM certificate of ``-c gpuCertificateArn``) under ``-c gpuDomainName``, an
+  alias record in a private hosted zone of the VPC (``-c gpuHostedZoneId``, or one created
+  for the name's parent). Its security group admits 443 from the functions' group only. A
+  stage without the two fails to synthesize, unless ``-c gpuAllowPlaintext=true`` keeps the
+  old plain-HTTP listener on 80 (with a warning): :func:`check_tls`. TLS ends at the ALB:
+  the hop to the task (``gpu.port``, admitted from the ALB's group only) is HTTP.
+- The base URL, ``https://<gpuDomainName>/v1``, is written to SSM
   (``/astromesh/<stage>/model-serving/endpoint``); the runtime stack reads it at deploy time
-  into ``ASTROMESH_GPU_ENDPOINT``. An agent refers to it through a ProviderConfig entry
+  into ``ASTROMESH_GPU_ENDPOINT``. The providers' httpx client verifies the certificate
+  against certifi's bundle (``models/_http.py``), which holds the Amazon roots ACM's public
+  certificates chain to; a private-CA certificate would need ``SSL_CERT_FILE`` on the
+  functions. An agent refers to the server through a ProviderConfig entry
   (infra/examples/providers.gpu.yaml)::
 
       providers:
@@ -27,13 +37,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack, Token
+from aws_cdk import Annotations, Duration, RemovalPolicy, Stack, Token
 from aws_cdk import aws_autoscaling as autoscaling
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as route53_targets
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -44,7 +56,46 @@ from infra.stacks.data import DataStack
 from infra.stacks.network import NetworkStack
 from infra.stacks.runtime import GPU_ENDPOINT_PARAMETER
 
-LISTENER_PORT = 80
+HTTPS_PORT = 443
+PLAINTEXT_PORT = 80
+"""Only with ``-c gpuAllowPlaintext=true``."""
+TLS_POLICY = elbv2.SslPolicy.TLS13_13
+"""TLS 1.3 only: the only clients are the functions (Python 3.12, OpenSSL 3), so nothing
+needs TLS 1.2's older cipher suites."""
+
+
+def check_tls(gpu: GpuSettings, stage: str) -> bool:
+    """Whether the endpoint is served over TLS; raises if it is neither TLS nor explicitly
+    allowed to be plain HTTP (secure by default: the requests carry the bearer key)."""
+    missing = [
+        key
+        for key, value in (("gpuDomainName", gpu.domain_name),
+                           ("gpuCertificateArn", gpu.certificate_arn))
+        if not value
+    ]  # fmt: skip
+    if not missing:
+        if not gpu.certificate_arn.startswith("arn:"):
+            raise ValueError(
+                f"gpuCertificateArn must be an ACM certificate ARN, got {gpu.certificate_arn!r}"
+            )
+        if gpu.hosted_zone_id is None and _parent(gpu.domain_name).count(".") < 1:
+            raise ValueError(
+                f"gpuDomainName {gpu.domain_name!r} has no parent domain to create a private "
+                "hosted zone for (e.g. models.internal.example.com); or give gpuHostedZoneId"
+            )
+        return True
+    if gpu.allow_plaintext:
+        return False
+    raise ValueError(
+        f"stage {stage} serves a GPU model, whose requests carry its bearer key: serve it over "
+        f"TLS with -c gpuDomainName=<name> -c gpuCertificateArn=<ACM certificate ARN for that "
+        f"name> (missing: {', '.join(missing)}), or opt in to plain HTTP inside the VPC with "
+        "-c gpuAllowPlaintext=true (not recommended)"
+    )
+
+
+def _parent(domain: str) -> str:
+    return domain.rstrip(".").partition(".")[2]
 
 
 def server_command(gpu: GpuSettings) -> list[str]:
@@ -75,13 +126,15 @@ class ModelServingStack(Stack):
         gpu = settings.gpu
         if gpu is None:
             raise ValueError(f"stage {settings.name} serves no GPU model (settings.gpu is None)")
+        tls = check_tls(gpu, settings.name)
+        listener_port = HTTPS_PORT if tls else PLAINTEXT_PORT
         vpc = network.vpc
 
         alb_sg = ec2.SecurityGroup(
             self, "AlbSg", vpc=vpc, description="Model server ALB: functions only",
             allow_all_outbound=True,
         )  # fmt: skip
-        alb_sg.add_ingress_rule(network.functions_sg, ec2.Port.tcp(LISTENER_PORT), "functions")
+        alb_sg.add_ingress_rule(network.functions_sg, ec2.Port.tcp(listener_port), "functions")
         server_sg = ec2.SecurityGroup(
             self, "ServerSg", vpc=vpc, description="Model server tasks: the ALB only",
             allow_all_outbound=True,
@@ -220,7 +273,23 @@ class ModelServingStack(Stack):
             )
         else:
             alb.log_access_logs(alb_logs, prefix="model-server")
-        listener = alb.add_listener("Http", port=LISTENER_PORT, open=False)
+        if tls:
+            listener = alb.add_listener(
+                "Https",
+                port=HTTPS_PORT,
+                protocol=elbv2.ApplicationProtocol.HTTPS,
+                certificates=[elbv2.ListenerCertificate.from_arn(gpu.certificate_arn)],
+                ssl_policy=TLS_POLICY,
+                open=False,
+            )
+        else:
+            listener = alb.add_listener("Http", port=PLAINTEXT_PORT, open=False)
+            Annotations.of(self).add_warning_v2(
+                "astromesh:gpu-plaintext",
+                "gpuAllowPlaintext: the GPU model server is plain HTTP on port 80, so every "
+                "request's bearer key (VLLM_API_KEY) and every prompt and completion cross the "
+                "VPC in clear text; give -c gpuDomainName and -c gpuCertificateArn instead.",
+            )
         targets = listener.add_targets(
             "Server",
             port=gpu.port,
@@ -235,7 +304,31 @@ class ModelServingStack(Stack):
         scaling.scale_on_request_count(
             "Requests", requests_per_target=gpu.requests_per_task, target_group=targets
         )
-        self.endpoint = f"http://{alb.load_balancer_dns_name}/v1"
+        if tls:
+            domain = gpu.domain_name.rstrip(".")
+            zone = (
+                route53.PrivateHostedZone.from_private_hosted_zone_id(
+                    self, "Zone", gpu.hosted_zone_id
+                )
+                if gpu.hosted_zone_id
+                else route53.PrivateHostedZone(
+                    self,
+                    "Zone",
+                    zone_name=_parent(domain),
+                    vpc=vpc,
+                    comment=f"Astromesh {settings.name}: the GPU model server's name",
+                )
+            )
+            route53.ARecord(
+                self,
+                "Alias",
+                zone=zone,
+                record_name=f"{domain}.",  # fully qualified: an imported zone has no name
+                target=route53.RecordTarget.from_alias(route53_targets.LoadBalancerTarget(alb)),
+            )
+            self.endpoint = f"https://{domain}/v1"
+        else:
+            self.endpoint = f"http://{alb.load_balancer_dns_name}/v1"
         ssm.StringParameter(
             self,
             "Endpoint",

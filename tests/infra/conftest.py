@@ -7,18 +7,27 @@ handlers the templates name). Deselect these tests with ``-m "not infra"``.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+GPU_TLS_CONTEXT = {
+    "gpuDomainName": "models.internal.example.com",
+    "gpuCertificateArn": "arn:aws:acm:eu-west-1:123456789012:certificate/"
+    "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9",
+}
+"""The GPU endpoint's TLS name and certificate: prod does not synthesize without them."""
+
 SYNTH_CONTEXT = {
     "skipBundling": "true",
     "aws:cdk:enable-asset-metadata": True,
     "aws:cdk:disable-asset-staging": True,
+    **GPU_TLS_CONTEXT,
 }
 
 
@@ -44,12 +53,12 @@ class Synthesized:
         }
 
 
-def _synthesize(stage: str) -> Iterator[Synthesized]:
+def _synthesize(stage: str, context: dict[str, Any] | None = None) -> Iterator[Synthesized]:
     from aws_cdk.assertions import Template
     from infra.app import build_app
 
     with tempfile.TemporaryDirectory(prefix=f"astromesh-cdk-{stage}-") as outdir:
-        app, stacks = build_app(stage, SYNTH_CONTEXT, outdir=outdir)
+        app, stacks = build_app(stage, {**SYNTH_CONTEXT, **(context or {})}, outdir=outdir)
         app.synth()
         fields = ("network", "data", "model_serving", "runtime", "orchestration", "api",
                   "observability")  # fmt: skip
@@ -74,3 +83,13 @@ def prod() -> Iterator[Synthesized]:
 @pytest.fixture(scope="session", params=["dev", "prod"])
 def synthesized(request: pytest.FixtureRequest) -> Synthesized:
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def synthesize() -> Iterator[Callable[..., Synthesized]]:
+    """``synthesize(stage, context)``: another app, with ``context`` over SYNTH_CONTEXT (a key
+    set to None is left out). Each call is a full synth: keep them few."""
+    with contextlib.ExitStack() as apps:
+        yield lambda stage, context: apps.enter_context(
+            contextlib.contextmanager(_synthesize)(stage, context)
+        )

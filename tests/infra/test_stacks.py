@@ -308,7 +308,7 @@ def test_gpu_model_server_with_autoscaling_and_published_endpoint(prod):
     assert lb["Properties"]["Scheme"] == "internal"
     parameter = _one(prod.resources("model_serving", "AWS::SSM::Parameter"))["Properties"]
     assert parameter["Name"] == "/astromesh/prod/model-serving/endpoint"
-    assert json.dumps(parameter["Value"]).endswith('/v1"]]}')
+    assert parameter["Value"] == "https://models.internal.example.com/v1"  # conftest's name
 
 
 def test_dev_has_no_gpu_endpoint(dev):
@@ -320,9 +320,9 @@ def test_dev_has_no_gpu_endpoint(dev):
 def test_gpu_provider_example_is_a_valid_provider_config():
     result = load_path(
         EXAMPLES / "providers.gpu.yaml",
-        env={env.GPU_ENDPOINT_ENV: "http://internal-alb.example/v1"},
+        env={env.GPU_ENDPOINT_ENV: "https://models.internal.example.com/v1"},
     )
     assert not result.errors, result.errors
     entry = result.providers["gpu"]
-    assert entry.endpoint == "http://internal-alb.example/v1"
+    assert entry.endpoint == "https://models.internal.example.com/v1"
     assert entry.api_key_env == env.GPU_API_KEY_ENV

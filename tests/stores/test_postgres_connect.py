@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import certifi
+import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
@@ -110,6 +111,27 @@ async def test_each_new_pooled_connection_gets_a_fresh_token(postgres_schema: st
             await c.execute("SELECT 1")
         assert len(tokens.calls) == 3, "the third connection was new: it got its own token"
         assert passwords == tokens.issued
+    finally:
+        await pool.close()
+
+
+async def test_a_connection_the_proxy_dropped_is_replaced_with_a_fresh_token(
+    postgres_schema: str,
+) -> None:
+    """RDS Proxy closes idle client connections while the sandbox is frozen: the pool checks
+    each checkout and opens a new connection, with a new token, instead of failing."""
+    tokens = Tokens()
+    pool = _token_connector(postgres_schema, tokens).pool(min_size=1, max_size=1, open=False)
+    await pool.open(wait=True)
+    try:
+        async with pool.connection() as conn:
+            pid = conn.info.backend_pid
+        async with await psycopg.AsyncConnection.connect(postgres_schema, autocommit=True) as admin:
+            await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        async with pool.connection() as conn:
+            await conn.execute("SELECT 1")
+            assert conn.info.backend_pid != pid
+            assert conn.info.password == "token-2"
     finally:
         await pool.close()
 

@@ -158,9 +158,17 @@ class PostgresConnector:
 
     def pool(self, **options: Any) -> AsyncConnectionPool[AsyncConnection[Any]]:
         """An ``AsyncConnectionPool`` (``options`` as for its constructor; pass ``open=False``
-        outside a running loop)."""
+        outside a running loop).
+
+        With IAM auth (RDS Proxy) every checkout is checked first (an empty query): the proxy
+        closes client connections idle longer than its ``idle_client_timeout``, typically
+        while a Lambda sandbox is frozen and the pool cannot notice; a dropped connection is
+        then replaced, with a fresh token, instead of failing the request.
+        """
         from psycopg_pool import AsyncConnectionPool
 
+        if self.iam_auth:
+            options.setdefault("check", AsyncConnectionPool.check_connection)
         return AsyncConnectionPool(self.conninfo, kwargs=self.connect_kwargs, **options)
 
 

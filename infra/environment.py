@@ -14,6 +14,10 @@ from astromesh.runtime import (
     REDIS_URL_ENV,
     STATE_BACKEND_ENV,
 )
+from astromesh.stores.postgres_connect import IAM_AUTH_ENV as POSTGRES_IAM_AUTH_ENV
+from astromesh.stores.postgres_connect import (
+    PREPARE_THRESHOLD_ENV as POSTGRES_PREPARE_THRESHOLD_ENV,
+)
 from astromesh.telemetry.metrics import STAGE_ENV
 
 __all__ = [
@@ -27,6 +31,8 @@ __all__ = [
     "MAX_BODY_ENV",
     "NEXT_WRAPPER_ENV",
     "POSTGRES_DSN_ENV",
+    "POSTGRES_IAM_AUTH_ENV",
+    "POSTGRES_PREPARE_THRESHOLD_ENV",
     "REDIS_URL_ENV",
     "RESOLVE_ENV",
     "SFN_EXPRESS_ARN_ENV",

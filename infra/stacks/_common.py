@@ -28,9 +28,19 @@ ENI_ACTIONS = (
 AWSLambdaVPCAccessExecutionRole); EC2 does not scope the Describe calls to resources."""
 
 POSTGRES_DB = "astromesh"
-POSTGRES_DSN_FORMAT = (
-    "postgresql://{username}:{password}@{host}:{port}/" + POSTGRES_DB + "?sslmode=require"
-)
+POSTGRES_PORT = 5432
+POSTGRES_APP_USER = "astromesh_app"
+"""The database role the functions use (through RDS Proxy, with IAM tokens); the migrations
+custom resource creates it and makes it the owner of the runtime's tables."""
+
+
+def postgres_proxy_dsn(endpoint: str) -> str:
+    """The functions' ``ASTROMESH_POSTGRES_DSN``: no password (each connection presents an IAM
+    token), the proxy's certificate checked (ACM, chained to Amazon's roots in certifi)."""
+    return (
+        f"postgresql://{POSTGRES_APP_USER}@{endpoint}:{POSTGRES_PORT}/{POSTGRES_DB}"
+        "?sslmode=verify-full"
+    )
 
 
 MANAGED_BASIC_EXECUTION = (

@@ -4,12 +4,25 @@
   WebSocket connections, dedupe keys). One node in dev, a primary and a replica across AZs
   in prod.
 - RDS PostgreSQL 16 with TLS forced: the durable tier (runs, history, registered agents,
-  API keys, pgvector). A custom resource enables ``vector`` and applies the runtime's
-  migrations on every deploy that changes them.
+  API keys, pgvector), behind RDS Proxy. The functions hold no database secret: they connect
+  to the proxy as ``astromesh_app`` with an IAM auth token per connection (TLS required,
+  certificate checked), and their roles may ``rds-db:connect`` as that user on that proxy
+  only. The proxy logs in to the instance with the ``postgres-app`` secret; only the proxy,
+  the migrations function and the two rotation functions reach the instance.
+- Two generated credentials, both rotated every 30 days by single-user rotation: the master
+  (``postgres``), which only the migrations function reads, and the application user
+  (``postgres-app``), which only the proxy and its rotation read. Single-user rotation is
+  safe here because no function caches either password: the proxy re-reads its secret and
+  the migrations function reads the master's on each run.
+- A custom resource (infra/migrations/handler.py), on every deploy that changes it, as
+  master: ``CREATE EXTENSION vector``, creates ``astromesh_app`` if missing (its password set
+  only then: rotation owns it afterwards), grants it the schema and applies the runtime's
+  migrations as that role, so the tables belong to the role the functions use. The rotations
+  start after it, when the role exists.
 - S3: the documents bucket (its notifications to ``ingestion`` are added by the runtime
   stack, where the function is: a bucket's notification needs the function to exist).
-- Secrets Manager: database credentials (generated), the Redis AUTH token (generated), the
-  provider API keys, the WhatsApp and Telegram settings and the GPU server's key. The last
+- Secrets Manager: the two database credentials (above), the Redis AUTH token (generated),
+  the provider API keys, the WhatsApp and Telegram settings and the GPU server's key. The last
   four hold a JSON object whose keys become environment variables of those names (see
   infra/lambda_env/astromesh_env.py); set them with ``aws secretsmanager put-secret-value``.
 """
@@ -30,7 +43,6 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra import environment as env
 from infra.bundling import runtime_recipe
 from infra.config import Names, StageSettings
 from infra.functions import CHANNEL_SECRET_KEYS
@@ -40,6 +52,10 @@ from infra.stacks.network import NetworkStack
 REDIS_PORT = 6379
 POSTGRES_VERSION = rds.PostgresEngineVersion.VER_16_9
 MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
+ROTATION_DAYS = 30
+PASSWORD_EXCLUDE = " %+~`#$&*()|[]{}:;<>?!'/@\"\\"
+"""aws-cdk-lib's default for RDS passwords (characters that break DSNs, shells or JSON), given
+to the generated secrets and their rotations alike, so a rotated password obeys the same rule."""
 
 _NOT_ROTATED = (
     "Set by operators (provider keys, channel tokens issued by Meta/Telegram); there is no "
@@ -164,11 +180,12 @@ class DataStack(Stack):
         """For the resolver: the AUTH token from :attr:`redis_auth` fills ``{password}``."""
 
         # -- PostgreSQL -------------------------------------------------------------------
+        # Admitted by the proxy, the migrations function and the rotation functions, each
+        # added where it is made (``connections.allow_default_port_from``); not the functions.
         db_sg = ec2.SecurityGroup(
-            self, "PostgresSg", vpc=vpc, description="PostgreSQL: functions only",
+            self, "PostgresSg", vpc=vpc, description="PostgreSQL: proxy, migrations, rotation",
             allow_all_outbound=False,
         )  # fmt: skip
-        db_sg.add_ingress_rule(network.functions_sg, ec2.Port.tcp(5432), "functions")
         self.database = rds.DatabaseInstance(
             self,
             "Postgres",
@@ -201,15 +218,45 @@ class DataStack(Stack):
             ),
         )
         self.db_secret = self.database.secret
+        """The master's credentials: read by the migrations function only."""
+        # Runtime stacks deployed before the functions moved to RDS Proxy import this ARN;
+        # CloudFormation refuses to drop an export still in use, so it stays for one release
+        # (infra/README.md, open items) and goes once every stage's runtime has deployed.
+        self.export_value(self.db_secret.secret_arn)
+        self.database.add_rotation_single_user(
+            automatically_after=Duration.days(ROTATION_DAYS),
+            exclude_characters=PASSWORD_EXCLUDE,
+            vpc_subnets=network.data_subnets,
+        )
+        self.app_secret = rds.DatabaseSecret(
+            self,
+            "PostgresAppSecret",
+            username=_common.POSTGRES_APP_USER,
+            master_secret=self.db_secret,
+            secret_name=names.secret("postgres-app"),
+            exclude_characters=PASSWORD_EXCLUDE,
+        ).attach(self.database)
+        """``astromesh_app``'s credentials: read by RDS Proxy (and rotation) only."""
+        secretsmanager.SecretRotation(
+            self,
+            "PostgresAppRotation",
+            application=secretsmanager.SecretRotationApplication.POSTGRES_ROTATION_SINGLE_USER,
+            secret=self.app_secret,
+            target=self.database,
+            vpc=vpc,
+            vpc_subnets=network.data_subnets,
+            automatically_after=Duration.days(ROTATION_DAYS),
+            exclude_characters=PASSWORD_EXCLUDE,
+        )
+        self.proxy = self._proxy(network, vpc)
+        self.postgres_dsn = _common.postgres_proxy_dsn(self.proxy.endpoint)
+        """The functions' ``ASTROMESH_POSTGRES_DSN`` (no secret in it)."""
         reasons = {
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
             "AmazonRDSEnhancedMonitoringRole]": "Enhanced monitoring's role uses the policy "
             "AWS provides for it.",
-            "AwsSolutions-RDS11": "The default port: only the functions' security group "
-            "reaches it, in isolated subnets; a non-default port adds nothing there.",
-            "AwsSolutions-SMG4": "Single-user rotation would break the new connections of warm "
-            "functions that cached the password at cold start; alternating-users rotation "
-            "with an application user is the planned fix (infra/README.md, open items).",
+            "AwsSolutions-RDS11": "The default port: only the proxy, migrations and rotation "
+            "security groups reach it, in isolated subnets; a non-default port adds nothing.",
         }
         if not settings.db_multi_az:
             reasons["AwsSolutions-RDS3"] = "dev: single AZ to save cost; prod is Multi-AZ."
@@ -250,8 +297,16 @@ class DataStack(Stack):
             removal_policy=RemovalPolicy.RETAIN,
         )
 
-        # -- migrations: pgvector + the runtime's schema ----------------------------------
-        self._migrations(network, db_sg)
+        # -- migrations: pgvector, the application role, the runtime's schema ---------------
+        schema = self._migrations(network)
+        # Waits for the instance and for its security group's rules (the one admitting the
+        # migrations function among them), not for the instance's whole subtree: that holds
+        # the master secret's rotation schedule, which waits for the schema (below).
+        schema.node.add_dependency(self.database.node.default_child, db_sg)
+        for secret in (self.db_secret, self.app_secret):
+            # The first rotation (immediate, when the schedule is created) waits for the role
+            # to exist and for the migrations to have read the master's first password.
+            secret.node.find_child("RotationSchedule").node.add_dependency(schema)
 
     def _operator_secret(
         self, id: str, name: str, placeholder: dict[str, str], description: str
@@ -271,13 +326,58 @@ class DataStack(Stack):
         _common.suppress(secret, {"AwsSolutions-SMG4": _NOT_ROTATED})
         return secret
 
-    def _migrations(self, network: NetworkStack, db_sg: ec2.SecurityGroup) -> None:
+    def _proxy(self, network: NetworkStack, vpc: ec2.IVpc) -> rds.DatabaseProxy:
+        """RDS Proxy in front of the instance: TLS and IAM auth required, logging in to the
+        instance with the application user's secret. Its own security group admits the
+        functions; the instance admits it (added by ``add_proxy``)."""
+        proxy_sg = ec2.SecurityGroup(
+            self, "PostgresProxySg", vpc=vpc, description="RDS Proxy: functions only",
+            allow_all_outbound=False,
+        )  # fmt: skip
+        proxy_sg.add_ingress_rule(
+            network.functions_sg, ec2.Port.tcp(_common.POSTGRES_PORT), "functions"
+        )
+        proxy_sg.add_egress_rule(
+            ec2.Peer.ipv4(vpc.vpc_cidr_block),
+            ec2.Port.tcp(443),
+            "Secrets Manager (its interface endpoint, private DNS): the proxy's credentials",
+        )
+        proxy = self.database.add_proxy(
+            "PostgresProxy",
+            vpc=vpc,
+            vpc_subnets=network.data_subnets,
+            security_groups=[proxy_sg],
+            secrets=[self.app_secret],
+            require_tls=True,
+            iam_auth=True,
+            db_proxy_name=f"{self.names.prefix}-postgres",
+        )
+        # AWS::RDS::DBProxyTargetGroup takes no Tags (CloudFormation rejects the app-wide
+        # project/stage tags that aws-cdk-lib would render on it).
+        target_group = proxy.node.find_child("ProxyTargetGroup")
+        assert isinstance(target_group, rds.CfnDBProxyTargetGroup)
+        target_group.add_property_deletion_override("Tags")
+        return proxy
+
+    def _migrations(self, network: NetworkStack) -> CustomResource:
         name = self.names.function("migrations")
         logs_to = _common.log_group(self, "MigrationsLogs", self.settings, f"/aws/lambda/{name}")
         role = _common.function_role(
             self, "MigrationsRole", description="Astromesh schema migrations", logs_to=logs_to
         )
         self.db_secret.grant_read(role)
+        self.app_secret.grant_read(role)
+        # Its own group: the instance admits it (the functions' group reaches only the proxy).
+        security_group = ec2.SecurityGroup(
+            self, "MigrationsSg", vpc=network.vpc,
+            description="Migrations function: PostgreSQL and AWS APIs", allow_all_outbound=False,
+        )  # fmt: skip
+        security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(),
+            ec2.Port.tcp(443),
+            "Secrets Manager (VPC endpoint) and X-Ray (through the NAT)",
+        )
+        self.database.connections.allow_default_port_from(security_group, "migrations")
         runtime_layer = _common.layer(
             self, "RuntimeLayer", runtime_recipe(), self.settings, "astromesh runtime (migrations)"
         )
@@ -292,20 +392,12 @@ class DataStack(Stack):
             memory_mb=512,
             timeout_s=300,
             layers=[runtime_layer],
-            environment=_common.resolve_environment(
-                self,
-                [
-                    {
-                        "env": env.POSTGRES_DSN_ENV,
-                        "secret": self.db_secret.secret_arn,
-                        "format": _common.POSTGRES_DSN_FORMAT,
-                    }
-                ],
-            ),
-            description="CREATE EXTENSION vector; astromesh.stores.migrations",
+            # No resolver: the handler reads both secrets itself on every event.
+            environment={},
+            description="CREATE EXTENSION vector; astromesh_app; astromesh.stores.migrations",
             vpc=network.vpc,
             vpc_subnets=network.app_subnets,
-            security_groups=[network.functions_sg],
+            security_groups=[security_group],
         )
         provider = cr.Provider(self, "MigrationsProvider", on_event_handler=function)
         _common.suppress(
@@ -323,9 +415,15 @@ class DataStack(Stack):
             "Schema",
             service_token=provider.service_token,
             resource_type="Custom::AstromeshSchema",
-            properties={"Extensions": ["vector"], "Migrations": migrations_digest()},
+            properties={
+                "MasterSecretArn": self.db_secret.secret_arn,
+                "AppSecretArn": self.app_secret.secret_arn,
+                "Database": _common.POSTGRES_DB,
+                "Extensions": ["vector"],
+                "Migrations": migrations_digest(),
+            },
         )
-        resource.node.add_dependency(self.database)
+        return resource
 
 
 def migrations_digest() -> str:

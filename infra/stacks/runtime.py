@@ -173,17 +173,17 @@ class RuntimeStack(Stack):
             "POWERTOOLS_SERVICE_NAME": spec.service,
             "POWERTOOLS_METRICS_NAMESPACE": NAMESPACE,
             "OTEL_SERVICE_NAME": spec.service,
+            # PostgreSQL through RDS Proxy: no secret, an IAM token per connection, as the
+            # application user only; no server-side prepared statements (they pin sessions).
+            env.POSTGRES_DSN_ENV: data.postgres_dsn,
+            env.POSTGRES_IAM_AUTH_ENV: "true",
+            env.POSTGRES_PREPARE_THRESHOLD_ENV: "none",
         }
+        data.proxy.grant_connect(role, _common.POSTGRES_APP_USER)
         resolve: list[dict[str, str]] = [
-            {
-                "env": env.POSTGRES_DSN_ENV,
-                "secret": data.db_secret.secret_arn,
-                "format": _common.POSTGRES_DSN_FORMAT,
-            },
             {"env": env.REDIS_URL_ENV, "secret": data.redis_auth.secret_arn,
              "format": data.redis_url_format},
         ]  # fmt: skip
-        data.db_secret.grant_read(role)
         data.redis_auth.grant_read(role)
         if spec.model_keys:
             resolve.append({"secret": data.provider_keys.secret_arn})

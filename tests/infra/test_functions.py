@@ -124,7 +124,7 @@ def test_function_settings(synthesized, spec: FunctionSpec):
         assert variables[env.MAX_BODY_ENV] == str(settings.max_body_bytes)
     secret_names = [k for k in variables if k.startswith(("WHATSAPP_", "TELEGRAM_"))]
     assert secret_names == [], "channel secrets come from the resolver, never the config"
-    assert env.POSTGRES_DSN_ENV not in variables and env.REDIS_URL_ENV not in variables
+    assert env.REDIS_URL_ENV not in variables  # the database's DSN: test_database_access.py
 
 
 @pytest.mark.parametrize("spec", FUNCTIONS, ids=lambda s: s.name)
@@ -135,7 +135,7 @@ def test_resolver_names_the_function_secrets(synthesized, spec: FunctionSpec):
         env.RESOLVE_ENV
     ]
     text = json.dumps(raw)  # a Fn::Join of JSON text and secret ARNs
-    assert env.POSTGRES_DSN_ENV in text and env.REDIS_URL_ENV in text
+    assert env.REDIS_URL_ENV in text and env.POSTGRES_DSN_ENV not in text  # IAM, no secret
     assert (env.WS_CALLBACK_URL_ENV in text) is spec.posts_frames
     assert (env.GPU_API_KEY_ENV in text) is (
         spec.model_keys and synthesized.stacks.settings.gpu is not None

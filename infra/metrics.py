@@ -12,12 +12,15 @@ Two sources, both read as they are:
   :data:`STAGE_DIMENSION` = ``$ASTROMESH_STAGE``.
 
 The runtime's names are defined once, in :mod:`astromesh.telemetry.metrics`, and re-exported
-here, so the alarms cannot watch a name the runtime does not write.
+here, so the alarms cannot watch a name the runtime does not write. :data:`ALARMED_METRICS` are
+the ones it writes as EMF; its other metrics (runs finished, run duration) go to OpenTelemetry
+only (the local server's Prometheus endpoint), Step Functions' own metrics covering them here.
 """
 
 from __future__ import annotations
 
 from astromesh.telemetry.metrics import (
+    ALARMED_METRICS,
     CIRCUIT_OPENED,
     NAMESPACE,
     RUN_COST,
@@ -28,6 +31,7 @@ from astromesh.telemetry.metrics import (
 )
 
 __all__ = [
+    "ALARMED_METRICS",
     "CIRCUIT_OPENED",
     "NAMESPACE",
     "RUNS_FAILED",

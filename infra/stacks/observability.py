@@ -115,7 +115,7 @@ class ObservabilityStack(Stack):
         )
 
         # -- the runtime's own metrics (EMF) -------------------------------------------------
-        runtime_metrics = {m.name: self._runtime_metric(m) for m in metrics.RUNTIME_METRICS}
+        runtime_metrics = {m.name: self._runtime_metric(m) for m in metrics.ALARMED_METRICS}
         self._alarm("circuit-opened", runtime_metrics[metrics.CIRCUIT_OPENED.name], threshold=1)
         self._alarm("runs-failed", runtime_metrics[metrics.RUNS_FAILED.name], threshold=5)
         cost = self._runtime_metric(metrics.RUN_COST, period=Duration.days(1))

@@ -92,6 +92,9 @@ def test_dev_serves_the_api_open_until_a_key_exists(tmp_path):
         assert httpx.get(f"{base}/v1/agents").status_code == 401
         authed = httpx.get(f"{base}/v1/agents", headers={"x-api-key": key.stdout.strip()})
         assert authed.status_code == 200
+        assert httpx.get(f"{base}/metrics").status_code == 401  # Prometheus, behind the keys
+        scrape = httpx.get(f"{base}/metrics", headers={"x-api-key": key.stdout.strip()})
+        assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
     finally:
         server.terminate()
         _, stderr = server.communicate(timeout=20)

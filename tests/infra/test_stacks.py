@@ -280,7 +280,7 @@ def test_the_runtime_metric_alarms_watch_what_the_runtime_writes(synthesized):
         (a["Properties"].get("Namespace"), a["Properties"].get("MetricName")): a["Properties"]
         for a in alarms
     }
-    for metric in metrics.RUNTIME_METRICS:
+    for metric in metrics.ALARMED_METRICS:
         document = EmfMetrics(stage).document(metric, 1, {})
         [directive] = document["_aws"]["CloudWatchMetrics"]
         alarm = watched[(directive["Namespace"], metric.name)]

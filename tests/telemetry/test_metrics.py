@@ -15,6 +15,7 @@ from astromesh.errors import ConfigurationError
 from astromesh.models.breaker import BreakerSettings, MemoryCircuitBreaker, RedisCircuitBreaker
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.telemetry.metrics import (
+    ALARMED_METRICS,
     CIRCUIT_OPENED,
     RUN_COST,
     RUNS_FAILED,
@@ -59,6 +60,21 @@ def test_a_property_cannot_overwrite_the_dimension_or_the_value():
 
     [document] = emf_lines(stream.getvalue())
     assert (document["Stage"], document["RunsFailed"]) == ("dev", 1)
+
+
+def test_emf_writes_only_the_alarmed_metrics_so_a_run_costs_no_more_log_lines():
+    stream = io.StringIO()
+    sink = EmfMetrics("prod", stream=stream)
+
+    for status in (RunStatus.SUCCEEDED, RunStatus.FAILED):
+        sink.run_finished(RunState(agent="helper", namespace="t", query="q", status=status))
+
+    written = [
+        d["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"]
+        for d in emf_lines(stream.getvalue())
+    ]
+    assert written == ["RunCostUSD", "RunsFailed", "RunCostUSD"]
+    assert ALARMED_METRICS == (CIRCUIT_OPENED, RUNS_FAILED, RUN_COST)
 
 
 def test_a_failing_sink_never_fails_the_caller(caplog):

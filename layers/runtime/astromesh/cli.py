@@ -150,7 +150,8 @@ def dev(
         bool, typer.Option("--reload", help="Restart when Python or YAML files change")
     ] = False,
 ) -> None:
-    """Serve the /v1 REST API, SSE and the WebSocket on one port (docs at /docs)."""
+    """Serve the /v1 REST API, SSE and the WebSocket on one port (docs at /docs, Prometheus
+    metrics at /metrics)."""
     import os
 
     try:

@@ -76,6 +76,8 @@ class AgentRuntime:
         env: environment for ``${VAR}`` interpolation and API keys (``os.environ`` by default).
         state: the backend for runs and history; when omitted it is opened from the
             RuntimeConfig document or the ``ASTROMESH_STATE_*`` settings (SQLite by default).
+        metrics: where the runtime's metrics go; :func:`metrics_from_env` of ``env`` by default.
+            The local server passes ``metrics_from_env(meter=...)`` with its Prometheus meter.
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class AgentRuntime:
         *,
         env: Mapping[str, str] | None = None,
         state: StateBackend | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.agents_dir = Path(agents_dir) if agents_dir is not None else default_agents_dir()
         self.env: Mapping[str, str] = os.environ if env is None else env
@@ -91,8 +94,9 @@ class AgentRuntime:
         self._owns_state = state is None
         self._backends: dict[str, StateBackend] = {}
         self._breaker: CircuitBreaker | None = None
-        self.metrics: Metrics = metrics_from_env(self.env)
-        """Where circuit opens, failed runs and run costs are counted (EMF in Lambda)."""
+        self.metrics: Metrics = metrics if metrics is not None else metrics_from_env(self.env)
+        """Where circuit opens, finished and failed runs and run costs are counted (EMF in
+        Lambda)."""
         self._ledger: BudgetLedger | None = None  # cost_limit's shared budgets, built once
         self._rag: PipelineRegistry | None = None
         self._agents: dict[str, Agent] = {}

@@ -11,6 +11,7 @@ import inspect
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
@@ -18,9 +19,14 @@ from astromesh import __version__
 from astromesh.channels import console, messaging, rest, ws
 from astromesh.channels.errors import install_error_handlers
 from astromesh.channels.middleware import BodyLimit, ErrorBoundary
+from astromesh.channels.prometheus import load_exporter, metrics_router
 from astromesh.channels.services import Services
 from astromesh.channels.settings import ServerSettings
 from astromesh.runtime import AgentRuntime
+from astromesh.telemetry.metrics import metrics_from_env
+
+if TYPE_CHECKING:
+    from astromesh.telemetry.prometheus import PrometheusExporter
 
 logger = logging.getLogger("astromesh.channels")
 
@@ -35,6 +41,7 @@ def create_app(
     settings: ServerSettings | None = None,
     *,
     owns_runtime: bool = False,
+    prometheus: PrometheusExporter | None = None,
 ) -> FastAPI:
     """Build the app serving ``runtime``.
 
@@ -43,6 +50,8 @@ def create_app(
             keys live in).
         settings: defaults to :meth:`ServerSettings.from_env`.
         owns_runtime: close ``runtime`` when the app shuts down (the local server's factory).
+        prometheus: serve its metrics at ``GET /metrics`` (the local server's; the runtime
+            should record on its meter, see :mod:`astromesh.telemetry.prometheus`).
     """
     settings = settings or ServerSettings.from_env()
     services = Services.build(runtime, settings)
@@ -82,6 +91,8 @@ def create_app(
     for router in rest.ROUTERS:
         app.include_router(router)
     app.include_router(ws.router)
+    if prometheus is not None:
+        app.include_router(metrics_router(prometheus))
     for router in (*messaging.ROUTERS, console.router):  # webhooks; the console at /
         app.include_router(router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
@@ -102,6 +113,15 @@ def _lenient_json() -> dict[str, bool]:
 def create_dev_app() -> FastAPI:
     """The local server's app (``astromesh dev``), a factory so ``--reload`` can re-import it.
 
-    Reads ``ASTROMESH_AGENTS_DIR`` and the state settings like the CLI.
+    Reads ``ASTROMESH_AGENTS_DIR`` and the state settings like the CLI. The Prometheus
+    exporter comes first so the runtime records on its meter; without the server extra's
+    packages there is none and no ``/metrics``.
     """
-    return create_app(AgentRuntime(), ServerSettings.from_env(), owns_runtime=True)
+    prometheus = load_exporter()
+    metrics = metrics_from_env(meter=prometheus.meter if prometheus is not None else None)
+    return create_app(
+        AgentRuntime(metrics=metrics),
+        ServerSettings.from_env(),
+        owns_runtime=True,
+        prometheus=prometheus,
+    )

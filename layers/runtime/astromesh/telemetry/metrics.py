@@ -1,10 +1,16 @@
-"""Runtime metrics: the few numbers operators alarm on, emitted where the deployment reads them.
+"""Runtime metrics: the numbers operators alarm on and watch, emitted where the deployment
+reads them.
 
-Three events matter enough to page someone, and only the runtime sees them:
+Three events matter enough to page someone, and only the runtime sees them
+(:data:`ALARMED_METRICS`):
 
 - a provider's circuit breaker opens (:data:`CIRCUIT_OPENED`),
 - a run ends failed or timed out (:data:`RUNS_FAILED`), whichever executor ran it,
 - what a run cost (:data:`RUN_COST`), summed into a cost-per-day alarm.
+
+Two more describe the traffic, for dashboards rather than pages: every finished run by agent
+and status (:data:`RUNS_FINISHED`) and its wall-clock duration (:data:`RUN_DURATION`, a
+histogram in seconds).
 
 Where they go depends on where the runtime runs, so the sink is chosen once per
 :class:`~astromesh.runtime.AgentRuntime` (:func:`metrics_from_env`):
@@ -12,9 +18,13 @@ Where they go depends on where the runtime runs, so the sink is chosen once per
 - in AWS Lambda, CloudWatch embedded metric format (:class:`EmfMetrics`): one JSON line on
   stdout per event, turned into metrics by CloudWatch Logs with no API call and no extra
   latency; namespace :data:`NAMESPACE` and the single dimension :data:`STAGE_DIMENSION`, which
-  is what the alarms in ``infra/stacks/observability.py`` watch;
-- everywhere else, the OpenTelemetry metrics API (:class:`OtelMetrics`): a no-op until an SDK
-  is configured, so a local server exports them (Prometheus, OTLP) with the usual settings.
+  is what the alarms in ``infra/stacks/observability.py`` watch. Only the alarmed three are
+  written: every EMF line costs log bytes on every run, and Step Functions already publishes
+  run counts and durations per state machine (``ExecutionsSucceeded``, ``ExecutionTime``...);
+- everywhere else, the OpenTelemetry metrics API (:class:`OtelMetrics`): all five, a no-op
+  until an SDK is configured. The local server (``astromesh dev``) configures one with a
+  Prometheus reader and serves it at ``GET /metrics`` (:mod:`astromesh.telemetry.prometheus`);
+  any other process can configure the global provider (OTLP...) with the usual settings.
 
 Emitting never fails a run: a sink that raises is logged and ignored.
 """
@@ -29,12 +39,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Literal, TextIO
 
 from astromesh.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from opentelemetry.metrics import Counter, Meter
+    from opentelemetry.metrics import Counter, Histogram, Meter
 
     from astromesh.runs.state import RunState
 
@@ -58,15 +69,22 @@ Property = str | int | float
 class RuntimeMetric:
     """One metric the runtime emits: its CloudWatch and OpenTelemetry names, and when.
 
-    ``statistic`` is how an alarm should aggregate it; ``unit`` is CloudWatch's unit name.
+    ``statistic`` is how an alarm or a graph should aggregate it; ``unit`` is CloudWatch's unit
+    name. ``emf`` says whether it is written as CloudWatch EMF in Lambda, where each such metric
+    is watched by an alarm (:data:`ALARMED_METRICS`); the others only go to OpenTelemetry.
+    ``instrument`` is the OpenTelemetry instrument, and ``buckets`` a histogram's bucket
+    boundaries (an advisory the SDK applies unless a view overrides it).
     """
 
     name: str
     otel_name: str
-    unit: Literal["Count", "None"]
+    unit: Literal["Count", "None", "Seconds"]
     otel_unit: str
     statistic: str
     emitted_when: str
+    emf: bool = True
+    instrument: Literal["counter", "histogram"] = "counter"
+    buckets: tuple[float, ...] | None = None
 
 
 CIRCUIT_OPENED = RuntimeMetric(
@@ -94,7 +112,33 @@ RUN_COST = RuntimeMetric(
     "Sum",
     "a run is finalized: its total priced cost in USD (the router's per-call cost, summed)",
 )
-RUNTIME_METRICS = (CIRCUIT_OPENED, RUNS_FAILED, RUN_COST)
+RUNS_FINISHED = RuntimeMetric(
+    "RunsFinished",
+    "astromesh.runs.finished",
+    "Count",
+    "{run}",
+    "Sum",
+    "a run is finalized, whatever its status (value 1; agent and status as attributes)",
+    emf=False,
+)
+RUN_DURATION = RuntimeMetric(
+    "RunDurationSeconds",
+    "astromesh.run.duration",
+    "Seconds",
+    "s",
+    "p95",
+    "a run is finalized: seconds from its creation to its end (time spent waiting for a "
+    "client's tool results included)",
+    emf=False,
+    instrument="histogram",
+    # From a one-call answer to a long agent loop; OpenTelemetry's default buckets are sized
+    # for milliseconds and would put every run in the first few.
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
+)
+RUNTIME_METRICS = (CIRCUIT_OPENED, RUNS_FAILED, RUN_COST, RUNS_FINISHED, RUN_DURATION)
+"""Every metric the runtime emits (all of them through OpenTelemetry)."""
+ALARMED_METRICS = tuple(m for m in RUNTIME_METRICS if m.emf)
+"""The metrics written as CloudWatch EMF in Lambda, each watched by an alarm."""
 
 _FAILED_STATUSES = frozenset({"failed", "timed_out"})
 
@@ -121,7 +165,8 @@ class Metrics(ABC):
         self.emit(CIRCUIT_OPENED, 1, circuit=circuit)
 
     def run_finished(self, run: RunState) -> None:
-        """A run reached its end: its cost always, and a failure when it failed."""
+        """A run reached its end: its cost, count and duration always, and a failure when it
+        failed."""
         properties: dict[str, Property] = {
             "agent": run.agent,
             "run_id": run.id,
@@ -130,6 +175,16 @@ class Metrics(ABC):
         if run.status.value in _FAILED_STATUSES:
             self.emit(RUNS_FAILED, 1, **properties)
         self.emit(RUN_COST, run.usage.cost, **properties)
+        self.emit(RUNS_FINISHED, 1, **properties)
+        self.emit(RUN_DURATION, _seconds_since(run.created_at), **properties)
+
+
+def _seconds_since(start: datetime) -> float:
+    """Seconds from ``start`` to now, never negative (clocks of two Lambda hosts may disagree
+    by a little; a naive time, as an old stored run might hold, is taken as UTC)."""
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    return max(0.0, (datetime.now(UTC) - start).total_seconds())
 
 
 class NullMetrics(Metrics):
@@ -194,6 +249,8 @@ class EmfMetrics(Metrics):
     def _write(
         self, metric: RuntimeMetric, value: float, properties: Mapping[str, Property]
     ) -> None:
+        if not metric.emf:  # not worth its log bytes in CloudWatch (see the module docstring)
+            return
         line = json.dumps(self.document(metric, value, properties), separators=(",", ":"))
         stream = self._stream or sys.stdout  # looked up late: tests and Lambda swap stdout
         stream.write(line + "\n")
@@ -201,14 +258,17 @@ class EmfMetrics(Metrics):
 
 
 class OtelMetrics(Metrics):
-    """The OpenTelemetry metrics API: counters a configured SDK exports, free without one.
+    """The OpenTelemetry metrics API: counters and histograms a configured SDK exports, free
+    without one.
 
     Properties become attributes, except the run id: one time series per run would swamp any
     metrics backend.
 
     Args:
-        meter: the meter to create instruments on; the global provider's ``astromesh`` meter
-            by default, looked up once (configure the SDK before building the runtime).
+        meter: the meter to create instruments on: the local server passes its Prometheus
+            provider's (:class:`astromesh.telemetry.prometheus.PrometheusExporter`); by default
+            the global provider's ``astromesh`` meter, looked up once (configure the SDK before
+            building the runtime).
     """
 
     _HIGH_CARDINALITY = frozenset({"run_id"})
@@ -218,22 +278,41 @@ class OtelMetrics(Metrics):
             from opentelemetry import metrics
 
             meter = metrics.get_meter("astromesh")
-        self._counters: dict[str, Counter] = {
-            m.name: meter.create_counter(m.otel_name, unit=m.otel_unit, description=m.emitted_when)
-            for m in RUNTIME_METRICS
-        }
+        self._counters: dict[str, Counter] = {}
+        self._histograms: dict[str, Histogram] = {}
+        for m in RUNTIME_METRICS:
+            if m.instrument == "histogram":
+                self._histograms[m.name] = meter.create_histogram(
+                    m.otel_name,
+                    unit=m.otel_unit,
+                    description=m.emitted_when,
+                    explicit_bucket_boundaries_advisory=m.buckets,
+                )
+            else:
+                self._counters[m.name] = meter.create_counter(
+                    m.otel_name, unit=m.otel_unit, description=m.emitted_when
+                )
 
     def _write(
         self, metric: RuntimeMetric, value: float, properties: Mapping[str, Property]
     ) -> None:
-        if value < 0:  # a counter only goes up; a negative cost would be a pricing bug
+        if value < 0:  # counters only go up; a negative cost would be a pricing bug
             raise ValueError(f"{metric.name} must not be negative (got {value})")
         attributes = {k: v for k, v in properties.items() if k not in self._HIGH_CARDINALITY}
-        self._counters[metric.name].add(value, attributes)
+        if metric.name in self._histograms:
+            self._histograms[metric.name].record(value, attributes)
+        else:
+            self._counters[metric.name].add(value, attributes)
 
 
-def metrics_from_env(env: Mapping[str, str] | None = None) -> Metrics:
+def metrics_from_env(
+    env: Mapping[str, str] | None = None, *, meter: Meter | None = None
+) -> Metrics:
     """The sink this process should use, from ``ASTROMESH_METRICS`` (see :data:`METRICS_ENV`).
+
+    The one place a sink is picked: a caller with its own OpenTelemetry provider (the local
+    server's Prometheus endpoint) passes its ``meter``, used when the choice is ``otel`` and
+    ignored otherwise, so ``ASTROMESH_METRICS`` still decides.
 
     Raises:
         ConfigurationError: an unknown ``ASTROMESH_METRICS`` value (a typo would otherwise silently
@@ -244,19 +323,22 @@ def metrics_from_env(env: Mapping[str, str] | None = None) -> Metrics:
     if kind == "emf":
         return EmfMetrics(env.get(STAGE_ENV) or "local")
     if kind == "otel":
-        return OtelMetrics()
+        return OtelMetrics(meter)
     if kind == "none":
         return NullMetrics()
     raise ConfigurationError(f"{METRICS_ENV}={kind!r} is not one of: emf, otel, none")
 
 
 __all__ = [
+    "ALARMED_METRICS",
     "CIRCUIT_OPENED",
     "METRICS_ENV",
     "NAMESPACE",
     "RUNS_FAILED",
+    "RUNS_FINISHED",
     "RUNTIME_METRICS",
     "RUN_COST",
+    "RUN_DURATION",
     "STAGE_DIMENSION",
     "STAGE_ENV",
     "EmfMetrics",

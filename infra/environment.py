@@ -1,13 +1,16 @@
 """Names of the environment variables the stacks give the functions, in one place.
 
 The runtime's own names are imported from the runtime, so a rename there cannot silently
-leave the functions configured under the old name. The names defined here are new: the
-runtime does not read them yet (see infra/README.md, "What the runtime should read").
+leave the functions configured under the old name. The names defined here are the
+infrastructure's own (the cold-start resolver's, the GPU endpoint's, the layers' paths).
 """
 
 from __future__ import annotations
 
+from astromesh.channels.aws.management import ENDPOINT_ENV as WS_CALLBACK_URL_ENV
 from astromesh.channels.settings import AUTH_ENV, MAX_BODY_ENV
+from astromesh.channels.settings import EXPRESS_MACHINE_ENV as SFN_EXPRESS_ARN_ENV
+from astromesh.channels.settings import STANDARD_MACHINE_ENV as SFN_STANDARD_ARN_ENV
 from astromesh.runtime import (
     AGENTS_DIR_ENV,
     POSTGRES_DSN_ENV,
@@ -43,13 +46,6 @@ __all__ = [
 ]
 
 # -- defined by the infrastructure -------------------------------------------------------------
-SFN_EXPRESS_ARN_ENV = "ASTROMESH_SFN_EXPRESS_ARN"
-"""The Express state machine, for synchronous runs (``StepFunctionsExecutor.express_arn``)."""
-SFN_STANDARD_ARN_ENV = "ASTROMESH_SFN_STANDARD_ARN"
-"""The Standard state machine, for async and channel runs (``...standard_arn``)."""
-WS_CALLBACK_URL_ENV = "ASTROMESH_WS_CALLBACK_URL"
-"""``https://{api}.execute-api.{region}.amazonaws.com/{stage}``: the Management API endpoint
-that ``post_to_connection`` needs (``endpoint_url`` of the ``apigatewaymanagementapi`` client)."""
 GPU_ENDPOINT_ENV = "ASTROMESH_GPU_ENDPOINT"
 """The GPU model server's OpenAI-compatible base URL (``.../v1``), for a ProviderConfig entry's
 ``endpoint: ${ASTROMESH_GPU_ENDPOINT}``."""

@@ -298,3 +298,20 @@ async def test_finalize_with_an_error_ends_an_unfinished_run_as_failed(setup, op
     done = await driver.runs.get(run.id)
     assert done.error == "internal error: States.Timeout" and done.answer == "Thinking."
     assert done.steps[-1].data == {"code": "internal_error", "reason": done.error}
+
+
+async def test_a_run_whose_agent_cannot_be_found_still_ends(setup, openai_server):
+    """An agent removed from the registry mid-run (or never resolvable by the functions) fails
+    the run with the reason, instead of leaving it running with no one to finish it."""
+    driver, _, _ = await setup(primary(openai_server.url))
+    run = await driver.runs.create(RunState(agent="vanished", query="go"))
+
+    await driver.prepare(run.id)
+    assert await driver.step(run.id) == {"next": "fail", "actions": []}
+    assert await driver.finalize(run.id) == {"run_id": run.id, "status": "failed"}
+
+    ended = await driver.runs.get(run.id)
+    assert ended.status is RunStatus.FAILED and ended.answer == ""
+    assert "vanished" in ended.error and ended.steps[-1].type == "stopped"
+    assert ended.steps[-1].data["code"] == "not_found"
+    assert openai_server.requests == []

@@ -68,8 +68,30 @@ async def test_an_asynchronous_run_on_the_standard_machine(aws_side: Side, step_
     assert executor.client is executor.client  # created once, on first use
 
 
-async def test_an_execution_that_cannot_finalize_still_ends_the_run(aws_side: Side, step_functions):
-    """Every task fails (no such agent): the executor fails the run with the execution's error."""
+async def test_an_execution_that_cannot_finalize_still_ends_the_run(
+    aws_side: Side, step_functions, monkeypatch, tmp_path
+):
+    """Every task fails (the functions cannot open their store): the executor fails the run
+    with the execution's error, so its caller is never left waiting."""
+    aws_side.write_agent(tools=[ADD])
+    monkeypatch.setenv("ASTROMESH_STATE_PATH", str(tmp_path / "missing" / "dir" / "runs.db"))
+    executor = StepFunctionsExecutor(
+        aws_side.state.runs, express_arn=step_functions.express_arn, client=step_functions.client
+    )
+
+    run = await executor.submit(RunState(agent="helper", query="boo"), wait=True)
+
+    assert run.status is RunStatus.FAILED
+    assert run.error.startswith("execution failed: ")
+    assert run.steps[-1].type == "stopped"
+    assert (await aws_side.state.runs.get(run.id)).status is RunStatus.FAILED
+    failed = [i.event.get("action") for i in step_functions.invocations if i.error]
+    assert failed == ["prepare", "finalize"]  # Catch -> FinalizeError, which fails too
+
+
+async def test_a_run_of_an_unknown_agent_ends_inside_the_machine(aws_side: Side, step_functions):
+    """No such agent where the functions look: prepare stores the failure, finalize ends the
+    run with it; no task fails."""
     aws_side.write_agent(tools=[ADD])
     executor = StepFunctionsExecutor(
         aws_side.state.runs, express_arn=step_functions.express_arn, client=step_functions.client
@@ -78,11 +100,8 @@ async def test_an_execution_that_cannot_finalize_still_ends_the_run(aws_side: Si
     run = await executor.submit(RunState(agent="ghost", query="boo"), wait=True)
 
     assert run.status is RunStatus.FAILED
-    assert run.error.startswith("execution failed: NotFoundError")
-    assert run.steps[-1].type == "stopped"
-    assert (await aws_side.state.runs.get(run.id)).status is RunStatus.FAILED
-    failed = [i.event.get("action") for i in step_functions.invocations if i.error]
-    assert failed == ["prepare", "finalize"]  # Catch -> FinalizeError, which fails too
+    assert "ghost" in run.error and run.steps[-1].data["code"] == "not_found"
+    assert [i.error for i in step_functions.invocations if i.error] == []
 
 
 async def test_payloads_stay_small_however_long_the_conversation(aws_side: Side, step_functions):

@@ -230,6 +230,19 @@ class LocalStepFunctions:
         self.client = boto3.client(
             "stepfunctions", region_name=REGION, config=Config(inject_host_prefix=False)
         )
+        # The same for the clients the code under test creates itself (the api function's
+        # launcher starts synchronous runs with its own client).
+        real_client = boto3.client
+
+        def unprefixed_client(service_name: str, *args: Any, **kwargs: Any) -> Any:
+            if service_name == "stepfunctions":
+                config = Config(inject_host_prefix=False)
+                kwargs["config"] = (
+                    kwargs["config"].merge(config) if kwargs.get("config") else config
+                )
+            return real_client(service_name, *args, **kwargs)
+
+        self._stack.enter_context(mock.patch.object(boto3, "client", unprefixed_client))
         self.standard_arn = self._create("astromesh-step-loop", "STANDARD")
         self.express_arn = self._create("astromesh-step-loop-express", "EXPRESS")
         return self

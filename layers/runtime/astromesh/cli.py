@@ -265,7 +265,7 @@ def keys_revoke(
 
 def _with_keys(agents_dir: Path | None, action: Callable[[KeyStore], Awaitable[T]]) -> T:
     """Run ``action`` on the key store of the state the server uses (same settings)."""
-    from astromesh.channels.services import open_control_plane
+    from astromesh.channels.control_plane import open_control_plane
 
     async def main() -> T:
         async with AgentRuntime(agents_dir) as runtime:
@@ -273,8 +273,7 @@ def _with_keys(agents_dir: Path | None, action: Callable[[KeyStore], Awaitable[T
             try:
                 return await action(control.keys)
             finally:
-                if control.own_backend is not None:
-                    await control.own_backend.close()
+                await control.aclose()
 
     try:
         return asyncio.run(main())

@@ -17,7 +17,7 @@ from fastapi import FastAPI
 
 from astromesh import __version__
 from astromesh.channels import console, messaging, rest, ws
-from astromesh.channels.errors import install_error_handlers
+from astromesh.channels.error_handlers import install_error_handlers
 from astromesh.channels.middleware import BodyLimit, ErrorBoundary
 from astromesh.channels.prometheus import load_exporter, metrics_router
 from astromesh.channels.services import Services

@@ -1,25 +1,18 @@
 """Every failure as ``{"error": {"code", "message"}}`` with the right HTTP status.
 
 The runtime's own errors (``astromesh.errors``) already carry a ``code`` and a ``status``;
-the few HTTP-only ones are added here. Handlers are installed on the app so that a route
-simply raises; nothing a caller receives ever contains a stack trace.
+the few channel-only ones are added here, free of FastAPI so that code shared with the step
+loop's workers (the catalog) can raise them. The app's handlers that turn them into
+responses are in :mod:`astromesh.channels.error_handlers`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
 from astromesh.config import ConfigIssue
 from astromesh.errors import AstromeshError
-
-logger = logging.getLogger(__name__)
 
 
 class BadRequest(AstromeshError):
@@ -83,83 +76,3 @@ class InvalidAgent(AstromeshError):
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
-
-
-def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
-) -> JSONResponse:
-    return JSONResponse(error_body(code, message, **extra), status_code=status, headers=headers)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Map runtime errors, validation errors and HTTP errors to the JSON error shape."""
-    app.add_exception_handler(AstromeshError, _astromesh_error)  # type: ignore[arg-type]
-    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
-
-
-async def _astromesh_error(_request: Request, exc: AstromeshError) -> JSONResponse:
-    extra: dict[str, Any] = {}
-    headers: dict[str, str] | None = None
-    if isinstance(exc, InvalidAgent):
-        extra["issues"] = [issue.to_dict() for issue in exc.issues]
-    if isinstance(exc, TooManyRuns):
-        headers = {"Retry-After": "1"}
-    if isinstance(exc, Unauthorized):
-        headers = {"WWW-Authenticate": "Bearer"}
-    if exc.status >= 500 and exc.status != 501:
-        logger.error("code=<%s> | %s", exc.code, exc.message)
-    return error_response(exc.status, exc.code, exc.message, headers, **extra)
-
-
-async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = list(exc.errors())
-    if any(err.get("type") == "json_invalid" for err in errors):
-        detail = next(err for err in errors if err.get("type") == "json_invalid")
-        reason = (detail.get("ctx") or {}).get("error", "invalid JSON")
-        return error_response(400, "bad_json", f"request body is not valid JSON: {reason}")
-    fields = [
-        {
-            "field": _field_path(err.get("loc", ())),
-            "message": err.get("msg", ""),
-            "type": err.get("type"),
-        }
-        for err in errors
-    ]
-    if (
-        len(fields) == 1
-        and fields[0]["field"] == ""
-        and fields[0]["type"] == "model_attributes_type"
-    ):
-        fields[0]["message"] = (
-            "the request body must be a JSON object (Content-Type: application/json)"
-        )
-    summary = "; ".join(f"{f['field'] or '(body)'}: {f['message']}" for f in fields)
-    return error_response(422, "validation_error", summary, fields=fields)
-
-
-def _field_path(loc: Sequence[Any]) -> str:
-    """``body.context.x`` -> ``context.x``; list indexes as ``[0]``; where kept for query/path."""
-    parts = list(loc)
-    if parts and parts[0] == "body":
-        parts = parts[1:]
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-_HTTP_CODES = {
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    415: "unsupported_media_type",
-}
-
-
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
-    message = str(exc.detail)
-    if exc.status_code == 404 and message == "Not Found":
-        message = f"no route for {request.method} {request.url.path}"
-    return error_response(exc.status_code, code, message, getattr(exc, "headers", None))

@@ -16,7 +16,7 @@ from typing import Any
 from astromesh.agent import Agent
 from astromesh.channels.errors import TooManyRuns
 from astromesh.errors import ConfigurationError, ConflictError
-from astromesh.executors.stepfunctions.executor import StepFunctionsExecutor
+from astromesh.executors.stepfunctions.executor import EXPRESS_MAX_SECONDS, StepFunctionsExecutor
 from astromesh.runs.events import EventSink, RunEvent, discard
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.runtime import AgentRuntime
@@ -37,14 +37,30 @@ class RunInput:
 
 
 class RunLauncher:
-    """Runs in this process: at most ``max_inflight`` at once; background tasks kept alive."""
+    """Starts runs for the channels: at most ``max_inflight`` at once in this process.
+
+    Args:
+        runtime: the runtime whose agents run.
+        max_inflight: runs this process drives (or waits on) at once.
+        standard_machine_arn: the Standard machine async runs go to where this process
+            cannot keep running after answering (Lambda).
+        express_machine_arn: the Express machine synchronous runs go to; unset, they run
+            in-process. Runs whose own time limit exceeds what Express allows
+            (:data:`EXPRESS_MAX_SECONDS`) run in-process either way.
+    """
 
     def __init__(
-        self, runtime: AgentRuntime, *, max_inflight: int, standard_machine_arn: str | None = None
+        self,
+        runtime: AgentRuntime,
+        *,
+        max_inflight: int,
+        standard_machine_arn: str | None = None,
+        express_machine_arn: str | None = None,
     ) -> None:
         self.runtime = runtime
         self.max_inflight = max_inflight
         self.standard_machine_arn = standard_machine_arn
+        self.express_machine_arn = express_machine_arn
         self._inflight = 0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._machine: StepFunctionsExecutor | None = None
@@ -60,23 +76,49 @@ class RunLauncher:
         """
         if self.standard_machine_arn is None:
             raise ConfigurationError("no Standard state machine is configured for async runs")
-        if self._machine is None:
-            runs = (await self.runtime.state()).runs
-            self._machine = StepFunctionsExecutor(runs, standard_arn=self.standard_machine_arn)
         run = await self._create(agent, request)
-        await self._machine.start(run)
+        await (await self._state_machines()).start(run)
         return run
 
     async def run(self, agent: Agent, request: RunInput) -> RunState:
-        """Create and execute a run, returning it finished.
+        """Create and execute a run, returning it finished: on the Express machine when one
+        is configured and the agent's time limit fits in it, in this process otherwise.
 
         The run executes in its own task and is awaited shielded: a client that disconnects
         does not interrupt it half-way (which would leave it ``running`` in the store).
         """
         with self._reserve() as stack:
             run = await self._create(agent, request)
-            task = self._spawn(self._execute(run, agent, discard), stack.pop_all())
+            if self._on_express(agent):
+                machines = await self._state_machines()
+                work = machines.execute(run, agent, discard)
+            else:
+                work = self._execute(run, agent, discard)
+            task = self._spawn(work, stack.pop_all())
         return await asyncio.shield(task)
+
+    def _on_express(self, agent: Agent) -> bool:
+        if self.express_machine_arn is None:
+            return False
+        if agent.timeout_seconds > EXPRESS_MAX_SECONDS:
+            logger.info(
+                "agent=<%s> | timeout_seconds=%s exceeds Express's %ss: running in-process",
+                agent.name,
+                agent.timeout_seconds,
+                EXPRESS_MAX_SECONDS,
+            )
+            return False
+        return True
+
+    async def _state_machines(self) -> StepFunctionsExecutor:
+        if self._machine is None:
+            runs = (await self.runtime.state()).runs
+            self._machine = StepFunctionsExecutor(
+                runs,
+                express_arn=self.express_machine_arn,
+                standard_arn=self.standard_machine_arn,
+            )
+        return self._machine
 
     async def run_in_background(self, agent: Agent, request: RunInput) -> RunState:
         """Create a run and execute it in a task of this process; return it still running."""

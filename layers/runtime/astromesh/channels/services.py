@@ -11,53 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from fastapi import Request
 from starlette.requests import HTTPConnection
 
-from astromesh.auth import KeyStore, key_store_for
+from astromesh.auth import KeyStore
 from astromesh.channels.catalog import AgentCatalog
+from astromesh.channels.control_plane import ControlPlane, open_control_plane, tool_modules_for
 from astromesh.channels.launcher import RunLauncher
 from astromesh.channels.settings import ServerSettings
-from astromesh.errors import ConfigurationError
-from astromesh.registry import AgentRegistry, registry_for
-from astromesh.runtime import POSTGRES_DSN_ENV, AgentRuntime
-from astromesh.stores.base import StateBackend
+from astromesh.runtime import AgentRuntime
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ControlPlane:
-    """The registry and key store, and the backend they were opened on if it is their own."""
-
-    registry: AgentRegistry
-    keys: KeyStore
-    own_backend: StateBackend | None = None
-
-
-async def open_control_plane(runtime: AgentRuntime) -> ControlPlane:
-    """Registry and keys in the runtime's state store, or in PostgreSQL when that is Redis.
-
-    Raises:
-        ConfigurationError: the state store cannot hold them and no PostgreSQL is configured.
-    """
-    from astromesh.registry.factory import durable_kind
-
-    state = await runtime.state()
-    try:
-        durable_kind(state)
-    except ConfigurationError:
-        dsn = runtime.env.get(POSTGRES_DSN_ENV)
-        if not dsn:
-            raise
-        from astromesh.stores.factory import open_backend
-
-        backend = open_backend("postgres", postgres_dsn=dsn)
-        await backend.open()
-        return ControlPlane(registry_for(backend), key_store_for(backend), backend)
-    return ControlPlane(registry_for(state), key_store_for(state))
 
 
 @dataclass
@@ -77,6 +42,7 @@ class Services:
             runtime,
             max_inflight=settings.max_inflight_runs,
             standard_machine_arn=settings.standard_machine_arn,
+            express_machine_arn=settings.express_machine_arn,
         )
         return cls(runtime, settings, launcher)
 
@@ -86,7 +52,9 @@ class Services:
                 if self._control is None:
                     control = await open_control_plane(self.runtime)
                     self._catalog = AgentCatalog(
-                        self.runtime, control.registry, tool_modules=self._tool_modules()
+                        self.runtime,
+                        control.registry,
+                        tool_modules=tool_modules_for(self.runtime, self.settings),
                     )
                     self._control = control
         return self._control
@@ -99,33 +67,14 @@ class Services:
     async def keys(self) -> KeyStore:
         return (await self.control()).keys
 
-    def _tool_modules(self) -> tuple[str, ...]:
-        """Configured modules, or the Python packages and modules in the agents folder."""
-        if self.settings.registered_tool_modules is not None:
-            return self.settings.registered_tool_modules
-        folder = self.runtime.agents_dir
-        if not folder.is_dir():
-            return ()
-        return tuple(sorted(_python_names(folder)))
-
     async def aclose(self) -> None:
         """Stop background runs, close registered agents and any backend opened here."""
         await self.launcher.aclose()
         if self._catalog is not None:
             await self._catalog.aclose()
-        if self._control is not None and self._control.own_backend is not None:
-            await self._control.own_backend.close()
+        if self._control is not None:
+            await self._control.aclose()
         self._control = self._catalog = None
-
-
-def _python_names(folder: Path) -> set[str]:
-    names: set[str] = set()
-    for entry in folder.iterdir():
-        if entry.is_dir() and (entry / "__init__.py").is_file():
-            names.add(entry.name)
-        elif entry.suffix == ".py" and entry.stem.isidentifier():
-            names.add(entry.stem)
-    return names
 
 
 def services_of(connection: HTTPConnection) -> Services:

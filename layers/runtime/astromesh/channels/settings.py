@@ -14,6 +14,7 @@ MAX_BODY_ENV = "ASTROMESH_MAX_BODY_BYTES"
 MAX_INFLIGHT_ENV = "ASTROMESH_MAX_INFLIGHT_RUNS"
 TOOL_MODULES_ENV = "ASTROMESH_REGISTERED_TOOL_MODULES"
 STANDARD_MACHINE_ENV = "ASTROMESH_SFN_STANDARD_ARN"
+EXPRESS_MACHINE_ENV = "ASTROMESH_SFN_EXPRESS_ARN"
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_INFLIGHT_RUNS = 64
@@ -37,6 +38,10 @@ class ServerSettings:
             when the deployment has none.
         standard_machine_arn: the Standard Step Functions machine that runs async runs
             (``ASTROMESH_SFN_STANDARD_ARN``, set by the CDK app).
+        express_machine_arn: the Express machine that runs synchronous REST runs
+            (``ASTROMESH_SFN_EXPRESS_ARN``, set by the CDK app): their tool calls and child
+            agents then run in the ``tool_executor`` function, not in the API's. Unset,
+            they run in this process.
         registered_tool_modules: Python modules (and their submodules) whose functions an
             agent registered through the API may use as tools. ``None``: the packages in
             the agents folder. Anything else would let a caller run any function installed
@@ -48,6 +53,7 @@ class ServerSettings:
     max_inflight_runs: int = DEFAULT_MAX_INFLIGHT_RUNS
     background_runs: bool = True
     standard_machine_arn: str | None = None
+    express_machine_arn: str | None = None
     registered_tool_modules: tuple[str, ...] | None = None
 
     @classmethod
@@ -70,6 +76,7 @@ class ServerSettings:
             max_inflight_runs=_positive_int(env, MAX_INFLIGHT_ENV, DEFAULT_MAX_INFLIGHT_RUNS),
             background_runs=not lambda_,
             standard_machine_arn=env.get(STANDARD_MACHINE_ENV) or None,
+            express_machine_arn=env.get(EXPRESS_MACHINE_ENV) or None,
             registered_tool_modules=(
                 tuple(m.strip() for m in modules.split(",") if m.strip())
                 if modules is not None

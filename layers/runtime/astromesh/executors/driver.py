@@ -121,8 +121,8 @@ class StepDriver:
         run = await self.runs.get(run_id)
         if run.messages or run.decision is not None or run.status.is_terminal:
             return {"run_id": run_id}
-        agent = await self.agents(run.agent)
-        try:
+        try:  # an agent that cannot be found or built here fails the run, like a bad prompt
+            agent = await self.agents(run.agent)
             await pipeline.prepare(run, agent, self.emit)
         except AstromeshError as exc:
             _fail_on(run, exc)
@@ -246,9 +246,15 @@ class StepDriver:
         run = await self.runs.get(run_id)
         if run.status.is_terminal and run.answer is not None:  # finalized already
             return {"run_id": run_id, "status": run.status.value}
-        agent = await self.agents(run.agent)
         decision = _final_decision(run, error)
-        await pipeline.finalize(run, agent, decision, self.emit)
+        try:
+            agent = await self.agents(run.agent)
+        except AstromeshError as exc:
+            # Nothing of the agent's (guardrails, memory) can run without it; the run must
+            # still end, or its caller would wait on it forever.
+            _end_without_agent(run, decision if isinstance(decision, Fail) else None, exc)
+        else:
+            await pipeline.finalize(run, agent, decision, self.emit)
         await self._save_final(run)
         return {"run_id": run_id, "status": run.status.value}
 
@@ -300,6 +306,15 @@ def _settled_decision(run: RunState) -> Decision | None:
 def _fail_on(run: RunState, exc: AstromeshError) -> None:
     """End the run on a known failure, as the local loop does (``step`` answers ``fail``)."""
     run.decision = decision_to_dict(Fail(exc.message, code=exc.code))
+
+
+def _end_without_agent(run: RunState, decision: Fail | None, exc: AstromeshError) -> None:
+    """Fail ``run`` with the stored reason (or why the agent is missing), no answer."""
+    run.status = decision.status if decision is not None else RunStatus.FAILED
+    run.error = decision.reason if decision is not None else exc.message
+    run.answer = ""
+    code = decision.code if decision is not None else exc.code
+    run.record("stopped", code=code, reason=run.error)
 
 
 def _final_decision(run: RunState, error: dict[str, Any] | None) -> Finish | Fail:

@@ -19,6 +19,10 @@ from astromesh.runs.events import EventSink, RunEvent, discard
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.stores.base import RunStore
 
+EXPRESS_MAX_SECONDS = 300
+"""An Express execution is stopped by AWS after five minutes, whatever the run's own limit:
+a run allowed longer (``orchestration.timeout_seconds``) must not be started on one."""
+
 
 class StepFunctionsExecutor(Executor):
     """Starts runs on the state machines built by :func:`build_definition`.

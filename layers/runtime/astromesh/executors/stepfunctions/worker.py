@@ -5,6 +5,10 @@ The runtime (agents read from ``ASTROMESH_AGENTS_DIR``, the store from the
 in the same container, and so is one event loop: provider HTTP clients and store connections
 belong to the loop they were opened on, so a fresh ``asyncio.run`` per invocation would strand
 them.
+
+A run's agent is found by name as the API found it (the agent registry first, then the
+agents folder: :func:`astromesh.channels.control_plane.agent_source`), so a run of an agent
+registered through ``POST /v1/agents`` runs on the state machine like a file agent.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from astromesh.channels.control_plane import agent_source
+from astromesh.channels.settings import ServerSettings
 from astromesh.executors.driver import StepDriver
 from astromesh.runtime import AgentRuntime
 
@@ -26,6 +32,7 @@ class LambdaWorker:
         self._loop = asyncio.new_event_loop()
         self._runtime: AgentRuntime | None = None
         self._driver: StepDriver | None = None
+        self._close_agents: Callable[[], Awaitable[None]] | None = None
 
     def run(self, work: Callable[[StepDriver], Awaitable[T]]) -> T:
         """Run ``work(driver)`` to completion on the container's loop (one invocation)."""
@@ -35,12 +42,17 @@ class LambdaWorker:
         if self._driver is None:
             runtime = AgentRuntime()
             runs = (await runtime.state()).runs
-            self._driver = StepDriver(runs, runtime.get, run_child=runtime.run_child)
+            agents, self._close_agents = await agent_source(
+                runtime, ServerSettings.from_env(runtime.env, lambda_=True)
+            )
+            self._driver = StepDriver(runs, agents, run_child=runtime.run_child)
             self._runtime = runtime
         return await work(self._driver)
 
     def close(self) -> None:
         """Close the runtime and the loop (tests that emulate containers call this)."""
+        if self._close_agents is not None:
+            self._loop.run_until_complete(self._close_agents())
         if self._runtime is not None:
             self._loop.run_until_complete(self._runtime.close())
         self._loop.close()

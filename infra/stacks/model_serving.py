@@ -13,10 +13,11 @@ is exactly such an endpoint, so the router needs no AWS-specific provider.
 - TLS: every request carries the bearer key, so the ALB listens on HTTPS only (443, a TLS 1.3
   policy, the ACM certificate of ``-c gpuCertificateArn``) under ``-c gpuDomainName``, an
   alias record in a private hosted zone of the VPC (``-c gpuHostedZoneId``, or one created
-  for the name's parent). Its security group admits 443 from the functions' group only. A
-  stage without the two fails to synthesize, unless ``-c gpuAllowPlaintext=true`` keeps the
-  old plain-HTTP listener on 80 (with a warning): :func:`check_tls`. TLS ends at the ALB:
-  the hop to the task (``gpu.port``, admitted from the ALB's group only) is HTTP.
+  for exactly that name, so it cannot hide the rest of its parent domain from the VPC). Its
+  security group admits 443 from the functions' group only. A stage without the two fails
+  to synthesize, unless ``-c gpuAllowPlaintext=true`` keeps the old plain-HTTP listener on
+  80 (with a warning): :func:`check_tls`. TLS ends at the ALB: the hop to the task
+  (``gpu.port``, admitted from the ALB's group only) is HTTP.
 - The base URL, ``https://<gpuDomainName>/v1``, is written to SSM
   (``/astromesh/<stage>/model-serving/endpoint``); the runtime stack reads it at deploy time
   into ``ASTROMESH_GPU_ENDPOINT``. The providers' httpx client verifies the certificate
@@ -78,10 +79,10 @@ def check_tls(gpu: GpuSettings, stage: str) -> bool:
             raise ValueError(
                 f"gpuCertificateArn must be an ACM certificate ARN, got {gpu.certificate_arn!r}"
             )
-        if gpu.hosted_zone_id is None and _parent(gpu.domain_name).count(".") < 1:
+        if "." not in gpu.domain_name.strip("."):
             raise ValueError(
-                f"gpuDomainName {gpu.domain_name!r} has no parent domain to create a private "
-                "hosted zone for (e.g. models.internal.example.com); or give gpuHostedZoneId"
+                f"gpuDomainName {gpu.domain_name!r} is not a DNS name the certificate can be "
+                "for (e.g. models.internal.example.com)"
             )
         return True
     if gpu.allow_plaintext:
@@ -92,10 +93,6 @@ def check_tls(gpu: GpuSettings, stage: str) -> bool:
         f"name> (missing: {', '.join(missing)}), or opt in to plain HTTP inside the VPC with "
         "-c gpuAllowPlaintext=true (not recommended)"
     )
-
-
-def _parent(domain: str) -> str:
-    return domain.rstrip(".").partition(".")[2]
 
 
 def server_command(gpu: GpuSettings) -> list[str]:
@@ -311,10 +308,12 @@ class ModelServingStack(Stack):
                     self, "Zone", gpu.hosted_zone_id
                 )
                 if gpu.hosted_zone_id
+                # A zone of the name itself, the record at its apex: a zone of the parent would
+                # answer for every name under it inside the VPC, shadowing their public records.
                 else route53.PrivateHostedZone(
                     self,
                     "Zone",
-                    zone_name=_parent(domain),
+                    zone_name=domain,
                     vpc=vpc,
                     comment=f"Astromesh {settings.name}: the GPU model server's name",
                 )

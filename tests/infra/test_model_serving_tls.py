@@ -68,7 +68,7 @@ def test_no_plain_http_listener(prod):
 
 def test_alias_record_in_a_private_zone_of_the_vpc(prod):
     zone = _one(prod.resources("model_serving", "AWS::Route53::HostedZone"))["Properties"]
-    assert zone["Name"] == "internal.example.com."
+    assert zone["Name"] == "models.internal.example.com."  # the name only, not its parent
     (association,) = zone["VPCs"]
     vpc = prod.stacks.network.get_logical_id(prod.stacks.network.vpc.node.default_child)
     assert f"ExportsOutputRef{vpc}" in association["VPCId"]["Fn::ImportValue"]
@@ -153,10 +153,10 @@ def test_the_context_keys_reach_the_gpu_settings():
 
 def test_names_and_arns_that_cannot_work_are_refused():
     arn = "arn:aws:acm:eu-west-1:123456789012:certificate/x"
-    with pytest.raises(ValueError, match="no parent domain"):
-        check_tls(GpuSettings(domain_name="example.com", certificate_arn=arn), "prod")
-    existing = GpuSettings(domain_name="example.com", certificate_arn=arn, hosted_zone_id="Z1")
-    assert check_tls(existing, "prod") is True
+    with pytest.raises(ValueError, match="not a DNS name"):
+        check_tls(GpuSettings(domain_name="models", certificate_arn=arn), "prod")
+    apex = GpuSettings(domain_name="example.com", certificate_arn=arn)
+    assert check_tls(apex, "prod") is True
     with pytest.raises(ValueError, match="ACM certificate ARN"):
         check_tls(GpuSettings(domain_name="models.internal.example.com",
                               certificate_arn="models-cert"), "prod")  # fmt: skip

@@ -57,7 +57,8 @@ SUBSTITUTES = {
     # Only the CLI imports these.
     "typer": None,
     "rich": None,
-    # The Python adapter is not used (astromesh's pgvector store speaks SQL); it pulls numpy.
+    # pgvector's adapter imports numpy: it goes in the ml layer (layers/ml/requirements.txt),
+    # which the functions that serve RAG carry.
     "pgvector": None,
     # The same `phonenumbers` module without geocoding/carrier/timezone data (42 MB less);
     # the PII guardrail only parses and validates numbers.

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from astromesh.config import LoadResult
 
 REPO = Path(__file__).resolve().parents[1]
 FUNCTIONS_DIR = REPO / "functions"
@@ -29,8 +32,12 @@ class FunctionSpec:
         concern: one line for the README table and the function's description.
         memory_mb / timeout_s: Lambda settings. API Gateway gives up on an integration at
             29 s; a function that invokes itself needs the longer timeout for that work.
-        ml: carries the heavy ``ml`` layer (numpy, onnxruntime, FAISS, tokenizers, the
-            embedding model). Only the RAG functions; the channel functions must stay light.
+        ml: always carries the heavy ``ml`` layer (numpy, onnxruntime, FAISS, tokenizers,
+            pgvector, the embedding model): the RAG functions.
+        runs_agents: executes agents' steps (prepare, tool calls, finalize), so it carries
+            the ``ml`` layer too when some agent of the deployment retrieves (a ``rag`` tool,
+            semantic memory, a RAG pipeline: :func:`agents_need_ml`), and only then; light
+            otherwise, for its cold start.
         model_keys: gets the provider API keys (it calls models or embedders).
         starts_runs: may start executions on both state machines.
         posts_frames: pushes WebSocket frames through the API Gateway Management API.
@@ -46,6 +53,7 @@ class FunctionSpec:
     memory_mb: int
     timeout_s: int
     ml: bool = False
+    runs_agents: bool = False
     model_keys: bool = True
     starts_runs: bool = False
     posts_frames: bool = False
@@ -89,6 +97,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "WebSocket $default: start a run, push its frames back to the connection",
         memory_mb=1024,
         timeout_s=300,
+        runs_agents=True,
         starts_runs=True,
         posts_frames=True,
         invokes_itself=True,
@@ -98,6 +107,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "WhatsApp Cloud API webhook: verify, check signature, dedupe, start a run, reply",
         memory_mb=512,
         timeout_s=300,
+        runs_agents=True,
         starts_runs=True,
         channel="whatsapp",
         invokes_itself=True,
@@ -107,6 +117,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "Telegram Bot API webhook: check the secret token, dedupe, start a run, reply",
         memory_mb=512,
         timeout_s=300,
+        runs_agents=True,
         starts_runs=True,
         channel="telegram",
         invokes_itself=True,
@@ -116,12 +127,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "One stage of a run (prepare / step / observe / finalize), a Step Functions task",
         memory_mb=1024,
         timeout_s=120,
+        runs_agents=True,
     ),
     FunctionSpec(
         "tool_executor",
         "One tool call of a run (child agents run in-process), the Map state's task",
         memory_mb=1024,
         timeout_s=300,
+        runs_agents=True,
     ),
     FunctionSpec(
         "ingestion",
@@ -159,6 +172,26 @@ CHANNEL_SECRET_KEYS: dict[Channel, tuple[str, ...]] = {
 }
 """The keys each channel's secret starts with: every key of the secret becomes an
 environment variable of that name (``astromesh.channels.messaging`` reads them)."""
+
+
+def agents_need_ml(agents: LoadResult) -> bool:
+    """Whether some agent of the deployment embeds text at run time: a ``rag`` tool, semantic
+    memory, or a RAG pipeline (whose local embedder, FAISS and pgvector adapter are in the
+    ``ml`` layer)."""
+    if agents.rag_pipelines:
+        return True
+    for document in agents.agents.values():
+        spec = document.spec
+        if spec.memory is not None and spec.memory.semantic is not None:
+            return True
+        if any(tool.type == "rag" for tool in spec.tools):
+            return True
+    return False
+
+
+def carries_ml(spec: FunctionSpec, agents: LoadResult) -> bool:
+    """Whether ``spec``'s function gets the ``ml`` layer for these agents."""
+    return spec.ml or (spec.runs_agents and agents_need_ml(agents))
 
 
 def present() -> tuple[FunctionSpec, ...]:

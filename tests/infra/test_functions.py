@@ -10,8 +10,17 @@ from typing import Any
 import pytest
 from infra.bundling import ML_REQUIREMENTS
 from infra.config import Names
-from infra.functions import BY_NAME, FUNCTIONS, FUNCTIONS_DIR, FunctionSpec
+from infra.functions import (
+    BY_NAME,
+    FUNCTIONS,
+    FUNCTIONS_DIR,
+    FunctionSpec,
+    agents_need_ml,
+    carries_ml,
+)
+from tests.support.agents import write_agent
 
+from astromesh.config import load_path
 from infra import environment as env
 
 pytestmark = pytest.mark.infra
@@ -163,7 +172,9 @@ def test_every_sample_event_folder_is_wired_to_a_deployed_function(synthesized):
 
 
 def test_only_rag_functions_carry_the_ml_layer(synthesized):
+    """The repository's agents do not retrieve, so the functions running them stay light."""
     runtime = synthesized.stacks.runtime
+    assert not agents_need_ml(runtime.agents)
     ml = {"Ref": _logical(synthesized, "runtime", runtime.ml_layer)}
     light = {"Ref": _logical(synthesized, "runtime", runtime.runtime_layer)}
     for name, function in _functions(synthesized).items():
@@ -172,6 +183,29 @@ def test_only_rag_functions_carry_the_ml_layer(synthesized):
         assert (ml in layers) is BY_NAME[name].ml, name
     assert {"api", "ingestion"} == {s.name for s in FUNCTIONS if s.ml}
     assert ML_REQUIREMENTS.is_file()
+
+
+@pytest.mark.parametrize(
+    "retrieval",
+    [
+        {"tools": [{"name": "docs", "type": "rag", "pipeline": "kb"}]},
+        {"memory": {"semantic": {"backend": "faiss"}}},
+    ],
+    ids=["rag-tool", "semantic-memory"],
+)
+def test_functions_running_agents_that_retrieve_carry_the_ml_layer(tmp_path, retrieval):
+    """Embedding happens wherever an agent's steps run (prepare recalls, a rag tool call
+    embeds its query), so those functions need the ml layer; ws_connect never does."""
+    write_agent(tmp_path, "plain")
+    assert not agents_need_ml(load_path(tmp_path))
+    write_agent(tmp_path, "reader", **retrieval)
+    agents = load_path(tmp_path)
+    assert agents_need_ml(agents)
+    carrying = {spec.name for spec in FUNCTIONS if carries_ml(spec, agents)}
+    assert carrying == {
+        "api", "ingestion", "ws_message", "whatsapp", "telegram", "orchestration_step",
+        "tool_executor",
+    }  # fmt: skip
 
 
 # -- least privilege ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Who is calling: API keys from ``Authorization: Bearer``, ``x-api-key`` or (WebSocket only,
-since browsers cannot set headers there) ``?api_key=``; and what they may touch.
+"""The FastAPI side of access: the key a request carries (``Authorization: Bearer``,
+``x-api-key`` or, WebSocket only since browsers cannot set headers there, ``?api_key=``), and
+the dependencies routes declare. The rules themselves are in :mod:`astromesh.channels.access`.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
 
 from astromesh.auth import Principal
-from astromesh.channels.errors import Forbidden, Unauthorized
-from astromesh.channels.services import Services, get_services
+from astromesh.channels.access import authenticate
+from astromesh.channels.catalog import AgentCatalog
+from astromesh.channels.services import Services
 
 
 def credential(connection: HTTPConnection, *, allow_query: bool = False) -> str | None:
@@ -29,29 +31,6 @@ def credential(connection: HTTPConnection, *, allow_query: bool = False) -> str 
     return None
 
 
-async def authenticate(services: Services, key: str | None) -> Principal:
-    """The principal for ``key``.
-
-    Without a key, the caller is let in only while the server runs open: auth is not
-    ``required`` and no active key exists in the store (checked on each such request, so a
-    key created with ``astromesh keys create`` closes the server at once).
-
-    Raises:
-        Unauthorized: a missing key where one is needed, or an unknown or revoked key.
-    """
-    store = await services.keys()
-    if key is None:
-        if services.settings.auth == "required" or await store.has_active():
-            raise Unauthorized(
-                "missing API key: send 'Authorization: Bearer <key>' or 'x-api-key: <key>'"
-            )
-        return Principal.open()
-    record = await store.verify(key)
-    if record is None:
-        raise Unauthorized("unknown or revoked API key")
-    return Principal(record.tenant, frozenset(record.agents), record.key_id)
-
-
 async def current_principal(
     request: Request, services: Annotated[Services, Depends(get_services)]
 ) -> Principal:
@@ -59,16 +38,22 @@ async def current_principal(
     return await authenticate(services, credential(request))
 
 
-def require_agent(principal: Principal, agent: str) -> None:
-    """Refuse an agent outside the key's set (checked before looking the agent up, so a key
-    cannot probe which agents exist).
-
-    Raises:
-        Forbidden: the key may not use ``agent``.
-    """
-    if not principal.allows(agent):
-        raise Forbidden(f"this API key may not use agent {agent!r}")
+def services_of(connection: HTTPConnection) -> Services:
+    """The app's services, from a request or a WebSocket."""
+    services: Services = connection.app.state.services
+    return services
 
 
+async def get_services(request: Request) -> Services:
+    """FastAPI dependency. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in
+    a worker thread, a thread hop that cost more than the rest of a health request."""
+    return services_of(request)
+
+
+async def get_catalog(request: Request) -> AgentCatalog:
+    return await services_of(request).catalog()
+
+
+CatalogDep = Annotated[AgentCatalog, Depends(get_catalog)]
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 ServicesDep = Annotated[Services, Depends(get_services)]

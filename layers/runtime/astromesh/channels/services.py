@@ -1,4 +1,5 @@
-"""Everything a route needs, built once per app and reached through FastAPI dependencies.
+"""Everything a channel needs, built once per app (or Lambda container); free of FastAPI,
+whose dependencies reaching it are in :mod:`astromesh.channels.security`.
 
 The control plane (agent registry, API keys) lives in the same durable store as the runs
 and is opened on first use: ``httpx``'s ASGI transport and Mangum (with ``lifespan="off"``,
@@ -11,9 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-
-from fastapi import Request
-from starlette.requests import HTTPConnection
 
 from astromesh.auth import KeyStore
 from astromesh.channels.catalog import AgentCatalog
@@ -75,19 +73,3 @@ class Services:
         if self._control is not None:
             await self._control.aclose()
         self._control = self._catalog = None
-
-
-def services_of(connection: HTTPConnection) -> Services:
-    """The app's services, from a request or a WebSocket."""
-    services: Services = connection.app.state.services
-    return services
-
-
-async def get_services(request: Request) -> Services:
-    """FastAPI dependency. ``async`` on purpose: FastAPI runs a plain ``def`` dependency in
-    a worker thread, a thread hop that cost more than the rest of a health request."""
-    return services_of(request)
-
-
-async def get_catalog(request: Request) -> AgentCatalog:
-    return await services_of(request).catalog()

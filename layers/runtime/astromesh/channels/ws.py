@@ -21,11 +21,11 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from astromesh.auth import Principal
+from astromesh.channels.access import authenticate, runnable_agent, visible_entry
 from astromesh.channels.errors import BadRequest
 from astromesh.channels.launcher import RunInput
-from astromesh.channels.rest._common import runnable_agent, visible_entry
-from astromesh.channels.security import authenticate, credential
-from astromesh.channels.services import Services, services_of
+from astromesh.channels.security import credential, services_of
+from astromesh.channels.services import Services
 from astromesh.errors import AstromeshError
 from astromesh.runs.events import RunEvent
 from astromesh.runs.state import RunState

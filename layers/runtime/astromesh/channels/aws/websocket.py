@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from astromesh.channels.access import authenticate, runnable_agent, visible_entry
 from astromesh.channels.aws.connections import Connection, ConnectionRegistry
 from astromesh.channels.aws.frames import (
     DEFAULT_FLUSH_SECONDS,
@@ -41,8 +42,6 @@ from astromesh.channels.aws.frames import (
 )
 from astromesh.channels.aws.management import ConnectionPoster, endpoint_of, management_client
 from astromesh.channels.errors import BadRequest, Unauthorized, error_body
-from astromesh.channels.rest._common import runnable_agent, visible_entry
-from astromesh.channels.security import authenticate
 from astromesh.channels.services import Services
 from astromesh.errors import AstromeshError, ConflictError, NotFoundError
 from astromesh.pipeline import done_frame

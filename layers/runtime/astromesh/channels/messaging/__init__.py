@@ -7,13 +7,12 @@ thin handler in ``functions/<channel>/``.
 
 from astromesh.channels.messaging.base import ChannelAdapter, InboundMessage, WebhookRequest, Work
 from astromesh.channels.messaging.inbox import ADAPTERS, ChannelHub, Inbox
-from astromesh.channels.messaging.routes import router
 
-ROUTERS = (router,)
+# The webhook routes (FastAPI) are in ``routes.py``, imported by the app only: the channel
+# Lambdas use the adapters and the inbox without the web framework.
 
 __all__ = [
     "ADAPTERS",
-    "ROUTERS",
     "ChannelAdapter",
     "ChannelHub",
     "InboundMessage",

@@ -27,6 +27,7 @@ from typing import Any
 import httpx
 
 from astromesh.auth import Principal
+from astromesh.channels.access import runnable_agent
 from astromesh.channels.errors import TooManyRuns
 from astromesh.channels.launcher import RunInput
 from astromesh.channels.messaging.base import ChannelAdapter, SendError, WebhookRequest, Work
@@ -34,7 +35,6 @@ from astromesh.channels.messaging.config import ChannelsConfig, ChannelSettings,
 from astromesh.channels.messaging.guards import Guards, open_guards
 from astromesh.channels.messaging.telegram import TelegramAdapter
 from astromesh.channels.messaging.whatsapp import WhatsAppAdapter
-from astromesh.channels.rest._common import runnable_agent
 from astromesh.channels.services import Services
 from astromesh.errors import AstromeshError, ConfigurationError, NotFoundError
 from astromesh.runs.state import RunStatus

@@ -23,7 +23,7 @@ from fastapi.responses import PlainTextResponse
 from astromesh.channels.errors import NotAvailable
 from astromesh.channels.messaging.base import WebhookRequest
 from astromesh.channels.messaging.inbox import ChannelHub
-from astromesh.channels.services import services_of
+from astromesh.channels.security import services_of
 
 _HUB = "channel_hub"
 

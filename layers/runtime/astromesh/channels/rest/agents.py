@@ -6,13 +6,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from astromesh.channels.catalog import AgentCatalog
+from astromesh.channels.access import runnable_agent, visible_entry
 from astromesh.channels.errors import NotAvailable
 from astromesh.channels.launcher import RunInput
-from astromesh.channels.rest._common import runnable_agent, visible_entry
 from astromesh.channels.schemas import (
     AgentList,
     ErrorResponse,
@@ -20,15 +19,13 @@ from astromesh.channels.schemas import (
     RunRequest,
     RunResponse,
 )
-from astromesh.channels.security import CurrentPrincipal, ServicesDep
-from astromesh.channels.services import get_catalog
+from astromesh.channels.security import CatalogDep, CurrentPrincipal, ServicesDep
 from astromesh.channels.views import agent_config, agent_summary
 from astromesh.runs.events import RunEvent
 from astromesh.runs.views import run_response
 
 router = APIRouter(tags=["agents"])
 
-CatalogDep = Annotated[AgentCatalog, Depends(get_catalog)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429)

@@ -6,14 +6,14 @@ file agents are the read-only defaults (changing or removing one answers 409).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from astromesh.channels.access import require_agent, visible_entry
 from astromesh.channels.catalog import AgentCatalog
 from astromesh.channels.errors import BadRequest
-from astromesh.channels.rest._common import visible_entry
 from astromesh.channels.schemas import (
     AgentRegistered,
     AgentRemoved,
@@ -21,13 +21,11 @@ from astromesh.channels.schemas import (
     AgentUpdated,
     ErrorResponse,
 )
-from astromesh.channels.security import CurrentPrincipal, require_agent
-from astromesh.channels.services import get_catalog
+from astromesh.channels.security import CatalogDep, CurrentPrincipal
 from astromesh.registry import AgentStatus
 
 router = APIRouter(tags=["agent lifecycle"])
 
-CatalogDep = Annotated[AgentCatalog, Depends(get_catalog)]
 
 _DOCUMENT_BODY: dict[str, Any] = {
     "requestBody": {

@@ -4,19 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 
-from astromesh.channels.catalog import AgentCatalog
+from astromesh.channels.access import visible_entry
 from astromesh.channels.errors import NotAvailable
-from astromesh.channels.rest._common import visible_entry
 from astromesh.channels.schemas import ErrorResponse, HistoryCleared, HistoryResponse
-from astromesh.channels.security import CurrentPrincipal
-from astromesh.channels.services import get_catalog
+from astromesh.channels.security import CatalogDep, CurrentPrincipal
 from astromesh.channels.views import history_message
 
 router = APIRouter(tags=["memory"])
 
-CatalogDep = Annotated[AgentCatalog, Depends(get_catalog)]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorResponse} for status in (401, 403, 404, 422)
 }

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
-from astromesh.channels.catalog import AgentCatalog
 from astromesh.channels.schemas import ToolList
-from astromesh.channels.security import CurrentPrincipal
-from astromesh.channels.services import get_catalog
+from astromesh.channels.security import CatalogDep, CurrentPrincipal
 from astromesh.errors import ConfigurationError
 
 router = APIRouter(tags=["tools"])
-
-CatalogDep = Annotated[AgentCatalog, Depends(get_catalog)]
 
 
 @router.get("/v1/tools", response_model=ToolList)

@@ -140,6 +140,26 @@ async def test_the_window_slides_and_counts_refusals(guards):
     assert (await guards.hit("other", window_seconds=0.5, max_messages=2)).allowed
 
 
+async def test_a_turn_is_held_by_one_and_freed_only_by_its_holder(guards):
+    tokens = await asyncio.gather(*(guards.lease("whatsapp:s1", 5) for _ in range(10)))
+    held = [t for t in tokens if t is not None]
+    assert len(held) == 1
+    await guards.unlease("whatsapp:s1", "not-the-holder")
+    assert await guards.lease("whatsapp:s1", 5) is None  # still held
+    assert await guards.lease("whatsapp:s2", 5) is not None  # another conversation
+    await guards.unlease("whatsapp:s1", held[0])
+    assert await guards.lease("whatsapp:s1", 5) is not None
+
+
+async def test_a_turn_expires_and_the_late_holder_frees_nothing(guards):
+    late = await guards.lease("telegram:s", 0.3)
+    await asyncio.sleep(0.4)
+    taken_over = await guards.lease("telegram:s", 5)
+    assert late is not None and taken_over is not None
+    await guards.unlease("telegram:s", late)  # the run that overran its turn ends now
+    assert await guards.lease("telegram:s", 5) is None  # the new holder keeps it
+
+
 async def test_redis_claims_hold_across_clients(redis_url, redis_prefix):
     clients = [RedisGuards(redis_url, prefix=redis_prefix) for _ in range(5)]
     try:

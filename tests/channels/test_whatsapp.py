@@ -121,6 +121,24 @@ async def test_the_sender_keeps_one_conversation(whatsapp, graph, openai_server)
     assert {run.session_id for run in runs} == {"whatsapp:15551234567"}
 
 
+@pytest.mark.parametrize("redis", [True, False], ids=["redis", "memory"])
+async def test_a_senders_messages_are_answered_one_at_a_time(whatsapp, graph, openai_server, redis):
+    """Two messages sent in quick succession: the second run waits for the first, so it
+    sees the first turn in the history (run together, each would miss the other)."""
+    app, client = whatsapp(redis=redis)
+    openai_server.push(Reply("First answer.", delay=0.5), Reply("Second answer."))
+
+    await asyncio.gather(
+        post(client, whatsapp_delivery(wa_text("My name is Ada.", message_id="wamid.T1"))),
+        post(client, whatsapp_delivery(wa_text("What is my name?", message_id="wamid.T2"))),
+    )
+    await drain(app)
+
+    first, second = ([m["content"] for m in r["messages"]] for r in openai_server.requests)
+    assert first[-1] in second and "First answer." in second
+    assert sorted(graph.texts()) == ["First answer.", "Second answer."]
+
+
 async def test_signatures_are_checked_over_the_raw_body(whatsapp, graph, openai_server):
     _, client = whatsapp()
     payload = whatsapp_delivery(wa_text("hello"))

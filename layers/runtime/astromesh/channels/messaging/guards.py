@@ -13,9 +13,15 @@ times, trimmed to the window by a Lua script that decides and records in one ste
 clock, so Lambda instances never disagree about "now"). Refused messages are counted
 separately, so the caller can tell the sender once per burst rather than on every message.
 
-Without Redis (the local server, a single process) both fall back to memory: correct within
-the process, not shared across processes, and forgotten on restart. Lambda functions must
-set ``ASTROMESH_REDIS_URL``.
+A conversation's *turn* is a lease: while the agent answers one message of a sender, their
+next message waits for it (``SET key token NX PX ttl``, released only by its holder's token,
+so a lease that outlived its TTL and was taken over is never freed by the late holder).
+Two runs of one session at once would each read the history without the other's turn and
+write both back interleaved.
+
+Without Redis (the local server, a single process) all three fall back to memory: correct
+within the process, not shared across processes, and forgotten on restart. Lambda functions
+must set ``ASTROMESH_REDIS_URL``.
 """
 
 from __future__ import annotations
@@ -47,6 +53,11 @@ if refused == 1 then redis.call('PEXPIRE', KEYS[2], window_ms) end
 return {0, refused}
 """
 
+_UNLEASE_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class RateVerdict:
@@ -74,6 +85,15 @@ class Guards(ABC):
         """Count one message of ``key`` if fewer than ``max_messages`` were accepted in the
         last ``window_seconds``."""
 
+    @abstractmethod
+    async def lease(self, key: str, ttl_seconds: float) -> str | None:
+        """Take ``key``'s lease for ``ttl_seconds`` if nobody holds it: its token, else
+        ``None``."""
+
+    @abstractmethod
+    async def unlease(self, key: str, token: str) -> None:
+        """Give the lease back, if ``token`` still holds it."""
+
     async def aclose(self) -> None:  # noqa: B027 - memory guards hold nothing to close
         """Release connections."""
 
@@ -85,6 +105,7 @@ class MemoryGuards(Guards):
     _claims: dict[str, float] = field(default_factory=dict)
     _windows: dict[str, list[float]] = field(default_factory=dict)
     _refused: dict[str, int] = field(default_factory=dict)
+    _leases: dict[str, tuple[str, float]] = field(default_factory=dict)
 
     async def claim(self, key: str, ttl_seconds: int = DEFAULT_CLAIM_TTL_SECONDS) -> bool:
         now = time.monotonic()
@@ -111,6 +132,20 @@ class MemoryGuards(Guards):
         self._refused[key] = self._refused.get(key, 0) + 1
         return RateVerdict(False, self._refused[key])
 
+    async def lease(self, key: str, ttl_seconds: float) -> str | None:
+        now = time.monotonic()
+        held = self._leases.get(key)
+        if held is not None and held[1] > now:
+            return None
+        token = uuid.uuid4().hex
+        self._leases[key] = (token, now + ttl_seconds)
+        return token
+
+    async def unlease(self, key: str, token: str) -> None:
+        held = self._leases.get(key)
+        if held is not None and held[0] == token:
+            del self._leases[key]
+
 
 class RedisGuards(Guards):
     """Guards shared by every process using the same Redis and ``prefix``."""
@@ -121,6 +156,7 @@ class RedisGuards(Guards):
         self.prefix = prefix
         self._client: Any = aioredis.Redis.from_url(url)
         self._window = self._client.register_script(_WINDOW_LUA)
+        self._unlease = self._client.register_script(_UNLEASE_LUA)
 
     async def claim(self, key: str, ttl_seconds: int = DEFAULT_CLAIM_TTL_SECONDS) -> bool:
         return bool(await self._client.set(f"{self.prefix}:seen:{key}", 1, nx=True, ex=ttl_seconds))
@@ -135,6 +171,16 @@ class RedisGuards(Guards):
             args=[int(window_seconds * 1000), max_messages, uuid.uuid4().hex],
         )
         return RateVerdict(True) if allowed else RateVerdict(False, int(number))
+
+    async def lease(self, key: str, ttl_seconds: float) -> str | None:
+        token = uuid.uuid4().hex
+        taken = await self._client.set(
+            f"{self.prefix}:turn:{key}", token, nx=True, px=max(1, int(ttl_seconds * 1000))
+        )
+        return token if taken else None
+
+    async def unlease(self, key: str, token: str) -> None:
+        await self._unlease(keys=[f"{self.prefix}:turn:{key}"], args=[token])
 
     async def aclose(self) -> None:
         await self._client.aclose()

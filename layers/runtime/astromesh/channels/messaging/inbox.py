@@ -14,13 +14,21 @@ What a sender gets back, besides the agent's answer:
   ones in the same burst get nothing, so a flood does not turn into a flood of replies);
 - a run that fails, times out or is refused because the server is busy:
   :data:`FAILURE_NOTICE` (the details are in the logs and the run record).
+
+One sender's messages are answered one at a time (:meth:`ChannelHub.turn`): a message that
+arrives while the agent is still answering the previous one waits for it, so each run sees
+the previous turn in the session's history. The order among several waiting messages is not
+guaranteed (they take the turn as it frees); a turn is held at most for the agent's time
+limit plus :data:`TURN_MARGIN_SECONDS`, so a crashed run cannot block its sender for longer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +58,10 @@ RATE_NOTICE = (
     "You are sending messages faster than I can answer. Please wait a moment and try again."
 )
 FAILURE_NOTICE = "Sorry, I could not answer that just now. Please try again in a little while."
+TURN_MARGIN_SECONDS = 30.0
+"""A turn is held for the agent's ``timeout_seconds`` plus this (model calls that overrun the
+limit, the reply being sent)."""
+TURN_POLL_SECONDS = 0.2
 
 ADAPTERS: dict[str, Callable[[Any, httpx.AsyncClient], ChannelAdapter]] = {
     "whatsapp": WhatsAppAdapter,
@@ -227,15 +239,16 @@ class ChannelHub:
             agent_name = self._agent_name(inbox)
             principal = Principal(inbox.settings.tenant, frozenset({agent_name}))
             agent = await runnable_agent(await self.services.catalog(), principal, agent_name)
-            run = await self.services.launcher.run(
-                agent,
-                RunInput(
-                    message.text,
-                    message.session_id,
-                    {"channel": inbox.name},
-                    inbox.settings.tenant,
-                ),
-            )
+            async with self.turn(inbox, message.session_id, agent.timeout_seconds):
+                run = await self.services.launcher.run(
+                    agent,
+                    RunInput(
+                        message.text,
+                        message.session_id,
+                        {"channel": inbox.name},
+                        inbox.settings.tenant,
+                    ),
+                )
         except TooManyRuns:
             logger.warning("channel=<%s> | server busy, run refused", inbox.name)
             return FAILURE_NOTICE
@@ -252,6 +265,33 @@ class ChannelHub:
             run.error,
         )
         return FAILURE_NOTICE
+
+    @contextlib.asynccontextmanager
+    async def turn(self, inbox: Inbox, session_id: str, run_seconds: float) -> AsyncIterator[None]:
+        """Hold the conversation's turn while its run goes on: wait for the run before it.
+
+        The wait is bounded by what a turn may last; past it, the run goes ahead anyway
+        (logged), since a sender must get an answer even if a lease outlived a lost run.
+        """
+        hold = run_seconds + TURN_MARGIN_SECONDS
+        key = f"{inbox.name}:{session_id}"
+        deadline = time.monotonic() + hold
+        token = await inbox.guards.lease(key, hold)
+        while token is None and time.monotonic() < deadline:
+            await asyncio.sleep(TURN_POLL_SECONDS)
+            token = await inbox.guards.lease(key, hold)
+        if token is None:
+            logger.warning(
+                "channel=<%s>, session=<%s> | previous turn still held after %.0fs; answering",
+                inbox.name,
+                session_id,
+                hold,
+            )
+        try:
+            yield
+        finally:
+            if token is not None:
+                await inbox.guards.unlease(key, token)
 
     def _agent_name(self, inbox: Inbox) -> str:
         name = inbox.settings.default_agent

@@ -21,8 +21,9 @@ cold-start resolver's environment: a warm container must not keep a master passw
 rotation has since replaced. The password goes to the server already hashed
 (``PQencryptPasswordConn``), so it is never in a statement the server could log.
 
-TLS: ``sslmode=require`` (encrypted, certificate not checked): the RDS CA bundle is not in
-the layer (infra/README.md, open items); the link stays inside the VPC's isolated subnets.
+TLS: ``sslmode=verify-full`` against the RDS certificate authorities shipped beside this
+file (``rds-ca-bundle.pem``; certifi does not hold them, unlike the Amazon roots RDS Proxy's
+certificates chain to), so the master password only ever goes to the real instance.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
 
 PHYSICAL_ID = "astromesh-postgres-schema"
 SCHEMA = "public"
-MASTER_SSLMODE = "require"
+MASTER_SSLMODE = "verify-full"
+RDS_CA_BUNDLE = Path(__file__).with_name("rds-ca-bundle.pem")
 
 ReadSecret = Callable[[str], Mapping[str, Any]]
 
@@ -59,6 +62,7 @@ def master_dsn(secret: Mapping[str, Any], database: str) -> str:
         user=str(secret["username"]),
         password=str(secret["password"]),
         sslmode=MASTER_SSLMODE,
+        sslrootcert=str(RDS_CA_BUNDLE),
         connect_timeout="30",
     )
 

@@ -14,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
+import ssl
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -258,4 +259,14 @@ def test_the_master_dsn_comes_from_the_secret() -> None:
     params = conninfo_to_dict(dsn)
     assert params["user"] == "astromesh" and params["password"] == "p@ss word"
     assert params["host"] == "db.internal" and params["dbname"] == "astromesh"
-    assert params["sslmode"] == "require"
+    assert params["sslmode"] == "verify-full"
+    assert params["sslrootcert"] == str(handler.RDS_CA_BUNDLE)
+
+
+def test_the_rds_ca_bundle_loads_and_holds_each_regions_roots() -> None:
+    """What verify-full checks the instance against: every region's RDS roots, loadable."""
+    context = ssl.create_default_context(cafile=str(handler.RDS_CA_BUNDLE))
+    names = {dict(part[0] for part in cert["subject"])["commonName"]
+             for cert in context.get_ca_certs()}  # fmt: skip
+    for region in ("us-east-1", "eu-west-1", "ap-southeast-2"):
+        assert f"Amazon RDS {region} Root CA RSA2048 G1" in names

@@ -103,7 +103,7 @@ async def test_a_scrape_after_real_runs_shows_them_by_agent_and_status(
         (ok, 2.0),
     ]
     assert found["astromesh_runs_failed_total"] == [(failed_labels, 1.0)]
-    cost = {labels["status"]: value for labels, value in found["astromesh_run_cost_USD_total"]}
+    cost = {labels["status"]: value for labels, value in found["astromesh_run_cost_usd_total"]}
     assert cost == {"succeeded": pytest.approx(0.12), "failed": 0}
     counts = {
         labels["status"]: value for labels, value in found["astromesh_run_duration_seconds_count"]

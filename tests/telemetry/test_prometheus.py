@@ -49,7 +49,7 @@ def test_the_runtime_metrics_render_with_agent_and_status_labels_and_no_run_id()
         [(ok, 2.0), (timed_out, 1.0)], key=str
     )
     assert found["astromesh_runs_failed_total"] == [(timed_out, 1.0)]
-    assert {labels["status"]: v for labels, v in found["astromesh_run_cost_USD_total"]} == {
+    assert {labels["status"]: v for labels, v in found["astromesh_run_cost_usd_total"]} == {
         "succeeded": 0.75,
         "timed_out": 0.125,
     }

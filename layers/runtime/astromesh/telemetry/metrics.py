@@ -108,7 +108,7 @@ RUN_COST = RuntimeMetric(
     "RunCostUSD",
     "astromesh.run.cost",
     "None",
-    "USD",
+    "usd",
     "Sum",
     "a run is finalized: its total priced cost in USD (the router's per-call cost, summed)",
 )

@@ -27,7 +27,7 @@ What Prometheus sees (OpenTelemetry's names mapped by the exporter; agent and st
 labels, never the run id):
 
 - ``astromesh_runs_finished_total`` and ``astromesh_runs_failed_total``,
-- ``astromesh_run_cost_USD_total``,
+- ``astromesh_run_cost_usd_total``,
 - ``astromesh_run_duration_seconds`` (histogram),
 - ``astromesh_circuit_opened_total`` (label ``circuit``),
 - ``target_info`` (the OpenTelemetry resource: ``service.name`` is ``astromesh`` unless

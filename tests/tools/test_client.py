@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from astromesh.errors import ConflictError, NotFoundError, ValidationFailed
+from astromesh.guardrails import GuardrailChain
 from astromesh.models.types import Message, ToolCall
 from astromesh.orchestration.react import ReActPattern
 from astromesh.runs.events import RunEvent
@@ -24,7 +25,9 @@ from astromesh.tools.client import (
 )
 
 CTX = ToolContext(run_id="run_1", agent="a", session_id="s")
-AGENT = SimpleNamespace(name="helper", pattern=ReActPattern())
+# The parts of an Agent that submit_tool_outputs uses: its pattern, and its guardrails
+# (a client's outputs are screened like any tool result; none configured here).
+AGENT = SimpleNamespace(name="helper", pattern=ReActPattern(), guardrails=GuardrailChain())
 
 
 def add(a: int, b: int) -> int:

@@ -20,6 +20,8 @@ from astromesh.guardrails import (
     guard_budget,
     guard_input,
     guard_output,
+    guard_tool_result,
+    record_tool_result,
     reserve_budget,
     run_spend,
     settle_budget,
@@ -181,7 +183,20 @@ async def act(
                         "tool_call", {"id": call.id, "name": call.name, "arguments": call.arguments}
                     )
                 )
-                result = await agent.tools.call(call, context)
+                outcome = await agent.tools.call(call, context)
+                # Screened before anything else sees it: the event, the kept full result
+                # (content_ref) and the step record all get the screened text only.
+                result = await screen_tool_result(
+                    run,
+                    agent,
+                    ActionResult(
+                        call_id=call.id,
+                        name=call.name,
+                        ok=outcome.ok,
+                        content=outcome.content,
+                        duration_ms=outcome.duration_ms,
+                    ),
+                )
                 await emit(
                     RunEvent(
                         "tool_result",
@@ -193,13 +208,7 @@ async def act(
                         },
                     )
                 )
-                return ActionResult(
-                    call_id=call.id,
-                    name=call.name,
-                    ok=result.ok,
-                    content=result.content,
-                    duration_ms=result.duration_ms,
-                )
+                return result
 
         server_calls, client_calls = split_client_calls(actions, agent.tools.available())
         results = await asyncio.gather(*(one(call) for call in server_calls))
@@ -212,6 +221,31 @@ async def act(
         return list(results)
 
 
+async def screen_tool_result(run: RunState, agent: Agent, result: ActionResult) -> ActionResult:
+    """Apply the agent's ``tool_results`` guardrails to one result, as its own traced stage.
+
+    :func:`act` calls it once per result, as soon as the tool returns, in whichever process
+    runs the tool (in-process, or the Step Functions tool executor, which stores what this
+    returns); so does ``submit_tool_outputs`` for a client tool's output. Nothing downstream
+    screens again. A redaction replaces the result; a block replaces it with a neutral
+    "withheld" message (see :func:`astromesh.guardrails.chain.guard_tool_result`).
+    """
+    if not agent.guardrails.tool_results:
+        return result
+    with stage(
+        "screen_tool_result",
+        run_id=run.id,
+        agent=agent.name,
+        tool=result.name,
+        call_id=result.call_id,
+    ) as span:
+        screened = await guard_tool_result(run, agent.guardrails, result)
+        actions = [v["action"] for v in screened.guardrails[len(result.guardrails) :]]
+        outcome = "block" if "block" in actions else "redact" if actions else "allow"
+        span.set_attribute("astromesh.guardrail_action", outcome)
+        return screened
+
+
 def record_actions(
     run: RunState,
     agent: Agent,
@@ -220,7 +254,8 @@ def record_actions(
     *,
     child_runs: Mapping[str, str] | None = None,
 ) -> None:
-    """Record each executed call as a ``tool_call`` step and keep the step's results.
+    """Record each executed call as a ``tool_call`` step (followed by the ``guardrail`` steps
+    of the ``tool_results`` verdicts that changed its result) and keep the step's results.
 
     Split from :func:`act` because on Step Functions the calls run in other processes and
     ``observe`` records them from the results they stored."""
@@ -237,6 +272,7 @@ def record_actions(
             permitted=agent.tools.is_allowed(call.name),
             **({"child_run_id": child_runs[call.id]} if call.id in child_runs else {}),
         )
+        record_tool_result(run, result)
     run.results = list(results)
 
 

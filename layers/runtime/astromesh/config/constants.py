@@ -78,6 +78,7 @@ GUARDRAIL_TYPES: Final[tuple[str, ...]] = (
     "cost_limit",
     "content_filter",
     "topic_filter",
+    "prompt_injection",
 )
 
 # metadata.name: used in URLs (/v1/agents/{name}), Step Functions execution names and keys.

@@ -1,4 +1,5 @@
-"""``spec.guardrails``: checks on the way in (user input) and out (model output).
+"""``spec.guardrails``: checks on the way in (user input), out (model output) and on what tools
+return before the model sees it (``tool_results``).
 
 One model per ``type``; each is validated up front (regexes compile, limits are positive) so a
 broken rule fails at load time, not on the first message that happens to reach it.
@@ -12,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from astromesh.config.base import ConfigModel
-from astromesh.config.issues import config_error
+from astromesh.config.issues import config_error, suggest, with_suggestion
 
 
 class PiiDetection(ConfigModel):
@@ -116,15 +117,77 @@ class TopicFilter(ConfigModel):
     action: Literal["block", "redact"] = "block"
 
 
+class PromptInjection(ConfigModel):
+    """Instructions planted in text (a fetched page, a retrieved passage) that try to steer
+    the agent: a curated list of phrasings (see ``astromesh.guardrails.injection`` for the
+    rules and the limits of a heuristic), plus ``extra_patterns`` of your own."""
+
+    type: Literal["prompt_injection"]
+    action: Literal["block", "redact"] = "block"
+    extra_patterns: list[str] = Field(default_factory=list)
+    exclude_rules: list[str] = Field(default_factory=list)
+
+    @field_validator("extra_patterns")
+    @classmethod
+    def _patterns_compile(cls, patterns: list[str]) -> list[str]:
+        for i, pattern in enumerate(patterns):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise config_error(
+                    f"invalid regular expression '{pattern}': {exc}", field=str(i)
+                ) from None
+        return patterns
+
+    @field_validator("exclude_rules")
+    @classmethod
+    def _known_rules(cls, rules: list[str]) -> list[str]:
+        from astromesh.guardrails.injection import RULE_IDS  # the rules live with the code
+
+        for i, rule in enumerate(rules):
+            if rule not in RULE_IDS:
+                hint = suggest(rule, RULE_IDS)
+                raise config_error(
+                    with_suggestion(
+                        f"unknown prompt_injection rule '{rule}'; known rules: "
+                        + ", ".join(RULE_IDS),
+                        hint,
+                    ),
+                    field=str(i),
+                    suggestion=hint,
+                )
+        return rules
+
+
 AnyGuardrail = Annotated[
-    PiiDetection | MaxLength | CostLimit | ContentFilter | TopicFilter,
+    PiiDetection | MaxLength | CostLimit | ContentFilter | TopicFilter | PromptInjection,
     Field(discriminator="type"),
 ]
 """Any guardrail rule; pydantic picks the class by ``type``."""
 
 
 class GuardrailsSpec(ConfigModel):
-    """The input-side and output-side rules, applied in the order written."""
+    """The rules of each side, applied in the order written.
+
+    ``tool_results`` (ours; upstream has input and output only) screens each tool result
+    before it enters the conversation: a redaction replaces the result, a block hands the
+    model a short neutral "withheld" message instead and the run goes on (see
+    ``astromesh.guardrails.chain``). ``cost_limit`` is refused there: a budget bounds the
+    run's usage, not a text, and is enforced between steps wherever it is declared.
+    """
 
     input: list[AnyGuardrail] = Field(default_factory=list)
     output: list[AnyGuardrail] = Field(default_factory=list)
+    tool_results: list[AnyGuardrail] = Field(default_factory=list)
+
+    @field_validator("tool_results")
+    @classmethod
+    def _no_budget_on_tool_results(cls, rules: list[AnyGuardrail]) -> list[AnyGuardrail]:
+        for i, rule in enumerate(rules):
+            if isinstance(rule, CostLimit):
+                raise config_error(
+                    "cost_limit does not apply to tool results: it limits the run's usage,"
+                    " not a text; declare it under 'input' or 'output'",
+                    field=f"{i}.type",
+                )
+        return rules

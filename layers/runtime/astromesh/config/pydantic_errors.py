@@ -241,7 +241,12 @@ _BOUNDS = {
     "less_than": ("less than", "lt"),
     "less_than_equal": ("at most", "le"),
 }
-_CONTAINER_NOUN = {"tools": "tool", "input": "guardrail", "output": "guardrail"}
+_CONTAINER_NOUN = {
+    "tools": "tool",
+    "input": "guardrail",
+    "output": "guardrail",
+    "tool_results": "guardrail",
+}
 _TAGS = {"tool": TOOL_TYPES, "guardrail": GUARDRAIL_TYPES}
 
 

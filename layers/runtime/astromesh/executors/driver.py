@@ -190,7 +190,11 @@ class StepDriver:
                 pipeline.act(run, agent, [call], self.emit, run_child=self.run_child),
                 timeout=max(seconds, 0.001),
             )
-            child_run_id = run.steps[-1].data.get("child_run_id")  # act's record of this call
+            # act's record of this call (guardrail steps of its result may follow it)
+            child_run_id = next(
+                (s.data.get("child_run_id") for s in reversed(run.steps) if s.type == "tool_call"),
+                None,
+            )
         except TimeoutError:
             result = ActionResult(
                 call_id=call.id,

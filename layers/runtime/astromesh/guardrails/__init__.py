@@ -1,9 +1,11 @@
-"""Guardrails: checks on the user's message (input) and the final answer (output).
+"""Guardrails: checks on the user's message (input), the final answer (output) and what
+tools return before the model sees it (tool results).
 
 Each guardrail returns a verdict (allow, redact with the new text, or block with a reason);
 a chain applies one side's guardrails in YAML order. See :mod:`.chain` for how the pipeline
-uses them and :mod:`.pii`, :mod:`.topic`, :mod:`.content`, :mod:`.length`, :mod:`.cost`
-for each type, and :mod:`.ledger` for the budgets shared by concurrent runs and processes.
+uses them and :mod:`.pii`, :mod:`.topic`, :mod:`.content`, :mod:`.length`, :mod:`.cost`,
+:mod:`.injection` for each type, and :mod:`.ledger` for the budgets shared by concurrent runs
+and processes.
 """
 
 from astromesh.guardrails.base import Action, Guardrail, GuardrailBlocked, Side, Verdict
@@ -13,6 +15,8 @@ from astromesh.guardrails.chain import (
     guard_budget,
     guard_input,
     guard_output,
+    guard_tool_result,
+    record_tool_result,
     reserve_budget,
     settle_budget,
 )
@@ -41,6 +45,8 @@ __all__ = [
     "guard_budget",
     "guard_input",
     "guard_output",
+    "guard_tool_result",
+    "record_tool_result",
     "reserve_budget",
     "run_spend",
     "settle_budget",

@@ -36,11 +36,25 @@ class Side(StrEnum):
     """The user's message, before anything is stored or sent to a model."""
     OUTPUT = "output"
     """The final answer, before it is returned or stored."""
+    TOOL_RESULT = "tool_result"
+    """What a tool returned, before it enters the conversation (YAML ``tool_results``)."""
 
+    @property
+    def subject(self) -> str:
+        """How a guardrail's user-facing message names the text it judged."""
+        return _SUBJECTS[self]
+
+
+_SUBJECTS: dict[Side, str] = {
+    Side.INPUT: "Your message",
+    Side.OUTPUT: "The answer",
+    Side.TOOL_RESULT: "The tool result",
+}
 
 DEFAULT_BLOCK_MESSAGES: dict[Side, str] = {
     Side.INPUT: "Your message was blocked by this agent's rules.",
     Side.OUTPUT: "The answer was withheld by this agent's rules.",
+    Side.TOOL_RESULT: "A tool result was withheld by this agent's rules.",
 }
 
 
@@ -96,7 +110,7 @@ class Verdict:
 
 
 class Guardrail(ABC):
-    """One rule of ``spec.guardrails.input`` or ``.output``.
+    """One rule of ``spec.guardrails.input``, ``.output`` or ``.tool_results``.
 
     Subclasses set ``type`` (the YAML ``type``) and implement :meth:`check`. ``name``
     defaults to the type; it is what verdicts and the run's steps show.

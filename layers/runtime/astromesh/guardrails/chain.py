@@ -1,5 +1,5 @@
-"""An agent's guardrails, input and output side, applied in YAML order; and the two pipeline
-helpers that wire them into a run.
+"""An agent's guardrails, input, output and tool-result side, applied in YAML order; and the
+pipeline helpers that wire them into a run.
 
 :class:`GuardrailChain` runs one side's guardrails in order: a redaction hands the redacted
 text to the next guardrail, a block stops the chain. :meth:`GuardrailChain.check_budget`
@@ -14,6 +14,39 @@ of the original *in the run* (the query; the answer and the copies of it in the 
 assistant message and model-call step), and on a block replace the text with
 :data:`BLOCKED_PLACEHOLDER`, so a blocked text is never stored. :func:`reserve_budget` and
 :func:`settle_budget` are what ``pipeline.step`` calls around each step.
+
+:func:`guard_tool_result` is what ``pipeline.act`` calls on each tool result, right after the
+tool returns and before anything else sees the result (the ``tool_result`` event, the store of
+large results, the run's steps and messages). Its semantics, per verdict:
+
+- ``redact``: the redacted text replaces the result everywhere, so the model, the stream, the
+  stored step and the kept full result (``content_ref``) all hold the redacted text only;
+- ``block``: the result is replaced by :data:`WITHHELD_MESSAGE` (naming the tool and the
+  guardrail, never the text) with ``ok=False``; the run goes on, and the model may try
+  something else;
+- a guardrail that raises withholds the result too (fail closed): a result that could not be
+  screened is not handed to the model.
+
+Per kind, on this side: ``pii_detection`` redacts to typed placeholders (``[EMAIL]``) or, with
+``action: block``, withholds; ``content_filter``, ``topic_filter`` and ``prompt_injection``
+withhold by default, or with ``action: redact`` replace only what matched (a topic found by
+embedding similarity always withholds); ``max_length`` withholds a result longer than
+``max_chars`` rather than cutting it (a silently truncated result would mislead the model);
+``cost_limit`` is refused (a budget is the run's, enforced between steps wherever declared).
+
+Every result is screened whole, including one later kept by reference (``content_ref``): the
+screening happens before the full text is stored, so the stored text and its preview are the
+screened ones. Screening time grows with the result (about 0.5 s per MB for PII detection
+here); on Step Functions it counts against the tool executor's time limit, and a call that
+runs out of time there returns the usual "did not finish" result, never the unscreened text.
+A child agent's answer (agent tools) is screened by the parent's side; the child's own run
+is screened by its own agent.
+
+The verdicts that redacted or withheld the result travel with it (``ActionResult.guardrails``)
+and :func:`record_tool_result` records them as ``guardrail`` steps (``side: tool_result``,
+with ``call_id`` and ``tool``) after the call's ``tool_call`` step. ``allow`` verdicts are not
+recorded on this side: a run makes many tool calls and its document is loaded by every
+Lambda task, so only what changed a result is kept.
 """
 
 from __future__ import annotations
@@ -23,16 +56,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from astromesh.errors import ConfigurationError
 from astromesh.guardrails.base import Action, Guardrail, GuardrailBlocked, Side, Verdict
 from astromesh.guardrails.cost import LIMIT_MESSAGE, CostGuardrail, estimate_step, run_spend
 from astromesh.guardrails.ledger import Budget, BudgetLedger, MemoryBudgetLedger, Reservation, Spend
 
 if TYPE_CHECKING:
-    from astromesh.runs.state import RunState
+    from astromesh.runs.state import ActionResult, RunState
 
 logger = logging.getLogger(__name__)
 
 BLOCKED_PLACEHOLDER = "[blocked by guardrail]"
+
+WITHHELD_MESSAGE = (
+    "The result of tool '{tool}' was withheld by the agent's guardrail '{guardrail}'; its "
+    "content is not available. Continue without it or try another way."
+)
+"""What the model receives in place of a tool result a ``tool_results`` guardrail blocked.
+
+Neutral on purpose: it names the tool and the guardrail (configuration), never the text or
+what was found in it, so nothing of the withheld result reaches the model, the stream or the
+stored run."""
 
 
 @dataclass
@@ -49,27 +93,38 @@ class ChainResult:
 
 
 class GuardrailChain:
-    """The input-side and output-side guardrails of one agent."""
+    """The input-side, output-side and tool-result guardrails of one agent."""
 
     def __init__(
         self,
         input: Sequence[Guardrail] = (),
         output: Sequence[Guardrail] = (),
         *,
+        tool_results: Sequence[Guardrail] = (),
         ledger: BudgetLedger | None = None,
     ) -> None:
         """``ledger`` counts the shared budgets; the runtime passes its one ledger (Redis
         when configured) so every agent and instance shares it. Without one, a chain with
-        shared budgets counts them in a ledger of its own (this process only)."""
+        shared budgets counts them in a ledger of its own (this process only).
+
+        Raises:
+            ConfigurationError: a ``cost_limit`` among ``tool_results``: usage is the run's,
+                not a text's, and is checked between steps whatever side declares it.
+        """
         self.input = list(input)
         self.output = list(output)
+        self.tool_results = list(tool_results)
+        if any(isinstance(g, CostGuardrail) for g in self.tool_results):
+            raise ConfigurationError(
+                "cost_limit cannot screen tool results; declare it under input or output"
+            )
         self._costs = [g for g in (*self.input, *self.output) if isinstance(g, CostGuardrail)]
         self.ledger: BudgetLedger | None = ledger
         if self.ledger is None and any(g.has_shared_budget for g in self._costs):
             self.ledger = MemoryBudgetLedger()
 
     def __bool__(self) -> bool:
-        return bool(self.input or self.output)
+        return bool(self.input or self.output or self.tool_results)
 
     @property
     def screens_output_text(self) -> bool:
@@ -82,6 +137,30 @@ class GuardrailChain:
 
     async def check_output(self, text: str, run: RunState | None = None) -> ChainResult:
         return await self._apply(self.output, text, run, Side.OUTPUT)
+
+    async def check_tool_result(self, text: str, run: RunState | None = None) -> ChainResult:
+        """Apply the ``tool_results`` side, failing closed: a guardrail that raises gives a
+        ``block`` verdict (``guardrail failed: <error type>``) instead of letting the text
+        through unscreened."""
+        result = ChainResult(text)
+        for guardrail in self.tool_results:
+            try:
+                verdict = await guardrail.check(result.text, run, Side.TOOL_RESULT)
+            except Exception as exc:  # noqa: BLE001 - any failure withholds the result
+                logger.warning(
+                    "run_id=<%s>, guardrail=<%s> | tool result screening failed, withheld: %s",
+                    run.id if run is not None else None,
+                    guardrail.name,
+                    type(exc).__name__,
+                )
+                verdict = Verdict.block(guardrail.name, f"guardrail failed: {type(exc).__name__}")
+            result.verdicts.append(verdict)
+            if verdict.action is Action.BLOCK:
+                result.blocked = verdict
+                return result
+            if verdict.action is Action.REDACT and verdict.text is not None:
+                result.text = verdict.text
+        return result
 
     def check_budget(self, run: RunState) -> Verdict | None:
         """The first cost limit the run has reached (either side's ``cost_limit``), or None."""
@@ -268,3 +347,40 @@ def _replace_answer(run: RunState, original: str, replacement: str) -> None:
             if isinstance(content, str):
                 step.data["content"] = content.replace(original, replacement)
             break
+
+
+async def guard_tool_result(
+    run: RunState, chain: GuardrailChain, result: ActionResult
+) -> ActionResult:
+    """Apply the ``tool_results`` side to one tool result; return the result to use from here
+    on (``result`` itself when nothing changed).
+
+    Call it once per result, as soon as the tool returns: what it returns is the only form of
+    the result that may be emitted, stored or shown to the model. The verdicts that changed
+    the result are in the returned ``guardrails``; :func:`record_tool_result` records them.
+    """
+    if not chain.tool_results:
+        return result
+    checked = await chain.check_tool_result(result.content, run)
+    changed = [v for v in checked.verdicts if v.action is not Action.ALLOW]
+    if not changed:
+        return result
+    steps = [
+        {**v.as_step(Side.TOOL_RESULT), "call_id": result.call_id, "tool": result.name}
+        for v in changed
+    ]
+    update: dict[str, object] = {"guardrails": [*result.guardrails, *steps]}
+    if checked.blocked is not None:
+        update["ok"] = False
+        update["content"] = WITHHELD_MESSAGE.format(
+            tool=result.name, guardrail=checked.blocked.guardrail
+        )
+    else:
+        update["content"] = checked.text
+    return result.model_copy(update=update)
+
+
+def record_tool_result(run: RunState, result: ActionResult) -> None:
+    """Append the ``guardrail`` steps of the verdicts that redacted or withheld ``result``."""
+    for data in result.guardrails:
+        run.record("guardrail", **data)

@@ -75,7 +75,7 @@ class ContentGuardrail(Guardrail):
         counts = dict(Counter(rule for _, _, rule in spans))
         rules = ", ".join(sorted(counts))
         if self.action == "block":
-            subject = "Your message" if side is Side.INPUT else "The answer"
+            subject = side.subject
             return Verdict.block(
                 self.name,
                 f"forbidden content: {rules}",

@@ -10,6 +10,7 @@ from astromesh.guardrails.base import Guardrail
 from astromesh.guardrails.chain import GuardrailChain
 from astromesh.guardrails.content import ContentGuardrail
 from astromesh.guardrails.cost import CostGuardrail
+from astromesh.guardrails.injection import PromptInjectionGuardrail
 from astromesh.guardrails.ledger import BudgetLedger
 from astromesh.guardrails.length import MaxLengthGuardrail
 from astromesh.guardrails.pii import PiiGuardrail
@@ -32,14 +33,18 @@ def build_guardrails(
             the runtime's one ledger, so they hold across agents' runs and instances.
 
     Raises:
-        ConfigurationError: an unknown PII entity, or a guardrail whose library is not
-            installed. Raised when the agent is built, not on the first message.
+        ConfigurationError: an unknown PII entity, a guardrail whose library is not
+            installed, or a ``cost_limit`` among ``tool_results``. Raised when the agent is
+            built, not on the first message.
     """
     if spec is None:
         return GuardrailChain()
     return GuardrailChain(
         input=_build_side(spec.input, embedder=embedder, default_region=default_region),
         output=_build_side(spec.output, embedder=embedder, default_region=default_region),
+        tool_results=_build_side(
+            spec.tool_results, embedder=embedder, default_region=default_region
+        ),
         ledger=ledger,
     )
 
@@ -60,6 +65,8 @@ def _build_side(
             built.append(MaxLengthGuardrail.from_config(rule))
         elif kind == "cost_limit":
             built.append(CostGuardrail.from_config(rule))
+        elif kind == "prompt_injection":
+            built.append(PromptInjectionGuardrail.from_config(rule))
         else:
             raise ConfigurationError(f"guardrail type {kind!r} is not implemented")
     return built

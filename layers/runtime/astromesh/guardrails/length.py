@@ -29,7 +29,7 @@ class MaxLengthGuardrail(Guardrail):
     async def check(self, text: str, run: RunState | None, side: Side) -> Verdict:
         if len(text) <= self.max_chars:
             return Verdict.allow(self.name)
-        subject = "Your message" if side is Side.INPUT else "The answer"
+        subject = side.subject
         return Verdict.block(
             self.name,
             f"{len(text)} characters, limit {self.max_chars}",

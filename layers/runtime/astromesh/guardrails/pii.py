@@ -330,7 +330,7 @@ class PiiGuardrail(Guardrail):
         summary = ", ".join(f"{kind} x{n}" for kind, n in sorted(counts.items()))
         if self.action == "block":
             kinds = ", ".join(sorted(k.lower().replace("_", " ") for k in counts))
-            subject = "Your message" if side is Side.INPUT else "The answer"
+            subject = side.subject
             return Verdict.block(
                 self.name,
                 f"personal data found: {summary}",

@@ -104,6 +104,10 @@ class ActionResult(BaseModel):
     duration_ms: float = 0.0
     truncated: bool = False
     """``content`` is only a preview; the full text is in the run store (``get_results``)."""
+    guardrails: list[dict[str, Any]] = Field(default_factory=list)
+    """The ``tool_results`` guardrails' verdicts that redacted or withheld ``content``, as
+    ``guardrail`` step data. They travel with the result because on Step Functions the
+    process that screens it (the tool executor) is not the one that records it (observe)."""
 
 
 class RunState(BaseModel):

@@ -13,10 +13,11 @@ The contract, end to end:
 3. The caller executes the calls and submits ``[{"tool_call_id", "output", "ok"?}]`` to
    :func:`submit_tool_outputs` (the REST endpoint of the channels issue calls it). Every
    pending call needs exactly one output; ``output`` is text or any JSON value.
-4. ``submit_tool_outputs`` records the results, feeds the whole step's results (server and
-   client, in the order the model asked for them) to ``observe``, saves the run with
-   optimistic concurrency (so two racing submissions cannot both resume it) and hands it
-   to ``resume``: the executor's loop continues with the next ``step``.
+4. ``submit_tool_outputs`` screens each output with the agent's ``tool_results`` guardrails
+   (as ``act`` screens a server tool's result), records the results, feeds the whole step's
+   results (server and client, in the order the model asked for them) to ``observe``, saves
+   the run with optimistic concurrency (so two racing submissions cannot both resume it) and
+   hands it to ``resume``: the executor's loop continues with the next ``step``.
 
 If an act stage that does not know about client tools runs one anyway, :class:`ClientTool`
 answers with a failed result saying so: it never pretends to have done the caller's work.
@@ -31,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from astromesh.errors import ConflictError, ToolError, ValidationFailed
+from astromesh.guardrails.chain import record_tool_result
 from astromesh.models.types import ToolCall
 from astromesh.runs.events import EventSink, RunEvent, discard
 from astromesh.runs.state import ActionResult, RunState, RunStatus
@@ -149,11 +151,17 @@ async def submit_tool_outputs(
             f"run {run_id} is not waiting for tool outputs (status: {run.status.value})"
         )
     answers = _match_outputs(run, [ToolOutput.model_validate(o) for o in outputs])
+
+    from astromesh import pipeline  # imported here: pipeline imports the tools package
+
     client_results: list[ActionResult] = []
     for call in run.pending_actions:
         answer = answers[call.id]
-        result = ActionResult(
-            call_id=call.id, name=call.name, ok=answer.ok, content=answer.content()
+        # A client's output enters the conversation like any tool result: same screening.
+        result = await pipeline.screen_tool_result(
+            run,
+            agent,
+            ActionResult(call_id=call.id, name=call.name, ok=answer.ok, content=answer.content()),
         )
         client_results.append(result)
         run.record(
@@ -166,6 +174,7 @@ async def submit_tool_outputs(
             permitted=True,
             client=True,
         )
+        record_tool_result(run, result)
         await emit(
             RunEvent(
                 "tool_result",
@@ -175,9 +184,6 @@ async def submit_tool_outputs(
     results = _in_model_order(run, [*run.results, *client_results])
     run.status = RunStatus.RUNNING
     run.results = results
-
-    from astromesh import pipeline  # imported here: pipeline imports the tools package
-
     pipeline.observe(run, agent, results)
     run = await runs.save(run)
     return await resume(run)

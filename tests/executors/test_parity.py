@@ -260,3 +260,28 @@ async def test_a_supervisor_delegates_through_the_state_machine(
 
     assert there.status is RunStatus.SUCCEEDED and there.answer == "Io, the volcanic moon."
     assert there.pattern_state  # the supervisor's state went through the store between steps
+
+
+async def test_a_tools_own_model_calls_count_on_both(local_side, aws_side, step_functions):
+    """The tool executor runs text_summarize in another process; the summary call it makes
+    still reaches the run's usage, through the stored result, as it does in-process."""
+    script(
+        local_side,
+        aws_side,
+        replies=[
+            Reply(tool_calls=[("text_summarize", {"text": "Long text. " * 30})]),
+            Reply("Short text.", tokens_in=100, tokens_out=20),  # the tool's own call
+            Reply("Summary: short text."),
+        ],
+    )
+    _, there = await both(
+        local_side,
+        aws_side,
+        step_functions,
+        "summarise",
+        tools=[{"name": "text_summarize", "type": "builtin"}],
+    )
+
+    assert there.status is RunStatus.SUCCEEDED
+    summary = [line for line in there.usage.by_model if line.role == "summary"]
+    assert [(s.calls, s.tokens_in, s.tokens_out) for s in summary] == [(1, 100, 20)]

@@ -39,6 +39,7 @@ from astromesh.orchestration.base import (
 )
 from astromesh.runs.events import EventSink, RunEvent
 from astromesh.runs.state import ActionResult, RunState, RunStatus, utcnow
+from astromesh.runs.usage import counting
 from astromesh.telemetry import stage
 from astromesh.tools.base import ChildRunner, ToolContext
 from astromesh.tools.client import pause_for_client, split_client_calls
@@ -183,7 +184,8 @@ async def act(
                         "tool_call", {"id": call.id, "name": call.name, "arguments": call.arguments}
                     )
                 )
-                outcome = await agent.tools.call(call, context)
+                with counting() as model_calls:  # a tool's own model calls, if any
+                    outcome = await agent.tools.call(call, context)
                 # Screened before anything else sees it: the event, the kept full result
                 # (content_ref) and the step record all get the screened text only.
                 result = await screen_tool_result(
@@ -195,6 +197,7 @@ async def act(
                         ok=outcome.ok,
                         content=outcome.content,
                         duration_ms=outcome.duration_ms,
+                        model_calls=model_calls,
                     ),
                 )
                 await emit(
@@ -273,6 +276,7 @@ def record_actions(
             **({"child_run_id": child_runs[call.id]} if call.id in child_runs else {}),
         )
         record_tool_result(run, result)
+        run.usage.add_calls(result.model_calls)
     run.results = list(results)
 
 
@@ -325,7 +329,9 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
                 run.status = RunStatus.SUCCEEDED
                 run.answer = checked.text
                 key = agent.session_key(run.session_id, run.tenant)
-                await agent.memory.remember(key, run.query, checked.text)
+                with counting() as summaries:  # the summary strategy folds old turns here
+                    await agent.memory.remember(key, run.query, checked.text)
+                run.usage.add_calls(summaries)
                 if agent.semantic is not None:
                     # Scoped to the session: one user's turns must never surface in another's.
                     await agent.semantic.remember(

@@ -34,8 +34,10 @@ in one step counts them all). With no concurrency (``N = 1``) it is less than on
 
 What is counted, and when
 -------------------------
-- The usage of model calls made by pattern steps (what ``run.usage`` counts). Model calls
-  outside steps (memory summaries, a summarising tool) are not in ``run.usage`` and not here.
+- The usage of model calls made by pattern steps. Model calls outside steps (a summary
+  folded as a run ends, a summarising tool: :mod:`astromesh.runs.usage`) are in
+  ``run.usage``, so per-run limits see them, but they are not reserved and settled here, so
+  the shared day and session budgets do not count them.
 - Day budgets are per UTC day: keys carry the date of admission and expire at the next UTC
   midnight, so a day's total starts at zero. A step admitted before midnight settles into the
   day that admitted it. ``max_cost_per_session`` is per session per UTC day, the same way.

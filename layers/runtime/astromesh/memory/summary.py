@@ -26,6 +26,7 @@ from astromesh.errors import AstromeshError, ConfigurationError
 from astromesh.memory.conversational import ConversationalMemory
 from astromesh.models.types import Message, ModelResponse
 from astromesh.runs.state import utcnow
+from astromesh.runs.usage import count
 from astromesh.stores._common import sortable_timestamp
 from astromesh.stores.base import HistoryStore, SessionKey
 
@@ -259,6 +260,8 @@ SUMMARY_INSTRUCTIONS = (
 def model_summarizer(model: Any, *, max_words: int = 150) -> Summarizer:
     """A summariser that asks ``model`` (a ``Model`` or a ``ModelRouter``) to fold turns.
 
+    Each call is counted into the run whose end caused it (role ``summary``).
+
     Raises (when called):
         ProviderError: the model failed (``SummaryMemory.fold`` logs it and retries later).
     """
@@ -273,6 +276,7 @@ def model_summarizer(model: Any, *, max_words: int = 150) -> Summarizer:
         ]
         if hasattr(model, "complete"):
             response: ModelResponse = await model.complete(prompt)
+            count(response)  # into the run that is ending (astromesh.runs.usage)
             return response.content
         final: ModelResponse | None = None
         async for event in model.stream(prompt):
@@ -280,6 +284,7 @@ def model_summarizer(model: Any, *, max_words: int = 150) -> Summarizer:
                 final = event
         if final is None:
             raise ConfigurationError("the summariser's model returned no response")
+        count(final)
         return final.content
 
     return summarize

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from astromesh.models.types import Message, ToolCall, Usage
+from astromesh.runs.usage import ModelCall
 
 
 def utcnow() -> datetime:
@@ -93,6 +94,17 @@ class RunUsage(BaseModel):
         line.cost += cost
         line.estimated = line.estimated or usage.estimated
 
+    def add_calls(self, calls: list[ModelCall]) -> None:
+        """Count model calls made outside the pattern's steps (see :mod:`astromesh.runs.usage`)."""
+        for call in calls:
+            self.add(
+                provider=call.provider,
+                model=call.model,
+                role=call.role,
+                usage=call.usage,
+                cost=call.cost,
+            )
+
 
 class ActionResult(BaseModel):
     """The outcome of one action (a tool call), fed back to the pattern by ``observe``."""
@@ -108,6 +120,9 @@ class ActionResult(BaseModel):
     """The ``tool_results`` guardrails' verdicts that redacted or withheld ``content``, as
     ``guardrail`` step data. They travel with the result because on Step Functions the
     process that screens it (the tool executor) is not the one that records it (observe)."""
+    model_calls: list[ModelCall] = Field(default_factory=list)
+    """Model calls the tool made (a summarising tool), counted into the run's usage when the
+    call is recorded: they travel with the result for the same reason as ``guardrails``."""
 
 
 class RunState(BaseModel):

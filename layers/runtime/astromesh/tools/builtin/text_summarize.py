@@ -19,6 +19,7 @@ from pydantic import Field
 
 from astromesh.errors import ToolError
 from astromesh.models.types import GenerationParams, Message
+from astromesh.runs.usage import count
 from astromesh.tools.base import Tool, ToolContext
 from astromesh.tools.builtin._common import BuiltinConfig
 
@@ -42,8 +43,8 @@ class SummarizeConfig(BuiltinConfig):
 def router_summariser(router: ModelRouter, *, role: str = "default") -> Summariser:
     """A :data:`Summariser` that asks ``router`` (the agent's models) for the summary.
 
-    The call is not counted in the run's usage: the tool has no access to the run. See the
-    integration notes (a usage callback on ``ToolContext`` would fix it).
+    The call is counted into the calling run's usage (role ``summary``) through
+    :mod:`astromesh.runs.usage`: the tool itself never sees the run.
     """
 
     async def summarise(text: str, max_words: int) -> str:
@@ -52,6 +53,7 @@ def router_summariser(router: ModelRouter, *, role: str = "default") -> Summaris
             role=role,
             params=GenerationParams(max_tokens=max(64, max_words * 3)),
         )
+        count(response)
         return response.content.strip()
 
     return summarise

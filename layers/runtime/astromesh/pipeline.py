@@ -46,9 +46,12 @@ from astromesh.tools.client import pause_for_client, split_client_calls
 
 logger = logging.getLogger(__name__)
 
-ChildRunStarter = Callable[[RunState, str, str], Awaitable[RunState]]
+ChildRunStarter = Callable[[RunState, str, str, str], Awaitable[RunState]]
 """Starts agent ``name`` with ``query`` as a child of ``parent`` and waits for it:
-``(parent, name, query) -> finished child run``. Supplied by the runtime to the executor."""
+``(parent, name, query, key) -> finished child run``. ``key`` names the child within the
+parent (its tool call and the child's number in it), so a repeated call of the same tool
+call (a retried Lambda) finds the child the first attempt started instead of starting
+another. Supplied by the runtime to the executor."""
 
 MAX_PARALLEL_ACTIONS = 8
 """Tool calls of one step run concurrently, at most this many at a time."""
@@ -288,8 +291,12 @@ def _child_runner(
     if starter is None:
         return None
 
+    number = 0
+
     async def run_child(agent_name: str, query: str) -> RunState:
-        child = await starter(parent, agent_name, query)
+        nonlocal number
+        number += 1
+        child = await starter(parent, agent_name, query, f"{call_id}#{number}")
         started[call_id] = child.id
         return child
 

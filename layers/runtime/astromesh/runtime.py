@@ -9,6 +9,7 @@ agent is simply absent; the others load.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -61,6 +62,11 @@ DEFAULT_RESERVE_OUTPUT = 512
 """Tokens kept free for the answer when the model's ``max_tokens`` is not set."""
 MAX_AGENT_DEPTH = 4
 """How deep agents may call agents (a run started by a caller is depth 0)."""
+
+
+def child_run_id(parent_id: str, key: str) -> str:
+    """The id of ``parent_id``'s child started under ``key``: stable, shaped like any run id."""
+    return "run_" + hashlib.sha256(f"{parent_id}:{key}".encode()).hexdigest()[:32]
 
 
 def default_agents_dir() -> Path:
@@ -419,13 +425,21 @@ class AgentRuntime:
         )
         return await self.execute(run, agent, on_event)
 
-    async def run_child(self, parent: RunState, agent_name: str, query: str) -> RunState:
+    async def run_child(
+        self, parent: RunState, agent_name: str, query: str, key: str | None = None
+    ) -> RunState:
         """Run ``agent_name`` as a child of ``parent`` (an agent tool's call) and return it.
 
         The child is a run of its own: stored with ``parent_run_id`` and ``depth``, in the
         session ``<parent session>/<agent>`` so its memory never mixes with the parent's
         conversation, with the parent's context. Its events are not forwarded: the parent
         reports the call as a tool call.
+
+        With ``key`` (the call that starts it, unique within the parent) the child's id is
+        derived from the parent's id and ``key``: when the call is repeated (Step Functions
+        retrying a tool executor that died), the child the first attempt stored is found
+        again and returned if it ended, or carried on from its last checkpoint, instead of
+        a second child being started and the first orphaned.
 
         Raises:
             AgentDepthExceeded: the child would nest deeper than :data:`MAX_AGENT_DEPTH`
@@ -439,8 +453,22 @@ class AgentRuntime:
             )
         agent = await self.get(agent_name)
         runs = (await self.state()).runs
+        child_id = child_run_id(parent.id, key) if key is not None else None
+        if child_id is not None:
+            try:
+                earlier = await runs.get(child_id)
+            except NotFoundError:
+                pass
+            else:
+                if earlier.status.is_terminal:
+                    return earlier
+                executor = self._executor(runs)
+                if earlier.messages:  # it got past prepare: on from its last checkpoint
+                    return await executor.resume(earlier, agent, discard)
+                return await executor.execute(earlier, agent, discard)
         child = await runs.create(
             RunState(
+                **({"id": child_id} if child_id is not None else {}),
                 agent=agent.name,
                 namespace=agent.namespace,
                 session_id=f"{parent.session_id}/{agent.name}",

@@ -2,12 +2,15 @@
 
 1. Overhead per call: a zero-latency in-process provider called directly (``model.stream``)
    against the same provider behind a ``ModelRouter``, for each strategy, with no breaker, an
-   in-memory breaker and (with ``--redis``) the Redis breaker. The difference is what routing,
-   cost and latency bookkeeping and the breaker add to every call.
+   in-memory breaker, the in-memory breaker with health checks configured (healthy, so no
+   probe after the first call) and (with ``--redis``) the Redis breaker. The difference is
+   what routing, cost and latency bookkeeping, the breaker and health checks add to every call.
 2. Failure to first fallback token: a primary scripted server on 127.0.0.1 that fails (HTTP
-   503, connection refused, a timeout), a healthy fallback server, and the time from the
-   request to the first token of the fallback, against the time to the first token of the
-   healthy server called directly. With retries the jittered backoff is part of the figure.
+   503, 503 with a Retry-After beyond ``max_delay``, connection refused, a timeout, an
+   unhealthy health endpoint), a healthy fallback server, and the time from the request to the
+   first token of the fallback, against the time to the first token of the healthy server
+   called directly. With retries the jittered backoff is part of the figure. Also the first
+   call of a cold instance to a healthy primary with health checks: probe, then call.
 
     python bench/router.py [--calls 2000] [--runs 20] [--redis redis://127.0.0.1:6379/15]
 
@@ -86,25 +89,33 @@ async def per_call_us(call: Callable[[], AsyncIterator[StreamEvent]], calls: int
 
 
 async def overhead(calls: int, runs: int, redis_url: str | None) -> None:
-    primary = InstantModel(ProviderSettings("openai_compat", "gpt-4o-mini", name="a"))
-    second = InstantModel(ProviderSettings("openai_compat", "gpt-4o", name="b"))
-    breakers: dict[str, CircuitBreaker | None] = {
-        "no breaker": None,
-        "memory breaker": MemoryCircuitBreaker(BreakerSettings()),
+    def instant(model: str, name: str, interval: float | None = None) -> InstantModel:
+        return InstantModel(
+            ProviderSettings("openai_compat", model, name=name, health_check_interval=interval)
+        )
+
+    plain = [instant("gpt-4o-mini", "a"), instant("gpt-4o", "b")]
+    checked = [instant("gpt-4o-mini", "a", 30), instant("gpt-4o", "b", 30)]
+    primary = plain[0]
+    breakers: dict[str, tuple[CircuitBreaker | None, list[Model]]] = {
+        "no breaker": (None, plain),
+        "memory breaker": (MemoryCircuitBreaker(BreakerSettings()), plain),
+        "memory + health": (MemoryCircuitBreaker(BreakerSettings()), checked),
     }
     if redis_url:
-        breakers["redis breaker"] = RedisCircuitBreaker(
-            redis_url, BreakerSettings(), prefix="astromesh-bench:breaker"
+        breakers["redis breaker"] = (
+            RedisCircuitBreaker(redis_url, BreakerSettings(), prefix="astromesh-bench:breaker"),
+            plain,
         )
 
     direct = [await per_call_us(lambda: primary.stream(HELLO), calls) for _ in range(runs)]
     base = statistics.median(direct)
     print(f"\n1. router overhead per call ({calls} calls x {runs} runs, zero-latency provider)")
     print(f"   direct model.stream: {base:8.1f} us/call (baseline)")
-    for label, breaker in breakers.items():
+    for label, (breaker, models) in breakers.items():
         for name in STRATEGIES:
             router = ModelRouter(
-                {"default": [primary, second]},
+                {"default": models},
                 default_strategy=name,
                 breaker=breaker,
                 retry=RetryPolicy(retries=0),
@@ -162,6 +173,9 @@ async def failover(runs: int) -> None:
             ("HTTP 503, 1 retry (0.1 s jitter)", lambda: model(failing.url, "p"),
              lambda: failing.push(Reply(status=503), Reply(status=503)),
              RetryPolicy(1, base_delay=0.1)),
+            ("HTTP 503 Retry-After 30 s, 2 retries", lambda: model(failing.url, "p"),
+             lambda: failing.push(Reply(status=503, headers={"Retry-After": "30"})),
+             RetryPolicy(2, base_delay=0.1)),
             ("connection refused, no retry", lambda: model(closed_port_url(), "p"),
              lambda: None, RetryPolicy(0)),
             ("timeout 0.2 s, no retry", lambda: model(failing.url, "p", timeout=0.2),
@@ -187,6 +201,34 @@ async def failover(runs: int) -> None:
         await first_token_ms(open_router)  # opens the circuit
         samples = [await first_token_ms(open_router) for _ in range(runs)]
         print(f"   {'circuit open (primary skipped)':36s} {statistics.median(samples):7.2f} ms")
+
+        # Health checks on a cold instance (no evidence yet): every run is a new router with
+        # its own evidence, so each one probes before calling the primary.
+        def checked(url: str, interval: float | None) -> OpenAICompatModel:
+            return OpenAICompatModel(
+                ProviderSettings(
+                    "openai_compat", "gpt-x", endpoint=url, name="p", health_check_interval=interval
+                )
+            )
+
+        for label, healthy_primary, interval in (
+            ("unhealthy primary (probe 503), skip", False, 30),
+            ("healthy primary, cold, no checks", True, None),
+            ("healthy primary, cold: probe + call", True, 30),
+        ):
+            failing.healthy = healthy_primary
+            samples = []
+            for _ in range(runs):
+                target = healthy if not healthy_primary else failing
+                target.push(Reply("hello world"))
+                router = ModelRouter(
+                    {"default": [checked(failing.url, interval), fallback]},
+                    retry=RetryPolicy(0),
+                )
+                samples.append(await first_token_ms(router))
+                await router.primary().aclose()
+            print(f"   {label:36s} {statistics.median(samples):7.2f} ms")
+        failing.healthy = True
         await fallback.aclose()
 
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
-
-import pytest
 
 from astromesh.models import Message, ProviderSettings
 from astromesh.models.breaker import (
@@ -22,54 +18,10 @@ from astromesh.models.breaker import (
 from astromesh.models.openai_compat import OpenAICompatModel
 from astromesh.models.router import ModelRouter, RetryPolicy
 from astromesh.models.strategies import candidate_key
+from tests.models.conftest import RECOVERY, Subject
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
 
 KEY = "openai/gpt-test"
-RECOVERY = 0.3
-"""Seconds; short so the Redis variant (real time, Redis's clock) stays fast."""
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
-class Subject:
-    """A breaker and a way to let ``seconds`` pass for it."""
-
-    breaker: CircuitBreaker
-    advance: Callable[[float], Awaitable[None]]
-    make_peer: Callable[[], CircuitBreaker]
-    """Another breaker instance over the same state (another process, for Redis)."""
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Subject]:
-    settings = BreakerSettings(failure_threshold=3, recovery_timeout=RECOVERY)
-    if request.param == "memory":
-        clock = FakeClock()
-        breaker = MemoryCircuitBreaker(settings, clock=clock)
-
-        async def step(seconds: float) -> None:
-            clock.now += seconds
-
-        yield Subject(breaker, step, lambda: breaker)
-        return
-    url = request.getfixturevalue("redis_url")
-    prefix = request.getfixturevalue("redis_prefix")
-    peers: list[RedisCircuitBreaker] = []
-
-    def make() -> RedisCircuitBreaker:
-        peers.append(RedisCircuitBreaker(url, settings, prefix=prefix))
-        return peers[-1]
-
-    yield Subject(make(), asyncio.sleep, make)
-    for peer in peers:
-        await peer.aclose()
 
 
 async def fail(breaker: CircuitBreaker, times: int) -> None:

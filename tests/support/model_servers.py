@@ -21,6 +21,8 @@ Endpoints:
     TGI (``url`` = ``http://127.0.0.1:PORT``): ``POST /generate_stream``, ``/generate``,
     ``/v1/chat/completions``, ``/chat_tokenize``; ``GET /health``, ``GET /info``.
     The OpenAI server also answers ``GET /health`` (vLLM's and llama.cpp server's check).
+    Health endpoints answer 503 while ``healthy`` is false; ``get_paths`` records every GET.
+    A reply's ``headers`` go out with its answer (``Retry-After`` on a scripted 429 or 503).
 
 Tool calls get ids ``call_1``, ``call_2``, ... counted over the server's life (OpenAI only; the
 Ollama server sends none, like Ollama). A request with ``"stream": false`` gets one JSON body.
@@ -79,6 +81,7 @@ class Reply:
             event / an ``{"error": ...}`` line) instead of finishing normally.
         stream: ``False`` answers with one JSON body even when the request asked to stream
             (a server that ignores ``stream: true``); ``None`` follows the request.
+        headers: extra response headers (``{"Retry-After": "2"}`` on a 429 or 503).
     """
 
     content: str = ""
@@ -93,6 +96,7 @@ class Reply:
     finish_reason: str | None = None
     stream_error: str | None = None
     stream: bool | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Reply:
@@ -132,6 +136,7 @@ class _Answer:
     content_type: str
     body: bytes = b""
     chunks: list[bytes] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _ScriptedServer:
@@ -158,6 +163,8 @@ class _ScriptedServer:
         """TCP connections accepted so far (to check that clients keep connections alive)."""
         self.request_paths: list[str] = []
         """The path of each chat request, parallel to :attr:`requests` (TGI has several)."""
+        self.get_paths: list[str] = []
+        """The path of each GET received (health checks), in order."""
         self._replies: deque[Reply] = deque(replies or [])
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -254,15 +261,20 @@ class _ScriptedServer:
             return Reply(), self._error(500, message)
         if reply.delay:
             self._stopping.wait(reply.delay)
+        answer = self._answer(path, reply, body)
+        answer.headers.update(reply.headers)
+        return reply, answer
+
+    def _answer(self, path: str | None, reply: Reply, body: dict[str, Any]) -> _Answer:
         if reply.status != 200:
-            return reply, self._error(reply.status, reply.error_message())
+            return self._error(reply.status, reply.error_message())
         streaming = reply.stream
         if streaming is None:
             streaming = self._wants_stream(path, body)
         if streaming:
             chunks = list(self._stream_chunks_for(path, reply, body))
-            return reply, _Answer(200, self.stream_content_type, chunks=chunks)
-        return reply, _json_answer(200, self._completion_for(path, reply, body))
+            return _Answer(200, self.stream_content_type, chunks=chunks)
+        return _json_answer(200, self._completion_for(path, reply, body))
 
     def _wants_stream(self, path: str | None, body: dict[str, Any]) -> bool:
         return bool(body.get("stream", self.stream_default))
@@ -633,7 +645,10 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: tests print their own diagnostics."""
 
     def do_GET(self) -> None:
-        answer = self.scripted._handle_get(self.path.split("?")[0])
+        path = self.path.split("?")[0]
+        with self.scripted._lock:
+            self.scripted.get_paths.append(path)
+        answer = self.scripted._handle_get(path)
         self._send(answer or self._not_found())
 
     def do_POST(self) -> None:
@@ -668,6 +683,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
         self.end_headers()
         self.wfile.write(answer.body)
 
@@ -676,6 +693,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("Cache-Control", "no-cache")
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
         self.end_headers()
         for sent, chunk in enumerate(chunks):
             if reply.cut_after_chunks is not None and sent >= reply.cut_after_chunks:

@@ -51,7 +51,14 @@ class ConfigurationError(AstromeshError):
 
 
 class ProviderError(AstromeshError):
-    """A model provider failed. ``retryable`` tells the router whether to try the next candidate."""
+    """A model provider failed. ``retryable`` tells the router whether to try the next candidate.
+
+    ``retry_after`` is the server's own hint (an HTTP ``Retry-After``, in seconds from when
+    the error was made) of when the same backend may be asked again: the router never retries
+    it sooner, and tells the circuit breaker so other requests and instances wait too. On
+    :class:`ProviderUnavailable` it is the soonest any candidate is expected back, when every
+    candidate's is known.
+    """
 
     code = "provider_error"
     status = 502
@@ -64,12 +71,14 @@ class ProviderError(AstromeshError):
         model: str,
         retryable: bool,
         status_code: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(f"{provider}/{model}: {message}")
         self.provider = provider
         self.model = model
         self.retryable = retryable
         self.status_code = status_code
+        self.retry_after = retry_after
 
 
 class ProviderTimeout(ProviderError):

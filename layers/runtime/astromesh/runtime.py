@@ -28,6 +28,7 @@ from astromesh.memory.semantic import SemanticMemory, build_semantic_memory
 from astromesh.memory.summary import build_summary_store, model_summarizer
 from astromesh.models.breaker import CircuitBreaker
 from astromesh.models.factory import breaker_for, build_router
+from astromesh.models.health import HealthChecks
 from astromesh.models.router import ModelRouter
 from astromesh.orchestration import SwarmPattern, build_pattern, wiring
 from astromesh.prompts.render import PromptTemplate
@@ -100,6 +101,10 @@ class AgentRuntime:
         self._owns_state = state is None
         self._backends: dict[str, StateBackend] = {}
         self._breaker: CircuitBreaker | None = None
+        self.health_checks = HealthChecks()
+        """Health evidence of every agent's model candidates (see
+        :mod:`astromesh.models.health`); a long-lived server may run its background loop with
+        ``async with runtime.health_checks.running():``."""
         self.metrics: Metrics = metrics if metrics is not None else metrics_from_env(self.env)
         """Where circuit opens, finished and failed runs and run costs are counted (EMF in
         Lambda)."""
@@ -290,7 +295,12 @@ class AgentRuntime:
             redis_url = (cfg and cfg.redis_url) or self.env.get(REDIS_URL_ENV)
             self._breaker = breaker_for(self.config.routing, redis_url, metrics=self.metrics)
         return build_router(
-            doc, self.config.providers, self.config.routing, self.env, self._breaker
+            doc,
+            self.config.providers,
+            self.config.routing,
+            self.env,
+            self._breaker,
+            health_checks=self.health_checks,
         )
 
     def _budget_ledger(self) -> BudgetLedger:

@@ -76,7 +76,9 @@ class ModelRouting(ConfigModel):
     """``spec.model.routing`` of the primary form."""
 
     strategy: Strategy = DEFAULT_STRATEGY
-    health_check_interval: int | None = Field(None, ge=1)
+    health_check_interval: int | None = Field(None, ge=0)
+    """Health-check interval of every candidate of this agent, over its ProviderConfig
+    entry's (see ``astromesh.models.health``); 0 turns the checks off."""
 
 
 class RoleModels(ConfigModel):

@@ -45,7 +45,10 @@ class ProviderEntry(ConfigModel):
     endpoint: str | None = None
     api_key_env: str | None = None
     models: list[str] = Field(default_factory=list)
-    health_check_interval: int = Field(30, ge=1)
+    health_check_interval: int = Field(30, ge=0)
+    """Seconds after which the router probes this endpoint's health before calling it, when
+    no call has shown it up since (see ``astromesh.models.health``); 0 turns the checks off.
+    An agent's ``spec.model.routing.health_check_interval`` takes precedence."""
     timeout_seconds: float | None = Field(None, gt=0)
     pricing: dict[str, ModelPricing] = Field(default_factory=dict)
     capabilities: dict[str, ModelCapabilities] = Field(default_factory=dict)

@@ -3,20 +3,25 @@
 Both providers stream a chat completion over one POST and differ only in their wire format, so
 everything else lives here once: the lazily created ``httpx.AsyncClient``, the mapping of
 transport failures and HTTP statuses to :class:`ProviderError` with the right ``retryable``
-flag (what the router uses to decide whether to try the next candidate), key redaction, and
-the token estimate used when a backend reports no usage.
+flag (what the router uses to decide whether to try the next candidate) and the server's
+``Retry-After`` hint (:func:`retry_after_seconds`, carried as ``ProviderError.retry_after``),
+the health probe the router makes before calling a candidate (:meth:`HttpModel.probe`), key
+redaction, and the token estimate used when a backend reports no usage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
+import email.utils
 import functools
 import itertools
 import json
 import math
 import ssl
-from collections.abc import AsyncIterator, Iterable, Sequence
+import time
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
@@ -33,6 +38,10 @@ EXCERPT_CHARS = 200
 """How much of an error body goes into a message: enough to diagnose, short enough to log."""
 
 REDACTED = "***"
+
+MAX_RETRY_AFTER = 3600.0
+"""Longest ``Retry-After`` honoured, in seconds: a wrong or hostile header must not shut a
+candidate out for days (the circuit breaker keeps it out that long on every instance)."""
 
 
 @functools.cache
@@ -61,6 +70,48 @@ def is_retryable_status(status: int) -> bool:
     request itself is wrong and would fail the same way again.
     """
     return status in (408, 429) or status >= 500
+
+
+def retry_after_seconds(headers: Mapping[str, str], *, now: float | None = None) -> float | None:
+    """How long the server asks us to wait before the next request, in seconds.
+
+    Reads ``retry-after-ms`` first (OpenAI and Azure OpenAI send it beside ``Retry-After``,
+    with more precision), then ``Retry-After`` as delta-seconds (fractions accepted, as some
+    servers send them) or as an HTTP date (RFC 9110 section 10.2.3), counted from ``now``
+    (``time.time()``; a date in the past means 0). The result is clamped to
+    ``[0, MAX_RETRY_AFTER]``; ``None`` when there is no usable hint. ``headers`` is looked up
+    with lower-case names (``httpx.Headers`` is case-insensitive).
+    """
+    millis = _finite(headers.get("retry-after-ms"))
+    if millis is not None:
+        return _clamp(millis / 1000.0)
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    seconds = _finite(raw)
+    if seconds is not None:
+        return _clamp(seconds)
+    try:
+        when = email.utils.parsedate_to_datetime(raw.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000" (RFC 5322: no zone information): HTTP dates are GMT
+        when = when.replace(tzinfo=datetime.UTC)
+    return _clamp(when.timestamp() - (time.time() if now is None else now))
+
+
+def _finite(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _clamp(seconds: float) -> float:
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def estimate_tokens(*texts: str) -> int:
@@ -254,6 +305,24 @@ class HttpModel(Model):
             return False
         return response.status_code == 200
 
+    async def probe(self, timeout: float) -> bool:
+        """The router's pre-call check (see :mod:`astromesh.models.health`): ``GET`` the
+        health endpoint with a short timeout.
+
+        Unhealthy only when the server is unreachable, too slow, or answers a server error
+        (5xx, 408): a 401/403/404 means the endpoint is not usable for checking (a gateway
+        that does not expose ``/v1/models``, a key without the listing scope), and must not
+        keep a model that chats fine from being called. A 429 is a live server rate-limiting
+        us; the call itself will say how long to wait. The probe goes through the instance's
+        pooled client, so a healthy answer leaves a warm connection for the call that follows.
+        """
+        try:
+            response = await self._http().get(self._health_url(), timeout=timeout)
+        except httpx.HTTPError:
+            return False
+        status = response.status_code
+        return not (status >= 500 or status == 408)
+
     # -- requests -----------------------------------------------------------------------------
 
     @asynccontextmanager
@@ -267,7 +336,9 @@ class HttpModel(Model):
         try:
             async with self._http().stream("POST", url, json=body) as response:
                 if not response.is_success:
-                    raise self._status_error(response.status_code, await response.aread())
+                    raise self._status_error(
+                        response.status_code, await response.aread(), response.headers
+                    )
                 yield response
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
@@ -300,6 +371,7 @@ class HttpModel(Model):
         retryable: bool = False,
         status_code: int | None = None,
         timeout: bool = False,
+        retry_after: float | None = None,
     ) -> ProviderError:
         """A provider error with this provider's label and model, the API key redacted."""
         cls = ProviderTimeout if timeout else ProviderError
@@ -309,14 +381,21 @@ class HttpModel(Model):
             model=self.model,
             retryable=retryable,
             status_code=status_code,
+            retry_after=retry_after,
         )
 
-    def _status_error(self, status: int, body: bytes) -> ProviderError:
-        return self._error(
-            f"HTTP {status} from {self.endpoint}: {error_excerpt(body)}",
-            retryable=is_retryable_status(status),
-            status_code=status,
-        )
+    def _status_error(
+        self, status: int, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> ProviderError:
+        """The error for a non-2xx answer, carrying the server's ``Retry-After`` when the
+        failure is retryable (429, 503 and other 5xx: the hint is meaningless on a request
+        that is wrong)."""
+        retryable = is_retryable_status(status)
+        hint = retry_after_seconds(headers) if retryable and headers is not None else None
+        message = f"HTTP {status} from {self.endpoint}: {error_excerpt(body)}"
+        if hint is not None:
+            message += f" (Retry-After {hint:.1f}s)"
+        return self._error(message, retryable=retryable, status_code=status, retry_after=hint)
 
     def _transport_error(self, exc: httpx.HTTPError) -> ProviderError:
         """Map an httpx failure: network trouble and timeouts are retryable, the rest is not."""

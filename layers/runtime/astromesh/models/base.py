@@ -42,6 +42,9 @@ class ProviderSettings:
         options: provider-specific extras (``n_ctx``, ``n_threads`` for llama.cpp, ``api``
             for TGI, ...). ``capabilities`` (a mapping or a list of names) overrides what the
             router believes the model can do; see :attr:`Model.capabilities`.
+        health_check_interval: seconds after which the router wants fresh evidence that the
+            backend is up before calling it (a probe, see :mod:`astromesh.models.health`);
+            ``None`` means no health checks for this model.
     """
 
     provider_type: str
@@ -52,6 +55,7 @@ class ProviderSettings:
     timeout_seconds: float = 60.0
     name: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    health_check_interval: float | None = None
 
     @property
     def label(self) -> str:
@@ -147,6 +151,15 @@ class Model(ABC):
     async def health(self) -> bool:
         """Whether the backend answers; providers override with a cheap endpoint."""
         return True
+
+    async def probe(self, timeout: float) -> bool:
+        """Whether the router should call this model now: its pre-call health check.
+
+        Unlike :meth:`health` (a report: anything but a clear "ok" is a no), a probe answers
+        "is it worth calling", within ``timeout`` seconds; HTTP providers override it with a
+        lenient check of their health endpoint. In-process models answer :meth:`health`.
+        """
+        return await self.health()
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
         """Release connections; called by ``AgentRuntime.close``."""

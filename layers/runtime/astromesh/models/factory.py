@@ -5,6 +5,11 @@ the named provider entries (type, endpoint, key, timeout, pricing), picks each r
 and wires the shared circuit breaker. Both spellings of ``spec.model`` (primary + fallback, or
 ``default``/``roles``) go through ``ModelSpec.candidates(role)``, so they build the same router.
 
+Health checks (see :mod:`astromesh.models.health`): a candidate's ``health_check_interval`` is
+the agent's ``spec.model.routing.health_check_interval`` when set, else its ProviderConfig
+entry's (30 s by default); a candidate written inline, outside any entry, has none unless the
+agent sets one. 0 turns them off.
+
 Strategy of a role, first found wins:
 
 1. the agent's own (``spec.model.routing.strategy`` or ``roles.<role>.strategy``);
@@ -22,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from astromesh.models.base import Model, ProviderSettings
 from astromesh.models.breaker import CircuitBreaker, build_breaker
 from astromesh.models.catalog import Price, PriceTable
+from astromesh.models.health import HealthChecks
 from astromesh.models.registry import create_model
 from astromesh.models.router import DEFAULT_ROLE, DEFAULT_STRATEGY, ModelRouter, RetryPolicy
 from astromesh.models.strategies import RouterStats
@@ -49,6 +55,7 @@ def build_router(
     *,
     retry: RetryPolicy | None = None,
     stats: RouterStats | None = None,
+    health_checks: HealthChecks | None = None,
 ) -> ModelRouter:
     """The router of one agent.
 
@@ -61,8 +68,10 @@ def build_router(
             runtime so every agent calling the same backend sees the same circuit.
         retry: retry policy; :data:`DEFAULT_RETRY` when omitted.
         stats: latency/rotation stats to share between routers (one per router otherwise).
+        health_checks: the runtime's health evidence, shared like ``breaker``.
     """
     spec = doc.spec.model
+    interval = spec.routing.health_check_interval if spec.routing is not None else None
     roles = {DEFAULT_ROLE, *spec.roles()}
     built: dict[tuple[Any, ...], Model] = {}
 
@@ -71,7 +80,7 @@ def build_router(
         # its HTTP connection pool.
         key = (candidate.provider, candidate.model, candidate.endpoint, repr(candidate))
         if key not in built:
-            built[key] = build_model(candidate, providers, env)
+            built[key] = build_model(candidate, providers, env, health_check_interval=interval)
         return built[key]
 
     return ModelRouter(
@@ -82,6 +91,7 @@ def build_router(
         prices=price_table(providers),
         retry=retry or DEFAULT_RETRY,
         stats=stats,
+        health_checks=health_checks,
     )
 
 
@@ -116,10 +126,19 @@ def role_strategy(doc: AgentDocument, routing: RoutingConfig | None, role: str) 
 
 
 def build_model(
-    candidate: ModelCandidate, providers: Mapping[str, ProviderEntry], env: Mapping[str, str]
+    candidate: ModelCandidate,
+    providers: Mapping[str, ProviderEntry],
+    env: Mapping[str, str],
+    *,
+    health_check_interval: int | None = None,
 ) -> Model:
-    """One provider instance for ``candidate``, resolved against the named provider entry."""
+    """One provider instance for ``candidate``, resolved against the named provider entry.
+
+    ``health_check_interval`` is the agent's, which wins over the entry's (module docstring).
+    """
     entry = providers.get(candidate.provider)
+    if health_check_interval is None and entry is not None:
+        health_check_interval = entry.health_check_interval
     provider_type = entry.type if entry is not None else candidate.provider
     api_key_env = candidate.api_key_env or (entry.api_key_env if entry else None)
     api_key = env.get(api_key_env) if api_key_env else None
@@ -143,6 +162,7 @@ def build_model(
             or DEFAULT_PROVIDER_TIMEOUT,
             name=candidate.provider if entry is not None else None,
             options=options,
+            health_check_interval=health_check_interval or None,  # 0: off
         )
     )
 

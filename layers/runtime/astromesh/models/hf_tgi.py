@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -215,7 +215,7 @@ class TGIModel(HttpModel):
                 )
                 self._server_template = False
             else:
-                raise self._status_error(response.status_code, response.content)
+                raise self._status_error(response.status_code, response.content, response.headers)
         return _Prompt(render_chatml(messages), None, simple=True)
 
     def _parameters(self, override: GenerationParams | None, simple: bool) -> dict[str, Any]:
@@ -268,10 +268,12 @@ class TGIModel(HttpModel):
                 retryable=kind != "validation",
             )
 
-    def _status_error(self, status: int, body: bytes) -> ProviderError:
+    def _status_error(
+        self, status: int, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> ProviderError:
         """As for every HTTP provider, plus TGI's 424 (the model shard failed to generate),
         which another candidate can survive."""
-        error = super()._status_error(status, body)
+        error = super()._status_error(status, body, headers)
         error.retryable = error.retryable or status == 424
         return error
 

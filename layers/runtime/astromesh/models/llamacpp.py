@@ -203,6 +203,12 @@ class LlamaCppModel(Model):
             return await self._remote.health()
         return self._path is not None and self._path.is_file()
 
+    async def probe(self, timeout: float) -> bool:
+        """The server's probe when remote; in-process, :meth:`health`."""
+        if self._remote is not None:
+            return await self._remote.probe(timeout)
+        return await self.health()
+
     async def aclose(self) -> None:
         if self._remote is not None:
             await self._remote.aclose()

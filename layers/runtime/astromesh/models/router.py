@@ -3,13 +3,26 @@
 For each request the role's strategy orders the candidates (see
 :mod:`astromesh.models.strategies`); the router then walks that order:
 
-- a candidate whose circuit is open is skipped (see :mod:`astromesh.models.breaker`);
+- a candidate whose circuit is open, or that is on hold after a 429, is skipped (see
+  :mod:`astromesh.models.breaker`);
+- a candidate with health checks configured is probed first when its circuit just went
+  half-open or its evidence of health is stale, and skipped when unhealthy (see
+  :mod:`astromesh.models.health`);
 - a retryable failure (connection, timeout, 429, 5xx, a cut stream) is retried on the same
   candidate up to ``RetryPolicy.retries`` times with jittered exponential backoff, then the
   next candidate is tried (unless ``fallback_enabled`` is false);
+- when the server said ``Retry-After`` (``ProviderError.retry_after``), the retry waits at
+  least that long; a hint longer than ``RetryPolicy.max_delay``, or than the caller's
+  remaining time (:func:`model_deadline`), means no retry of that candidate: the next one is
+  tried at once instead of sleeping. The breaker is told either way, so other requests (and,
+  with Redis, other instances) do not call it sooner: a 429 puts it on hold, another failure
+  with a hint opens its circuit for at least that long;
 - a non-retryable failure (a 4xx: the request itself is wrong) is raised at once;
 - a stream that already sent tokens to the user is never restarted on another model: its
   error surfaces, because the user has seen half an answer.
+
+When every candidate fails, :class:`ProviderUnavailable` says why for each; its
+``retry_after`` is the soonest one is expected back, when that is known for all of them.
 
 Each final response gets its ``cost`` from the price table, and each success feeds the
 latency average that ``latency_optimized`` orders by.
@@ -21,13 +34,16 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from astromesh.errors import ConfigurationError, ProviderError, ProviderUnavailable
 from astromesh.models.base import Model
-from astromesh.models.breaker import CircuitBreaker
+from astromesh.models.breaker import ALLOWED, CircuitBreaker
 from astromesh.models.catalog import PriceTable
+from astromesh.models.health import HealthChecks
 from astromesh.models.strategies import (
     RouteRequest,
     RouterStats,
@@ -50,6 +66,32 @@ logger = logging.getLogger(__name__)
 DEFAULT_ROLE = "default"
 DEFAULT_STRATEGY = "quality_first"
 """A router built without strategies tries candidates in their declared order."""
+
+RATE_LIMITED = 429
+
+HINT_MARGIN = 0.02
+"""Seconds added to a ``Retry-After`` wait, so the retry never lands a hair before the hint
+(the breaker's hold or opening ends by another clock: Redis's)."""
+
+_DEADLINE: ContextVar[float | None] = ContextVar("astromesh_model_deadline", default=None)
+
+
+@contextmanager
+def model_deadline(seconds: float) -> Iterator[None]:
+    """Routers called inside may spend at most ``seconds`` more (a run's remaining time).
+
+    A retry whose wait (backoff or ``Retry-After``) would end past it is not made: the next
+    candidate is tried at once, or the request fails with the hint, instead of sleeping into
+    the caller's timeout. Nested deadlines keep the earliest. A context variable, so the
+    orchestration patterns need not pass it through every call.
+    """
+    deadline = time.monotonic() + seconds
+    outer = _DEADLINE.get()
+    token = _DEADLINE.set(deadline if outer is None else min(outer, deadline))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +133,9 @@ class ModelRouter:
         prices: the price table that sets each response's ``cost``.
         retry: retry and backoff of one candidate.
         stats: observed latencies and rotation counters; pass one to share it between routers.
+        health_checks: health evidence and probes (see :mod:`astromesh.models.health`), shared by
+            every router of a runtime; one per router when omitted. Only candidates whose
+            settings give a ``health_check_interval`` are ever probed.
     """
 
     def __init__(
@@ -104,6 +149,7 @@ class ModelRouter:
         prices: PriceTable | None = None,
         retry: RetryPolicy | None = None,
         stats: RouterStats | None = None,
+        health_checks: HealthChecks | None = None,
     ) -> None:
         if not candidates.get(DEFAULT_ROLE):
             raise ConfigurationError("a model router needs at least one default candidate")
@@ -117,6 +163,8 @@ class ModelRouter:
         self.prices = prices or PriceTable()
         self.retry = retry or RetryPolicy()
         self.stats = stats or RouterStats()
+        self.health_checks = health_checks or HealthChecks()
+        self.health_checks.register(self.models(), breaker)
 
     # -- what other layers read --------------------------------------------------------------
 
@@ -211,15 +259,30 @@ class ModelRouter:
         if not self.fallback_enabled:
             ordered = ordered[:1]
         failures: list[str] = []
+        back_in: list[float | None] = []  # per candidate given up on: seconds until it may
+        # answer again (its open circuit, hold or Retry-After), None when unknown
         attempts = 0
         for model in ordered:
             key = candidate_key(model)
             retry = 0
             while True:
                 if self.retry.max_attempts is not None and attempts >= self.retry.max_attempts:
+                    back_in.append(None)
                     break
-                if self.breaker is not None and not await self.breaker.allow(key):
-                    failures.append(f"{key}: circuit open")
+                admission = ALLOWED if self.breaker is None else await self.breaker.admit(key)
+                if not admission:
+                    failures.append(f"{key}: {admission.reason} ({admission.wait:.1f}s left)")
+                    back_in.append(admission.wait)
+                    break
+                if (
+                    model.settings.health_check_interval is not None
+                    and self.health_checks.due(model, key, trial=admission.trial)
+                    and not await self.health_checks.probe(model, key)
+                ):
+                    if self.breaker is not None:
+                        await self.breaker.record_failure(key)
+                    failures.append(f"{key}: health check failed")
+                    back_in.append(None)
                     break
                 attempts += 1
                 spoke = False
@@ -235,32 +298,78 @@ class ModelRouter:
                 except ProviderError as exc:
                     if not exc.retryable:
                         # The backend answered; the request is at fault, not its health.
+                        self._answered(model, key)
                         if self.breaker is not None:
                             await self.breaker.record_success(key)
                         raise
-                    if self.breaker is not None:
-                        await self.breaker.record_failure(key)
+                    await self._failed(model, key, exc)
                     if spoke:
                         raise
                     failures.append(exc.message)
-                    if retry >= self.retry.retries:
+                    wait = self._retry_wait(retry + 1, exc.retry_after)
+                    if wait is None:
                         logger.warning(
                             "provider=<%s> model=<%s> | falling back: %s",
                             exc.provider,
                             exc.model,
                             exc.message,
                         )
+                        back_in.append(exc.retry_after)
                         break
                     retry += 1
-                    logger.info("provider=<%s> | retry %d: %s", key, retry, exc.message)
-                    await asyncio.sleep(self.retry.delay(retry))
+                    logger.info(
+                        "provider=<%s> | retry %d in %.2fs: %s", key, retry, wait, exc.message
+                    )
+                    await asyncio.sleep(wait)
         last = ordered[-1]
+        known = [w for w in back_in if w is not None]
         raise ProviderUnavailable(
             "every candidate failed: " + " | ".join(failures),
             provider=last.settings.label,
             model=last.model,
             retryable=True,
+            retry_after=min(known) if known and len(known) == len(ordered) else None,
         )
+
+    def _retry_wait(self, retry: int, hint: float | None) -> float | None:
+        """Seconds to wait before retry number ``retry`` of a candidate, or ``None`` to fall
+        back at once: no retries left, a ``Retry-After`` beyond ``max_delay``, or a wait that
+        would outlast the caller's deadline."""
+        if retry > self.retry.retries:
+            return None
+        wait = self.retry.delay(retry)
+        if hint is not None:
+            if hint > self.retry.max_delay:
+                return None
+            wait = max(wait, hint + HINT_MARGIN)
+        deadline = _DEADLINE.get()
+        if deadline is not None and time.monotonic() + wait >= deadline:
+            return None
+        return wait
+
+    def _answered(self, model: Model, key: str) -> None:
+        """The backend answered (however): fresh evidence that it is up."""
+        if model.settings.health_check_interval is not None:
+            self.health_checks.observed_up(key)
+
+    async def _failed(self, model: Model, key: str, exc: ProviderError) -> None:
+        """Tell the breaker and the health evidence what a retryable failure says.
+
+        A 429 is a live backend refusing *us* (rate limiting is not ill health): it is not a
+        failure, and its hint puts the candidate on hold. Anything else is a failure; with a
+        hint it opens the circuit for at least that long. A failure without any HTTP status
+        (refused, timed out, cut off) drops the evidence of health, so the next request probes
+        the backend quickly instead of waiting out a whole request timeout.
+        """
+        if exc.status_code == RATE_LIMITED:
+            self._answered(model, key)
+            if self.breaker is not None:
+                await self.breaker.record_rate_limited(key, retry_after=exc.retry_after)
+            return
+        if exc.status_code is None:
+            self.health_checks.forget(key)
+        if self.breaker is not None:
+            await self.breaker.record_failure(key, retry_after=exc.retry_after)
 
     async def complete(
         self,
@@ -284,6 +393,8 @@ class ModelRouter:
     async def _succeeded(
         self, model: Model, key: str, response: ModelResponse, started: float
     ) -> None:
+        if model.settings.health_check_interval is not None:
+            self.health_checks.observed_up(key)
         if self.breaker is not None:
             await self.breaker.record_success(key)
         latency = response.latency_ms or (time.perf_counter() - started) * 1000.0
@@ -309,4 +420,4 @@ class ModelRouter:
             await model.aclose()
 
 
-__all__ = ["DEFAULT_ROLE", "DEFAULT_STRATEGY", "ModelRouter", "RetryPolicy"]
+__all__ = ["DEFAULT_ROLE", "DEFAULT_STRATEGY", "ModelRouter", "RetryPolicy", "model_deadline"]

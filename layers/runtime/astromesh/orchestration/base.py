@@ -11,8 +11,10 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
+from astromesh.models.router import model_deadline
 from astromesh.models.types import (
     GenerationParams,
     Message,
@@ -22,7 +24,7 @@ from astromesh.models.types import (
     ToolDefinition,
 )
 from astromesh.runs.events import EventSink, RunEvent
-from astromesh.runs.state import ActionResult, RunState, RunStatus
+from astromesh.runs.state import ActionResult, RunState, RunStatus, utcnow
 
 if TYPE_CHECKING:
     from astromesh.agent import Agent
@@ -141,14 +143,20 @@ class Pattern(ABC):
         if ctx.resolve is not None:
             messages = await ctx.resolve(messages)
         response: ModelResponse | None = None
-        async for event in ctx.agent.router.stream(messages, tools=tools, role=role, params=params):
-            if isinstance(event, TextDelta):
-                if stream_tokens:
-                    text = token_filter.feed(event.text) if token_filter else event.text
-                    if text:
-                        await ctx.emit(RunEvent("token", {"content": text}))
-            else:
-                response = event
+        # The router does not sleep on a retry (its backoff, a server's Retry-After) past what
+        # the run has left: it falls back at once instead.
+        deadline = run.created_at + timedelta(seconds=ctx.agent.timeout_seconds)
+        with model_deadline((deadline - utcnow()).total_seconds()):
+            async for event in ctx.agent.router.stream(
+                messages, tools=tools, role=role, params=params
+            ):
+                if isinstance(event, TextDelta):
+                    if stream_tokens:
+                        text = token_filter.feed(event.text) if token_filter else event.text
+                        if text:
+                            await ctx.emit(RunEvent("token", {"content": text}))
+                else:
+                    response = event
         assert response is not None, "router streams always end with a ModelResponse"
         if stream_tokens and token_filter is not None and (rest := token_filter.finish()):
             await ctx.emit(RunEvent("token", {"content": rest}))

@@ -7,6 +7,7 @@ Lambda handler each build their own app around their own runtime.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator
@@ -50,7 +51,8 @@ def create_app(
         runtime: the agents to serve (and the state store runs, registered agents and API
             keys live in).
         settings: defaults to :meth:`ServerSettings.from_env`.
-        owns_runtime: close ``runtime`` when the app shuts down (the local server's factory).
+        owns_runtime: close ``runtime`` when the app shuts down, and run its models'
+            background health checks while it serves (the local server's factory).
         prometheus: serve its metrics at ``GET /metrics`` (the local server's; the runtime
             should record on its meter, see :mod:`astromesh.telemetry.prometheus`).
     """
@@ -70,12 +72,18 @@ def create_app(
                 "auth: no API key exists, serving OPEN (development mode); create one with"
                 " 'astromesh keys create --tenant T --agents \"*\"' or set ASTROMESH_AUTH=required"
             )
-        try:
-            yield
-        finally:
-            await services.aclose()
+        async with contextlib.AsyncExitStack() as stack:
             if owns_runtime:
-                await runtime.close()
+                # A long-lived server (``astromesh dev``) keeps its models' health evidence
+                # fresh in the background (astromesh.models.health); Lambda never runs a
+                # lifespan (Mangum's is off), and an app given a runtime leaves it alone.
+                await stack.enter_async_context(runtime.health_checks.running())
+            try:
+                yield
+            finally:
+                await services.aclose()
+                if owns_runtime:
+                    await runtime.close()
 
     app = FastAPI(
         title="Astromesh",

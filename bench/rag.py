@@ -1,9 +1,11 @@
-"""RAG benchmark: embedding throughput, vector-store query latency and pgvector HNSW recall.
-Prints figures and a summary table; asserts nothing.
+"""RAG benchmark: embedding throughput, ingestion, and vector-store recall@10 and latency on
+vectors that look like sentence embeddings. Prints figures and tables; asserts nothing.
 
     eval "$(python -m tests.support.services up)"     # a PostgreSQL with pgvector
-    python bench/rag.py [--texts 256] [--vectors 100000] [--queries 200] [--docs 20]
-                        [--ef-search 40,64,128,256] [--dsn DSN]
+    python bench/rag.py --quick     # small sizes, ~30 s: every path once
+    python bench/rag.py             # the full run, ~5.5 min on two cores (see below)
+        [--texts 256] [--docs 20] [--minilm 30000] [--vectors 100000] [--queries 200]
+        [--ef-search 40,64,100,200,400] [--builds 2] [--dsn DSN]
 
 1. Embedding throughput (texts/s): the packaged ONNX all-MiniLM-L6-v2 int8 embedder
    (``rag/embeddings/onnx.py``) against a plain-numpy fp32 reference of the same model
@@ -14,29 +16,53 @@ Prints figures and a summary table; asserts nothing.
    two implementations' vectors is printed beside the speeds.
 2. Ingestion (chunks/s): a generated corpus through the whole pipeline (markdown chunking,
    the ONNX embedder, the store) for FAISS and pgvector; ``--docs 0`` skips it.
-3. Query latency (p50/p95/p99 ms) over ``--vectors`` random 384-d unit vectors, top 10:
-   numpy brute force, FAISS (exact ``IndexFlatIP``, through the store) and pgvector (HNSW,
-   cosine, through the store; loaded with binary COPY, index built after the load), and
-   pgvector HNSW recall@10 against the exact top 10 (numpy brute force over the same vectors)
-   for each ``--ef-search`` value.
+3. Recall@10 against exact search (numpy brute force) and p50/p99 latency per query, top 10,
+   on four sets (``rag_data.py``), queries always held out of the index:
+
+   - MiniLM (real): ``--minilm`` generated texts over 24 topics embedded with the ONNX
+     MiniLM (~2 min at 30k). At 6k pgvector found >= 0.98 from ef_search 40 up, whatever
+     the index; at 30k pgvector's default index fell below 0.95, hence 30k in the full run.
+   - clustered at the real set's size: the synthetic set beside the real one, so the gap
+     between them is measured, not assumed (pgvector finds the synthetic one easier).
+   - clustered ``--vectors``: a Gaussian mixture fitted to the real set's neighbour
+     statistics, at 100k. Both sets' statistics are printed side by side.
+   - random ``--vectors``: uniform unit vectors, one row, for continuity with the first
+     version of this benchmark: the worst case (no neighbourhoods), not a forecast.
+
+   Methods: numpy exact on one BLAS thread (the baseline); the FAISS store (exact
+   ``IndexFlatIP``); pgvector through the store at each ``--ef-search``, on the index as the
+   store builds it (m and ef_construction read back from the index) and, for comparison, on
+   pgvector's default index (m 16, ef_construction 64: the store's before it set its own).
+   pgvector is loaded with binary COPY and the index built after the load; each index is
+   built ``--builds`` times and the figures pooled, since one build's recall moves by
+   ~0.01-0.02 (pgvector draws node levels at random). Query latencies are taken with the
+   ``ef_search`` values interleaved, so other jobs' load falls on all of them alike.
 
 The PostgreSQL is ``--dsn`` or ``ASTROMESH_TEST_POSTGRES_DSN``; without one, pgvector is
-skipped. The default run takes about four minutes on two cores, most of it the HNSW build.
+skipped. The full run took 334 s on two shared cores (load 1-3), most of it embedding the
+30k texts and the HNSW builds (100k random vectors: ~1 min for one build).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import importlib.util
+import inspect
 import json
 import os
 import random
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from rag_data import clustered, exact_top, generated_texts, neighbour_stats, random_unit
 
 from astromesh.rag.chunking import MarkdownChunker
 from astromesh.rag.embeddings.onnx import MAX_TOKENS, OnnxEmbedder
@@ -303,17 +329,6 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
-def line(name: str, values_ms: list[float]) -> str:
-    report(
-        f"query latency, {name}",
-        f"p50 {pct(values_ms, 50):.2f} ms, p99 {pct(values_ms, 99):.2f} ms",
-    )
-    return (
-        f"  {name:<30} p50 {pct(values_ms, 50):8.3f} ms   p95 {pct(values_ms, 95):8.3f} ms"
-        f"   p99 {pct(values_ms, 99):8.3f} ms"
-    )
-
-
 async def ingestion(embedder: OnnxEmbedder, docs: int, dsn: str | None) -> None:
     texts = corpus(docs)
     chunker = MarkdownChunker(chunk_size=512, overlap=0)
@@ -350,93 +365,308 @@ async def ingestion(embedder: OnnxEmbedder, docs: int, dsn: str | None) -> None:
             await store.close()
 
 
-async def latency(n: int, queries: int, dsn: str | None, ef_values: list[int]) -> None:
-    rng = np.random.default_rng(1)
-    data = rng.standard_normal((n, 384)).astype(np.float32)
-    data /= np.linalg.norm(data, axis=1, keepdims=True)
-    qs = rng.standard_normal((queries, 384)).astype(np.float32)
-    qs /= np.linalg.norm(qs, axis=1, keepdims=True)
-    print(f"query latency: {n} x 384 random unit vectors, {queries} queries, top 10")
-    brute = []
-    exact_ids = []
-    for q in qs:
-        start = time.perf_counter()
-        sims = data @ q
-        top = np.argpartition(-sims, 10)[:10]
-        top = top[np.argsort(-sims[top])]
-        brute.append((time.perf_counter() - start) * 1000)
-        exact_ids.append({f"v{i}" for i in top})
-    print(line("numpy brute force (exact)", brute))
-    with tempfile.TemporaryDirectory() as tmp:
-        store = FaissVectorStore(Path(tmp) / "lat.faiss")
-        records = [Record(f"v{i}", "all", "", data[i].tolist(), {}, "h") for i in range(n)]
-        await store.replace_document("all", records)
-        del records
-        times, found = [], 0
-        for q, truth in zip(qs, exact_ids, strict=True):
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """Indexed vectors, held-out queries and what to measure on them.
+
+    Attributes:
+        ef_values: ``hnsw.ef_search`` values to query the store's index with.
+        before: also build pgvector's default index (m 16, ef_construction 64: what the
+            store built before it set its own) and query it with these values.
+        faiss: also measure the FAISS store.
+        builds: HNSW builds pooled per index; ``None``: ``--builds``.
+    """
+
+    name: str
+    collection: str
+    data: np.ndarray
+    queries: np.ndarray
+    ef_values: tuple[int, ...]
+    before: tuple[int, ...] = ()
+    faiss: bool = True
+    builds: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the recall table: recall@10 against numpy exact, latency per query."""
+
+    dataset: str
+    method: str
+    recall: float
+    p50: float
+    p99: float
+
+
+ROWS: list[Row] = []
+
+
+def store_default_ef() -> int:
+    """The ``ef_search`` a :class:`PgVectorStore` uses unless told otherwise."""
+    return int(inspect.signature(PgVectorStore).parameters["ef_search"].default)
+
+
+def add_row(dataset: Dataset, method: str, recall: float, times_ms: list[float]) -> None:
+    row = Row(dataset.name, method, recall, pct(times_ms, 50), pct(times_ms, 99))
+    ROWS.append(row)
+    print(f"  {method:<40} recall@10 {recall:6.3f}   p50 {row.p50:7.2f} ms   p99 {row.p99:7.2f} ms")
+
+
+def recall_of(found: list[set[int]], truth: np.ndarray) -> float:
+    """Mean share of each query's exact top 10 that the method returned."""
+    shares = [len(f & set(t.tolist())) / len(t) for f, t in zip(found, truth, strict=True)]
+    return float(np.mean(shares))
+
+
+_BLAS_SETTERS = (
+    ("scipy_openblas_set_num_threads64_", "scipy_openblas_get_num_threads64_"),
+    ("openblas_set_num_threads64_", "openblas_get_num_threads64_"),
+    ("openblas_set_num_threads", "openblas_get_num_threads"),
+)
+
+
+@contextlib.contextmanager
+def one_blas_thread() -> Iterator[bool]:
+    """Run the block with every loaded OpenBLAS limited to one thread; yields whether any was.
+
+    numpy's threaded matrix-vector product, on two cores that other jobs also use, waits for
+    a busy core: one 20k x 384 query took 8.0 ms on two threads against 1.0 ms on one, and
+    100k x 384 18.7 ms against 10.2 ms. One thread per query is also how a server answers
+    concurrent queries. numpy has no API for it (threadpoolctl is not a dependency), so the
+    setter of each OpenBLAS in the process is called through ctypes; on a system without
+    ``/proc`` or OpenBLAS the block runs as is.
+    """
+    restore: list[tuple[Any, int]] = []
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        maps = ""
+    for path in sorted({line.split()[-1] for line in maps.splitlines() if "openblas" in line}):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for setter, getter in _BLAS_SETTERS:
+            if hasattr(lib, setter) and hasattr(lib, getter):
+                restore.append((getattr(lib, setter), int(getattr(lib, getter)())))
+                getattr(lib, setter)(1)
+                break
+    try:
+        yield bool(restore)
+    finally:
+        for setter, threads in restore:
+            setter(threads)
+
+
+def exact(dataset: Dataset, truth: np.ndarray) -> None:
+    """numpy brute force, one query at a time on one BLAS thread (the baseline, and the
+    ground truth's method)."""
+    times, found = [], []
+    with one_blas_thread() as pinned:
+        for q in dataset.queries:
             start = time.perf_counter()
-            hits = await store.search(q.tolist(), 10)
+            sims = dataset.data @ q
+            top = np.argpartition(-sims, 10)[:10]
+            top = top[np.argsort(-sims[top])]
             times.append((time.perf_counter() - start) * 1000)
-            found += len({h.id for h in hits} & truth)
-        print(line("faiss IndexFlatIP (via store)", times))
-        print(f"  (faiss recall@10 vs numpy: {found / (10 * len(qs)):.3f}, both exact)")
-    if not dsn:
-        print("  pgvector: skipped (pass --dsn or set ASTROMESH_TEST_POSTGRES_DSN)")
-        report("pgvector", "skipped: no PostgreSQL")
-        return
+            found.append(set(top.tolist()))
+    label = "numpy exact, 1 thread (baseline)" if pinned else "numpy exact (baseline)"
+    add_row(dataset, label, recall_of(found, truth), times)
+
+
+async def faiss(dataset: Dataset, truth: np.ndarray) -> None:
+    """The FAISS store as pipelines use it (``IndexFlatIP``: exact, so recall ~1), with
+    FAISS's OpenMP threads as they come and then pinned to one: on a loaded 2-core machine
+    its single-query scan waits for the busy core as numpy's does."""
+    import faiss as faiss_lib
+
+    with tempfile.TemporaryDirectory() as tmp:
+        store = FaissVectorStore(Path(tmp) / "recall.faiss")
+        vectors = dataset.data.tolist()
+        records = [Record(f"v{i}", "all", "", v, {}, "h") for i, v in enumerate(vectors)]
+        await store.replace_document("all", records)
+        del records, vectors
+        inner = getattr(store._index, "index", None)  # the IndexIDMap2 wraps the real index
+        index = type(faiss_lib.downcast_index(inner)).__name__ if inner is not None else "?"
+        threads = faiss_lib.omp_get_max_threads()
+        for count in dict.fromkeys((threads, 1)):
+            faiss_lib.omp_set_num_threads(count)
+            await store.search(dataset.queries[0].tolist(), 10)
+            times, found = [], []
+            for q in dataset.queries:
+                start = time.perf_counter()
+                hits = await store.search(q.tolist(), 10)
+                times.append((time.perf_counter() - start) * 1000)
+                found.append({int(h.id[1:]) for h in hits})
+            label = f"faiss {index} (store, {count} thread{'s' if count > 1 else ''})"
+            add_row(dataset, label, recall_of(found, truth), times)
+        faiss_lib.omp_set_num_threads(threads)
+
+
+def _hnsw_options(reloptions: list[str] | None) -> tuple[int, int]:
+    """(m, ef_construction) of an HNSW index: its reloptions, else pgvector's defaults."""
+    options = dict(o.split("=", 1) for o in reloptions or [])
+    return int(options.get("m", 16)), int(options.get("ef_construction", 64))
+
+
+def _build(conn: Any, table: str, index: str, definition: str) -> tuple[float, int, int]:
+    """(seconds, m, ef_construction) of building ``definition`` after dropping ``index``."""
+    conn.execute(f"DROP INDEX IF EXISTS {index}")
+    conn.commit()
+    start = time.perf_counter()
+    conn.execute(definition)
+    conn.commit()
+    built = time.perf_counter() - start
+    conn.execute(f"ANALYZE {table}")
+    conn.commit()
+    row = conn.execute("SELECT reloptions FROM pg_class WHERE relname = %s", (index,)).fetchone()
+    return (built, *_hnsw_options(row[0] if row else None))
+
+
+@dataclass(slots=True)
+class Samples:
+    """Per ``ef_search``: each query's latency and the ids it returned, over every build."""
+
+    times: dict[int, list[float]]
+    found: dict[int, list[set[int]]]
+
+
+async def _queries(store: PgVectorStore, dataset: Dataset, efs: tuple[int, ...]) -> Samples:
+    """Each query at every ``ef_search`` in turn (interleaved, so a burst of load from
+    other jobs on the machine falls on all values alike rather than on one)."""
+    await store.search(dataset.queries[0].tolist(), 10)  # warm the pool and the index pages
+    samples = Samples({ef: [] for ef in efs}, {ef: [] for ef in efs})
+    for q in dataset.queries:
+        vector = q.tolist()
+        for ef in efs:
+            store.ef_search = ef
+            start = time.perf_counter()
+            hits = await store.search(vector, 10)
+            samples.times[ef].append((time.perf_counter() - start) * 1000)
+            samples.found[ef].append({int(h.id[1:]) for h in hits})
+    return samples
+
+
+async def pgvector(dataset: Dataset, truth: np.ndarray, dsn: str, builds: int) -> None:
+    """pgvector through the store: the store creates its table and HNSW index; the index is
+    dropped, the vectors COPYed in, and the store's own index definition (read back from
+    ``pg_indexes``) rebuilt over them. A bulk build makes the same kind of graph as the
+    store's row-by-row inserts (same m and ef_construction), minutes sooner. With
+    ``dataset.before``, pgvector's default index (m 16, ef_construction 64) is built and
+    queried too. Each index is built ``builds`` times and its figures pooled: pgvector
+    draws each node's level at random, so one build's recall@10 moves by ~0.01-0.02 from
+    run to run."""
     import psycopg
+    from pgvector.psycopg import register_vector
     from psycopg.types.json import Jsonb
 
-    pg = PgVectorStore(dsn, collection="bench_latency", dimension=384)
-    await pg.open()
-    start = time.perf_counter()
+    builds = max(1, builds)
+    store = PgVectorStore(dsn, collection=dataset.collection, dimension=dataset.data.shape[1])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {store.table}")  # a crashed run's, or another size
+    await store.open()
+    index = f"{store.table}_hnsw"
+    default = store_default_ef()
     with psycopg.connect(dsn) as conn:
-        from pgvector.psycopg import register_vector
-
         register_vector(conn)
-        conn.execute(f"TRUNCATE {pg.table}")  # a crashed earlier run may have left rows
-        conn.execute(f"DROP INDEX IF EXISTS {pg.table}_hnsw")
+        row = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = %s AND indexname = %s",
+            (store.table, index),
+        ).fetchone()
+        assert row is not None, f"the store made no index {index}"
+        definition = str(row[0])
+        conn.execute(f"DROP INDEX {index}")
+        start = time.perf_counter()
         with conn.cursor().copy(
-            f"COPY {pg.table} (id, doc_id, content, metadata, content_hash, embedding)"
+            f"COPY {store.table} (id, doc_id, content, metadata, content_hash, embedding)"
             " FROM STDIN WITH (FORMAT BINARY)"
         ) as copy:
             copy.set_types(["text", "text", "text", "jsonb", "text", "vector"])
-            for i in range(n):
-                copy.write_row((f"v{i}", "all", "", Jsonb({}), "h", data[i]))
+            for i, vector in enumerate(dataset.data):
+                copy.write_row((f"v{i}", "all", "", Jsonb({}), "h", vector))
         conn.commit()
         loaded = time.perf_counter() - start
         conn.execute("SET maintenance_work_mem = '1GB'")
         conn.execute("SET max_parallel_maintenance_workers = 2")
-        conn.execute(
-            f"CREATE INDEX {pg.table}_hnsw ON {pg.table} USING hnsw (embedding vector_cosine_ops)"
+        configs = [(definition, dataset.ef_values, "*")]
+        if dataset.before:
+            configs.append(
+                (
+                    f"CREATE INDEX {index} ON {store.table}"
+                    " USING hnsw (embedding vector_cosine_ops)",
+                    dataset.before,
+                    "",
+                )
+            )
+        for ddl, efs, mark in configs:
+            pooled = Samples({ef: [] for ef in efs}, {ef: [] for ef in efs})
+            seconds = []
+            for _ in range(builds):
+                built, m, efc = _build(conn, store.table, index, ddl)
+                seconds.append(built)
+                samples = await _queries(store, dataset, efs)
+                for ef in efs:
+                    pooled.times[ef] += samples.times[ef]
+                    pooled.found[ef] += samples.found[ef]
+            name = f"HNSW({m},{efc}){mark}"
+            took = " / ".join(f"{t:.1f}" for t in seconds)
+            print(f"  (pgvector {name}: COPY {loaded:.1f} s, build {took} s)")
+            report(f"pgvector {name} build, {dataset.name}", f"{took} s (COPY {loaded:.1f} s)")
+            for ef in efs:
+                tag = " [store]" if mark and ef == default else ""
+                recall = recall_of(pooled.found[ef], np.tile(truth, (builds, 1)))
+                add_row(dataset, f"pgvector {name} ef {ef}{tag}", recall, pooled.times[ef])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {store.table}")
+    await store.close()
+
+
+async def measure(dataset: Dataset, dsn: str | None, builds: int) -> None:
+    n, dim = dataset.data.shape
+    print(f"recall@10 and latency: {dataset.name}, {n} x {dim}, {len(dataset.queries)} queries")
+    truth = exact_top(dataset.data, dataset.queries)
+    exact(dataset, truth)
+    if dataset.faiss:
+        await faiss(dataset, truth)
+    if dsn:
+        await pgvector(dataset, truth, dsn, dataset.builds or builds)
+    else:
+        print("  pgvector: skipped (pass --dsn or set ASTROMESH_TEST_POSTGRES_DSN)")
+
+
+def print_stats(sets: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
+    """Neighbour statistics of each set side by side: how alike the synthetic set and the
+    real embeddings are, and how unlike random vectors both are."""
+    print("neighbour structure (cosine; queries held out; quantiles 5/25/50/75/95 %)")
+    for name, data, queries in sets:
+        st = neighbour_stats(data, queries)
+        nn1 = " ".join(f"{v:.2f}" for v in st.nn1)
+        nn10 = " ".join(f"{v:.2f}" for v in st.nn10)
+        print(
+            f"  {name:<26} 1st nn {nn1} | 10th nn {nn10} | 1st-10th {st.gap:.2f}"
+            f" | unrelated {st.background[0]:.2f}+-{st.background[1]:.2f}"
+            f" | intrinsic dim {st.intrinsic:.1f}"
         )
-        conn.commit()
-        conn.execute(f"ANALYZE {pg.table}")
-        conn.commit()
-    built = time.perf_counter() - start - loaded
+        report(f"median 1st/10th nn cosine, {name}", f"{st.nn1[2]:.2f} / {st.nn10[2]:.2f}")
+
+
+def print_rows() -> None:
+    print()
     print(
-        f"  (pgvector: COPY of {n} vectors {loaded:.1f} s, HNSW build {built:.1f} s,"
-        " m 16, ef_construction 64)"
+        "HNSW(m,ef_construction), * = as the store builds it; ef = hnsw.ef_search;"
+        " [store] = the store's default; latency per query through the store"
     )
-    report("pgvector setup (COPY + HNSW build)", f"{loaded:.1f} s + {built:.1f} s")
-    await pg.close()
-    for ef in ef_values:
-        store_ef = PgVectorStore(dsn, collection="bench_latency", dimension=384, ef_search=ef)
-        await store_ef.open()
-        await store_ef.search(qs[0].tolist(), 10)  # warm the pool and the index pages
-        times, found = [], 0
-        for q, truth in zip(qs, exact_ids, strict=True):
-            start = time.perf_counter()
-            hits = await store_ef.search(q.tolist(), 10)
-            times.append((time.perf_counter() - start) * 1000)
-            found += len({h.id for h in hits} & truth)
-        recall = found / (10 * len(qs))
-        print(line(f"pgvector HNSW ef_search {ef}", times))
-        print(f"  pgvector HNSW recall@10 vs exact (ef_search {ef}): {recall:.3f}")
-        report(f"pgvector HNSW recall@10, ef_search {ef}", f"{recall:.3f} ({len(qs)} queries)")
-        await store_ef.close()
-    with psycopg.connect(dsn) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {pg.table}")
+    width = max(len(r.dataset) for r in ROWS)
+    mwidth = max(len(r.method) for r in ROWS)
+    print(f"{'dataset':<{width}}  {'method':<{mwidth}}  recall@10   p50 ms   p99 ms")
+    print(f"{'-' * width}  {'-' * mwidth}  ---------  -------  -------")
+    previous = None
+    for r in ROWS:
+        shown = r.dataset if r.dataset != previous else ""
+        previous = r.dataset
+        print(
+            f"{shown:<{width}}  {r.method:<{mwidth}}  {r.recall:9.3f}  {r.p50:7.2f}  {r.p99:7.2f}"
+        )
 
 
 def table() -> None:
@@ -448,24 +678,96 @@ def table() -> None:
         print(f"{measure:<{width}}  {figure}")
 
 
+def minilm_embeddings(count: int, queries: int) -> np.ndarray:
+    """Real embeddings of ``count + queries`` generated texts through the packaged ONNX
+    MiniLM (the caller holds the last ``queries`` out)."""
+    texts = generated_texts(count + queries)
+    start = time.perf_counter()
+    vectors = OnnxEmbedder().encode(texts)
+    took = time.perf_counter() - start
+    print(f"embedded {len(texts)} generated texts with the ONNX MiniLM in {took:.1f} s")
+    report(f"embed {len(texts)} texts for the MiniLM set", f"{took:.1f} s")
+    return vectors
+
+
+def size(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+QUICK = {"texts": 32, "docs": 2, "minilm": 2000, "vectors": 20_000, "queries": 100, "builds": 1}
+"""``--quick``: sizes that run in well under a minute (a smoke test of every path)."""
+
+BEFORE = (40, 64, 100, 200)
+"""``ef_search`` values tried on pgvector's default index, for comparison."""
+
+
+def split(vectors: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``count`` rows to index, the rest as held-out queries."""
+    return vectors[:count], vectors[count:]
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes: " + str(QUICK))
     parser.add_argument("--texts", type=int, default=256, help="texts timed per embedder")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--docs", type=int, default=20, help="ingestion documents (0: skip)")
-    parser.add_argument("--vectors", type=int, default=100_000)
-    parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--ef-search", default="40,64,128,256", help="comma-separated values")
+    parser.add_argument("--minilm", type=int, default=30_000, help="texts embedded (0: skip)")
+    parser.add_argument("--vectors", type=int, default=100_000, help="clustered/random set size")
+    parser.add_argument("--queries", type=int, default=200, help="held-out queries per set")
+    parser.add_argument("--ef-search", default="40,64,100,200,400", help="comma-separated")
+    parser.add_argument("--builds", type=int, default=2, help="HNSW builds pooled per index")
     parser.add_argument("--dsn", default=os.environ.get("ASTROMESH_TEST_POSTGRES_DSN"))
+    if parser.parse_known_args()[0].quick:
+        parser.set_defaults(**QUICK)  # options given on the command line still win
     args = parser.parse_args()
     began = time.perf_counter()
     embedding(args.texts, args.batch_size)
     if args.docs > 0:
         await ingestion(OnnxEmbedder(), args.docs, args.dsn)
-    ef_values = [int(v) for v in args.ef_search.split(",") if v.strip()]
-    await latency(args.vectors, args.queries, args.dsn, ef_values)
+    efs = tuple(sorted({int(v) for v in args.ef_search.split(",") if v.strip()}))
+    default_ef = store_default_ef()
+    efs = tuple(sorted({*efs, default_ef}))
+    q = args.queries
+    sets: list[Dataset] = []
+    stats: list[tuple[str, np.ndarray, np.ndarray]] = []
+    if args.minilm > 0:
+        n = args.minilm
+        real = split(minilm_embeddings(n, q), n)
+        small = split(clustered(n + q), n)
+        sets += [
+            Dataset(f"MiniLM {size(n)} (real)", "bench_minilm", *real, efs, BEFORE),
+            Dataset(
+                f"clustered {size(n)} (real's size)",
+                "bench_small",
+                *small,
+                efs,
+                BEFORE,
+                faiss=False,
+            ),
+        ]
+        stats += [(f"MiniLM {size(n)} (real)", *real), (f"clustered {size(n)}", *small)]
+    n = args.vectors
+    big = split(clustered(n + q), n)
+    noise = split(random_unit(n + q), n)
+    sets += [
+        Dataset(f"clustered {size(n)}", "bench_clustered", *big, efs, BEFORE),
+        Dataset(
+            f"random {size(n)} (worst case)",
+            "bench_random",
+            *noise,
+            (default_ef,),
+            faiss=False,
+            builds=1,  # one row, for continuity; its build is the run's longest
+        ),
+    ]
+    stats += [(f"clustered {size(n)}", *big), (f"random {size(n)}", *noise)]
+    print_stats(stats)
+    for dataset in sets:
+        await measure(dataset, args.dsn, args.builds)
     report("wall time of this run", f"{time.perf_counter() - began:.0f} s")
     table()
+    print_rows()
 
 
 if __name__ == "__main__":

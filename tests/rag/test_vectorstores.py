@@ -106,7 +106,12 @@ def test_faiss_s3_round_trip(tmp_path):
 async def test_pgvector_uses_an_hnsw_index_and_checks_dimension(postgres_schema):
     import psycopg
 
-    from astromesh.rag.vectorstores.pgvector import PgVectorStore
+    from astromesh.rag.vectorstores.pgvector import (
+        HNSW_EF_CONSTRUCTION,
+        HNSW_EF_SEARCH,
+        HNSW_M,
+        PgVectorStore,
+    )
 
     store = PgVectorStore(postgres_schema, collection="Docs-2", dimension=3)
     await store.replace_document("a", records("a", [unit(1, 0, 0)]))
@@ -114,7 +119,11 @@ async def test_pgvector_uses_an_hnsw_index_and_checks_dimension(postgres_schema)
         indexes = conn.execute(
             "SELECT indexdef FROM pg_indexes WHERE tablename = %s", (store.table,)
         ).fetchall()
-    assert any("hnsw" in d and "vector_cosine_ops" in d for (d,) in indexes)
+    hnsw = next(d for (d,) in indexes if "hnsw" in d)
+    assert "vector_cosine_ops" in hnsw
+    # the build settings bench/rag.py measured (pgvector's own default is ef_construction 64)
+    assert f"m='{HNSW_M}'" in hnsw and f"ef_construction='{HNSW_EF_CONSTRUCTION}'" in hnsw
+    assert store.ef_search == HNSW_EF_SEARCH
     await store.close()
     other = PgVectorStore(postgres_schema, collection="Docs-2", dimension=4)
     with pytest.raises(ConfigurationError, match="holds 3-d vectors"):

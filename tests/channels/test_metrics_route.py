@@ -20,24 +20,8 @@ from astromesh.stores.memory import MemoryBackend
 from astromesh.telemetry.metrics import NullMetrics, OtelMetrics, metrics_from_env
 from astromesh.telemetry.prometheus import PrometheusExporter
 from tests.channels.conftest import TEST_TOOL_MODULES, keys_of, services
-from tests.support.agents import write_agent
+from tests.support.agents import PRICED_MODEL, write_agent, write_priced_provider
 from tests.support.model_servers import Reply
-
-PROVIDERS = """apiVersion: astromesh/v1
-kind: ProviderConfig
-metadata: {{name: priced}}
-spec:
-  providers:
-    house:
-      type: openai_compat
-      endpoint: "{url}"
-      models: [scripted]
-      pricing:
-        scripted: {{input_per_million: 1000, output_per_million: 2000}}
-  routing:
-    circuit_breaker: {{failure_threshold: 2, recovery_timeout: 60}}
-"""
-"""A priced provider: 40 tokens in and 10 out cost 0.04 + 0.02 = 0.06 USD."""
 
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 
@@ -78,8 +62,8 @@ async def make_metrics_app(agents_dir: Path) -> AsyncIterator[Callable[..., Fast
 async def test_a_scrape_after_real_runs_shows_them_by_agent_and_status(
     agents_dir, make_metrics_app, client_for, openai_server
 ):
-    write_agent(agents_dir, model={"primary": {"provider": "house", "model": "scripted"}})
-    (agents_dir / "providers.yaml").write_text(PROVIDERS.format(url=openai_server.url))
+    write_agent(agents_dir, model=PRICED_MODEL)
+    write_priced_provider(agents_dir, openai_server.url, breaker_threshold=2)
     client = client_for(make_metrics_app())
     openai_server.push(Reply("ok", tokens_in=40, tokens_out=10))
     openai_server.push(Reply("ok again", tokens_in=40, tokens_out=10))
@@ -116,8 +100,8 @@ async def test_a_scrape_after_real_runs_shows_them_by_agent_and_status(
 async def test_the_runtimes_of_two_apps_never_mix(
     agents_dir, make_metrics_app, client_for, openai_server
 ):
-    write_agent(agents_dir, model={"primary": {"provider": "house", "model": "scripted"}})
-    (agents_dir / "providers.yaml").write_text(PROVIDERS.format(url=openai_server.url))
+    write_agent(agents_dir, model=PRICED_MODEL)
+    write_priced_provider(agents_dir, openai_server.url, breaker_threshold=2)
     busy, idle = client_for(make_metrics_app()), client_for(make_metrics_app())
     openai_server.push(Reply("ok"))
 
@@ -130,8 +114,8 @@ async def test_the_runtimes_of_two_apps_never_mix(
 async def test_ASTROMESH_METRICS_none_leaves_the_route_with_no_runtime_metrics(
     agents_dir, make_metrics_app, client_for, openai_server
 ):
-    write_agent(agents_dir, model={"primary": {"provider": "house", "model": "scripted"}})
-    (agents_dir / "providers.yaml").write_text(PROVIDERS.format(url=openai_server.url))
+    write_agent(agents_dir, model=PRICED_MODEL)
+    write_priced_provider(agents_dir, openai_server.url, breaker_threshold=2)
     app = make_metrics_app(env={"ASTROMESH_METRICS": "none"})
     assert isinstance(services(app).runtime.metrics, NullMetrics)
     client = client_for(app)

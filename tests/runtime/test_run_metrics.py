@@ -9,30 +9,14 @@ import pytest
 
 from astromesh.runs.state import RunStatus
 from astromesh.telemetry.metrics import CIRCUIT_OPENED, RUN_COST, RUNS_FAILED
-from tests.support.agents import write_agent
+from tests.support.agents import PRICED_MODEL, write_agent, write_priced_provider
 from tests.support.emf import emf_lines, points
 from tests.support.model_servers import Reply
 
-PROVIDERS = """apiVersion: astromesh/v1
-kind: ProviderConfig
-metadata: {{name: priced}}
-spec:
-  providers:
-    house:
-      type: openai_compat
-      endpoint: "{url}"
-      models: [scripted]
-      pricing:
-        scripted: {{input_per_million: 1000, output_per_million: 2000}}
-  routing:
-    circuit_breaker: {{failure_threshold: 2, recovery_timeout: 60}}
-"""
-"""A priced provider: 40 tokens in and 10 out cost 0.04 + 0.02 = 0.06 USD."""
-
 
 def write_priced_agent(agents_dir: Path, url: str) -> None:
-    write_agent(agents_dir, model={"primary": {"provider": "house", "model": "scripted"}})
-    (agents_dir / "providers.yaml").write_text(PROVIDERS.format(url=url))
+    write_agent(agents_dir, model=PRICED_MODEL)
+    write_priced_provider(agents_dir, url, breaker_threshold=2)
 
 
 async def test_a_finished_run_reports_its_cost_and_a_failed_one_its_failure(

@@ -14,7 +14,7 @@ from astromesh.guardrails import MemoryBudgetLedger, RedisBudgetLedger
 from astromesh.guardrails.ledger import next_utc_midnight, utc_day
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.runtime import AgentRuntime
-from tests.support.agents import primary, write_agent
+from tests.support.agents import PRICED_MODEL, primary, write_agent, write_priced_provider
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
 
 LIMIT_MESSAGE = "This request reached the agent's usage limit."
@@ -22,27 +22,15 @@ CALL = Reply("ok", tokens_in=40, tokens_out=10)
 """Every scripted call: 50 tokens; priced below at 0.04 + 0.02 = 0.06."""
 PER_CALL_TOKENS = 50
 PER_CALL_COST = 0.06
-PROVIDERS = """apiVersion: astromesh/v1
-kind: ProviderConfig
-metadata: {{name: priced}}
-spec:
-  providers:
-    house:
-      type: openai_compat
-      endpoint: "{url}"
-      models: [scripted]
-      pricing:
-        scripted: {{input_per_million: 1000, output_per_million: 2000}}
-"""
 
 
 def write_priced_agent(agents_dir: Path, url: str, cost_limit: dict[str, object]) -> None:
     write_agent(
         agents_dir,
-        model={"primary": {"provider": "house", "model": "scripted"}},
+        model=PRICED_MODEL,
         guardrails={"output": [{"type": "cost_limit", **cost_limit}]},
     )
-    (agents_dir / "providers.yaml").write_text(PROVIDERS.format(url=url))
+    write_priced_provider(agents_dir, url)
 
 
 def day_key(ledger: RedisBudgetLedger, what: str) -> str:

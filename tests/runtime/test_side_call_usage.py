@@ -11,29 +11,13 @@ import pytest
 from astromesh.models.types import ModelResponse, Usage
 from astromesh.runs.state import RunStatus
 from astromesh.runs.usage import ModelCall, count, counting
-from tests.support.agents import write_agent
+from tests.support.agents import PRICED_MODEL, write_agent, write_priced_provider
 from tests.support.model_servers import Reply
-
-PROVIDERS = """apiVersion: astromesh/v1
-kind: ProviderConfig
-metadata: {{name: priced}}
-spec:
-  providers:
-    house:
-      type: openai_compat
-      endpoint: "{url}"
-      models: [scripted]
-      pricing:
-        scripted: {{input_per_million: 1000, output_per_million: 2000}}
-"""
-"""40 tokens in and 10 out cost 0.04 + 0.02 = 0.06 USD."""
-
-PRICED = {"primary": {"provider": "house", "model": "scripted"}}
 
 
 def priced_agent(agents_dir: Path, url: str, **spec: object) -> None:
-    write_agent(agents_dir, model=PRICED, **spec)
-    (agents_dir / "providers.yaml").write_text(PROVIDERS.format(url=url))
+    write_agent(agents_dir, model=PRICED_MODEL, **spec)
+    write_priced_provider(agents_dir, url)
 
 
 def lines(run) -> dict[str, tuple[int, int, int, float]]:

@@ -345,14 +345,11 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
                         key, f"Q: {run.query}\nA: {checked.text}", session_only=True
                     )
         if isinstance(decision, Fail):
-            run.status = decision.status
-            run.error = decision.reason
             partial = "" if decision.code == "guardrail_blocked" else _partial_answer(run)
             if partial:
                 checked = await guard_output(run, agent.guardrails, partial)
                 partial = "" if checked.blocked is not None else checked.text
-            run.answer = partial
-            run.record("stopped", code=decision.code, reason=decision.reason)
+            stop(run, decision, partial)
         elif isinstance(decision, Act):  # pragma: no cover - executors never finalize an Act
             raise TypeError("finalize() needs a Finish or Fail decision")
         if agent.episodic is not None:
@@ -370,6 +367,15 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
             )
             await emit(RunEvent("done", done_frame(run)))
         agent.metrics.run_finished(run)
+
+
+def stop(run: RunState, decision: Fail, answer: str) -> None:
+    """End ``run`` as ``decision`` says (failed, timed out, cancelled), with ``answer`` as
+    what it had, and record why."""
+    run.status = decision.status
+    run.error = decision.reason
+    run.answer = answer
+    run.record("stopped", code=decision.code, reason=decision.reason)
 
 
 def done_frame(run: RunState) -> dict[str, object]:

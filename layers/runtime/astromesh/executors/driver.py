@@ -256,7 +256,8 @@ class StepDriver:
         except AstromeshError as exc:
             # Nothing of the agent's (guardrails, memory) can run without it; the run must
             # still end, or its caller would wait on it forever.
-            _end_without_agent(run, decision if isinstance(decision, Fail) else None, exc)
+            stopped = decision if isinstance(decision, Fail) else Fail(exc.message, code=exc.code)
+            pipeline.stop(run, stopped, answer="")
         else:
             await pipeline.finalize(run, agent, decision, self.emit)
         await self._save_final(run)
@@ -310,15 +311,6 @@ def _settled_decision(run: RunState) -> Decision | None:
 def _fail_on(run: RunState, exc: AstromeshError) -> None:
     """End the run on a known failure, as the local loop does (``step`` answers ``fail``)."""
     run.decision = decision_to_dict(Fail(exc.message, code=exc.code))
-
-
-def _end_without_agent(run: RunState, decision: Fail | None, exc: AstromeshError) -> None:
-    """Fail ``run`` with the stored reason (or why the agent is missing), no answer."""
-    run.status = decision.status if decision is not None else RunStatus.FAILED
-    run.error = decision.reason if decision is not None else exc.message
-    run.answer = ""
-    code = decision.code if decision is not None else exc.code
-    run.record("stopped", code=code, reason=run.error)
 
 
 def _final_decision(run: RunState, error: dict[str, Any] | None) -> Finish | Fail:

@@ -28,3 +28,19 @@ async def test_a_failed_run_on_the_state_machine_is_counted_once(
     documents = emf_lines(capsys.readouterr().out)
     assert [(d["run_id"], d["Stage"]) for d in points(documents, RUNS_FAILED)] == [(run.id, "test")]
     assert [d["run_id"] for d in points(documents, RUN_COST)] == [run.id]
+
+
+async def test_a_run_whose_agent_is_missing_is_counted_as_failed(
+    aws_side: Side, step_functions: LocalStepFunctions, monkeypatch, capsys
+):
+    """No agent to finalize with, so no agent's sink: the driver counts it with the
+    runtime's, or the RunsFailed alarm would never see it."""
+    monkeypatch.setenv("ASTROMESH_METRICS", "emf")
+    monkeypatch.setenv("ASTROMESH_STAGE", "test")
+    aws_side.write_agent()
+
+    run = await run_on_step_functions(aws_side, step_functions, "boo", agent="ghost")
+
+    assert run.status is RunStatus.FAILED
+    documents = emf_lines(capsys.readouterr().out)
+    assert [d["run_id"] for d in points(documents, RUNS_FAILED)] == [run.id]

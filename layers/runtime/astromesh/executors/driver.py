@@ -33,6 +33,7 @@ from astromesh.orchestration.base import (
 from astromesh.runs.events import EventSink, discard
 from astromesh.runs.state import ActionResult, RunState, RunStatus
 from astromesh.stores.base import RunStore
+from astromesh.telemetry.metrics import Metrics, NullMetrics
 
 AgentSource = Callable[[str], Awaitable[Agent]]
 """Gives the built agent for a name (``AgentRuntime.get``)."""
@@ -95,6 +96,8 @@ class StepDriver:
         emit: where run events go (nowhere by default: on AWS a channel pushes them).
         run_child: how agent tools start child runs (``AgentRuntime.run_child``); the child
             runs in-process, inside the ``act`` call that started it.
+        metrics: where a run ended without its agent is counted (``AgentRuntime.metrics``);
+            a run with its agent is counted by the agent's own sink, in ``finalize``.
     """
 
     def __init__(
@@ -104,11 +107,13 @@ class StepDriver:
         *,
         emit: EventSink = discard,
         run_child: pipeline.ChildRunStarter | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.runs = runs
         self.agents = agents
         self.emit = emit
         self.run_child = run_child
+        self.metrics = metrics or NullMetrics()
 
     # -- prepare ------------------------------------------------------------------------------
 
@@ -258,6 +263,7 @@ class StepDriver:
             # still end, or its caller would wait on it forever.
             stopped = decision if isinstance(decision, Fail) else Fail(exc.message, code=exc.code)
             pipeline.stop(run, stopped, answer="")
+            self.metrics.run_finished(run)
         else:
             await pipeline.finalize(run, agent, decision, self.emit)
         await self._save_final(run)

@@ -45,7 +45,9 @@ class LambdaWorker:
             agents, self._close_agents = await agent_source(
                 runtime, ServerSettings.from_env(runtime.env, lambda_=True)
             )
-            self._driver = StepDriver(runs, agents, run_child=runtime.run_child)
+            self._driver = StepDriver(
+                runs, agents, run_child=runtime.run_child, metrics=runtime.metrics
+            )
             self._runtime = runtime
         return await work(self._driver)
 

@@ -2,7 +2,7 @@
 
 Each test gets its own runtime (in-memory state unless it asks for SQLite), its own app and
 its own scripted model server; agents registered through the API may use the tools in
-``tests.support``.
+``tests.support`` and models on loopback (``TEST_REGISTRATION_ENV``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,12 @@ from astromesh.stores.base import StateBackend
 from astromesh.stores.memory import MemoryBackend
 
 TEST_TOOL_MODULES = ("tests.support",)
+TEST_REGISTRATION_ENV = {
+    # The scripted model servers listen on loopback, and the tests register agents with
+    # Python tools from tests.support: grants a production policy would not give.
+    "ASTROMESH_REGISTRATION_MODEL_HOSTS": "127.0.0.1",
+    "ASTROMESH_REGISTRATION_TOOL_TYPES": "builtin,webhook,rag,agent,client,python",
+}
 
 
 @pytest.fixture
@@ -51,7 +57,9 @@ class AppFactory:
         settings.setdefault("registered_tool_modules", TEST_TOOL_MODULES)
         if state is None and env is None:
             state = MemoryBackend()
-        runtime = AgentRuntime(self.agents_dir, env=env or {}, state=state)
+        runtime = AgentRuntime(
+            self.agents_dir, env={**TEST_REGISTRATION_ENV, **(env or {})}, state=state
+        )
         app = create_app(runtime, ServerSettings(**settings))
         self.runtimes.append(runtime)
         self.apps.append(app)

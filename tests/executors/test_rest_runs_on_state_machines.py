@@ -22,8 +22,10 @@ from tests.support.model_servers import Reply
 from tests.support.stepfunctions import ORCHESTRATION_STEP, REGION, TOOL_EXECUTOR
 
 
-def lambda_app(side: Side, **settings: Any) -> tuple[AgentRuntime, httpx.AsyncClient]:
-    runtime = AgentRuntime(side.agents_dir, env={}, state=side.state)
+def lambda_app(
+    side: Side, env: dict[str, str] | None = None, **settings: Any
+) -> tuple[AgentRuntime, httpx.AsyncClient]:
+    runtime = AgentRuntime(side.agents_dir, env=env or {}, state=side.state)
     app = create_app(runtime, ServerSettings(background_runs=False, **settings))
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
     return runtime, client
@@ -71,13 +73,20 @@ async def test_a_registered_agent_runs_on_the_standard_machine(
     aws_side: Side, step_functions, monkeypatch: pytest.MonkeyPatch
 ):
     """The step functions find the agent in the registry the API wrote it to."""
-    monkeypatch.setenv("ASTROMESH_REGISTERED_TOOL_MODULES", "tests.support")
+    policy = {
+        "ASTROMESH_REGISTERED_TOOL_MODULES": "tests.support",
+        "ASTROMESH_REGISTRATION_TOOL_TYPES": "python",
+        "ASTROMESH_REGISTRATION_MODEL_HOSTS": "127.0.0.1",
+    }
+    for name, value in policy.items():  # the step functions' policy, read from os.environ
+        monkeypatch.setenv(name, value)
     document = agent_document(
         "posted", model=primary(aws_side.server.url), tools=[python_tool("add", "add")]
     )
     aws_side.server.push(Reply(tool_calls=[("add", {"a": 1, "b": 2})]), Reply("Three."))
     runtime, client = lambda_app(
         aws_side,
+        env=policy,
         standard_machine_arn=step_functions.standard_arn,
         registered_tool_modules=("tests.support",),
     )

@@ -35,6 +35,7 @@ from astromesh.prompts.render import PromptTemplate
 from astromesh.rag.pipeline import PipelineRegistry
 from astromesh.runs.events import EventSink, discard
 from astromesh.runs.state import RunState
+from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.stores.base import RunStore, StateBackend
 from astromesh.telemetry.metrics import Metrics, metrics_from_env
 from astromesh.tools.agent import AgentDepthExceeded
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from astromesh.orchestration.base import Pattern
     from astromesh.tools.rag import Retriever
     from astromesh.tools.registry import ToolRegistry
+    from astromesh.tools.ssrf import SSRFGuard
 
 logger = logging.getLogger(__name__)
 
@@ -186,21 +188,29 @@ class AgentRuntime:
             self._agents[name] = await self._build(self.describe(name), (*building, name))
         return self._agents[name]
 
-    async def _build(self, doc: AgentDocument, building: tuple[str, ...] = ()) -> Agent:
+    async def _build(
+        self,
+        doc: AgentDocument,
+        building: tuple[str, ...] = (),
+        grants: Grants = FILE_AGENT_GRANTS,
+    ) -> Agent:
         spec = doc.spec
         defaults = self.config.runtime.spec.defaults.orchestration if self.config.runtime else None
         orchestration = spec.orchestration.with_defaults(defaults)
         system = spec.prompts.system if spec.prompts else None
-        router = self._build_router(doc)
+        folder = self.agents_dir if self.agents_dir.is_dir() else self.agents_dir.parent
+        grants = grants.narrowed(spec.permissions, base=folder)
+        router = self._build_router(doc, guard=grants.model_guard())
         try:
             tools = await build_registry(
                 spec.tools,
                 allowed_actions=spec.permissions.allowed_actions if spec.permissions else None,
-                search_path=self.agents_dir if self.agents_dir.is_dir() else self.agents_dir.parent,
+                search_path=folder,
                 known_agents=self.config.agents.keys(),
                 summariser=router_summariser(router),
                 retriever_for=self._retriever_for,
-                env=self.env,
+                env=grants.tool_env(self.env),
+                grants=grants,
             )
         except BaseException:
             await router.aclose()
@@ -287,9 +297,11 @@ class AgentRuntime:
         doc = self.config.agents[name]
         return doc.description or f"Ask the agent '{name}' to handle a request."
 
-    def _build_router(self, doc: AgentDocument) -> ModelRouter:
+    def _build_router(self, doc: AgentDocument, *, guard: SSRFGuard | None = None) -> ModelRouter:
         """The agent's router; one circuit breaker per runtime, so every agent calling the
-        same backend sees the same circuit (in Redis when configured: every instance does)."""
+        same backend sees the same circuit (in Redis when configured: every instance does).
+        ``guard``: what candidates outside the ProviderConfig connect through (registered
+        agents)."""
         if self._breaker is None:
             cfg = self.config.runtime.spec.state if self.config.runtime else None
             redis_url = (cfg and cfg.redis_url) or self.env.get(REDIS_URL_ENV)
@@ -301,6 +313,7 @@ class AgentRuntime:
             self.env,
             self._breaker,
             health_checks=self.health_checks,
+            guard=guard,
         )
 
     def _budget_ledger(self) -> BudgetLedger:
@@ -370,10 +383,20 @@ class AgentRuntime:
 
     # -- runs ------------------------------------------------------------------------------
 
-    async def build(self, doc: AgentDocument) -> Agent:
+    async def build(self, doc: AgentDocument, *, grants: Grants = FILE_AGENT_GRANTS) -> Agent:
         """Build an agent from a document this runtime did not load (one registered through
-        the API); it shares the runtime's backends, breaker and RAG pipelines."""
-        return await self._build(doc)
+        the API, with the registration policy's ``grants``); it shares the runtime's
+        backends, breaker and RAG pipelines."""
+        return await self._build(doc, grants=grants)
+
+    def state_dirs(self) -> list[Path]:
+        """Folders holding this runtime's own state (the SQLite databases), which no agent's
+        file tool may read."""
+        cfg = self.config.runtime.spec.state if self.config.runtime else None
+        path = Path((cfg and cfg.sqlite_path) or self.env.get(STATE_PATH_ENV, DEFAULT_STATE_PATH))
+        if not path.is_absolute():
+            path = Path.cwd() / path
+        return [path.parent]
 
     async def create_run(
         self,

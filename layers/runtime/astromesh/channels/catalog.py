@@ -12,18 +12,18 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from difflib import get_close_matches
 from typing import Literal
 
 from astromesh.agent import Agent
 from astromesh.channels.errors import InvalidAgent
-from astromesh.channels.policy import registration_issues
 from astromesh.config import AgentDocument, ConfigIssue, load_text
 from astromesh.errors import ConfigurationError, ConflictError, NotFoundError
 from astromesh.registry import AgentRegistry, AgentStatus, RegisteredAgent
 from astromesh.runtime import AgentRuntime
+from astromesh.security import RegistrationPolicy, registration_issues
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +52,14 @@ class AgentCatalog:
     """Resolves, builds, registers and removes agents for the channels."""
 
     def __init__(
-        self, runtime: AgentRuntime, registry: AgentRegistry, *, tool_modules: Sequence[str]
+        self, runtime: AgentRuntime, registry: AgentRegistry, *, policy: RegistrationPolicy
     ) -> None:
         self.runtime = runtime
         self.registry = registry
-        self.tool_modules = tuple(tool_modules)
+        self.policy = policy
+        """What registered documents may use; checked on every parse (stored ones too, so a
+        policy tightened on upgrade applies to agents registered before) and enforced at
+        run time through :meth:`RegistrationPolicy.grants`."""
         self._documents: dict[str, tuple[int, AgentDocument]] = {}
         self._built: dict[str, tuple[int, Agent]] = {}
         self._retired: list[Agent] = []
@@ -118,15 +121,25 @@ class AgentCatalog:
             async with self._build_lock:
                 cached = self._built.get(entry.name)
                 if cached is None or cached[0] != entry.revision:
-                    built = await self.runtime.build(entry.document)
+                    built = await self.runtime.build(entry.document, grants=self.policy.grants())
                     self._retire(entry.name)
                     cached = self._built[entry.name] = (entry.revision, built)
         return cached[1]
 
     # -- writing ---------------------------------------------------------------------------
 
-    def parse(self, text: str, *, source: str = REQUEST_SOURCE) -> AgentDocument:
-        """Validate posted text like a file, plus the rules for registered agents.
+    def parse(
+        self,
+        text: str,
+        *,
+        source: str = REQUEST_SOURCE,
+        may_use_agent: Callable[[str], bool] | None = None,
+    ) -> AgentDocument:
+        """Validate posted text like a file, plus the registration policy.
+
+        Args:
+            may_use_agent: whether the registering key may use an agent by name (agents the
+                document would call must pass it); ``None`` for documents already stored.
 
         Raises:
             InvalidAgent: with every issue (file, line, column, field, message).
@@ -151,21 +164,25 @@ class AgentCatalog:
             document,
             text,
             source=source,
+            policy=self.policy,
             providers=self.runtime.config.providers,
-            tool_modules=self.tool_modules,
+            may_use_agent=may_use_agent,
         )
         if issues:
             raise InvalidAgent(f"the agent cannot be registered: {issues[0]}", issues)
         return document
 
-    async def register(self, text: str, *, tenant: str) -> CatalogEntry:
+    async def register(
+        self, text: str, *, tenant: str, may_use_agent: Callable[[str], bool] | None = None
+    ) -> CatalogEntry:
         """Add a new agent from posted text.
 
         Raises:
-            InvalidAgent: it does not validate, or validates but cannot be built.
+            InvalidAgent: it does not validate, asks for more than the policy grants, or
+                validates but cannot be built.
             ConflictError: the name is taken (by a file agent or a registered one).
         """
-        document = self.parse(text)
+        document = self.parse(text, may_use_agent=may_use_agent)
         name = document.name
         if name in self.runtime.config.agents:
             raise ConflictError(self._read_only(name))
@@ -173,9 +190,11 @@ class AgentCatalog:
         record = await self.registry.create(name, text, tenant=tenant)
         return self._remember(record, document)
 
-    async def update(self, name: str, text: str) -> CatalogEntry:
+    async def update(
+        self, name: str, text: str, *, may_use_agent: Callable[[str], bool] | None = None
+    ) -> CatalogEntry:
         """Replace a registered agent's document (optimistic on the registry's revision)."""
-        document = self.parse(text)
+        document = self.parse(text, may_use_agent=may_use_agent)
         if document.name != name:
             raise InvalidAgent(
                 f"metadata.name is '{document.name}' but the URL names '{name}'",
@@ -242,7 +261,7 @@ class AgentCatalog:
 
     async def _check_buildable(self, document: AgentDocument) -> None:
         try:
-            agent = await self.runtime.build(document)
+            agent = await self.runtime.build(document, grants=self.policy.grants())
         except ConfigurationError as exc:
             raise InvalidAgent(
                 f"the agent validates but cannot be built here: {exc.message}", []

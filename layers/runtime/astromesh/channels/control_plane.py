@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from astromesh.agent import Agent
 from astromesh.auth import KeyStore, key_store_for
@@ -20,6 +19,7 @@ from astromesh.channels.settings import ServerSettings
 from astromesh.errors import ConfigurationError
 from astromesh.registry import AgentRegistry, registry_for
 from astromesh.runtime import POSTGRES_DSN_ENV, AgentRuntime
+from astromesh.security import RegistrationPolicy
 from astromesh.stores.base import StateBackend
 
 logger = logging.getLogger(__name__)
@@ -61,25 +61,9 @@ async def open_control_plane(runtime: AgentRuntime) -> ControlPlane:
     return ControlPlane(registry_for(state), key_store_for(state))
 
 
-def tool_modules_for(runtime: AgentRuntime, settings: ServerSettings) -> tuple[str, ...]:
-    """The modules a registered agent's Python tools may come from: the configured ones, or
-    the Python packages and modules in the agents folder."""
-    if settings.registered_tool_modules is not None:
-        return settings.registered_tool_modules
-    folder = runtime.agents_dir
-    if not folder.is_dir():
-        return ()
-    return tuple(sorted(_python_names(folder)))
-
-
-def _python_names(folder: Path) -> set[str]:
-    names: set[str] = set()
-    for entry in folder.iterdir():
-        if entry.is_dir() and (entry / "__init__.py").is_file():
-            names.add(entry.name)
-        elif entry.suffix == ".py" and entry.stem.isidentifier():
-            names.add(entry.stem)
-    return names
+def registration_policy(runtime: AgentRuntime, settings: ServerSettings) -> RegistrationPolicy:
+    """What agents registered through the API may use here (:mod:`astromesh.security`)."""
+    return RegistrationPolicy.for_runtime(runtime, python_modules=settings.registered_tool_modules)
 
 
 AgentSource = Callable[[str], Awaitable[Agent]]
@@ -102,9 +86,7 @@ async def agent_source(
             return None
 
         return runtime.get, nothing
-    catalog = AgentCatalog(
-        runtime, control.registry, tool_modules=tool_modules_for(runtime, settings)
-    )
+    catalog = AgentCatalog(runtime, control.registry, policy=registration_policy(runtime, settings))
 
     async def get(name: str) -> Agent:
         return await catalog.agent(await catalog.entry(name))

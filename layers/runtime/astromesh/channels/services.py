@@ -15,7 +15,11 @@ from dataclasses import dataclass, field
 
 from astromesh.auth import KeyStore
 from astromesh.channels.catalog import AgentCatalog
-from astromesh.channels.control_plane import ControlPlane, open_control_plane, tool_modules_for
+from astromesh.channels.control_plane import (
+    ControlPlane,
+    open_control_plane,
+    registration_policy,
+)
 from astromesh.channels.launcher import RunLauncher
 from astromesh.channels.settings import ServerSettings
 from astromesh.runtime import AgentRuntime
@@ -52,7 +56,7 @@ class Services:
                     self._catalog = AgentCatalog(
                         self.runtime,
                         control.registry,
-                        tool_modules=tool_modules_for(self.runtime, self.settings),
+                        policy=registration_policy(self.runtime, self.settings),
                     )
                     self._control = control
         return self._control

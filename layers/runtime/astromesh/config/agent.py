@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from astromesh.config.base import ConfigDocument, ConfigModel
+from astromesh.config.constants import TOOL_TYPES
 from astromesh.config.guardrails import GuardrailsSpec
-from astromesh.config.issues import config_error
+from astromesh.config.issues import config_error, one_of
 from astromesh.config.model_spec import ModelSpec
 from astromesh.config.orchestration import OrchestrationSpec
 from astromesh.config.tools import AnyTool
@@ -121,9 +122,23 @@ class NetworkPermissions(ConfigModel):
 
 
 class ExecutionPermissions(ConfigModel):
-    """``dry_run``: side-effecting tools report what they would do instead of doing it."""
+    """``dry_run``: side-effecting tools (webhooks other than GET, MCP, Python and client
+    tools) report what they would do instead of doing it. ``tool_types`` (ours): the tool
+    types the agent may use at all; it narrows the registration policy, never widens it."""
 
     dry_run: bool = False
+    tool_types: list[str] | None = None
+
+    @field_validator("tool_types")
+    @classmethod
+    def _known_types(cls, value: list[str] | None) -> list[str] | None:
+        for i, kind in enumerate(value or ()):
+            if kind not in TOOL_TYPES:
+                raise config_error(
+                    f"unknown tool type '{kind}'; expected one of {one_of(TOOL_TYPES)}",
+                    field=str(i),
+                )
+        return value
 
 
 class Permissions(ConfigModel):

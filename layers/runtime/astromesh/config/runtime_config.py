@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from astromesh.config.base import ConfigDocument, ConfigModel
-from astromesh.config.issues import config_error
+from astromesh.config.constants import BUILTIN_TOOLS, TOOL_TYPES
+from astromesh.config.issues import config_error, one_of
 from astromesh.config.orchestration import OrchestrationDefaults
 
 
@@ -40,12 +41,97 @@ class StateSettings(ConfigModel):
         return self
 
 
+DEFAULT_REGISTERED_TOOL_TYPES: tuple[str, ...] = ("builtin", "webhook", "rag", "agent", "client")
+"""Tool types an API-registered agent gets without the operator saying more: none of them
+runs code or reads files of the document's choosing (``python`` needs an allowlisted module,
+``mcp`` an allowlisted URL, so both are opt-in)."""
+
+DEFAULT_REGISTERED_BUILTINS: tuple[str, ...] = (
+    "calculator",
+    "current_time",
+    "json_transform",
+    "text_summarize",
+    "http_get",
+)
+"""Builtins a registered agent may use by default: ``read_file`` is left out because it needs
+roots the operator lists (``file_roots``)."""
+
+
+class RegistrationSettings(ConfigModel):
+    """What an agent registered through the API may use: an allowlist, secure by default.
+
+    Agent files in the agents folder are the operator's and are not limited by this; every
+    document posted to ``/v1/agents`` is, whoever posts it. Each list can be overridden in
+    Lambda by an ``ASTROMESH_REGISTRATION_*`` variable (:mod:`astromesh.security.policy`).
+
+    Attributes:
+        tool_types: ``spec.tools[].type`` values allowed.
+        builtins: builtin tool names allowed.
+        python_modules: modules (and their submodules) whose functions may be ``python``
+            tools; ``None``: the Python packages in the agents folder.
+        mcp_urls: URL prefixes an ``mcp`` tool over streamable HTTP may name (stdio MCP is
+            never allowed for registered agents).
+        file_roots: folders under which ``read_file`` roots may lie (relative to the agents
+            folder); ``/proc``, ``/sys``, ``/dev``, ``/etc`` and the state folder never.
+        allow_private_network: whether webhook, ``http_get`` and MCP tools of registered
+            agents may reach private and loopback addresses (their own
+            ``allow_private_network`` must say so too). Metadata addresses never.
+        network_hosts: when set, the only hosts (``host``, ``host:port``, ``*.domain``) their
+            webhook, ``http_get`` and MCP tools may reach.
+        model_hosts: hosts a model candidate's ``endpoint`` may point at, for providers not
+            defined by a ProviderConfig (those keep the operator's endpoint).
+        secret_envs: environment variables a webhook's ``secret_env`` may name (HMAC keys
+            the operator shares with registered agents on purpose).
+    """
+
+    tool_types: list[str] = Field(default_factory=lambda: list(DEFAULT_REGISTERED_TOOL_TYPES))
+    builtins: list[str] = Field(default_factory=lambda: list(DEFAULT_REGISTERED_BUILTINS))
+    python_modules: list[str] | None = None
+    mcp_urls: list[str] = Field(default_factory=list)
+    file_roots: list[str] = Field(default_factory=list)
+    allow_private_network: bool = False
+    network_hosts: list[str] | None = None
+    model_hosts: list[str] = Field(default_factory=list)
+    secret_envs: list[str] = Field(default_factory=list)
+
+    @field_validator("tool_types")
+    @classmethod
+    def _known_types(cls, value: list[str]) -> list[str]:
+        for i, kind in enumerate(value):
+            if kind not in TOOL_TYPES:
+                raise config_error(
+                    f"unknown tool type '{kind}'; expected one of {one_of(TOOL_TYPES)}",
+                    field=str(i),
+                )
+        return value
+
+    @field_validator("builtins")
+    @classmethod
+    def _known_builtins(cls, value: list[str]) -> list[str]:
+        for i, name in enumerate(value):
+            if name not in BUILTIN_TOOLS:
+                raise config_error(
+                    f"unknown builtin tool '{name}'; expected one of {one_of(BUILTIN_TOOLS)}",
+                    field=str(i),
+                )
+        return value
+
+    @field_validator("mcp_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for i, url in enumerate(value):
+            if not url.startswith(("http://", "https://")):
+                raise config_error(f"'{url}' is not an http(s) URL", field=str(i))
+        return value
+
+
 class RuntimeConfigSpec(ConfigModel):
     """``spec`` of a RuntimeConfig."""
 
     api: ApiSettings = Field(default_factory=ApiSettings)
     defaults: RuntimeDefaults = Field(default_factory=RuntimeDefaults)
     state: StateSettings = Field(default_factory=StateSettings)
+    registration: RegistrationSettings = Field(default_factory=RegistrationSettings)
 
 
 class RuntimeConfigDocument(ConfigDocument):

@@ -276,9 +276,17 @@ class HttpModel(Model):
         """
         loop = asyncio.get_running_loop()
         if self._client is None or self._client.is_closed or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(
-                timeout=self._timeout(), headers=self._headers(), verify=shared_ssl_context()
-            )
+            guard = self.settings.guard
+            if guard is not None:
+                from astromesh.tools.ssrf import guarded_client
+
+                self._client = guarded_client(
+                    guard, timeout=self._timeout(), headers=self._headers()
+                )
+            else:
+                self._client = httpx.AsyncClient(
+                    timeout=self._timeout(), headers=self._headers(), verify=shared_ssl_context()
+                )
             self._client_loop = loop
         return self._client
 

@@ -45,6 +45,9 @@ class ProviderSettings:
         health_check_interval: seconds after which the router wants fresh evidence that the
             backend is up before calling it (a probe, see :mod:`astromesh.models.health`);
             ``None`` means no health checks for this model.
+        guard: an SSRF guard (:class:`astromesh.tools.ssrf.SSRFGuard`) every connection of
+            an HTTP provider goes through, redirects and health probes included; set for the
+            candidates of agents registered through the API. ``None``: direct connections.
     """
 
     provider_type: str
@@ -56,6 +59,7 @@ class ProviderSettings:
     name: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
     health_check_interval: float | None = None
+    guard: Any = field(default=None, repr=False)
 
     @property
     def label(self) -> str:

@@ -37,6 +37,7 @@ from astromesh.telemetry.metrics import Metrics
 if TYPE_CHECKING:
     from astromesh.config import AgentDocument, ModelCandidate
     from astromesh.config.provider import ProviderEntry, RoutingConfig
+    from astromesh.tools.ssrf import SSRFGuard
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ def build_router(
     retry: RetryPolicy | None = None,
     stats: RouterStats | None = None,
     health_checks: HealthChecks | None = None,
+    guard: SSRFGuard | None = None,
 ) -> ModelRouter:
     """The router of one agent.
 
@@ -69,6 +71,9 @@ def build_router(
         retry: retry policy; :data:`DEFAULT_RETRY` when omitted.
         stats: latency/rotation stats to share between routers (one per router otherwise).
         health_checks: the runtime's health evidence, shared like ``breaker``.
+        guard: the SSRF guard every candidate that no ProviderConfig defines connects
+            through (a registered agent's :meth:`Grants.model_guard`); ``None``: unguarded.
+            Candidates of ProviderConfig providers keep the operator's endpoint unguarded.
     """
     spec = doc.spec.model
     interval = spec.routing.health_check_interval if spec.routing is not None else None
@@ -80,7 +85,13 @@ def build_router(
         # its HTTP connection pool.
         key = (candidate.provider, candidate.model, candidate.endpoint, repr(candidate))
         if key not in built:
-            built[key] = build_model(candidate, providers, env, health_check_interval=interval)
+            built[key] = build_model(
+                candidate,
+                providers,
+                env,
+                health_check_interval=interval,
+                guard=None if candidate.provider in providers else guard,
+            )
         return built[key]
 
     return ModelRouter(
@@ -131,6 +142,7 @@ def build_model(
     env: Mapping[str, str],
     *,
     health_check_interval: int | None = None,
+    guard: SSRFGuard | None = None,
 ) -> Model:
     """One provider instance for ``candidate``, resolved against the named provider entry.
 
@@ -163,6 +175,7 @@ def build_model(
             name=candidate.provider if entry is not None else None,
             options=options,
             health_check_interval=health_check_interval or None,  # 0: off
+            guard=guard,
         )
     )
 

@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from astromesh.errors import ConfigurationError
+from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.base import Tool
 from astromesh.tools.builtin import Summariser, build_builtin
 from astromesh.tools.client import ClientTool
+from astromesh.tools.dry_run import DryRunTool, is_side_effecting
 from astromesh.tools.python import PythonTool, import_handler
 from astromesh.tools.rag import RagTool, Retriever
 from astromesh.tools.ssrf import SSRFGuard
@@ -51,19 +53,23 @@ def build_tool(
     env: Mapping[str, str] | None = None,
     guard: SSRFGuard | None = None,
     exit_stack: AsyncExitStack | None = None,
+    grants: Grants = FILE_AGENT_GRANTS,
 ) -> Tool:
     """The tool for one config of type builtin, python, webhook, rag or client.
 
     Args:
         guard: replaces the SSRF guard of webhook and http_get tools (tests use it to
             inject a fake resolver); by default each tool gets one honouring its
-            ``allow_private_network``.
+            ``allow_private_network`` within ``grants``.
+        grants: what the agent may use (tool types, hosts, file roots); see
+            :mod:`astromesh.security.grants`.
 
     Raises:
         ConfigurationError: anything that makes the tool unusable (a handler that does not
             import, a missing secret, an unknown pipeline, an ``mcp`` or ``agent`` config,
             which this function does not build). Raised when the agent is built.
     """
+    grants.check_tool_type(cfg.type, tool=cfg.name)
     tool = _build(
         cfg,
         search_path=search_path,
@@ -71,7 +77,10 @@ def build_tool(
         retriever_for=retriever_for,
         env=os.environ if env is None else env,
         guard=guard,
+        grants=grants,
     )
+    if grants.dry_run and is_side_effecting(cfg):
+        tool = DryRunTool(tool)
     closer = getattr(tool, "aclose", None)
     if exit_stack is not None and closer is not None:
         exit_stack.push_async_callback(closer)
@@ -87,6 +96,7 @@ async def build_tools(
     retriever_for: RetrieverFactory | None = None,
     env: Mapping[str, str] | None = None,
     guard: SSRFGuard | None = None,
+    grants: Grants = FILE_AGENT_GRANTS,
 ) -> list[Tool]:
     """The tools of one config of any type but ``agent``: MCP servers give several.
 
@@ -97,7 +107,9 @@ async def build_tools(
     if cfg.type == "mcp":
         from astromesh.tools.mcp import connect_mcp
 
-        return await connect_mcp(cfg, exit_stack=exit_stack, cwd=search_path)
+        grants.check_mcp(cfg)
+        tools = await connect_mcp(cfg, exit_stack=exit_stack, cwd=search_path)
+        return [DryRunTool(t) for t in tools] if grants.dry_run else tools
     return [
         build_tool(
             cfg,
@@ -107,6 +119,7 @@ async def build_tools(
             env=env,
             guard=guard,
             exit_stack=exit_stack,
+            grants=grants,
         )
     ]
 
@@ -119,10 +132,13 @@ def _build(
     retriever_for: RetrieverFactory | None,
     env: Mapping[str, str],
     guard: SSRFGuard | None,
+    grants: Grants,
 ) -> Tool:
     kind = cfg.type
     if kind == "builtin":
-        return build_builtin(cfg, search_path=search_path, summariser=summariser, guard=guard)
+        return build_builtin(
+            cfg, search_path=search_path, summariser=summariser, guard=guard, grants=grants
+        )
     if kind == "python":
         return PythonTool(
             cfg.name,
@@ -131,6 +147,7 @@ def _build(
             parameters=cfg.json_schema() if cfg.parameters else None,
         )
     if kind == "webhook":
+        guard = guard or grants.tool_guard(allow_private_network=cfg.allow_private_network)
         return WebhookTool.from_config(cfg, env=env, guard=guard)
     if kind == "rag":
         if retriever_for is None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from astromesh.errors import ConfigurationError
 from astromesh.models.types import ToolCall, ToolDefinition
+from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.agent import AgentTool
 from astromesh.tools.base import Tool, ToolContext, ToolResult
 from astromesh.tools.builtin import Summariser
@@ -115,12 +116,15 @@ async def build_registry(
     summariser: Summariser | None = None,
     retriever_for: RetrieverFactory | None = None,
     env: Mapping[str, str] | None = None,
+    grants: Grants = FILE_AGENT_GRANTS,
 ) -> ToolRegistry:
     """Instantiate an agent's ``spec.tools`` (MCP servers are connected and listed here).
 
     Args:
         known_agents: the agents an ``agent`` tool may name; ``None`` skips the check.
         summariser / retriever_for / env: see :mod:`astromesh.tools.factory`.
+        grants: what the agent may use (:mod:`astromesh.security.grants`); a tool outside
+            them is a configuration error, and tools connect and read within them.
 
     Raises:
         ConfigurationError: a tool cannot be built (see ``build_tool``), an agent tool names
@@ -132,6 +136,7 @@ async def build_registry(
         registry = ToolRegistry(allowed=allowed_actions, exit_stack=stack)
         for cfg in tool_configs:
             if cfg.type == "agent":
+                grants.check_tool_type("agent", tool=cfg.name)
                 if known_agents is not None:
                     check_agent_name(cfg.agent, known_agents, where=f"tool {cfg.name!r}")
                 registry.add(
@@ -150,6 +155,7 @@ async def build_registry(
                 summariser=summariser,
                 retriever_for=retriever_for,
                 env=env,
+                grants=grants,
             ):
                 registry.add(tool)
     except BaseException:

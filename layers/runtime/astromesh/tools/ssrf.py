@@ -168,10 +168,21 @@ class SSRFGuard:
             unspecified addresses through (for tools that call internal services on
             purpose). Metadata, multicast and reserved addresses are refused regardless.
         resolver: how host names become addresses (the OS by default; fakes in tests).
+        allowed_hosts: when given, the only hosts that may be reached at all, checked before
+            resolution: ``host``, ``host:port`` or ``*.domain`` (an agent's
+            ``permissions.network.allowed``, or the registration policy's ``network_hosts``).
+            It narrows; it never lifts a refusal of the address kinds above.
     """
 
     allow_private_network: bool = False
     resolver: Resolver = field(default=system_resolver)
+    allowed_hosts: tuple[str, ...] | None = None
+
+    def host_allowed(self, host: str, port: int) -> bool:
+        """Whether ``host:port`` is in :attr:`allowed_hosts` (always, when that is unset)."""
+        if self.allowed_hosts is None:
+            return True
+        return any(host_matches(pattern, host, port) for pattern in self.allowed_hosts)
 
     def refusal(self, address: IPAddress) -> Refusal | None:
         """Why this guard refuses ``address``, or ``None`` when it may be connected to."""
@@ -199,6 +210,11 @@ class SSRFGuard:
         Refusing on any bad answer (not just skipping it) keeps a mixed answer from being
         used to probe: the connection would otherwise go to whichever address works.
         """
+        if not self.host_allowed(host, port):
+            allowed = ", ".join(self.allowed_hosts or ()) or "none"
+            raise BlockedDestination(
+                f"refused to connect to {host}:{port}: not in the allowed hosts ({allowed})"
+            )
         literal = parse_ip(host)
         if literal is not None:
             self.check_address(literal)
@@ -233,10 +249,38 @@ class SSRFGuard:
         Names are only checked at connect time (their answers change); a literal never does,
         so a bad one is reported when the agent is built.
         """
-        host = httpx.URL(url).host
+        parsed = httpx.URL(url)
+        host = parsed.host
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        if host and not self.host_allowed(host, port):
+            allowed = ", ".join(self.allowed_hosts or ()) or "none"
+            raise BlockedDestination(f"host {host}:{port} is not in the allowed hosts ({allowed})")
         literal = parse_ip(host) if host else None
         if literal is not None:
             self.check_address(literal)
+
+
+def host_matches(pattern: str, host: str, port: int) -> bool:
+    """Whether ``host:port`` matches ``pattern`` (``host``, ``host:port``, ``*.domain``,
+    ``[v6]:port``); host names compare case-insensitively, without a trailing dot."""
+    pattern = pattern.strip().lower()
+    want_port: int | None = None
+    if pattern.startswith("["):
+        inside, _, rest = pattern[1:].partition("]")
+        pattern = inside
+        if rest.startswith(":") and rest[1:].isdigit():
+            want_port = int(rest[1:])
+    elif pattern.count(":") == 1:
+        name, _, digits = pattern.partition(":")
+        if digits.isdigit():
+            pattern, want_port = name, int(digits)
+    if want_port is not None and want_port != port:
+        return False
+    host = host.strip().lower().rstrip(".").strip("[]")
+    pattern = pattern.rstrip(".")
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:])
+    return host == pattern
 
 
 class _GuardedBackend(httpcore.AsyncNetworkBackend):
@@ -323,7 +367,7 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
 def guarded_client(
     guard: SSRFGuard,
     *,
-    timeout: float,
+    timeout: float | httpx.Timeout,
     follow_redirects: bool = False,
     max_redirects: int = 5,
     headers: dict[str, str] | None = None,

@@ -62,9 +62,9 @@ async def register_agent(
 ) -> JSONResponse:
     """Register an agent; validated like a file (422 lists file, line, field of each issue)."""
     text = await _document_text(request)
-    document = catalog.parse(text)
+    document = catalog.parse(text, may_use_agent=principal.allows)
     require_agent(principal, document.name)
-    entry = await catalog.register(text, tenant=principal.tenant)
+    entry = await catalog.register(text, tenant=principal.tenant, may_use_agent=principal.allows)
     body = AgentRegistered(name=entry.name, revision=entry.revision)
     return JSONResponse(body.model_dump(), status_code=201)
 
@@ -80,7 +80,9 @@ async def update_agent(
 ) -> AgentUpdated:
     """Replace a registered agent's document; instances pick it up on their next request."""
     require_agent(principal, name)
-    entry = await catalog.update(name, await _document_text(request))
+    entry = await catalog.update(
+        name, await _document_text(request), may_use_agent=principal.allows
+    )
     return AgentUpdated(agent=name, revision=entry.revision)
 
 

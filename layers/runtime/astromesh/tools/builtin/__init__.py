@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from astromesh.errors import ConfigurationError
+from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.base import Tool
 from astromesh.tools.builtin._common import parse_config
 from astromesh.tools.builtin.calculator import CalculatorTool
@@ -53,6 +54,7 @@ def build_builtin(
     search_path: Path | None = None,
     summariser: Summariser | None = None,
     guard: SSRFGuard | None = None,
+    grants: Grants = FILE_AGENT_GRANTS,
 ) -> Tool:
     """The builtin tool ``cfg.name`` configured by ``cfg.config``.
 
@@ -61,6 +63,8 @@ def build_builtin(
         search_path: the agents folder; a relative ``read_file`` root is taken from it.
         summariser: how ``text_summarize`` reaches the agent's model.
         guard: replaces ``http_get``'s SSRF guard (tests inject a fake resolver here).
+        grants: what the agent may reach: ``http_get``'s guard and ``read_file``'s roots
+            obey them.
 
     Raises:
         ConfigurationError: unknown name, invalid ``config``, or a missing dependency.
@@ -76,6 +80,7 @@ def build_builtin(
         return CurrentTimeTool(name, description, config=parse_config(CurrentTimeConfig, name, raw))
     if name == "http_get":
         config = parse_config(HttpGetConfig, name, raw)
+        guard = guard or grants.tool_guard(allow_private_network=config.allow_private_network)
         return HttpGetTool(name, description, config=config, guard=guard)
     if name == "read_file":
         return ReadFileTool.from_config(
@@ -83,6 +88,7 @@ def build_builtin(
             base=search_path,
             name=name,
             description=description,
+            grants=grants,
         )
     if name == "text_summarize":
         if summariser is None:

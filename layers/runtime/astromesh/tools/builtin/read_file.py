@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import Field
 
 from astromesh.errors import ConfigurationError, ToolError
+from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.base import Tool, ToolContext
 from astromesh.tools.builtin._common import BuiltinConfig
 
@@ -44,13 +45,18 @@ class ReadFileTool(Tool):
         description: str = "",
         *,
         max_bytes: int = 256 * 1024,
+        grants: Grants = FILE_AGENT_GRANTS,
     ) -> None:
-        try:
-            self.root = root.resolve(strict=True)
-        except OSError as exc:
-            raise ConfigurationError(f"builtin tool {name!r}: root {root} does not exist") from exc
+        self.root = grants.check_root(root, tool=name)
+        if not self.root.exists():
+            raise ConfigurationError(f"builtin tool {name!r}: root {root} does not exist")
         if not self.root.is_dir():
             raise ConfigurationError(f"builtin tool {name!r}: root {root} is not a folder")
+        self.forbidden = tuple(
+            f for f in grants.forbidden_roots if f.is_relative_to(self.root) and f != self.root
+        )
+        """Forbidden folders inside the root (a file agent's root of ``/`` still never reads
+        ``/proc``): refused per read."""
         self.max_bytes = max_bytes
         super().__init__(
             name=name,
@@ -68,12 +74,18 @@ class ReadFileTool(Tool):
 
     @classmethod
     def from_config(
-        cls, config: ReadFileConfig, *, base: Path | None, name: str, description: str
+        cls,
+        config: ReadFileConfig,
+        *,
+        base: Path | None,
+        name: str,
+        description: str,
+        grants: Grants = FILE_AGENT_GRANTS,
     ) -> ReadFileTool:
         root = Path(config.root).expanduser()
         if not root.is_absolute():
             root = (base or Path.cwd()) / root
-        return cls(root, name, description, max_bytes=config.max_bytes)
+        return cls(root, name, description, max_bytes=config.max_bytes, grants=grants)
 
     def resolve(self, requested: str) -> Path:
         """The real path of ``requested`` if it is a file inside the root.
@@ -91,7 +103,7 @@ class ReadFileTool(Tool):
             raise FileRefused(f"no such file: {requested}") from None
         except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop
             raise FileRefused(f"cannot resolve {requested}: {exc}") from None
-        if not real.is_relative_to(self.root):
+        if not real.is_relative_to(self.root) or self._forbidden(real):
             raise FileRefused(f"{requested} is outside the allowed folder")
         if not real.is_file():
             raise FileRefused(f"{requested} is not a regular file")
@@ -125,8 +137,11 @@ class ReadFileTool(Tool):
             opened = Path(os.readlink(link))
         except OSError:
             return
-        if not opened.is_relative_to(self.root):
+        if not opened.is_relative_to(self.root) or self._forbidden(opened):
             raise FileRefused(f"{requested} is outside the allowed folder")
+
+    def _forbidden(self, path: Path) -> bool:
+        return any(path.is_relative_to(folder) for folder in self.forbidden)
 
     async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> Any:
         return await asyncio.to_thread(self.read, arguments["path"])

@@ -1,0 +1,42 @@
+"""``permissions.execution.dry_run``: side-effecting tools describe the call instead.
+
+Upstream Astromesh documents the flag for agents that should be tried against real prompts
+without touching real systems. A tool counts as side-effecting when the runtime cannot tell
+that it is not: webhooks other than ``GET``, Python functions and MCP tools. Reading tools
+(builtins, RAG, ``GET`` webhooks) and agent tools (whose own permissions apply) run as usual.
+The model gets a successful result saying what would have been done, so the run goes on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from astromesh.tools.base import Tool, ToolContext
+
+
+def is_side_effecting(cfg: Any) -> bool:
+    """Whether a ``spec.tools[]`` entry may change something outside the run."""
+    if cfg.type == "webhook":
+        return bool(cfg.method != "GET")
+    return cfg.type in ("python", "mcp")
+
+
+class DryRunTool(Tool):
+    """Offers ``inner``'s name and schema; a call is validated, then only described."""
+
+    def __init__(self, inner: Tool) -> None:
+        self.inner = inner
+        super().__init__(inner.name, inner.description, inner.parameters)
+
+    async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> Any:
+        return {
+            "dry_run": True,
+            "tool": self.name,
+            "arguments": arguments,
+            "note": "permissions.execution.dry_run is set: the call was not made",
+        }
+
+    async def aclose(self) -> None:
+        closer = getattr(self.inner, "aclose", None)
+        if closer is not None:
+            await closer()

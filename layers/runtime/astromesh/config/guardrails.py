@@ -8,12 +8,15 @@ broken rule fails at load time, not on the first message that happens to reach i
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from astromesh.config.base import ConfigModel
 from astromesh.config.issues import config_error, suggest, with_suggestion
+
+if TYPE_CHECKING:
+    from astromesh.security.regex import Pattern
 
 
 class PiiDetection(ConfigModel):
@@ -102,9 +105,12 @@ class ContentFilter(ConfigModel):
             raise config_error("content_filter needs 'forbidden_keywords' or 'blocked_patterns'")
         return self
 
-    def compiled_patterns(self) -> list[re.Pattern[str]]:
-        """The patterns, compiled (they are known to compile)."""
-        return [re.compile(p) for p in self.blocked_patterns]
+    def compiled_patterns(self) -> list[Pattern]:
+        """The patterns, compiled (they are known to compile), on RE2 where it accepts them
+        (:mod:`astromesh.security.regex`: linear time whatever the text)."""
+        from astromesh.security.regex import compile_pattern
+
+        return [compile_pattern(p) for p in self.blocked_patterns]
 
 
 class TopicFilter(ConfigModel):

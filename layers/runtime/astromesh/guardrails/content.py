@@ -11,13 +11,13 @@ the word: a forbidden word in the recorded reason would store part of what was b
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from astromesh.guardrails._text import PhraseMatcher, fold
 from astromesh.guardrails.base import Guardrail, Side, Verdict
+from astromesh.security.regex import Pattern, compile_pattern
 
 if TYPE_CHECKING:
     from astromesh.runs.state import RunState
@@ -34,7 +34,7 @@ class ContentGuardrail(Guardrail):
         self,
         *,
         keywords: Sequence[str] = (),
-        patterns: Sequence[re.Pattern[str] | str] = (),
+        patterns: Sequence[Pattern | str] = (),
         action: str = "block",
         name: str | None = None,
     ) -> None:
@@ -44,7 +44,7 @@ class ContentGuardrail(Guardrail):
         self._keyword_number: dict[str, int] = {}
         for i, keyword in enumerate(keywords, start=1):
             self._keyword_number.setdefault(fold(keyword.strip())[0], i)
-        self.patterns = [re.compile(p) if isinstance(p, str) else p for p in patterns]
+        self.patterns = [compile_pattern(p) if isinstance(p, str) else p for p in patterns]
 
     @classmethod
     def from_config(cls, cfg: Any, **kwargs: Any) -> ContentGuardrail:

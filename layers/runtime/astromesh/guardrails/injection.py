@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from astromesh.errors import ConfigurationError
 from astromesh.guardrails.base import Guardrail, Side, Verdict
+from astromesh.security.regex import Pattern, compile_pattern
 
 if TYPE_CHECKING:
     from astromesh.runs.state import RunState
@@ -184,7 +185,7 @@ class PromptInjectionGuardrail(Guardrail):
         self,
         *,
         action: str = "block",
-        extra_patterns: Sequence[re.Pattern[str] | str] = (),
+        extra_patterns: Sequence[Pattern | str] = (),
         exclude_rules: Sequence[str] = (),
         name: str | None = None,
     ) -> None:
@@ -196,11 +197,11 @@ class PromptInjectionGuardrail(Guardrail):
                 + ", ".join(RULE_IDS)
             )
         self.action = action
-        self.rules: list[tuple[str, re.Pattern[str]]] = [
+        self.rules: list[tuple[str, Pattern]] = [
             (rule.id, rule.pattern) for rule in RULES if rule.id not in set(exclude_rules)
         ]
         for i, pattern in enumerate(extra_patterns, start=1):
-            compiled = re.compile(pattern) if isinstance(pattern, str) else pattern
+            compiled = compile_pattern(pattern) if isinstance(pattern, str) else pattern
             self.rules.append((f"pattern #{i}", compiled))
 
     @classmethod

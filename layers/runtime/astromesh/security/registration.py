@@ -33,6 +33,7 @@ from astromesh.config.yaml_source import FieldPath, YamlDocument, parse_document
 from astromesh.errors import AstromeshError
 from astromesh.security.grants import url_under_prefix
 from astromesh.security.policy import RegistrationPolicy, module_allowed
+from astromesh.security.regex import re2_problem, schema_patterns
 
 LOCAL_MODEL_PROVIDERS = frozenset({"llamacpp", "onnx"})
 """Provider types that load a model file in-process when they have no endpoint."""
@@ -79,6 +80,7 @@ def registration_issues(
             skips that check.
     """
     issues = _Issues(text, source)
+    _check_patterns(doc, issues)
     _check_models(doc, policy, providers, issues)
     _check_permissions(doc, policy, issues)
     for index, tool in enumerate(doc.spec.tools):
@@ -93,6 +95,48 @@ def registration_issues(
                     "the key's agent scope",
                 )
     return issues.found
+
+
+# -- regular expressions ---------------------------------------------------------------------
+
+
+def _check_patterns(doc: AgentDocument, issues: _Issues) -> None:
+    """Every regex the document names must run on RE2 (linear time); see
+    :mod:`astromesh.security.regex` for why."""
+    found: list[tuple[FieldPath, str]] = []
+    for side in ("input", "output", "tool_results"):
+        for i, rule in enumerate(getattr(doc.spec.guardrails, side)):
+            for key in ("blocked_patterns", "extra_patterns"):
+                for j, pattern in enumerate(getattr(rule, key, None) or ()):
+                    found.append((("spec", "guardrails", side, i, key, j), pattern))
+    schemas: list[tuple[FieldPath, Any]] = [
+        (("spec", "tools", i, "parameters"), tool.parameters)
+        for i, tool in enumerate(doc.spec.tools)
+    ]
+    if doc.spec.output_schema is not None:
+        schemas.append((("spec", "output_schema"), doc.spec.output_schema))
+    for base, schema in schemas:
+        for sub, pattern in schema_patterns(schema):
+            path: FieldPath = (*base, *sub)
+            if "patternProperties" in sub:
+                issues.add(
+                    path[: path.index("patternProperties") + 1],
+                    "patternProperties is not supported in registered agents (its regexes"
+                    " would run on a backtracking engine); use properties",
+                    "never",
+                )
+                continue
+            found.append((path, pattern))
+    for path, pattern in found:
+        problem = re2_problem(pattern)
+        if problem is not None:
+            issues.add(
+                path,
+                f"regular expression {pattern!r} is not supported for registered agents"
+                f" ({problem}): they run on RE2, in time linear in the text, which has no"
+                " backreferences or lookarounds",
+                "never",
+            )
 
 
 # -- models ----------------------------------------------------------------------------------

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 from pydantic import BaseModel
 
 from astromesh.models.types import ToolDefinition
+from astromesh.security.regex import schema_validator_class
 
 if TYPE_CHECKING:
     from astromesh.runs.state import RunState
@@ -56,7 +56,7 @@ class Tool(ABC):
         self.name = name
         self.description = description
         self.parameters = parameters
-        self._validator = jsonschema.Draft202012Validator(parameters)
+        self._validator = schema_validator_class()(parameters)
 
     @property
     def definition(self) -> ToolDefinition:

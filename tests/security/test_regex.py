@@ -88,3 +88,18 @@ async def test_a_tool_argument_pattern_is_matched_in_linear_time() -> None:
     )
     problems = await asyncio.wait_for(asyncio.to_thread(tool.argument_errors, {"q": VICTIM}), 20)
     assert problems and "does not match" in problems[0]
+
+
+async def test_schema_references_stay_inside_the_document(hostile_app: HostileApps) -> None:
+    tool = {
+        "name": "hook",
+        "type": "webhook",
+        "url": "https://example.com/",
+        "parameters": {
+            "type": "object",
+            "properties": {"q": {"$ref": "http://127.0.0.1:9/schema"}, "r": {"$ref": "#/$defs/r"}},
+            "$defs": {"r": {"type": "string"}},
+        },
+    }
+    found = refusals(await hostile_app().post("/v1/agents", json=registered(tools=[tool])))
+    assert set(found) == {'spec.tools[0].parameters.properties.q["$ref"]'}

@@ -18,8 +18,6 @@ import functools
 import re
 from typing import Any, Protocol
 
-SchemaPath = tuple[str | int, ...]
-
 
 class Pattern(Protocol):
     """What callers use of a compiled pattern (``re.Pattern`` and RE2's have it)."""
@@ -68,28 +66,6 @@ def re2_problem(pattern: str) -> str | None:
             detail = detail.decode("utf-8", "replace")
         return str(detail)
     return None
-
-
-def schema_patterns(
-    schema: Any, path: tuple[str | int, ...] = ()
-) -> list[tuple[tuple[str | int, ...], str]]:
-    """``(path, pattern)`` of every ``pattern`` and ``patternProperties`` key in a JSON
-    Schema, at any depth (what :func:`re2_problem` must accept in a registered document)."""
-    found: list[tuple[SchemaPath, str]] = []
-    if isinstance(schema, dict):
-        for key, value in schema.items():
-            if key == "pattern" and isinstance(value, str):
-                found.append(((*path, key), value))
-            elif key == "patternProperties" and isinstance(value, dict):
-                for regex, sub in value.items():
-                    found.append(((*path, key, regex), str(regex)))
-                    found += schema_patterns(sub, (*path, key, regex))
-            else:
-                found += schema_patterns(value, (*path, key))
-    elif isinstance(schema, list):
-        for i, item in enumerate(schema):
-            found += schema_patterns(item, (*path, i))
-    return found
 
 
 def _pattern_keyword(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:

@@ -33,7 +33,8 @@ from astromesh.config.yaml_source import FieldPath, YamlDocument, parse_document
 from astromesh.errors import AstromeshError
 from astromesh.security.grants import url_under_prefix
 from astromesh.security.policy import RegistrationPolicy, module_allowed
-from astromesh.security.regex import re2_problem, schema_patterns
+from astromesh.security.regex import re2_problem
+from astromesh.security.schemas import schema_patterns, schema_refs
 
 LOCAL_MODEL_PROVIDERS = frozenset({"llamacpp", "onnx"})
 """Provider types that load a model file in-process when they have no endpoint."""
@@ -116,6 +117,14 @@ def _check_patterns(doc: AgentDocument, issues: _Issues) -> None:
     if doc.spec.output_schema is not None:
         schemas.append((("spec", "output_schema"), doc.spec.output_schema))
     for base, schema in schemas:
+        for sub, ref in schema_refs(schema):
+            if not ref.startswith("#"):
+                issues.add(
+                    (*base, *sub),
+                    f"$ref {ref!r} points outside the document; registered agents may only"
+                    " use local references ('#/...')",
+                    "never",
+                )
         for sub, pattern in schema_patterns(schema):
             path: FieldPath = (*base, *sub)
             if "patternProperties" in sub:

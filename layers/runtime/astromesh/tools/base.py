@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
+from referencing.exceptions import Unresolvable
 
 from astromesh.models.types import ToolDefinition
 from astromesh.security.regex import schema_validator_class
@@ -97,7 +98,10 @@ class Tool(ABC):
         """Human-readable schema violations, each prefixed with the argument's path."""
         if "_raw" in arguments and len(arguments) == 1:
             return [f"arguments are not valid JSON: {arguments['_raw']!r}"]
-        errors = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.path))
+        try:
+            errors = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.path))
+        except Unresolvable as exc:  # a $ref to nowhere: the tool's schema, not the call
+            return [f"the tool's parameter schema cannot be used: unresolvable $ref {exc}"]
         return [
             f"{'.'.join(str(p) for p in err.path) or '(arguments)'}: {err.message}"
             for err in errors

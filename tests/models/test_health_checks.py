@@ -7,6 +7,7 @@ recovery are stepped through, not waited for.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 import time
 from collections.abc import Iterator
@@ -301,7 +302,12 @@ async def test_the_background_loop_probes_due_candidates(
     sick = openai(openai_server)
     router = ModelRouter(
         {"default": [sick, ollama(ollama_server)]}, breaker=breaker, health_checks=health
-    )  # registers its candidates (the Ollama one has no interval: not looked after)
+    )
+    # Building a router registers nothing (a document posted to the API is checked by
+    # building it: its endpoints must not be probed); its first call registers its
+    # candidates, as this does (the Ollama one has no interval: not looked after).
+    assert await health.probe_due() == math.inf
+    health.register(router.models(), breaker)
     openai_server.healthy = False
 
     assert await health.probe_due() == INTERVAL

@@ -73,13 +73,20 @@ async def test_a_rag_tool_retrieves_from_its_pipeline(
     assert "Miso" not in tool_step.data["result"]
 
 
-async def test_an_mcp_server_that_cannot_start_is_refused_at_build(agents_dir, make_runtime):
+async def test_an_mcp_server_that_cannot_start_fails_the_run_not_the_build(
+    agents_dir, make_runtime
+):
     write_agent(
         agents_dir,
         tools=[{"name": "files", "type": "mcp", "transport": "stdio", "command": "mcp-files"}],
     )
-    with pytest.raises(ConfigurationError, match="cannot connect to the MCP server"):
-        await make_runtime().get("helper")
+    runtime = make_runtime()
+    agent = await runtime.get("helper")  # building starts nothing
+    assert agent.tools.pending == ["files"]
+    run = await runtime.run("helper", "hi")
+    assert run.status is RunStatus.FAILED
+    assert "tool 'files': cannot connect to the MCP server (mcp-files)" in run.error
+    assert [s.data["code"] for s in run.steps if s.type == "stopped"] == ["tools_unavailable"]
 
 
 async def test_a_handler_that_does_not_import_is_refused_at_build(agents_dir, make_runtime):

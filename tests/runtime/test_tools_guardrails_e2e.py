@@ -173,6 +173,8 @@ async def test_closing_the_runtime_stops_mcp_servers(transport, agents_dir, make
     write_agent(agents_dir, tools=[{"type": "mcp", "name": "m", "command": command, "args": args}])
     runtime = make_runtime()
     agent = await runtime.get("helper")
+    assert agent.tools.get("add") is None and agent.tools.pending == ["m"]  # not started yet
+    await agent.tools.ensure_ready()  # first use
     connection = agent.tools.get("add").connection
     assert connection.connected
     await runtime.close()

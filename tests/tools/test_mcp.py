@@ -1,6 +1,9 @@
 """MCP tools against a real MCP server written with the official SDK (tests/support/mcp_server.py),
 over stdio (a subprocess) and streamable HTTP (uvicorn on 127.0.0.1, in a subprocess).
 
+Building (``build_tools``) gives a pending :class:`MCPToolset`; nothing connects until its
+``load()`` (what ``ToolRegistry.ensure_ready`` calls on first use).
+
 Starting a stdio server costs seconds (the SDK's import), so the tests that only call tools
 share one connection per transport (module-scoped, on the module's event loop); the tests
 about start-up, environment and shutdown make their own.
@@ -19,9 +22,10 @@ from astromesh.config.tools import AnyTool
 from astromesh.errors import ConfigurationError
 from astromesh.models.types import ToolCall
 from astromesh.tools import ToolRegistry
-from astromesh.tools.base import ToolContext
+from astromesh.tools.base import ToolContext, ToolsetUnavailable
 from astromesh.tools.factory import build_tool, build_tools
-from astromesh.tools.mcp import MCPServerTool, connect_mcp
+from astromesh.tools.mcp import MCPServerTool, MCPToolset
+from astromesh.tools.ssrf import SSRFGuard
 from tests.support.mcp_server import MCPHttpServer, stdio_command
 
 CTX = ToolContext(run_id="run_1", agent="a", session_id="s")
@@ -37,6 +41,15 @@ def mcp_config(**fields):
 def stdio_config(**fields):
     command, args = stdio_command()
     return mcp_config(transport="stdio", command=command, args=args, **fields)
+
+
+async def connect(cfg, exit_stack, **kwargs):
+    """Build the config's toolset (closed with ``exit_stack``) and load it: its tools."""
+    [toolset] = await build_tools(cfg, exit_stack=exit_stack)
+    assert isinstance(toolset, MCPToolset) and toolset.connection is None
+    for name, value in kwargs.items():
+        setattr(toolset, name, value)
+    return await toolset.load()
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +70,8 @@ async def connected(http_server):
     """One live connection per transport: ``{"stdio": tools, "streamable_http": tools}``."""
     async with AsyncExitStack() as exit_stack:
         yield {
-            "stdio": await build_tools(stdio_config(), exit_stack=exit_stack),
-            "streamable_http": await build_tools(
-                mcp_config(url=http_server.url), exit_stack=exit_stack
-            ),
+            "stdio": await connect(stdio_config(), exit_stack),
+            "streamable_http": await connect(mcp_config(url=http_server.url), exit_stack),
         }
 
 
@@ -110,14 +121,18 @@ async def test_server_errors_become_failed_results(served):
 
 async def test_the_allowlist_limits_the_tools(http_server, stack):
     cfg = mcp_config(url=http_server.url, allowed_tools=["add", "echo"])
-    tools = await build_tools(cfg, exit_stack=stack)
+    tools = await connect(cfg, stack)
     assert sorted(t.name for t in tools) == ["add", "echo"]
 
 
-async def test_an_allowlist_naming_an_unknown_tool_is_a_configuration_error(http_server, stack):
+async def test_an_allowlist_naming_an_unknown_tool_is_a_configuration_error_at_connect(
+    http_server, stack
+):
     cfg = mcp_config(url=http_server.url, allowed_tools=["add", "ad"])
+    [toolset] = await build_tools(cfg, exit_stack=stack)  # building says nothing yet
     with pytest.raises(ConfigurationError, match=r"allowed_tools names ad, which the MCP server"):
-        await build_tools(cfg, exit_stack=stack)
+        await toolset.load()
+    assert toolset.connection is None  # the session it opened to list is closed again
 
 
 async def test_a_slow_call_times_out_as_a_failed_result(served):
@@ -134,7 +149,7 @@ async def test_a_slow_call_times_out_as_a_failed_result(served):
 
 async def test_closing_the_exit_stack_ends_the_session(any_config):
     async with AsyncExitStack() as stack:
-        tools = {t.name: t for t in await build_tools(any_config(), exit_stack=stack)}
+        tools = {t.name: t for t in await connect(any_config(), stack)}
         assert (await tools["echo"].call({"text": "x"}, CTX)).ok
         connection = tools["echo"].connection
         assert connection.connected
@@ -145,10 +160,7 @@ async def test_closing_the_exit_stack_ends_the_session(any_config):
 
 async def test_stdio_servers_get_only_the_configured_environment(stack, monkeypatch):
     monkeypatch.setenv("ASTROMESH_PARENT_SECRET", "do-not-leak")
-    tools = {
-        t.name: t
-        for t in await build_tools(stdio_config(env={"GREETING": "hola"}), exit_stack=stack)
-    }
+    tools = {t.name: t for t in await connect(stdio_config(env={"GREETING": "hola"}), stack)}
     greeting = await tools["env_value"].call({"name": "GREETING"}, CTX)
     leaked = await tools["env_value"].call({"name": "ASTROMESH_PARENT_SECRET"}, CTX)
     assert greeting.content == "hola"
@@ -158,22 +170,73 @@ async def test_stdio_servers_get_only_the_configured_environment(stack, monkeypa
 
 async def test_http_servers_get_the_configured_headers(http_server, stack):
     cfg = mcp_config(url=http_server.url, headers={"X-Tenant": "acme"})
-    tools = {t.name: t for t in await build_tools(cfg, exit_stack=stack)}
+    tools = {t.name: t for t in await connect(cfg, stack)}
     assert (await tools["header"].call({"name": "x-tenant"}, CTX)).content == "acme"
 
 
-async def test_a_server_that_cannot_start_is_a_configuration_error(stack):
-    with pytest.raises(ConfigurationError, match="cannot connect to the MCP server"):
-        await build_tools(
-            mcp_config(transport="stdio", command="/nonexistent/mcp-server"), exit_stack=stack
-        )
+async def test_a_server_that_cannot_start_fails_its_load_and_the_next_load_tries_again(stack):
+    cfg = mcp_config(transport="stdio", command="/nonexistent/mcp-server")
+    [toolset] = await build_tools(cfg, exit_stack=stack)
+    for attempt in (1, 2):
+        with pytest.raises(ToolsetUnavailable, match="cannot connect to the MCP server"):
+            await toolset.load()
+        assert toolset.attempts == attempt and toolset.connection is None
 
 
-async def test_an_unreachable_url_is_a_configuration_error(closed_port_url, stack):
-    with pytest.raises(ConfigurationError, match="cannot connect to the MCP server"):
-        await connect_mcp(
-            mcp_config(url=closed_port_url + "/mcp"), exit_stack=stack, startup_timeout=10
-        )
+async def test_an_unreachable_url_fails_the_load(closed_port_url, stack):
+    with pytest.raises(ToolsetUnavailable, match="cannot connect to the MCP server"):
+        await connect(mcp_config(url=closed_port_url + "/mcp"), stack, startup_timeout=10)
+
+
+async def test_a_closed_toolset_does_not_connect_again(http_server):
+    async with AsyncExitStack() as stack:
+        [toolset] = await build_tools(mcp_config(url=http_server.url), exit_stack=stack)
+    with pytest.raises(ToolsetUnavailable, match="was closed"):
+        await toolset.load()
+    assert toolset.attempts == 0
+
+
+# -- through the SSRF guard -------------------------------------------------------------------
+
+
+async def test_a_guard_refuses_a_loopback_server(http_server, stack):
+    guard = SSRFGuard()
+    toolset = MCPToolset(mcp_config(url=http_server.url), guard=guard, startup_timeout=10)
+    stack.push_async_callback(toolset.aclose)
+    with pytest.raises(ToolsetUnavailable, match="loopback address") as refused:
+        await toolset.load()
+    assert "BlockedDestination" in str(refused.value)
+
+
+async def test_a_guard_checks_the_resolved_address_of_a_name(http_server, stack):
+    port = http_server.url.split(":")[2].split("/")[0]
+
+    async def rebinding(host, _port):  # a public-looking name that points at loopback
+        return ["127.0.0.1"]
+
+    cfg = mcp_config(url=f"http://mcp.example.com:{port}/mcp")
+    toolset = MCPToolset(cfg, guard=SSRFGuard(resolver=rebinding), startup_timeout=10)
+    stack.push_async_callback(toolset.aclose)
+    with pytest.raises(ToolsetUnavailable, match="mcp.example.com: it resolves to 127.0.0.1"):
+        await toolset.load()
+
+
+async def test_a_guard_that_allows_the_address_connects_through_it(http_server, stack):
+    port = http_server.url.split(":")[2].split("/")[0]
+    resolved = []
+
+    async def resolver(host, _port):
+        resolved.append(host)
+        return ["127.0.0.1"]
+
+    # (the test server accepts only a loopback Host header: its DNS-rebinding protection)
+    cfg = mcp_config(url=f"http://localhost:{port}/mcp", headers={"X-Tenant": "acme"})
+    guard = SSRFGuard(allow_private_network=True, resolver=resolver)
+    toolset = MCPToolset(cfg, guard=guard)
+    stack.push_async_callback(toolset.aclose)
+    tools = {t.name: t for t in await toolset.load()}
+    assert (await tools["header"].call({"name": "x-tenant"}, CTX)).content == "acme"
+    assert resolved and set(resolved) == {"localhost"}  # connections went through the guard
 
 
 async def test_build_tool_points_mcp_configs_to_build_tools():

@@ -67,6 +67,10 @@ async def prepare(run: RunState, agent: Agent, emit: EventSink) -> None:
         # First, before the query reaches a model, memory or the next save: a redaction
         # replaces run.query; a block raises GuardrailBlocked (code guardrail_blocked).
         await guard_input(run, agent.guardrails)
+        # The agent's MCP servers connect on first use, here (and in step, for a run resumed
+        # in a process that has not used them): the system prompt and the recorded tool list
+        # need their tools. A server that cannot be reached fails the run (ToolsetUnavailable).
+        await agent.tools.ensure_ready()
         await emit(
             RunEvent("status", {"status": "processing", "agent": agent.name, "run_id": run.id})
         )
@@ -100,15 +104,19 @@ def check_limits(run: RunState, agent: Agent) -> Fail | None:
             code="max_iterations",
         )
     if remaining_seconds(run, agent) <= 0:
-        return Fail(
-            f"stopped after timeout_seconds={agent.timeout_seconds:g}",
-            status=RunStatus.TIMED_OUT,
-            code="timeout",
-        )
+        return _timed_out(agent)
     budget = guard_budget(run, agent.guardrails)
     if budget is not None:
         return Fail(budget.user_message(Side.OUTPUT), code="cost_limit")
     return None
+
+
+def _timed_out(agent: Agent) -> Fail:
+    return Fail(
+        f"stopped after timeout_seconds={agent.timeout_seconds:g}",
+        status=RunStatus.TIMED_OUT,
+        code="timeout",
+    )
 
 
 def remaining_seconds(run: RunState, agent: Agent) -> float:
@@ -128,6 +136,16 @@ async def step(
     as exceptions: a caller sees ``status: failed`` and ``error``, never a stack trace.
     """
     with stage("step", run_id=run.id, agent=agent.name, iteration=run.iteration):
+        # Tools first (a no-op once loaded): the pattern reads their definitions. A Lambda
+        # container that did not prepare this run connects the agent's MCP servers here.
+        try:
+            await asyncio.wait_for(
+                agent.tools.ensure_ready(), timeout=max(remaining_seconds(run, agent), 0.001)
+            )
+        except TimeoutError:
+            return _timed_out(agent)
+        except AstromeshError as exc:
+            return Fail(exc.message, code=exc.code)
         # Shared budgets (cost_limit per session / per agent per day, counted across runs and
         # instances in the ledger): reserve an estimate of this step first, refuse it if a
         # budget is reached, and settle the step's real usage (the run's usage diff) after it,
@@ -142,11 +160,7 @@ async def step(
                 timeout=max(remaining_seconds(run, agent), 0.001),
             )
         except TimeoutError:
-            return Fail(
-                f"stopped after timeout_seconds={agent.timeout_seconds:g}",
-                status=RunStatus.TIMED_OUT,
-                code="timeout",
-            )
+            return _timed_out(agent)
         except AstromeshError as exc:
             return Fail(exc.message, code=exc.code)
         finally:

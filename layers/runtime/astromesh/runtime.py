@@ -240,7 +240,7 @@ class AgentRuntime:
                 reserve_output=primary.params.max_tokens or DEFAULT_RESERVE_OUTPUT,
                 metrics=self.metrics,
             )
-        except BaseException:  # MCP sessions and HTTP pools opened above must not leak
+        except BaseException:  # what the tools and router hold must not leak
             await tools.aclose()
             await router.aclose()
             raise
@@ -290,6 +290,8 @@ class AgentRuntime:
         if isinstance(pattern, SwarmPattern):
             for tool in pattern.member_tools():
                 tools.add(tool, always_allowed=True)
+            for toolset in pattern.member_toolsets():  # members' MCP tools, on first use
+                tools.add_toolset(toolset, always_allowed=True)
         return pattern
 
     def _agent_description(self, name: str) -> str:

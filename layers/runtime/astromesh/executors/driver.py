@@ -235,6 +235,10 @@ class StepDriver:
             for c in calls
         ]
         try:
+            # The calls' records say whether each tool was permitted, which for an MCP tool
+            # is known once its server is loaded: in a container that has not loaded it yet,
+            # this is its first use (the run's next step, here too, needs it anyway).
+            await agent.tools.ensure_ready()
             children = {a["call_id"]: c for a in acted or () if (c := a.get("child_run_id"))}
             pipeline.record_actions(run, agent, calls, results, child_runs=children)
             pipeline.observe(run, agent, results)

@@ -86,7 +86,7 @@ class HealthChecks:
 
     def register(self, models: Iterable[Model], breaker: CircuitBreaker | None = None) -> None:
         """Candidates the background loop looks after, and the breaker its failed probes
-        count toward (each router registers its own)."""
+        count toward (each router registers its own, on its first call)."""
         for model in models:
             if model.settings.health_check_interval is not None:
                 key = candidate_key(model)

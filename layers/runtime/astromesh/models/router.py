@@ -164,7 +164,10 @@ class ModelRouter:
         self.retry = retry or RetryPolicy()
         self.stats = stats or RouterStats()
         self.health_checks = health_checks or HealthChecks()
-        self.health_checks.register(self.models(), breaker)
+        # Registered with the background loop on first use (stream), not here: a router is
+        # also built to check a document posted to the API, and the loop would then probe
+        # endpoints of a document that was never accepted.
+        self._watched = False
 
     # -- what other layers read --------------------------------------------------------------
 
@@ -254,6 +257,9 @@ class ModelRouter:
             ProviderUnavailable: every candidate failed with a retryable error or had its
                 circuit open, or none can serve the request.
         """
+        if not self._watched:
+            self._watched = True
+            self.health_checks.register(self.models(), self.breaker)
         request = RouteRequest(role, messages, tools, params, frozenset(requires))
         ordered = self._plan(request)
         if not self.fallback_enabled:

@@ -19,7 +19,9 @@ the swarm is answered with an error the model can correct. Every handoff call co
 ``max_handoffs``, rejected ones included, so no loop of handoffs (valid or not) runs forever.
 
 The members' tools run through this agent's ``act`` stage: they are registered here (at build
-time) as ``<agent>/<tool>``, and the member's own permissions decide which ones exist. The
+time) as ``<agent>/<tool>``, and the member's own permissions decide which ones exist. A
+member's MCP tools exist only once its servers are connected, on first use: they come from
+:meth:`SwarmPattern.member_toolsets`, which the swarm agent's registry loads like its own. The
 swarm agent's own system prompt and tools are not used by the members. The agent that gave
 the answer is in ``run.data["swarm"]``.
 """
@@ -75,6 +77,14 @@ class SwarmPattern(Pattern):
             MemberTool(name, tool)
             for name, member in self.members.items()
             for tool in member.tools.available()
+        ]
+
+    def member_toolsets(self) -> list[MemberToolset]:
+        """The members' tools still to be loaded (their MCP servers'), one toolset each."""
+        return [
+            MemberToolset(name, member)
+            for name, member in self.members.items()
+            if member.tools.pending
         ]
 
     async def step(self, run: RunState, ctx: StepContext) -> Decision:
@@ -226,3 +236,35 @@ class MemberTool(Tool):
 
     async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> Any:
         return await self.tool.invoke(arguments, context)
+
+
+class MemberToolset:
+    """A member's tools that exist only once loaded (its MCP servers'), as ``<member>/<tool>``.
+
+    Loading the swarm agent's tools loads the member's (one shared attempt: the member is
+    the runtime's own built agent), then wraps the tools that were not there at build time.
+    """
+
+    def __init__(self, member_name: str, member: Agent) -> None:
+        self.name = f"{member_name}{_SEPARATOR}*"
+        self.member_name = member_name
+        self.member = member
+        self._known = {tool.name for tool in member.tools.available()}
+
+    async def load(self) -> list[Tool]:
+        """Raises: ConfigurationError: a loaded tool is called ``handoff``; or what the
+        member's own :meth:`~astromesh.tools.registry.ToolRegistry.ensure_ready` raises."""
+        await self.member.tools.ensure_ready()
+        if HANDOFF_TOOL in self.member.tools:
+            raise ConfigurationError(
+                f"swarm agent {self.member_name!r} has a tool named {HANDOFF_TOOL!r}, which the"
+                " swarm gives every agent; rename it (or leave it out of allowed_tools)"
+            )
+        return [
+            MemberTool(self.member_name, tool)
+            for tool in self.member.tools.available()
+            if tool.name not in self._known
+        ]
+
+    async def aclose(self) -> None:
+        """Nothing to release: the member agent owns its connections."""

@@ -12,11 +12,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 from referencing.exceptions import Unresolvable
 
+from astromesh.errors import ToolError
 from astromesh.models.types import ToolDefinition
 from astromesh.security.regex import schema_validator_class
 
@@ -106,6 +107,41 @@ class Tool(ABC):
             f"{'.'.join(str(p) for p in err.path) or '(arguments)'}: {err.message}"
             for err in errors
         ]
+
+
+class ToolsetUnavailable(ToolError):
+    """A toolset could not be loaded at its first use (its MCP server did not start, could
+    not be reached, or refused the connection). The run that needed it fails with this; the
+    next run tries again."""
+
+    code = "tools_unavailable"
+    status = 503
+
+
+@runtime_checkable
+class Toolset(Protocol):
+    """Tools that exist only once something outside the process is reached: an MCP server's.
+
+    Building an agent must start no process and open no connection of the document's
+    choosing (a posted document is validated by building it), so such tools are registered
+    as a toolset and loaded on first use (:meth:`ToolRegistry.ensure_ready
+    <astromesh.tools.registry.ToolRegistry.ensure_ready>`), after the caller's checks.
+    """
+
+    name: str
+    """The tool config's name (for messages)."""
+
+    async def load(self) -> list[Tool]:
+        """Connect and return the tools; called again after a failure (a later run retries).
+
+        Raises:
+            AstromeshError: the tools cannot be had now (reported as the run's error).
+        """
+        ...
+
+    async def aclose(self) -> None:
+        """Release whatever :meth:`load` opened; later loads are refused."""
+        ...
 
 
 def render_value(value: Any) -> str:

@@ -2,8 +2,13 @@
 
 - :func:`build_tool` builds every type that is one tool: ``builtin``, ``python``,
   ``webhook``, ``rag`` and ``client``.
-- :func:`build_tools` (async) also covers ``mcp``, which connects to a server and expands
-  into one tool per tool the server offers; use it from ``build_registry``.
+- :func:`build_tools` (async) also covers ``mcp``, which becomes a pending
+  :class:`~astromesh.tools.mcp.MCPToolset`: the server is connected, and expands into one
+  tool per tool it offers, on first use, never here; use it from ``build_registry``.
+
+Nothing here starts a process, opens a connection or resolves a name: building is also how
+a document posted to ``POST /v1/agents`` is checked, and a refused document must have run
+nothing. What the agent may reach is enforced later, where tools connect (``grants``).
 
 ``agent`` tools are not built here: they need the runtime's agent list and child runs, and
 are built by the registry itself.
@@ -18,7 +23,11 @@ Dependencies are passed in, never looked up globally:
 - ``env``: where ``secret_env`` values are read (the runtime's ``env``);
 - ``exit_stack``: the registry's ``AsyncExitStack``; tools holding connections (webhook,
   http_get, MCP sessions) push their ``aclose`` onto it, so ``registry.aclose()`` releases
-  everything.
+  everything;
+- ``guard``: an SSRF guard for the outbound HTTP connections of the tools (webhook,
+  http_get, MCP over streamable HTTP), replacing the ones ``grants`` give (tests inject a
+  fake resolver this way);
+- ``grants``: what the agent may use and reach (:mod:`astromesh.security.grants`).
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from typing import Any
 
 from astromesh.errors import ConfigurationError
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
-from astromesh.tools.base import Tool
+from astromesh.tools.base import Tool, Toolset
 from astromesh.tools.builtin import Summariser, build_builtin
 from astromesh.tools.client import ClientTool
 from astromesh.tools.dry_run import DryRunTool, is_side_effecting
@@ -97,19 +106,28 @@ async def build_tools(
     env: Mapping[str, str] | None = None,
     guard: SSRFGuard | None = None,
     grants: Grants = FILE_AGENT_GRANTS,
-) -> list[Tool]:
-    """The tools of one config of any type but ``agent``: MCP servers give several.
+) -> list[Tool | Toolset]:
+    """The tools of one config of any type but ``agent``; an ``mcp`` config gives a
+    :class:`~astromesh.tools.base.Toolset` that connects on first use.
+
+    Args:
+        guard: see the module docstring; for MCP over HTTP it replaces the guard of the
+            ``grants`` (:meth:`~astromesh.security.grants.Grants.mcp_guard`); with neither,
+            the configured URL is connected to as it is (a file agent's operator wrote it).
 
     Raises:
-        ConfigurationError: as :func:`build_tool`; for MCP also a server that cannot be
-            reached or an ``allowed_tools`` entry it does not offer.
+        ConfigurationError: as :func:`build_tool`. An MCP server that cannot be reached,
+            or an ``allowed_tools`` entry it does not offer, is reported at first use.
     """
     if cfg.type == "mcp":
-        from astromesh.tools.mcp import connect_mcp
+        from astromesh.tools.mcp import MCPToolset
 
-        grants.check_mcp(cfg)
-        tools = await connect_mcp(cfg, exit_stack=exit_stack, cwd=search_path)
-        return [DryRunTool(t) for t in tools] if grants.dry_run else tools
+        grants.check_mcp(cfg)  # a registered agent's stdio server is refused here, built or not
+        toolset = MCPToolset(
+            cfg, cwd=search_path, guard=guard or grants.mcp_guard(), dry_run=grants.dry_run
+        )
+        exit_stack.push_async_callback(toolset.aclose)
+        return [toolset]
     return [
         build_tool(
             cfg,

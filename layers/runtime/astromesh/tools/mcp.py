@@ -4,21 +4,32 @@ YAML (``type: mcp``): ``transport: stdio`` with ``command``, ``args``, ``env`` (
 is started as a subprocess, in the agents folder, with only ``env`` and the SDK's safe
 defaults such as ``PATH`` in its environment), or ``transport: streamable_http`` with
 ``url`` and ``headers``. ``allowed_tools`` restricts which of the server's tools the agent
-gets; naming a tool the server does not list is a configuration error (a typo would
-otherwise silently remove a tool).
+gets; naming a tool the server does not list is an error (a typo would otherwise silently
+remove a tool), reported when the server is first connected.
 
-At start-up (:func:`connect_mcp`, awaited when the registry is built) the server is
-connected and its tools listed; each becomes an :class:`MCPServerTool` under the name the
-server gives it (as upstream Astromesh does, so ``allowed_actions`` uses those names).
+Nothing happens when the agent is built. Building is also how a posted document is checked
+(``POST /v1/agents``), so it must not start a command or open a connection the document
+chose: a ``type: mcp`` config becomes an :class:`MCPToolset`, which the registry loads on
+first use (:meth:`~astromesh.tools.registry.ToolRegistry.ensure_ready`: the first run's
+prepare or step, a tool call in the Step Functions tool executor, ``GET /v1/tools``), once
+for concurrent first uses. Loading connects, lists the server's tools and makes each an
+:class:`MCPServerTool` under the name the server gives it (as upstream Astromesh does, so
+``allowed_actions`` uses those names). A server that cannot be started or reached fails
+that run with :class:`~astromesh.tools.base.ToolsetUnavailable`; the next run tries again.
 Calls are sent by name over the one session. A server error, an ``isError`` result, a
 timeout or a lost connection becomes a failed ``ToolResult`` the model can read.
+
+Over streamable HTTP an :class:`~astromesh.tools.ssrf.SSRFGuard` may be given: every
+connection (the SDK's same-origin redirects included) is then resolved, checked and pinned
+by it (:func:`~astromesh.tools.ssrf.guarded_mcp_http_client`). Without one, the server's URL
+is connected to as configured (agents written by the operator).
 
 Why a task owns each session: the SDK's transports are anyio task groups, which must be
 exited by the task that entered them, while the runtime may close an agent from another
 task (a server's shutdown hook). So :class:`MCPConnection` opens the session inside a
 background task that holds it in an ``AsyncExitStack`` until :meth:`MCPConnection.aclose`
-asks it to stop; ``connect_mcp`` pushes that ``aclose`` onto the registry's exit stack,
-so ``ToolRegistry.aclose()`` ends every session and subprocess.
+asks it to stop; the registry's exit stack holds :meth:`MCPToolset.aclose`, so
+``ToolRegistry.aclose()`` ends every session and subprocess (one still connecting too).
 
 The ``mcp`` package is an extra (``pip install 'astromesh[mcp]'``) imported only here.
 """
@@ -34,7 +45,8 @@ from typing import TYPE_CHECKING, Any
 
 from astromesh.config.constants import TOOL_NAME_RE
 from astromesh.errors import ConfigurationError, ToolError
-from astromesh.tools.base import Tool, ToolContext
+from astromesh.tools.base import Tool, ToolContext, ToolsetUnavailable
+from astromesh.tools.ssrf import SSRFGuard
 
 if TYPE_CHECKING:
     import mcp
@@ -71,6 +83,8 @@ class MCPConnection:
         cfg: the ``type: mcp`` config.
         cwd: working folder of a stdio server (the agents folder).
         call_timeout: seconds a single tool call may take.
+        guard: checks every HTTP connection of a ``streamable_http`` server (``None``: the
+            URL is connected to as configured).
     """
 
     def __init__(
@@ -80,11 +94,13 @@ class MCPConnection:
         *,
         cwd: Path | None = None,
         call_timeout: float = CALL_TIMEOUT_SECONDS,
+        guard: SSRFGuard | None = None,
     ) -> None:
         self.name = name
         self.cfg = cfg
         self.cwd = cwd
         self.call_timeout = call_timeout
+        self.guard = guard
         self._client: mcp.Client | None = None
         self._ready: asyncio.Future[list[mcp_types.Tool]] | None = None
         self._stop = asyncio.Event()
@@ -99,7 +115,8 @@ class MCPConnection:
         """Connect, list every tool (all pages) and return them.
 
         Raises:
-            ConfigurationError: the server could not be started, reached or listed in time.
+            ToolsetUnavailable: the server could not be started, reached or listed in time
+                (or the guard refused its address).
         """
         self._ready = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._own(), name=f"mcp:{self.name}")
@@ -112,7 +129,7 @@ class MCPConnection:
                 if isinstance(exc, TimeoutError)
                 else _describe(exc)
             )
-            raise ConfigurationError(
+            raise ToolsetUnavailable(
                 f"tool {self.name!r}: cannot connect to the MCP server ({self._where()}): {reason}"
             ) from exc
 
@@ -153,12 +170,16 @@ class MCPConnection:
             import httpx2
             from mcp.client.streamable_http import streamable_http_client
 
-            http = await stack.enter_async_context(
-                httpx2.AsyncClient(
-                    headers=dict(cfg.headers),
-                    timeout=httpx2.Timeout(30.0, read=max(self.call_timeout, 30.0)),
+            timeout = httpx2.Timeout(30.0, read=max(self.call_timeout, 30.0))
+            if self.guard is not None:
+                from astromesh.tools.ssrf import guarded_mcp_http_client
+
+                client = guarded_mcp_http_client(
+                    self.guard, headers=dict(cfg.headers), timeout=timeout
                 )
-            )
+            else:
+                client = httpx2.AsyncClient(headers=dict(cfg.headers), timeout=timeout)
+            http = await stack.enter_async_context(client)
             server = streamable_http_client(cfg.url, http_client=http)
         client = mcp.Client(server, read_timeout_seconds=self.call_timeout)
         return await stack.enter_async_context(client)  # type: ignore[no-any-return]
@@ -284,29 +305,85 @@ def select_tools(name: str, listed: list[mcp_types.Tool], allowed: list[str] | N
     return chosen
 
 
-async def connect_mcp(
-    cfg: Any,
-    *,
-    exit_stack: AsyncExitStack,
-    cwd: Path | None = None,
-    startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
-    call_timeout: float = CALL_TIMEOUT_SECONDS,
-) -> list[Tool]:
-    """Connect to the server of a ``type: mcp`` config and return one tool per served tool.
+class MCPToolset:
+    """The tools of one ``type: mcp`` config, connected on first use (see the module docstring).
 
-    The connection's ``aclose`` is pushed onto ``exit_stack`` (the registry's), also when
-    listing fails half-way, so nothing is left running.
+    :meth:`load` opens a fresh :class:`MCPConnection` per attempt (a failed one is closed,
+    so a later run starts clean); the registry serialises loads, so there is at most one.
 
-    Raises:
-        ConfigurationError: the SDK is missing, the server cannot be reached, or
-            ``allowed_tools`` names a tool the server does not offer.
+    Args:
+        cfg: the ``type: mcp`` config.
+        cwd: working folder of a stdio server (the agents folder).
+        guard: see :class:`MCPConnection`.
+        dry_run: the tools only describe their calls
+            (:class:`~astromesh.tools.dry_run.DryRunTool`); the server is still connected,
+            to list them.
+        startup_timeout / call_timeout: seconds to connect and list; seconds per call.
     """
-    _sdk()
-    connection = MCPConnection(cfg.name, cfg, cwd=cwd, call_timeout=call_timeout)
-    listed = await connection.start(startup_timeout)
-    exit_stack.push_async_callback(connection.aclose)
-    chosen = select_tools(cfg.name, listed, cfg.allowed_tools)
-    return [MCPServerTool(connection, tool) for tool in chosen]
+
+    def __init__(
+        self,
+        cfg: Any,
+        *,
+        cwd: Path | None = None,
+        guard: SSRFGuard | None = None,
+        dry_run: bool = False,
+        startup_timeout: float = STARTUP_TIMEOUT_SECONDS,
+        call_timeout: float = CALL_TIMEOUT_SECONDS,
+    ) -> None:
+        _sdk()  # a missing extra is a configuration error of the build (an import, no process)
+        self.name: str = cfg.name
+        self.cfg = cfg
+        self.cwd = cwd
+        self.guard = guard
+        self.dry_run = dry_run
+        self.startup_timeout = startup_timeout
+        self.call_timeout = call_timeout
+        self.connection: MCPConnection | None = None
+        self.attempts = 0
+        """Connections tried so far (tests and logs)."""
+        self._closed = False
+
+    async def load(self) -> list[Tool]:
+        """Connect, list and select the server's tools.
+
+        Raises:
+            ToolsetUnavailable: the server cannot be started or reached, or this toolset
+                was closed.
+            ConfigurationError: ``allowed_tools`` names a tool the server does not offer
+                (the connection is closed again).
+        """
+        if self._closed:
+            raise ToolsetUnavailable(f"tool {self.name!r}: the agent was closed")
+        self.attempts += 1
+        connection = MCPConnection(
+            self.name, self.cfg, cwd=self.cwd, call_timeout=self.call_timeout, guard=self.guard
+        )
+        self.connection = connection
+        try:
+            listed = await connection.start(self.startup_timeout)
+            if self._closed:  # closed while connecting: do not hand out a live session
+                raise ToolsetUnavailable(f"tool {self.name!r}: the agent was closed")
+            chosen = select_tools(self.name, listed, self.cfg.allowed_tools)
+        except BaseException:
+            await connection.aclose()
+            if self.connection is connection:
+                self.connection = None
+            raise
+        logger.info("mcp=<%s> | connected: %d tool(s)", self.name, len(chosen))
+        tools: list[Tool] = [MCPServerTool(connection, tool) for tool in chosen]
+        if self.dry_run:
+            from astromesh.tools.dry_run import DryRunTool
+
+            return [DryRunTool(tool) for tool in tools]
+        return tools
+
+    async def aclose(self) -> None:
+        """End the session (and stop a stdio server), also one still connecting."""
+        self._closed = True
+        connection, self.connection = self.connection, None
+        if connection is not None:
+            await connection.aclose()
 
 
 def _describe(exc: BaseException | None) -> str:

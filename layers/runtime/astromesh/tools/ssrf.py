@@ -19,6 +19,9 @@ address is the one connected to:
   verifies the certificate against the host name, and the ``Host`` header is untouched.
 - ``trust_env`` is off: an ``HTTP(S)_PROXY`` from the environment would otherwise make
   the proxy, not the target, the address that gets checked.
+- :func:`guarded_mcp_http_client` is the same client for the ``mcp`` SDK, which speaks
+  ``httpx2`` (a fork with its own ``httpcore2``): MCP servers over streamable HTTP named by
+  an agent registered through the API connect through it.
 """
 
 from __future__ import annotations
@@ -283,10 +286,17 @@ def host_matches(pattern: str, host: str, port: int) -> bool:
     return host == pattern
 
 
-class _GuardedBackend(httpcore.AsyncNetworkBackend):
-    """Opens TCP connections only to addresses the guard accepted, pinned to the check."""
+class _GuardedConnect:
+    """The guarded ``connect_tcp``, shared by the ``httpcore`` and ``httpcore2`` backends.
 
-    def __init__(self, guard: SSRFGuard, inner: httpcore.AsyncNetworkBackend) -> None:
+    Both libraries have the same backend interface but distinct classes (and exception
+    types), so the logic lives here and each backend class names its own errors.
+    """
+
+    _connect_errors: tuple[type[Exception], ...] = ()
+    _timeout_error: type[Exception] = TimeoutError
+
+    def __init__(self, guard: SSRFGuard, inner: Any) -> None:
         self._guard = guard
         self._inner = inner
 
@@ -297,12 +307,12 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         timeout: float | None = None,
         local_address: str | None = None,
         socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    ) -> Any:
         try:
             async with asyncio.timeout(timeout):
                 addresses = await self._guard.resolve(host, port)
         except TimeoutError:
-            raise httpcore.ConnectTimeout(f"resolving {host!r} timed out") from None
+            raise self._timeout_error(f"resolving {host!r} timed out") from None
         last_error: Exception | None = None
         for address in addresses:
             try:
@@ -313,7 +323,7 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
                     local_address=local_address,
                     socket_options=socket_options,
                 )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+            except self._connect_errors as exc:
                 last_error = exc
         assert last_error is not None  # resolve() never returns an empty list
         raise last_error
@@ -323,11 +333,18 @@ class _GuardedBackend(httpcore.AsyncNetworkBackend):
         path: str,
         timeout: float | None = None,
         socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
+    ) -> Any:
         raise BlockedDestination("unix sockets are not reachable from tools")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
+
+
+class _GuardedBackend(_GuardedConnect, httpcore.AsyncNetworkBackend):
+    """Opens TCP connections only to addresses the guard accepted, pinned to the check."""
+
+    _connect_errors = (httpcore.ConnectError, httpcore.ConnectTimeout)
+    _timeout_error = httpcore.ConnectTimeout
 
 
 @functools.cache
@@ -381,5 +398,59 @@ def guarded_client(
         max_redirects=max_redirects,
         headers=headers,
         event_hooks=event_hooks,
+        trust_env=False,
+    )
+
+
+@functools.cache
+def _httpcore2_backend() -> type[Any]:
+    """The guarded backend for ``httpcore2`` (imported only when an MCP client needs it)."""
+    import httpcore2
+
+    class _GuardedBackend2(_GuardedConnect, httpcore2.AsyncNetworkBackend):
+        _connect_errors = (httpcore2.ConnectError, httpcore2.ConnectTimeout)
+        _timeout_error = httpcore2.ConnectTimeout
+
+    return _GuardedBackend2
+
+
+def guarded_mcp_http_client(
+    guard: SSRFGuard, *, headers: dict[str, str] | None = None, timeout: Any = None
+) -> Any:
+    """An ``httpx2.AsyncClient`` for the ``mcp`` SDK that can only reach what ``guard`` allows.
+
+    The SDK's streamable HTTP transport takes the client (``http_client=``) and follows
+    same-origin redirects itself, each through this client, so every hop's connection is
+    resolved, checked and pinned like :func:`guarded_client`'s. As there, the pool httpx2
+    builds is replaced by one with the guarded backend (checked, so an httpx2 that changes
+    this fails loudly), TLS verifies against the host name and ``trust_env`` is off.
+
+    Args:
+        timeout: an ``httpx2.Timeout`` (the SDK's defaults when omitted).
+    """
+    import httpcore2
+    import httpx2
+    from mcp.shared._httpx_utils import MCP_DEFAULT_SSE_READ_TIMEOUT, MCP_DEFAULT_TIMEOUT
+
+    ssl_context = httpx2.create_ssl_context(trust_env=False)
+    limits = httpx2.Limits(max_connections=20, max_keepalive_connections=10)
+    transport = httpx2.AsyncHTTPTransport(verify=ssl_context, trust_env=False, limits=limits)
+    if not isinstance(getattr(transport, "_pool", None), httpcore2.AsyncConnectionPool):
+        raise RuntimeError(
+            "this httpx2 version does not build an httpcore2.AsyncConnectionPool; "
+            "the SSRF guard cannot pin MCP connections"
+        )
+    transport._pool = httpcore2.AsyncConnectionPool(
+        ssl_context=ssl_context,
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=_httpcore2_backend()(guard, httpcore2.AnyIOBackend()),
+    )
+    return httpx2.AsyncClient(
+        transport=transport,
+        headers=headers,
+        timeout=timeout or httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT),
+        follow_redirects=False,  # the SDK follows same-origin redirects itself, through us
         trust_env=False,
     )

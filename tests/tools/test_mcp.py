@@ -217,7 +217,7 @@ async def test_a_guard_checks_the_resolved_address_of_a_name(http_server, stack)
     cfg = mcp_config(url=f"http://mcp.example.com:{port}/mcp")
     toolset = MCPToolset(cfg, guard=SSRFGuard(resolver=rebinding), startup_timeout=10)
     stack.push_async_callback(toolset.aclose)
-    with pytest.raises(ToolsetUnavailable, match="mcp.example.com: it resolves to 127.0.0.1"):
+    with pytest.raises(ToolsetUnavailable, match=r"mcp\.example\.com: it resolves to 127\.0\.0\.1"):
         await toolset.load()
 
 

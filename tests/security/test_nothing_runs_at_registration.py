@@ -373,3 +373,36 @@ def test_the_canary_is_live(tmp_path):
     tool = canary_tool(canary)
     subprocess.run([tool["command"], *tool["args"]], check=True)
     assert canary.exists()
+
+
+# -- listing is a first use ------------------------------------------------------------------
+
+
+async def test_listing_tools_connects_mcp_servers_and_reports_one_that_is_down(
+    agents_dir, tmp_path
+):
+    up, down = StartCounter(tmp_path / "up"), StartCounter(tmp_path / "down")
+    (tmp_path / "up").mkdir()
+    (tmp_path / "down").mkdir()
+    down.down.touch()
+    write_agent(agents_dir, "calc", tools=[up.tool()])
+    write_agent(agents_dir, "broken", tools=[down.tool(name="numbers")])
+    runtime = AgentRuntime(agents_dir, env={}, state=MemoryBackend())
+    app = create_app(runtime, ServerSettings())
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as client:
+        tools = (await client.get("/v1/tools")).json()["tools"]
+    await app.state.services.aclose()
+    await runtime.close()
+    by_agent = {tool["agent"]: tool for tool in tools}
+    assert len(tools) == 2
+    assert by_agent["calc"]["name"] == "add" and by_agent["calc"]["type"] == "mcp"
+    assert by_agent["calc"]["available"] and by_agent["calc"]["parameters"]["required"] == [
+        "a",
+        "b",
+    ]
+    broken = by_agent["broken"]
+    assert (broken["name"], broken["type"], broken["available"]) == ("numbers", "mcp", False)
+    assert "cannot connect to the MCP server" in broken["error"]
+    assert (up.count, down.count) == (1, 1)

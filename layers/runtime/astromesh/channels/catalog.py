@@ -260,6 +260,16 @@ class AgentCatalog:
             self._retired.append(old[1])
 
     async def _check_buildable(self, document: AgentDocument) -> None:
+        """Build the agent once, so a document that cannot run here is a 422 now.
+
+        Building starts no process and opens no connection of the document's choosing (MCP
+        servers connect on first use, routers join the health loop on their first call:
+        see :mod:`astromesh.tools.registry`), so this runs nothing the caller named, even
+        for a document that is refused.
+
+        Raises:
+            InvalidAgent: the document validates but cannot be built here.
+        """
         try:
             agent = await self.runtime.build(document, grants=self.policy.grants())
         except ConfigurationError as exc:

@@ -31,7 +31,7 @@ from astromesh.stores.memory import MemoryBackend
 from astromesh.tools.base import ToolsetUnavailable
 from astromesh.tools.registry import build_registry
 from astromesh.tools.ssrf import SSRFGuard
-from tests.support.agents import agent_document, primary, write_agent
+from tests.support.agents import agent_document, primary, python_tool, write_agent
 from tests.support.mcp_server import stdio_command
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
 
@@ -292,6 +292,19 @@ async def test_an_allowlist_naming_a_tool_the_server_lacks_is_reported_at_first_
     assert run.status is RunStatus.FAILED
     assert "allowed_tools names ad, which the MCP server does not offer" in run.error
     assert [s.data["code"] for s in run.steps if s.type == "stopped"] == ["configuration_error"]
+
+
+async def test_a_server_tool_clashing_with_another_tool_fails_the_run_at_first_use(
+    agents_dir, make_runtime, tmp_path
+):
+    server = StartCounter(tmp_path)
+    write_agent(agents_dir, tools=[python_tool("add", "add"), server.tool()])
+    runtime = make_runtime()
+    for attempt in (1, 2):  # not cached: the server may have renamed its tool meanwhile
+        run = await runtime.run("helper", "hi")
+        assert run.status is RunStatus.FAILED
+        assert run.error == "tool 'math': tool name(s) add are used twice"
+        assert server.count == attempt
 
 
 async def test_the_tool_executor_of_a_fresh_container_connects_before_its_call(

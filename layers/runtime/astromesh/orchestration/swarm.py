@@ -266,5 +266,8 @@ class MemberToolset:
             if tool.name not in self._known
         ]
 
+    async def discard(self) -> None:
+        """Nothing to release: the member agent owns its connections."""
+
     async def aclose(self) -> None:
         """Nothing to release: the member agent owns its connections."""

@@ -139,6 +139,11 @@ class Toolset(Protocol):
         """
         ...
 
+    async def discard(self) -> None:
+        """Release what the last :meth:`load` opened, whose tools will not be used (a name
+        clash); a later load may connect again."""
+        ...
+
     async def aclose(self) -> None:
         """Release whatever :meth:`load` opened; later loads are refused."""
         ...

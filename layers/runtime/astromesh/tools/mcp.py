@@ -378,12 +378,16 @@ class MCPToolset:
             return [DryRunTool(tool) for tool in tools]
         return tools
 
-    async def aclose(self) -> None:
-        """End the session (and stop a stdio server), also one still connecting."""
-        self._closed = True
+    async def discard(self) -> None:
+        """End the session of the last load (its tools are not used); loads stay allowed."""
         connection, self.connection = self.connection, None
         if connection is not None:
             await connection.aclose()
+
+    async def aclose(self) -> None:
+        """End the session (and stop a stdio server), also one still connecting."""
+        self._closed = True
+        await self.discard()
 
 
 def _describe(exc: BaseException | None) -> str:

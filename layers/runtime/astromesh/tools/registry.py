@@ -125,15 +125,20 @@ class ToolRegistry:
         )
         errors: list[AstromeshError] = []
         for slot, outcome in zip(slots, outcomes, strict=True):
+            if isinstance(outcome, asyncio.CancelledError):  # its session was closed meanwhile
+                errors.append(
+                    ToolsetUnavailable(f"tool {slot.toolset.name!r}: loading was cancelled")
+                )
+                continue
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, Exception):
-                    raise outcome  # cancelled: nothing to keep
+                    raise outcome  # KeyboardInterrupt, SystemExit
                 errors.append(_as_error(slot.toolset, outcome))
                 continue
             try:
                 self._insert(slot, outcome)
             except ConfigurationError as exc:
-                await slot.toolset.aclose()  # its tools cannot be used; reopen nothing
+                await slot.toolset.discard()  # its tools cannot be used; a later run retries
                 errors.append(exc)
         if len(errors) == 1:
             raise errors[0]

@@ -14,6 +14,7 @@ import json
 import shlex
 import subprocess
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,11 @@ from astromesh.config.tools import AnyTool
 from astromesh.executors.driver import StepDriver
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.runtime import AgentRuntime
+from astromesh.security.grants import Grants
 from astromesh.stores.memory import MemoryBackend
 from astromesh.tools.base import ToolsetUnavailable
-from astromesh.tools.registry import build_registry
+from astromesh.tools.factory import build_tools
+from astromesh.tools.registry import ToolRegistry, build_registry
 from astromesh.tools.ssrf import SSRFGuard
 from tests.support.agents import agent_document, primary, python_tool, write_agent
 from tests.support.mcp_server import stdio_command
@@ -197,8 +200,18 @@ async def test_building_a_document_through_the_runtime_runs_nothing(
 
 
 async def test_registering_through_the_api_runs_nothing(agents_dir, listener, tmp_path):
-    runtime = AgentRuntime(agents_dir, env={}, state=MemoryBackend())
-    app = create_app(runtime, ServerSettings(registered_tool_modules=("tests.support",)))
+    # An operator who allowed everything the document names: it registers (so it is built),
+    # and still nothing connects until first use.
+    allowed = f"127.0.0.1:{listener.port}"
+    env = {
+        "ASTROMESH_REGISTRATION_TOOL_TYPES": "mcp,webhook",
+        "ASTROMESH_REGISTRATION_MCP_URLS": f"{listener.url}/mcp",
+        "ASTROMESH_REGISTRATION_PRIVATE_NETWORK": "true",
+        "ASTROMESH_REGISTRATION_NETWORK_HOSTS": allowed,
+        "ASTROMESH_REGISTRATION_MODEL_HOSTS": allowed,
+    }
+    runtime = AgentRuntime(agents_dir, env=env, state=MemoryBackend())
+    app = create_app(runtime, ServerSettings())
     canary = tmp_path / "canary"
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://testserver"
@@ -208,11 +221,13 @@ async def test_registering_through_the_api_runs_nothing(agents_dir, listener, tm
         )
         created = await client.post("/v1/agents", json=reaching)
         assert created.status_code == 201, created.text
-        # The finding itself. Registered agents may lose stdio MCP to the capability policy
-        # (then this is a 422 at validation); either way the command never runs.
+        updated = await client.put("/v1/agents/reaching", json=reaching)
+        assert updated.status_code == 200, updated.text
+        # The finding itself: the policy refuses stdio for registered agents (422), and the
+        # command does not run on the way to saying so.
         shell = agent_document("shell", tools=[canary_tool(canary)])
         answered = await client.post("/v1/agents", json=shell)
-        assert answered.status_code in (201, 422), answered.text
+        assert answered.status_code == 422, answered.text
         await runtime.health_checks.probe_due()
         assert await listener.settle() == 0
         assert not canary.exists()
@@ -366,13 +381,32 @@ async def test_a_swarm_members_mcp_tools_load_with_the_swarm(
 # -- through the SSRF guard -------------------------------------------------------------------
 
 
-async def test_a_guarded_mcp_connection_to_loopback_is_refused_before_connecting(listener):
-    cfg = TypeAdapter(AnyTool).validate_python(
+def remote_mcp(listener: Listener) -> Any:
+    return TypeAdapter(AnyTool).validate_python(
         {"type": "mcp", "name": "remote", "url": f"{listener.url}/mcp"}
     )
-    registry = await build_registry([cfg], allowed_actions=None, guard=SSRFGuard())
-    try:
+
+
+async def test_a_guarded_mcp_connection_to_loopback_is_refused_before_connecting(listener):
+    async with AsyncExitStack() as stack:
+        [toolset] = await build_tools(remote_mcp(listener), exit_stack=stack, guard=SSRFGuard())
+        registry = ToolRegistry(exit_stack=stack)
+        registry.add_toolset(toolset)
         with pytest.raises(ToolsetUnavailable, match="a loopback address"):
+            await registry.ensure_ready()
+    assert await listener.settle() == 0
+
+
+async def test_an_agents_network_grants_guard_its_mcp_connections(listener):
+    """``permissions.network.allowed`` of a file agent (or the policy of a registered one)
+    becomes the MCP connection's guard: a host outside it is never connected to."""
+    registry = await build_registry(
+        [remote_mcp(listener)],
+        allowed_actions=None,
+        grants=Grants(network_hosts=("mcp.example.com",)),
+    )
+    try:
+        with pytest.raises(ToolsetUnavailable, match="not in the allowed hosts"):
             await registry.ensure_ready()
     finally:
         await registry.aclose()

@@ -62,7 +62,8 @@ def _type_of(tool: Any) -> str:
     """The config type of a tool whose name is not a config's (an MCP server's tool)."""
     from astromesh.tools.mcp import MCPServerTool
 
-    return "mcp" if isinstance(tool, MCPServerTool) else "python"
+    inner = getattr(tool, "inner", tool)  # a DryRunTool lists as what it stands for
+    return "mcp" if isinstance(inner, MCPServerTool) else "python"
 
 
 def _unavailable(entry: CatalogEntry, cfg: Any, error: str) -> dict[str, Any]:

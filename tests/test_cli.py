@@ -20,7 +20,11 @@ REPO = Path(__file__).resolve().parents[1]
 def astromesh(
     *args: str, cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 120
 ):
-    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    full_env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join((str(REPO / "layers" / "runtime"), str(REPO))),
+        **(env or {}),
+    }
     return subprocess.run(
         [sys.executable, "-m", "astromesh.cli", *args],
         cwd=cwd,

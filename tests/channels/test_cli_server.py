@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _env(tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join((str(REPO / "layers" / "runtime"), str(REPO))),
         "ASTROMESH_STATE_PATH": str(tmp_path / "state.db"),
         "ASTROMESH_AUTH": "auto",
     }
@@ -93,7 +93,12 @@ def test_dev_serves_the_api_open_until_a_key_exists(tmp_path):
         authed = httpx.get(f"{base}/v1/agents", headers={"x-api-key": key.stdout.strip()})
         assert authed.status_code == 200
         assert httpx.get(f"{base}/metrics").status_code == 401  # Prometheus, behind the keys
-        scrape = httpx.get(f"{base}/metrics", headers={"x-api-key": key.stdout.strip()})
+        developer = {"x-api-key": key.stdout.strip()}
+        assert httpx.get(f"{base}/metrics", headers=developer).status_code == 403  # every tenant's
+        admin = astromesh(
+            "keys", "create", "--tenant", "t", "--agents", "*", "--role", "admin", tmp_path=tmp_path
+        )
+        scrape = httpx.get(f"{base}/metrics", headers={"x-api-key": admin.stdout.strip()})
         assert scrape.status_code == 200 and scrape.headers["content-type"].startswith("text/plain")
     finally:
         server.terminate()

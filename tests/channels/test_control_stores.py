@@ -1,4 +1,4 @@
-"""The agent registry and the key store behave alike on every backend (migration 0003)."""
+"""The agent registry and the key store behave alike on every backend (migrations 0003, 0005)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 
 from astromesh.auth import KeyStore, key_store_for
 from astromesh.errors import ConfigurationError, ConflictError, NotFoundError, ValidationFailed
-from astromesh.registry import AgentRegistry, AgentStatus, registry_for
+from astromesh.registry import FILE_AGENTS, AgentRegistry, AgentStatus, registry_for
 from astromesh.stores.base import StateBackend
 from astromesh.stores.factory import open_backend
 
@@ -36,7 +36,8 @@ def keys(backend) -> KeyStore:
 
 
 async def test_registry_round_trip_with_revisions(registry):
-    assert await registry.get("a") is None and await registry.list() == []
+    assert await registry.get("a", tenant="acme") is None
+    assert await registry.list(tenant=None) == []
     created = await registry.create("a", "text v1", tenant="acme")
     assert (created.name, created.source, created.revision, created.tenant) == (
         "a",
@@ -47,29 +48,60 @@ async def test_registry_round_trip_with_revisions(registry):
     with pytest.raises(ConflictError, match="already registered"):
         await registry.create("a", "again", tenant="acme")
 
-    updated = await registry.update("a", "text v2", revision=1)
+    updated = await registry.update("a", "text v2", tenant="acme", revision=1)
     assert (updated.source, updated.revision) == ("text v2", 2)
     assert updated.updated_at >= created.updated_at
     with pytest.raises(ConflictError, match="stored revision 2, writer had 1"):
-        await registry.update("a", "stale", revision=1)
+        await registry.update("a", "stale", tenant="acme", revision=1)
     with pytest.raises(NotFoundError):
-        await registry.update("b", "x", revision=1)
+        await registry.update("b", "x", tenant="acme", revision=1)
 
     await registry.create("0-first", "t", tenant="acme")
-    assert [r.name for r in await registry.list()] == ["0-first", "a"]
-    assert (await registry.get("a")).source == "text v2"
-    assert await registry.delete("a") is True
-    assert await registry.delete("a") is False
-    assert await registry.get("a") is None
+    assert [r.name for r in await registry.list(tenant="acme")] == ["0-first", "a"]
+    assert (await registry.get("a", tenant="acme")).source == "text v2"
+    assert await registry.delete("a", tenant="acme") is True
+    assert await registry.delete("a", tenant="acme") is False
+    assert await registry.get("a", tenant="acme") is None
+
+
+async def test_names_are_unique_per_tenant_only(registry):
+    """Two tenants may each register a name; neither reaches the other's through the API."""
+    acme = await registry.create("support", "acme's", tenant="acme")
+    globex = await registry.create("support", "globex's", tenant="globex")
+    assert (acme.tenant, globex.tenant) == ("acme", "globex")
+    assert (await registry.get("support", tenant="acme")).source == "acme's"
+    assert (await registry.get("support", tenant="globex")).source == "globex's"
+    assert await registry.get("support", tenant="initech") is None
+    assert [(r.tenant, r.name) for r in await registry.list(tenant=None)] == [
+        ("acme", "support"),
+        ("globex", "support"),
+    ]
+    assert [r.source for r in await registry.list(tenant="globex")] == ["globex's"]
+
+    with pytest.raises(NotFoundError):  # globex's revision 1 does not open acme's agent
+        await registry.update("support", "x", tenant="initech", revision=1)
+    await registry.update("support", "globex v2", tenant="globex", revision=1)
+    assert (await registry.get("support", tenant="acme")).source == "acme's"
+
+    await registry.set_status("support", AgentStatus.PAUSED, tenant="globex")
+    assert await registry.status("support", tenant="acme") is AgentStatus.DEPLOYED
+    assert await registry.delete("support", tenant="initech") is False
+    assert await registry.delete("support", tenant="globex") is True
+    assert await registry.get("support", tenant="acme") is not None
+    assert await registry.status("support", tenant="globex") is AgentStatus.DEPLOYED
 
 
 async def test_statuses_default_to_deployed(registry):
-    assert await registry.status("x") is AgentStatus.DEPLOYED
-    await registry.set_status("x", AgentStatus.PAUSED)
-    await registry.set_status("y", AgentStatus.PAUSED)
-    await registry.set_status("y", AgentStatus.DEPLOYED)
-    assert await registry.status("x") is AgentStatus.PAUSED
-    assert await registry.statuses() == {"x": AgentStatus.PAUSED, "y": AgentStatus.DEPLOYED}
+    assert await registry.status("x", tenant=FILE_AGENTS) is AgentStatus.DEPLOYED
+    await registry.set_status("x", AgentStatus.PAUSED, tenant=FILE_AGENTS)
+    await registry.set_status("y", AgentStatus.PAUSED, tenant="acme")
+    await registry.set_status("y", AgentStatus.DEPLOYED, tenant="acme")
+    assert await registry.status("x", tenant=FILE_AGENTS) is AgentStatus.PAUSED
+    assert await registry.status("x", tenant="acme") is AgentStatus.DEPLOYED
+    assert await registry.statuses() == {
+        (FILE_AGENTS, "x"): AgentStatus.PAUSED,
+        ("acme", "y"): AgentStatus.DEPLOYED,
+    }
 
 
 async def test_keys_issue_verify_revoke(keys):
@@ -116,14 +148,20 @@ async def test_redis_cannot_hold_the_control_plane(redis_url, redis_prefix):
 
 
 async def test_lookup_answers_record_and_status_together(registry):
-    assert await registry.lookup("a") == (None, AgentStatus.DEPLOYED)
-    await registry.set_status("a", AgentStatus.PAUSED)
-    assert await registry.lookup("a") == (None, AgentStatus.PAUSED)
+    assert await registry.lookup("a", tenant="acme") == (None, AgentStatus.DEPLOYED)
+    # Without a registered agent of the tenant, the status is the file agent's.
+    await registry.set_status("a", AgentStatus.PAUSED, tenant=FILE_AGENTS)
+    assert await registry.lookup("a", tenant="acme") == (None, AgentStatus.PAUSED)
     created = await registry.create("a", "text", tenant="acme")
-    record, status = await registry.lookup("a")
-    assert (record.name, record.source, record.revision, status) == (
+    record, status = await registry.lookup("a", tenant="acme")
+    assert (record.name, record.tenant, record.revision, status) == (
         "a",
-        "text",
+        "acme",
         created.revision,
-        AgentStatus.PAUSED,
+        AgentStatus.DEPLOYED,  # acme's own agent: its own status, not the file agent's
     )
+    await registry.set_status("a", AgentStatus.PAUSED, tenant="acme")
+    await registry.set_status("a", AgentStatus.DEPLOYED, tenant=FILE_AGENTS)
+    record, status = await registry.lookup("a", tenant="acme")
+    assert (record.source, status) == ("text", AgentStatus.PAUSED)
+    assert await registry.lookup("a", tenant="globex") == (None, AgentStatus.DEPLOYED)

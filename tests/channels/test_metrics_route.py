@@ -131,7 +131,7 @@ async def test_ASTROMESH_METRICS_none_leaves_the_route_with_no_runtime_metrics(
 # -- auth ----------------------------------------------------------------------------------
 
 
-async def test_metrics_take_the_apps_keys_and_a_key_allowed_every_agent(
+async def test_metrics_take_the_apps_keys_and_an_admin_key_allowed_every_agent(
     agents_dir, make_metrics_app, client_for
 ):
     write_agent(agents_dir)
@@ -140,8 +140,9 @@ async def test_metrics_take_the_apps_keys_and_a_key_allowed_every_agent(
     assert (await client.get("/metrics")).status_code == 200  # open server: open metrics
 
     keys = await keys_of(app)
-    operator = await keys.issue("ops", ["*"])
-    limited = await keys.issue("acme", ["helper"])
+    operator = await keys.issue("ops", ["*"], role="admin")
+    limited = await keys.issue("acme", ["helper"], role="admin")
+    developer = await keys.issue("acme", ["*"])  # every agent, but of its tenant only
 
     refused = await client.get("/metrics")
     assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer"
@@ -149,6 +150,9 @@ async def test_metrics_take_the_apps_keys_and_a_key_allowed_every_agent(
     forbidden = await client.get("/metrics", headers={"x-api-key": limited.plaintext})
     assert forbidden.status_code == 403
     assert forbidden.json()["error"]["code"] == "forbidden"
+    not_admin = await client.get("/metrics", headers={"x-api-key": developer.plaintext})
+    assert not_admin.status_code == 403
+    assert "needs the role 'admin'" in not_admin.json()["error"]["message"]
     allowed = await client.get(
         "/metrics", headers={"authorization": f"Bearer {operator.plaintext}"}
     )

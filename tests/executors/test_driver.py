@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from astromesh.errors import ConflictError
-from astromesh.executors.driver import StepDriver, TransientProviderFailure
+from astromesh.executors.driver import StepDriver, TransientProviderFailure, folder_agents
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.runtime import AgentRuntime
 from astromesh.stores.memory import MemoryBackend, MemoryRunStore
@@ -54,7 +54,7 @@ async def setup(tmp_path: Path) -> AsyncIterator[Callable[..., object]]:
         backend.runs = RacingRunStore()
         runtime = AgentRuntime(tmp_path / "agents", env={}, state=backend)
         opened.append(runtime)
-        driver = StepDriver(backend.runs, runtime.get)
+        driver = StepDriver(backend.runs, folder_agents(runtime.get))
 
         async def new_run(*, through: str | None = None) -> RunState:
             """A new run, taken through the stages up to ``through``: "prepare", "step" or

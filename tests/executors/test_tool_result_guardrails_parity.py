@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from astromesh.executors.driver import StepDriver
+from astromesh.executors.driver import StepDriver, folder_agents
 from astromesh.executors.results import PREVIEW_LIMIT
 from astromesh.guardrails.chain import WITHHELD_MESSAGE
 from astromesh.runs.state import RunState, RunStatus
@@ -206,7 +206,7 @@ async def test_the_step_driver_emits_screened_tool_result_frames(tmp_path: Path)
         backend = MemoryBackend()
         runtime = AgentRuntime(tmp_path / "agents", env={}, state=backend)
         try:
-            driver = StepDriver(backend.runs, runtime.get, emit=recorder)
+            driver = StepDriver(backend.runs, folder_agents(runtime.get), emit=recorder)
             run = await backend.runs.create(RunState(agent="helper", query="who is C-7?"))
             await driver.prepare(run.id)
             answer = await driver.step(run.id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import sys
@@ -141,6 +142,20 @@ async def _run(agent: str, query: str, agents_dir: Path | None, session: str, as
     return 0 if result.status.value == "succeeded" else 1
 
 
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` listens on this machine only (127.0.0.0/8, ::1, localhost)."""
+    name = host.strip().strip("[]").lower()
+    if name in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything
+
+
 @app.command()
 def dev(
     host: Annotated[str, typer.Option(help="Interface to listen on")] = "127.0.0.1",
@@ -149,9 +164,20 @@ def dev(
     reload: Annotated[
         bool, typer.Option("--reload", help="Restart when Python or YAML files change")
     ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option(
+            "--insecure",
+            help="Serve OPEN (no API key exists) on a non-loopback --host anyway: anyone who"
+            " can reach it is admin of every tenant",
+        ),
+    ] = False,
 ) -> None:
     """Serve the /v1 REST API, SSE and the WebSocket on one port (docs at /docs, Prometheus
-    metrics at /metrics)."""
+    metrics at /metrics).
+
+    Without any API key (and ASTROMESH_AUTH not 'required') the server is open and every
+    caller is its admin, so it listens on loopback only unless --insecure is given."""
     import os
 
     try:
@@ -172,6 +198,8 @@ def dev(
     except AstromeshError as exc:
         err.print(f"[red]error:[/] {exc.message}")
         raise typer.Exit(2) from None
+    if not is_loopback(host) and settings.auth != "required":
+        _refuse_open_on_network(host, folder, insecure=insecure)
     # The app factory reads the folder from the environment, which --reload's worker
     # process inherits.
     os.environ["ASTROMESH_AGENTS_DIR"] = str(folder.resolve())
@@ -190,6 +218,34 @@ def dev(
         reload_includes=["*.py", "*.yaml", "*.yml"] if reload else None,
         log_level="info",
         ws_max_size=settings.max_body_bytes,  # one limit for every message, HTTP or WebSocket
+    )
+
+
+def _refuse_open_on_network(host: str, folder: Path, *, insecure: bool) -> None:
+    """Stop a keyless (open) server from listening beyond this machine, unless ``insecure``.
+
+    Keys are looked up in the store the server will use; a key created later closes the
+    server at once, but until then every caller would be admin of every tenant.
+    """
+
+    async def has_active(keys: KeyStore) -> bool:
+        return await keys.has_active()
+
+    if _with_keys(folder, has_active):
+        return
+    if not insecure:
+        err.print(
+            f"[red]error:[/] refusing to serve OPEN on {host}: no API key exists, so anyone who"
+            " can reach this address would be admin of every tenant. Listen on 127.0.0.1"
+            " (the default), create a key first ('astromesh keys create --tenant T --agents"
+            ' "*" --role admin\') or set ASTROMESH_AUTH=required; --insecure serves open'
+            " anyway."
+        )
+        raise typer.Exit(2)
+    err.print(
+        f"[bold red]WARNING: serving OPEN on {host} (--insecure): no API key exists and every"
+        " caller that can reach this address is admin of every tenant: it can register,"
+        " change, pause and delete agents and read every run.[/]"
     )
 
 
@@ -215,18 +271,26 @@ def keys_create(
         str, typer.Option("--agents", help="Comma-separated agent names, or '*' for all")
     ],
     label: Annotated[str, typer.Option("--label", help="A note to recognise the key by")] = "",
+    role: Annotated[
+        str,
+        typer.Option(
+            "--role",
+            help="admin (every tenant, file agents' status), developer (register, change,"
+            " pause and delete the tenant's agents) or user (run and read only)",
+        ),
+    ] = "developer",
     agents_dir: StateFolderOption = None,
 ) -> None:
     """Create a key; it is printed once on stdout and only its hash is kept."""
     from astromesh.auth import IssuedKey
 
     async def create(keys: KeyStore) -> IssuedKey:
-        return await keys.issue(tenant, agents_list.split(","), label=label)
+        return await keys.issue(tenant, agents_list.split(","), label=label, role=role)
 
     issued = _with_keys(agents_dir, create)
     record = issued.record
     err.print(
-        f"created key {record.key_id} for tenant {record.tenant!r}, agents "
+        f"created {record.role.value} key {record.key_id} for tenant {record.tenant!r}, agents "
         f"{', '.join(record.agents)}; it is shown only now:"
     )
     typer.echo(issued.plaintext)
@@ -234,7 +298,7 @@ def keys_create(
 
 @keys_app.command("list")
 def keys_list(agents_dir: StateFolderOption = None) -> None:
-    """List keys: id, tenant, agents, created, revoked (never the secret)."""
+    """List keys: id, tenant, agents, created, revoked, label, role (never the secret)."""
 
     async def read(keys: KeyStore) -> list[ApiKey]:
         return await keys.list()
@@ -243,7 +307,8 @@ def keys_list(agents_dir: StateFolderOption = None) -> None:
         revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "active"
         typer.echo(
             f"{key.key_id}\t{key.tenant}\t{','.join(key.agents)}\t"
-            f"{key.created_at.isoformat(timespec='seconds')}\t{revoked}\t{key.label}"
+            f"{key.created_at.isoformat(timespec='seconds')}\t{revoked}\t{key.label}\t"
+            f"{key.role.value}"
         )
 
 

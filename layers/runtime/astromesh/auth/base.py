@@ -1,5 +1,8 @@
 """API keys and who they make the caller: the shared flow, written once for every store.
 
+A key belongs to one tenant, may use a set of agents within it, and has a :class:`Role`
+(what it may do with them: run, manage its tenant's agents, or administer every tenant).
+
 A key reads ``am_<key_id>_<secret>``. ``key_id`` is public (it is what ``astromesh keys
 list`` shows and ``revoke`` takes) and finds the stored record in one indexed lookup; only
 ``sha256(salt || secret)`` of the 256-bit random secret is stored, with a random salt per key.
@@ -22,6 +25,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 
 from astromesh.errors import ValidationFailed
 from astromesh.runs.state import utcnow
@@ -33,6 +37,52 @@ KEY_PREFIX = "am"
 _KEY_RE = re.compile(r"^am_([a-z0-9]{1,32})_([A-Za-z0-9_-]{16,128})$")
 _TENANT_RE = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$")
 _AGENT_RE = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
+
+
+class Role(StrEnum):
+    """What a key may do, each role including the ones below it.
+
+    ``user`` runs and reads its tenant's agents; ``developer`` also registers, changes,
+    pauses and deletes them; ``admin`` acts on every tenant and on the file agents, whose
+    status every tenant shares. Keys stored before roles existed are ``developer``: that is
+    what they could do then, minus reaching into other tenants, which was the bug.
+    """
+
+    USER = "user"
+    DEVELOPER = "developer"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    def includes(self, other: Role) -> bool:
+        """Whether this role may do what ``other`` may."""
+        return self.rank >= other.rank
+
+
+_RANKS = {Role.USER: 0, Role.DEVELOPER: 1, Role.ADMIN: 2}
+
+DEFAULT_ROLE = Role.DEVELOPER
+"""The role of a key created without one, and of keys stored before roles existed."""
+
+
+def parse_role(value: str) -> Role:
+    """The role called ``value``.
+
+    Raises:
+        ValidationFailed: not one of the roles.
+    """
+    try:
+        return Role(value.strip().lower())
+    except ValueError:
+        names = ", ".join(role.value for role in Role)
+        raise ValidationFailed(f"role {value!r} is not valid: use one of {names}") from None
+
+
+def valid_tenant(tenant: str) -> bool:
+    """Whether ``tenant`` is spelt as tenants must be (keys, ``?tenant=``)."""
+    return bool(_TENANT_RE.match(tenant))
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +97,7 @@ class ApiKey:
     label: str = ""
     created_at: datetime = field(default_factory=utcnow)
     revoked_at: datetime | None = None
+    role: Role = DEFAULT_ROLE
 
     @property
     def active(self) -> bool:
@@ -63,16 +114,24 @@ class IssuedKey:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the tenant whose sessions they see and the agents they may use."""
+    """Who is calling: the tenant whose agents and sessions they see, the agents they may use
+    there, and their role. ``role`` defaults to the least one, so a principal built without
+    thinking about roles (a messaging channel, an old connection record) can only run."""
 
     tenant: str
     agents: frozenset[str]
     key_id: str | None = None
+    role: Role = Role.USER
 
     @classmethod
     def open(cls) -> Principal:
-        """The caller of a server running without keys (development mode)."""
-        return cls("default", frozenset({ALL_AGENTS}))
+        """The caller of a server running without keys (development mode): the local operator,
+        so ``admin`` of tenant ``default``."""
+        return cls("default", frozenset({ALL_AGENTS}), role=Role.ADMIN)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role is Role.ADMIN
 
     def allows(self, agent: str) -> bool:
         return ALL_AGENTS in self.agents or agent in self.agents
@@ -99,17 +158,19 @@ class KeyStore(ABC):
         label: str = "",
         key_id: str | None = None,
         secret: str | None = None,
+        role: Role | str = DEFAULT_ROLE,
     ) -> IssuedKey:
-        """Create a key for ``tenant`` allowed to use ``agents`` (``*`` for all).
+        """Create a key for ``tenant`` allowed to use ``agents`` (``*`` for all) as ``role``.
 
         ``key_id`` and ``secret`` are generated unless given (sample events and tests pin
         them so a fixed key in a file works).
 
         Raises:
-            ValidationFailed: a malformed tenant, agent name, key id or secret.
+            ValidationFailed: a malformed tenant, agent name, key id, secret or role.
             ConflictError: ``key_id`` is taken.
         """
         allowed = _agent_set(agents)
+        role = parse_role(role) if isinstance(role, str) else role
         if not _TENANT_RE.match(tenant):
             raise ValidationFailed(
                 f"tenant {tenant!r} is not valid: use lowercase letters, digits, '-' and '_'"
@@ -127,6 +188,7 @@ class KeyStore(ABC):
             salt=salt,
             secret_hash=hash_secret(salt, secret),
             label=label,
+            role=role,
         )
         await self._insert(record)
         return IssuedKey(record, plaintext)

@@ -1,16 +1,16 @@
-"""API keys in PostgreSQL (table ``api_keys`` of migration 0003)."""
+"""API keys in PostgreSQL (table ``api_keys`` of migration 0003; ``role`` since 0005)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from astromesh.auth.base import ApiKey, KeyStore
+from astromesh.auth.base import ApiKey, KeyStore, Role
 from astromesh.errors import ConflictError
 from astromesh.stores._common import as_utc
 from astromesh.stores.postgres import PostgresBackend
 
-_COLUMNS = "key_id, tenant, agents::text, salt, secret_hash, label, created_at, revoked_at"
+_COLUMNS = "key_id, tenant, agents::text, salt, secret_hash, label, created_at, revoked_at, role"
 
 
 class PostgresKeyStore(KeyStore):
@@ -19,8 +19,9 @@ class PostgresKeyStore(KeyStore):
 
     async def _insert(self, record: ApiKey) -> None:
         _, count = await self._backend.execute_count(
-            "INSERT INTO api_keys (key_id, tenant, agents, salt, secret_hash, label, created_at)"
-            " VALUES (%s, %s, %s::jsonb, %s, %s, %s, %s) ON CONFLICT (key_id) DO NOTHING",
+            "INSERT INTO api_keys"
+            " (key_id, tenant, agents, salt, secret_hash, label, created_at, role)"
+            " VALUES (%s, %s, %s::jsonb, %s, %s, %s, %s, %s) ON CONFLICT (key_id) DO NOTHING",
             (
                 record.key_id,
                 record.tenant,
@@ -29,6 +30,7 @@ class PostgresKeyStore(KeyStore):
                 record.secret_hash,
                 record.label,
                 as_utc(record.created_at),
+                record.role.value,
             ),
         )
         if count != 1:
@@ -61,7 +63,7 @@ class PostgresKeyStore(KeyStore):
 
 
 def _record(row: tuple[Any, ...]) -> ApiKey:
-    key_id, tenant, agents, salt, secret_hash, label, created, revoked = row
+    key_id, tenant, agents, salt, secret_hash, label, created, revoked, role = row
     return ApiKey(
         key_id=key_id,
         tenant=tenant,
@@ -71,4 +73,5 @@ def _record(row: tuple[Any, ...]) -> ApiKey:
         label=label,
         created_at=created,
         revoked_at=revoked,
+        role=Role(role),
     )

@@ -1,4 +1,5 @@
-"""API keys in the SQLite state database (table ``api_keys`` of migration 0003)."""
+"""API keys in the SQLite state database (table ``api_keys`` of migration 0003; ``role``
+since 0005)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,13 @@ import json
 import sqlite3
 from datetime import datetime
 
-from astromesh.auth.base import ApiKey, KeyStore
+from astromesh.auth.base import ApiKey, KeyStore, Role
 from astromesh.errors import ConflictError
 from astromesh.runs.state import utcnow
 from astromesh.stores._common import sortable_timestamp
 from astromesh.stores.sqlite import SQLiteBackend
 
-_COLUMNS = "key_id, tenant, agents, salt, secret_hash, label, created_at, revoked_at"
+_COLUMNS = "key_id, tenant, agents, salt, secret_hash, label, created_at, revoked_at, role"
 
 
 class SQLiteKeyStore(KeyStore):
@@ -28,12 +29,13 @@ class SQLiteKeyStore(KeyStore):
             record.secret_hash,
             record.label,
             sortable_timestamp(record.created_at),
+            record.role.value,
         )
 
         def insert(conn: sqlite3.Connection) -> None:
             try:
                 conn.execute(
-                    f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL)", row
+                    f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, NULL, ?)", row
                 )
             except sqlite3.IntegrityError:
                 raise ConflictError(f"API key id {record.key_id!r} exists") from None
@@ -78,8 +80,8 @@ class SQLiteKeyStore(KeyStore):
         return await self._backend.call(select)
 
 
-def _record(row: tuple[str, str, str, str, str, str, str, str | None]) -> ApiKey:
-    key_id, tenant, agents, salt, secret_hash, label, created, revoked = row
+def _record(row: tuple[str, str, str, str, str, str, str, str | None, str]) -> ApiKey:
+    key_id, tenant, agents, salt, secret_hash, label, created, revoked, role = row
     return ApiKey(
         key_id=key_id,
         tenant=tenant,
@@ -89,4 +91,5 @@ def _record(row: tuple[str, str, str, str, str, str, str, str | None]) -> ApiKey
         label=label,
         created_at=datetime.fromisoformat(created),
         revoked_at=datetime.fromisoformat(revoked) if revoked else None,
+        role=Role(role),
     )

@@ -1,17 +1,27 @@
-"""Who may do what, for every channel: a key to a principal, and an agent a principal may run.
+"""Who may do what, for every channel: a key to a principal, the role each route needs, the
+tenant a principal acts in, and an agent a principal may see or run.
 
 Free of any web framework: the REST app (through the dependencies in
 :mod:`astromesh.channels.security`), the local WebSocket, the AWS WebSocket functions and
 the messaging webhooks all call these, so the rules are written once and a Lambda that only
 authenticates ($connect) does not import FastAPI.
+
+Tenancy: a principal sees its tenant's registered agents and the file agents, nothing else.
+Another tenant's agent is refused with the same 404 as an unknown name, so its existence is
+never confirmed. An admin acts in its own tenant unless it names another one with
+``?tenant=`` (:func:`acting_as`); anyone else naming a tenant other than its own gets 403.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from astromesh.auth import Principal
+from astromesh.auth import Principal, Role
+from astromesh.auth.base import valid_tenant
 from astromesh.channels.errors import AgentPaused, Forbidden, Unauthorized
+from astromesh.errors import ValidationFailed
 from astromesh.registry import AgentStatus
 
 if TYPE_CHECKING:
@@ -19,13 +29,89 @@ if TYPE_CHECKING:
     from astromesh.channels.catalog import AgentCatalog, CatalogEntry
     from astromesh.channels.services import Services
 
+PUBLIC = None
+"""A route any caller may use without a key (it proves who it is otherwise, or shows nothing
+of any tenant's)."""
+
+WEBSOCKET_PATH = "/v1/ws/agent/{name}"
+"""The local WebSocket's route; the AWS WebSocket API is held to the same rule."""
+
+TENANT_PARAM = "tenant"
+"""The query parameter by which an admin names the tenant it acts in."""
+
+ROUTE_ROLES: Mapping[tuple[str, str], Role | None] = {
+    # -- public --------------------------------------------------------------------------
+    ("GET", "/v1/health"): PUBLIC,
+    ("GET", "/"): PUBLIC,  # the console page; it calls the API with the key typed in
+    ("GET", "/console/{name}"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    # messaging platforms prove themselves with the channel's secret or signature
+    ("GET", "/v1/channels/{channel}/webhook"): PUBLIC,
+    ("POST", "/v1/channels/{channel}/webhook"): PUBLIC,
+    # -- run and read: user ----------------------------------------------------------------
+    ("GET", "/v1/agents"): Role.USER,
+    ("GET", "/v1/agents/{name}"): Role.USER,
+    ("POST", "/v1/agents/{name}/run"): Role.USER,
+    ("POST", "/v1/agents/{name}/stream"): Role.USER,
+    ("WEBSOCKET", WEBSOCKET_PATH): Role.USER,  # and the AWS WebSocket API's $connect
+    ("GET", "/v1/runs/{run_id}"): Role.USER,
+    ("POST", "/v1/runs/{run_id}/cancel"): Role.USER,
+    ("POST", "/v1/runs/{run_id}/tool_outputs"): Role.USER,
+    ("GET", "/v1/memory/{agent}/history/{session_id}"): Role.USER,
+    ("DELETE", "/v1/memory/{agent}/history/{session_id}"): Role.USER,
+    ("GET", "/v1/memory/{agent}/semantic"): Role.USER,
+    ("GET", "/v1/tools"): Role.USER,
+    ("POST", "/v1/rag/query"): Role.USER,
+    # -- manage the tenant's agents: developer (a file agent's status: admin, see below) ---
+    ("POST", "/v1/agents"): Role.DEVELOPER,
+    ("PUT", "/v1/agents/{name}"): Role.DEVELOPER,
+    ("DELETE", "/v1/agents/{name}"): Role.DEVELOPER,
+    ("POST", "/v1/agents/{name}/pause"): Role.DEVELOPER,
+    ("POST", "/v1/agents/{name}/resume"): Role.DEVELOPER,
+    ("POST", "/v1/agents/{name}/deploy"): Role.DEVELOPER,
+    # -- shared by every tenant: admin -----------------------------------------------------
+    ("POST", "/v1/rag/ingest"): Role.ADMIN,  # RAG pipelines are the folder's, every tenant's
+    ("GET", "/metrics"): Role.ADMIN,  # names every tenant's agents
+}
+"""The least role of every route, ``(method, path template)`` -> role (``PUBLIC``: no key).
+
+One table, so a reviewer sees every rule at once; :func:`route_role` refuses a route missing
+here as admin-only, and a test walks the app's routes so a new route cannot ship without a
+line. Pausing, resuming or deploying a *file* agent changes it for every tenant and needs
+:data:`FILE_AGENT_STATUS_ROLE` on top of the route's role."""
+
+FILE_AGENT_STATUS_ROLE = Role.ADMIN
+
+
+def route_role(method: str, path: str) -> Role | None:
+    """The role ``method path`` needs; ``admin`` for a route the table forgot (fail closed).
+    ``HEAD`` is answered by the ``GET`` route, so it needs what ``GET`` needs."""
+    verb = method.upper()
+    return ROUTE_ROLES.get(("GET" if verb == "HEAD" else verb, path), Role.ADMIN)
+
+
+def require_role(principal: Principal, needed: Role | None, action: str) -> None:
+    """Refuse a principal whose role is below ``needed``.
+
+    Raises:
+        Forbidden: naming the role ``action`` needs and the key's.
+    """
+    if needed is not None and not principal.role.includes(needed):
+        raise Forbidden(
+            f"{action} needs the role '{needed.value}' (or higher); this API key has the role"
+            f" '{principal.role.value}'"
+        )
+
 
 async def authenticate(services: Services, key: str | None) -> Principal:
     """The principal for ``key``.
 
     Without a key, the caller is let in only while the server runs open: auth is not
     ``required`` and no active key exists in the store (checked on each such request, so a
-    key created with ``astromesh keys create`` closes the server at once).
+    key created with ``astromesh keys create`` closes the server at once). The open server's
+    caller is the local operator: admin of tenant ``default``.
 
     Raises:
         Unauthorized: a missing key where one is needed, or an unknown or revoked key.
@@ -40,7 +126,30 @@ async def authenticate(services: Services, key: str | None) -> Principal:
     record = await store.verify(key)
     if record is None:
         raise Unauthorized("unknown or revoked API key")
-    return Principal(record.tenant, frozenset(record.agents), record.key_id)
+    return Principal(record.tenant, frozenset(record.agents), record.key_id, record.role)
+
+
+def acting_as(principal: Principal, tenant: str | None) -> Principal:
+    """The principal acting in ``tenant`` (``?tenant=``): any tenant for an admin, only its
+    own for anyone else (refused rather than ignored, so a request meant for another tenant
+    never silently acts on the caller's own agent of the same name).
+
+    Raises:
+        ValidationFailed: ``tenant`` is not spelt like a tenant.
+        Forbidden: a non-admin names a tenant other than its own.
+    """
+    if tenant is None or tenant == principal.tenant:
+        return principal
+    if not valid_tenant(tenant):
+        raise ValidationFailed(
+            f"tenant {tenant!r} is not valid: use lowercase letters, digits, '-' and '_'"
+        )
+    if not principal.is_admin:
+        raise Forbidden(
+            f"acting in another tenant (?{TENANT_PARAM}=) needs the role 'admin'; this API key"
+            f" has the role '{principal.role.value}' and acts in its own tenant only"
+        )
+    return dataclasses.replace(principal, tenant=tenant)
 
 
 def require_agent(principal: Principal, agent: str) -> None:
@@ -55,9 +164,25 @@ def require_agent(principal: Principal, agent: str) -> None:
 
 
 async def visible_entry(catalog: AgentCatalog, principal: Principal, name: str) -> CatalogEntry:
-    """The agent ``name`` if the key may use it (403 first, then 404)."""
+    """The agent ``name`` as the principal's tenant sees it, if the key may use it (403
+    first, then 404 for a name neither the tenant nor the folder has)."""
     require_agent(principal, name)
-    return await catalog.entry(name)
+    return await catalog.entry(name, tenant=principal.tenant)
+
+
+def require_status_change(principal: Principal, entry: CatalogEntry) -> None:
+    """Refuse changing a file agent's status to anyone but an admin: it is every tenant's.
+
+    Raises:
+        Forbidden: ``entry`` is a file agent and the principal is not an admin.
+    """
+    if entry.origin == "file":
+        require_role(
+            principal,
+            FILE_AGENT_STATUS_ROLE,
+            f"pausing, resuming or deploying the file agent {entry.name!r} (shared by every"
+            " tenant)",
+        )
 
 
 async def runnable_agent(catalog: AgentCatalog, principal: Principal, name: str) -> Agent:

@@ -1,10 +1,12 @@
 """AgentCatalog: the one place where the channels meet the runtime's agents.
 
-A name resolves to a document from the durable registry first (agents registered through
-the API, shared by every instance), then from the files of the agents folder (read-only
-defaults). Built agents are cached per process and rebuilt when the registry's revision of
-an agent moves on, so an update made through one Lambda instance reaches the others on
-their next request.
+Registered agents belong to a tenant (the one of the key that registered them), so a name
+resolves *for a tenant*: to that tenant's registered agent (from the durable registry,
+shared by every instance), else to the file agent of that name (the agents folder's
+read-only defaults, shared by every tenant). Another tenant's agent is never found, so it
+answers exactly like a name nobody uses. Built agents are cached per process by
+``(tenant, name)`` and rebuilt when the registry's revision of an agent moves on, so an
+update made through one Lambda instance reaches the others on their next request.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from astromesh.agent import Agent
 from astromesh.channels.errors import InvalidAgent
 from astromesh.config import AgentDocument, ConfigIssue, load_text
 from astromesh.errors import ConfigurationError, ConflictError, NotFoundError
-from astromesh.registry import AgentRegistry, AgentStatus, RegisteredAgent
+from astromesh.registry import (
+    FILE_AGENTS,
+    AgentRegistry,
+    AgentStatus,
+    RegisteredAgent,
+    StatusKey,
+)
 from astromesh.runtime import AgentRuntime
 from astromesh.security import RegistrationPolicy, registration_issues
 
@@ -46,6 +54,13 @@ class CatalogEntry:
     status: AgentStatus
     revision: int = 0
     """The registry's revision (0 for file agents)."""
+    tenant: str = FILE_AGENTS
+    """The tenant owning a registered agent; :data:`FILE_AGENTS` for a file agent."""
+
+    @property
+    def key(self) -> StatusKey:
+        """``(tenant, name)``: how the registry names this agent and its status."""
+        return self.tenant, self.name
 
 
 class AgentCatalog:
@@ -60,70 +75,72 @@ class AgentCatalog:
         """What registered documents may use; checked on every parse (stored ones too, so a
         policy tightened on upgrade applies to agents registered before) and enforced at
         run time through :meth:`RegistrationPolicy.grants`."""
-        self._documents: dict[str, tuple[int, AgentDocument]] = {}
-        self._built: dict[str, tuple[int, Agent]] = {}
+        self._documents: dict[StatusKey, tuple[int, AgentDocument]] = {}
+        self._built: dict[StatusKey, tuple[int, Agent]] = {}
         self._retired: list[Agent] = []
         self._build_lock = asyncio.Lock()
 
     # -- reading ---------------------------------------------------------------------------
 
-    async def entries(self) -> list[CatalogEntry]:
-        """Every agent, registered ones first where a name exists in both, sorted by name."""
+    async def entries(self, *, tenant: str | None) -> list[CatalogEntry]:
+        """The agents ``tenant`` sees, sorted by name: its registered agents, and the file
+        agents it has not registered a namesake of. ``None`` (an admin's view): every
+        tenant's registered agents and every file agent, sorted by name then tenant."""
         statuses = await self.registry.statuses()
-        found: dict[str, CatalogEntry] = {}
-        for record in await self.registry.list():
+        found: dict[StatusKey, CatalogEntry] = {}
+        for record in await self.registry.list(tenant=tenant):
             try:
                 document = self._document(record)
             except ConfigurationError as exc:
-                logger.warning("agent=<%s> | registered agent skipped: %s", record.name, exc)
+                logger.warning(
+                    "tenant=<%s>, agent=<%s> | registered agent skipped: %s",
+                    record.tenant,
+                    record.name,
+                    exc,
+                )
                 continue
-            found[record.name] = CatalogEntry(
-                record.name,
-                document,
-                "registered",
-                statuses.get(record.name, AgentStatus.DEPLOYED),
-                record.revision,
-            )
+            key = (record.tenant, record.name)
+            found[key] = self._entry(record, document, statuses.get(key, AgentStatus.DEPLOYED))
+        shadowed = {name for _, name in found} if tenant is not None else set()
         for name in self.runtime.agent_names():
-            if name not in found:
-                status = statuses.get(name, AgentStatus.DEPLOYED)
-                found[name] = CatalogEntry(name, self.runtime.describe(name), "file", status)
-        return [found[name] for name in sorted(found)]
+            if name not in shadowed:
+                status = statuses.get((FILE_AGENTS, name), AgentStatus.DEPLOYED)
+                found[FILE_AGENTS, name] = CatalogEntry(
+                    name, self.runtime.describe(name), "file", status
+                )
+        return sorted(found.values(), key=lambda e: (e.name, e.tenant))
 
-    async def entry(self, name: str) -> CatalogEntry:
-        """The agent called ``name``.
+    async def entry(self, name: str, *, tenant: str) -> CatalogEntry:
+        """The agent ``name`` as ``tenant`` sees it.
 
         Raises:
-            NotFoundError: no registered or file agent has that name (with the nearest one).
+            NotFoundError: neither ``tenant`` nor the agents folder has one (with the nearest
+                name among the ones ``tenant`` sees).
             ConfigurationError: the registered document no longer validates here.
         """
-        record, status = await self.registry.lookup(name)
+        record, status = await self.registry.lookup(name, tenant=tenant)
         if record is not None:
-            document = self._document(record)
-            origin: Origin = "registered"
-            revision = record.revision
-        elif name in self.runtime.config.agents:
-            document, origin, revision = self.runtime.describe(name), "file", 0
-        else:
-            raise NotFoundError(await self._unknown(name))
-        return CatalogEntry(name, document, origin, status, revision)
+            return self._entry(record, self._document(record), status)
+        if name in self.runtime.config.agents:
+            return CatalogEntry(name, self.runtime.describe(name), "file", status)
+        raise NotFoundError(await self._unknown(name, tenant))
 
     async def agent(self, entry: CatalogEntry) -> Agent:
-        """The built agent of ``entry`` (tenants are scoped by the run's ``tenant``).
+        """The built agent of ``entry`` (sessions are scoped by the run's ``tenant``).
 
         Raises:
             ConfigurationError: the agent validates but cannot be built here.
         """
         if entry.origin == "file":
             return await self.runtime.get(entry.name)
-        cached = self._built.get(entry.name)
+        cached = self._built.get(entry.key)
         if cached is None or cached[0] != entry.revision:
             async with self._build_lock:
-                cached = self._built.get(entry.name)
+                cached = self._built.get(entry.key)
                 if cached is None or cached[0] != entry.revision:
                     built = await self.runtime.build(entry.document, grants=self.policy.grants())
-                    self._retire(entry.name)
-                    cached = self._built[entry.name] = (entry.revision, built)
+                    self._retire(entry.key)
+                    cached = self._built[entry.key] = (entry.revision, built)
         return cached[1]
 
     # -- writing ---------------------------------------------------------------------------
@@ -175,12 +192,12 @@ class AgentCatalog:
     async def register(
         self, text: str, *, tenant: str, may_use_agent: Callable[[str], bool] | None = None
     ) -> CatalogEntry:
-        """Add a new agent from posted text.
+        """Add a new agent of ``tenant`` from posted text.
 
         Raises:
             InvalidAgent: it does not validate, asks for more than the policy grants, or
                 validates but cannot be built.
-            ConflictError: the name is taken (by a file agent or a registered one).
+            ConflictError: the name is a file agent's, or ``tenant`` already registered it.
         """
         document = self.parse(text, may_use_agent=may_use_agent)
         name = document.name
@@ -191,43 +208,49 @@ class AgentCatalog:
         return self._remember(record, document)
 
     async def update(
-        self, name: str, text: str, *, may_use_agent: Callable[[str], bool] | None = None
+        self,
+        name: str,
+        text: str,
+        *,
+        tenant: str,
+        may_use_agent: Callable[[str], bool] | None = None,
     ) -> CatalogEntry:
-        """Replace a registered agent's document (optimistic on the registry's revision)."""
+        """Replace ``tenant``'s agent's document (optimistic on the registry's revision)."""
         document = self.parse(text, may_use_agent=may_use_agent)
         if document.name != name:
             raise InvalidAgent(
                 f"metadata.name is '{document.name}' but the URL names '{name}'",
                 [ConfigIssue(REQUEST_SOURCE, None, None, "metadata.name", "must match the URL")],
             )
-        current = await self.registry.get(name)
+        current = await self.registry.get(name, tenant=tenant)
         if current is None:
             if name in self.runtime.config.agents:
                 raise ConflictError(self._read_only(name))
-            raise NotFoundError(await self._unknown(name))
+            raise NotFoundError(await self._unknown(name, tenant))
         await self._check_buildable(document)
-        record = await self.registry.update(name, text, revision=current.revision)
+        record = await self.registry.update(name, text, tenant=tenant, revision=current.revision)
         return self._remember(record, document)
 
-    async def remove(self, name: str) -> None:
-        """Delete a registered agent; file agents cannot be deleted."""
-        if await self.registry.delete(name):
-            self._documents.pop(name, None)
-            self._retire(name)
+    async def remove(self, name: str, *, tenant: str) -> None:
+        """Delete ``tenant``'s agent; file agents cannot be deleted."""
+        if await self.registry.delete(name, tenant=tenant):
+            self._documents.pop((tenant, name), None)
+            self._retire((tenant, name))
             return
         if name in self.runtime.config.agents:
             raise ConflictError(self._read_only(name))
-        raise NotFoundError(await self._unknown(name))
+        raise NotFoundError(await self._unknown(name, tenant))
 
-    async def set_status(self, name: str, status: AgentStatus) -> CatalogEntry:
-        entry = await self.entry(name)
-        await self.registry.set_status(name, status)
+    async def set_status(self, entry: CatalogEntry, status: AgentStatus) -> CatalogEntry:
+        """Pause or deploy ``entry``: a registered agent for its tenant only, a file agent for
+        every tenant (callers check that only an admin does the latter)."""
+        await self.registry.set_status(entry.name, status, tenant=entry.tenant)
         return dataclasses.replace(entry, status=status)
 
     async def aclose(self) -> None:
         """Close the providers of registered agents this catalog built."""
-        for name in list(self._built):
-            self._retire(name)
+        for key in list(self._built):
+            self._retire(key)
         retired, self._retired = self._retired, []
         for agent in retired:
             await agent.aclose()
@@ -235,7 +258,8 @@ class AgentCatalog:
     # -- helpers -----------------------------------------------------------------------------
 
     def _document(self, record: RegisteredAgent) -> AgentDocument:
-        cached = self._documents.get(record.name)
+        key = (record.tenant, record.name)
+        cached = self._documents.get(key)
         if cached is not None and cached[0] == record.revision:
             return cached[1]
         try:
@@ -244,18 +268,24 @@ class AgentCatalog:
             raise ConfigurationError(
                 f"registered agent {record.name!r} no longer validates: {exc.message}"
             ) from None
-        self._documents[record.name] = (record.revision, document)
+        self._documents[key] = (record.revision, document)
         return document
 
     def _remember(self, record: RegisteredAgent, document: AgentDocument) -> CatalogEntry:
-        self._documents[record.name] = (record.revision, document)
+        self._documents[record.tenant, record.name] = (record.revision, document)
+        return self._entry(record, document, AgentStatus.DEPLOYED)
+
+    @staticmethod
+    def _entry(
+        record: RegisteredAgent, document: AgentDocument, status: AgentStatus
+    ) -> CatalogEntry:
         return CatalogEntry(
-            record.name, document, "registered", AgentStatus.DEPLOYED, record.revision
+            record.name, document, "registered", status, record.revision, record.tenant
         )
 
-    def _retire(self, name: str) -> None:
+    def _retire(self, key: StatusKey) -> None:
         """Forget a built agent; its providers close at shutdown, after runs using it end."""
-        old = self._built.pop(name, None)
+        old = self._built.pop(key, None)
         if old is not None:
             self._retired.append(old[1])
 
@@ -278,8 +308,10 @@ class AgentCatalog:
             ) from None
         await agent.aclose()
 
-    async def _unknown(self, name: str) -> str:
-        known = sorted({*self.runtime.agent_names(), *(r.name for r in await self.registry.list())})
+    async def _unknown(self, name: str, tenant: str) -> str:
+        """Not found, with the nearest name ``tenant`` may see (never another tenant's)."""
+        registered = await self.registry.list(tenant=tenant)
+        known = sorted({*self.runtime.agent_names(), *(r.name for r in registered)})
         hint = get_close_matches(name, known, n=1)
         suffix = f"; did you mean {hint[0]!r}?" if hint else ""
         return f"agent {name!r} not found{suffix} (known agents: {', '.join(known) or 'none'})"

@@ -17,6 +17,7 @@ from astromesh.auth import KeyStore, key_store_for
 from astromesh.channels.catalog import AgentCatalog
 from astromesh.channels.settings import ServerSettings
 from astromesh.errors import ConfigurationError
+from astromesh.executors.driver import AgentSource, folder_agents
 from astromesh.registry import AgentRegistry, registry_for
 from astromesh.runtime import POSTGRES_DSN_ENV, AgentRuntime
 from astromesh.security import RegistrationPolicy
@@ -66,16 +67,15 @@ def registration_policy(runtime: AgentRuntime, settings: ServerSettings) -> Regi
     return RegistrationPolicy.for_runtime(runtime, python_modules=settings.registered_tool_modules)
 
 
-AgentSource = Callable[[str], Awaitable[Agent]]
-
-
 async def agent_source(
     runtime: AgentRuntime, settings: ServerSettings
 ) -> tuple[AgentSource, Callable[[], Awaitable[None]]]:
-    """How a step worker finds a run's agent by name, as the API found it; and its closer.
+    """How a step worker finds a run's agent, as the API found it; and its closer.
 
-    Where the state store holds no registry (and no PostgreSQL is configured) only the
-    agents folder exists, which is what :meth:`AgentRuntime.get` serves.
+    The agent is resolved by the run's agent name *in the run's tenant*: that tenant's
+    registered agent, else the file agent; never another tenant's namesake. Where the state
+    store holds no registry (and no PostgreSQL is configured) only the agents folder exists,
+    which is what :meth:`AgentRuntime.get` serves.
     """
     try:
         control = await open_control_plane(runtime)
@@ -85,11 +85,11 @@ async def agent_source(
         async def nothing() -> None:
             return None
 
-        return runtime.get, nothing
+        return folder_agents(runtime.get), nothing
     catalog = AgentCatalog(runtime, control.registry, policy=registration_policy(runtime, settings))
 
-    async def get(name: str) -> Agent:
-        return await catalog.agent(await catalog.entry(name))
+    async def get(name: str, tenant: str) -> Agent:
+        return await catalog.agent(await catalog.entry(name, tenant=tenant))
 
     async def close() -> None:
         await catalog.aclose()

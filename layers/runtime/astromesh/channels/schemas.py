@@ -97,6 +97,9 @@ class AgentSummary(_Open):
     display_name: str | None = None
     status: str = Field(description="Ours: deployed or paused")
     origin: Literal["file", "registered"] = Field(description="Ours: where it is defined")
+    tenant: str | None = Field(
+        None, description="Ours: the tenant owning a registered agent (null for file agents)"
+    )
 
 
 class AgentList(BaseModel):
@@ -149,6 +152,9 @@ class ToolInfo(_Open):
     description: str
     parameters: dict[str, Any]
     agent: str = Field(description="Ours: the agent that has this tool")
+    tenant: str | None = Field(
+        None, description="Ours: the tenant owning the agent if registered (null: a file agent)"
+    )
     type: str
 
 

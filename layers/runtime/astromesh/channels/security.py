@@ -1,17 +1,27 @@
 """The FastAPI side of access: the key a request carries (``Authorization: Bearer``,
 ``x-api-key`` or, WebSocket only since browsers cannot set headers there, ``?api_key=``), and
 the dependencies routes declare. The rules themselves are in :mod:`astromesh.channels.access`.
+
+:func:`current_principal` is where every authenticated route's role is checked, against the
+one table :data:`~astromesh.channels.access.ROUTE_ROLES`: a route cannot take a principal
+without passing it.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from starlette.requests import HTTPConnection
 
 from astromesh.auth import Principal
-from astromesh.channels.access import authenticate
+from astromesh.channels.access import (
+    TENANT_PARAM,
+    acting_as,
+    authenticate,
+    require_role,
+    route_role,
+)
 from astromesh.channels.catalog import AgentCatalog
 from astromesh.channels.services import Services
 
@@ -31,11 +41,45 @@ def credential(connection: HTTPConnection, *, allow_query: bool = False) -> str 
     return None
 
 
+def route_path(connection: HTTPConnection) -> str:
+    """The path template of the route serving ``connection`` (``/v1/agents/{name}``).
+
+    FastAPI and recent Starlette put the route in the scope; older ones only its endpoint,
+    which is looked up among the app's routes."""
+    route = connection.scope.get("route")
+    if route is None:
+        endpoint = connection.scope.get("endpoint")
+        route = next(
+            (r for r in connection.app.routes if getattr(r, "endpoint", None) is endpoint), None
+        )
+    return str(getattr(route, "path", connection.url.path))
+
+
 async def current_principal(
-    request: Request, services: Annotated[Services, Depends(get_services)]
+    request: Request,
+    services: Annotated[Services, Depends(get_services)],
+    tenant: Annotated[
+        str | None,
+        Query(
+            alias=TENANT_PARAM,
+            description="Admin keys only: act in this tenant instead of the key's own.",
+        ),
+    ] = None,
 ) -> Principal:
-    """FastAPI dependency for REST routes."""
-    return await authenticate(services, credential(request))
+    """FastAPI dependency for REST routes: authenticate, check the route's role, and apply
+    an admin's ``?tenant=``."""
+    principal = await authenticate(services, credential(request))
+    path = route_path(request)
+    require_role(principal, route_role(request.method, path), f"{request.method} {path}")
+    return acting_as(principal, tenant)
+
+
+def listing_tenant(request: Request, principal: Principal) -> str | None:
+    """The tenant whose registered agents a listing shows: the principal's, or every
+    tenant's (``None``) for an admin that names none."""
+    if principal.is_admin and TENANT_PARAM not in request.query_params:
+        return None
+    return principal.tenant
 
 
 def services_of(connection: HTTPConnection) -> Services:

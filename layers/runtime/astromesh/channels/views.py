@@ -23,15 +23,22 @@ def agent_summary(entry: CatalogEntry) -> dict[str, Any]:
         "display_name": identity.display_name if identity else None,
         "status": entry.status.value,
         "origin": entry.origin,
+        "tenant": entry.tenant or None,
         "tools": [tool.name for tool in doc.spec.tools],
     }
 
 
 def agent_config(entry: CatalogEntry) -> dict[str, Any]:
-    """``GET /v1/agents/{name}``: the document as configured, plus status/origin/revision."""
+    """``GET /v1/agents/{name}``: the document as configured, plus status, origin, revision
+    and owning tenant."""
     data = entry.document.model_dump(mode="json", exclude_none=True)
     config: dict[str, Any] = {"apiVersion": data.pop("api_version", None), **data}
-    config.update(status=entry.status.value, origin=entry.origin, revision=entry.revision)
+    config.update(
+        status=entry.status.value,
+        origin=entry.origin,
+        revision=entry.revision,
+        tenant=entry.tenant or None,
+    )
     return config
 
 

@@ -5,8 +5,9 @@ The client sends ``{"query": ...}`` or ``{"action": "run", "query", "session_id"
 run's events as JSON frames (``status``, ``token``, ``tool_call``, ``tool_result``,
 ``error``, ``done``). One run at a time per connection; a connection carries many runs.
 Problems with a message are answered with an ``error`` frame and the connection stays open;
-problems with the connection itself (auth, unknown agent) send an ``error`` frame and close
-with a 4xxx code mirroring the HTTP status (4401, 4403, 4404).
+problems with the connection itself (auth, role, unknown agent) send an ``error`` frame and
+close with a 4xxx code mirroring the HTTP status (4401, 4403, 4404). The agent is resolved in
+the key's tenant (an admin may name another with ``?tenant=``), and so are its runs.
 """
 
 from __future__ import annotations
@@ -21,10 +22,19 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from astromesh.auth import Principal
-from astromesh.channels.access import authenticate, runnable_agent, visible_entry
+from astromesh.channels.access import (
+    TENANT_PARAM,
+    WEBSOCKET_PATH,
+    acting_as,
+    authenticate,
+    require_role,
+    route_role,
+    runnable_agent,
+    visible_entry,
+)
 from astromesh.channels.errors import BadRequest
 from astromesh.channels.launcher import RunInput
-from astromesh.channels.security import credential, services_of
+from astromesh.channels.security import credential, route_path, services_of
 from astromesh.channels.services import Services
 from astromesh.errors import AstromeshError
 from astromesh.runs.events import RunEvent
@@ -35,12 +45,15 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 
 
-@router.websocket("/v1/ws/agent/{name}")
+@router.websocket(WEBSOCKET_PATH)
 async def agent_socket(websocket: WebSocket, name: str, session_id: str = "default") -> None:
     services = services_of(websocket)
     await websocket.accept()
     try:
         principal = await authenticate(services, credential(websocket, allow_query=True))
+        path = route_path(websocket)
+        require_role(principal, route_role("WEBSOCKET", path), f"the WebSocket {path}")
+        principal = acting_as(principal, websocket.query_params.get(TENANT_PARAM))
         await visible_entry(await services.catalog(), principal, name)
     except AstromeshError as exc:
         await _send(websocket, _error(exc.code, exc.message))

@@ -35,8 +35,22 @@ from astromesh.runs.state import ActionResult, RunState, RunStatus
 from astromesh.stores.base import RunStore
 from astromesh.telemetry.metrics import Metrics, NullMetrics
 
-AgentSource = Callable[[str], Awaitable[Agent]]
-"""Gives the built agent for a name (``AgentRuntime.get``)."""
+AgentSource = Callable[[str, str], Awaitable[Agent]]
+"""Gives the built agent of a run from its agent's name and its tenant: a registered agent is
+its tenant's, so the name alone could find another tenant's namesake
+(:func:`astromesh.channels.control_plane.agent_source`; :func:`folder_agents` for a runtime
+serving its agents folder only)."""
+
+
+def folder_agents(get: Callable[[str], Awaitable[Agent]]) -> AgentSource:
+    """An :data:`AgentSource` over the agents folder (``AgentRuntime.get``), which every
+    tenant shares: the tenant does not change which agent a name is."""
+
+    async def agent(name: str, _tenant: str) -> Agent:
+        return await get(name)
+
+    return agent
+
 
 Next = Literal["act", "finish", "fail"]
 
@@ -92,7 +106,7 @@ class StepDriver:
 
     Args:
         runs: the run store every stage loads from and saves to.
-        agents: gives the built agent of a run (``AgentRuntime.get``).
+        agents: gives the built agent of a run, by its agent's name and its tenant.
         emit: where run events go (nowhere by default: on AWS a channel pushes them).
         run_child: how agent tools start child runs (``AgentRuntime.run_child``); the child
             runs in-process, inside the ``act`` call that started it.
@@ -127,7 +141,7 @@ class StepDriver:
         if run.messages or run.decision is not None or run.status.is_terminal:
             return {"run_id": run_id}
         try:  # an agent that cannot be found or built here fails the run, like a bad prompt
-            agent = await self.agents(run.agent)
+            agent = await self.agents(run.agent, run.tenant)
             await pipeline.prepare(run, agent, self.emit)
         except AstromeshError as exc:
             _fail_on(run, exc)
@@ -141,7 +155,7 @@ class StepDriver:
         run = await self.runs.get(run_id)
         decision = _settled_decision(run)
         if decision is None:
-            agent = await self.agents(run.agent)
+            agent = await self.agents(run.agent, run.tenant)
             decision = await self._decide(run, agent)
             if isinstance(decision, Act):
                 run.pending_actions = list(decision.actions)
@@ -182,7 +196,7 @@ class StepDriver:
         stored = await self.runs.get_results(run_id, [call_id])
         if call_id in stored:  # a retried task: the call already ran
             return {"call_id": call_id, "ok": stored[call_id].ok, "child_run_id": None}
-        agent = await self.agents(run.agent)
+        agent = await self.agents(run.agent, run.tenant)
         call = next((c for c in run.pending_actions if c.id == call_id), None)
         if call is None:
             raise LookupError(f"run {run_id!r} has no pending action {call_id!r}")
@@ -223,7 +237,7 @@ class StepDriver:
         run = await self.runs.get(run_id)
         if not run.pending_actions or not isinstance(_settled_decision(run), Act):
             return {"run_id": run_id}  # observed already, or the run was cancelled meanwhile
-        agent = await self.agents(run.agent)
+        agent = await self.agents(run.agent, run.tenant)
         calls = list(run.pending_actions)
         stored = await self.runs.get_results(run_id, [c.id for c in calls])
         results = [
@@ -261,7 +275,7 @@ class StepDriver:
             return {"run_id": run_id, "status": run.status.value}
         decision = _final_decision(run, error)
         try:
-            agent = await self.agents(run.agent)
+            agent = await self.agents(run.agent, run.tenant)
         except AstromeshError as exc:
             # Nothing of the agent's (guardrails, memory) can run without it; the run must
             # still end, or its caller would wait on it forever.

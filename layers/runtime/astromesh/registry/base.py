@@ -1,4 +1,5 @@
-"""The registry interface: registered agent documents by name, and every agent's status.
+"""The registry interface: registered agent documents by tenant and name, and every agent's
+status.
 
 A registered agent is kept as the text that was posted (YAML or JSON), not as a parsed
 model: each instance re-validates it with the same loader as the files, so an upgrade that
@@ -22,9 +23,14 @@ class AgentStatus(StrEnum):
     PAUSED = "paused"
 
 
+FILE_AGENTS = ""
+"""The namespace of the statuses of file agents: one status shared by every tenant (a tenant
+is never called ``""``), which is why only an admin may change it."""
+
+
 @dataclass(frozen=True, slots=True)
 class RegisteredAgent:
-    """One agent document registered through the API."""
+    """One agent document registered through the API, owned by ``tenant``."""
 
     name: str
     source: str
@@ -34,53 +40,67 @@ class RegisteredAgent:
     updated_at: datetime
 
 
+StatusKey = tuple[str, str]
+"""``(tenant, name)`` of a status; ``tenant`` is :data:`FILE_AGENTS` for a file agent."""
+
+
 class AgentRegistry(ABC):
-    """Registered agents and agent statuses in one durable store."""
+    """Registered agents and agent statuses in one durable store, namespaced by tenant.
+
+    Every agent is named by ``(tenant, name)``: names are unique within a tenant only, and no
+    method reaches another tenant's agent unless it is given that tenant, so a caller cannot
+    replace, pause or delete an agent of someone else's by knowing its name.
+    """
 
     @abstractmethod
-    async def get(self, name: str) -> RegisteredAgent | None:
-        """The registered agent called ``name``, or ``None``."""
+    async def get(self, name: str, *, tenant: str) -> RegisteredAgent | None:
+        """The agent ``tenant`` registered as ``name``, or ``None``."""
 
     @abstractmethod
-    async def list(self) -> list[RegisteredAgent]:
-        """Every registered agent, by name."""
+    async def list(self, *, tenant: str | None) -> list[RegisteredAgent]:
+        """The tenant's registered agents by name; every tenant's (by name, then tenant) for
+        ``None``."""
 
     @abstractmethod
     async def create(self, name: str, source: str, *, tenant: str) -> RegisteredAgent:
-        """Register a new agent at revision 1.
+        """Register a new agent of ``tenant`` at revision 1.
 
         Raises:
-            ConflictError: an agent with this name is already registered.
+            ConflictError: ``tenant`` already has an agent with this name.
         """
 
     @abstractmethod
-    async def update(self, name: str, source: str, *, revision: int) -> RegisteredAgent:
+    async def update(
+        self, name: str, source: str, *, tenant: str, revision: int
+    ) -> RegisteredAgent:
         """Replace the document if the stored revision is still ``revision``; bump it.
 
         Raises:
-            NotFoundError: no agent of that name is registered.
+            NotFoundError: ``tenant`` has no agent of that name.
             ConflictError: someone else updated it first.
         """
 
     @abstractmethod
-    async def delete(self, name: str) -> bool:
-        """Remove a registered agent (and its status); whether it existed."""
+    async def delete(self, name: str, *, tenant: str) -> bool:
+        """Remove ``tenant``'s agent (and its status); whether it existed."""
 
-    async def lookup(self, name: str) -> tuple[RegisteredAgent | None, AgentStatus]:
-        """The registered agent (if any) and the status of ``name`` together.
+    async def lookup(self, name: str, *, tenant: str) -> tuple[RegisteredAgent | None, AgentStatus]:
+        """``tenant``'s agent ``name`` (if any) and its status together; without one, the
+        status of the file agent of that name.
 
         Asked on every request that runs an agent; backends answer it in one round trip.
         """
-        return await self.get(name), await self.status(name)
+        record = await self.get(name, tenant=tenant)
+        return record, await self.status(name, tenant=tenant if record else FILE_AGENTS)
 
     @abstractmethod
-    async def status(self, name: str) -> AgentStatus:
-        """The agent's status (``deployed`` when never set)."""
+    async def status(self, name: str, *, tenant: str) -> AgentStatus:
+        """The status of ``(tenant, name)`` (``deployed`` when never set)."""
 
     @abstractmethod
-    async def statuses(self) -> dict[str, AgentStatus]:
-        """Every status ever set, by agent name (agents absent here are deployed)."""
+    async def statuses(self) -> dict[StatusKey, AgentStatus]:
+        """Every status ever set, by ``(tenant, name)`` (absent ones are deployed)."""
 
     @abstractmethod
-    async def set_status(self, name: str, status: AgentStatus) -> None:
-        """Record the agent's status."""
+    async def set_status(self, name: str, status: AgentStatus, *, tenant: str) -> None:
+        """Record the status of ``(tenant, name)`` (:data:`FILE_AGENTS` for a file agent)."""

@@ -1,4 +1,5 @@
-"""Registry tables in the SQLite state database (migration 0003), on its worker thread."""
+"""Registry tables in the SQLite state database (migrations 0003 and 0005), on its worker
+thread."""
 
 from __future__ import annotations
 
@@ -6,13 +7,20 @@ import sqlite3
 from datetime import datetime
 
 from astromesh.errors import ConflictError, NotFoundError
-from astromesh.registry.base import AgentRegistry, AgentStatus, RegisteredAgent
+from astromesh.registry.base import (
+    FILE_AGENTS,
+    AgentRegistry,
+    AgentStatus,
+    RegisteredAgent,
+    StatusKey,
+)
 from astromesh.registry.memory import _lost_update
 from astromesh.runs.state import utcnow
 from astromesh.stores._common import sortable_timestamp
 from astromesh.stores.sqlite import SQLiteBackend
 
 _COLUMNS = "name, source, revision, tenant, created_at, updated_at"
+_ONE = f"SELECT {_COLUMNS} FROM agents WHERE tenant = ? AND name = ?"
 
 
 class SQLiteAgentRegistry(AgentRegistry):
@@ -21,18 +29,19 @@ class SQLiteAgentRegistry(AgentRegistry):
     def __init__(self, backend: SQLiteBackend) -> None:
         self._backend = backend
 
-    async def get(self, name: str) -> RegisteredAgent | None:
+    async def get(self, name: str, *, tenant: str) -> RegisteredAgent | None:
         def select(conn: sqlite3.Connection) -> RegisteredAgent | None:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM agents WHERE name = ?", (name,)).fetchone()
+            row = conn.execute(_ONE, (tenant, name)).fetchone()
             return _record(row) if row else None
 
         return await self._backend.call(select)
 
-    async def lookup(self, name: str) -> tuple[RegisteredAgent | None, AgentStatus]:
+    async def lookup(self, name: str, *, tenant: str) -> tuple[RegisteredAgent | None, AgentStatus]:
         def select(conn: sqlite3.Connection) -> tuple[RegisteredAgent | None, AgentStatus]:
-            row = conn.execute(f"SELECT {_COLUMNS} FROM agents WHERE name = ?", (name,)).fetchone()
+            row = conn.execute(_ONE, (tenant, name)).fetchone()
             status = conn.execute(
-                "SELECT status FROM agent_status WHERE name = ?", (name,)
+                "SELECT status FROM agent_status WHERE tenant = ? AND name = ?",
+                (tenant if row else FILE_AGENTS, name),
             ).fetchone()
             return (
                 _record(row) if row else None,
@@ -41,10 +50,15 @@ class SQLiteAgentRegistry(AgentRegistry):
 
         return await self._backend.call(select)
 
-    async def list(self) -> list[RegisteredAgent]:
+    async def list(self, *, tenant: str | None) -> list[RegisteredAgent]:
         def select(conn: sqlite3.Connection) -> list[RegisteredAgent]:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM agents ORDER BY name").fetchall()
-            return [_record(row) for row in rows]
+            if tenant is None:
+                rows = conn.execute(f"SELECT {_COLUMNS} FROM agents ORDER BY name, tenant")
+            else:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM agents WHERE tenant = ? ORDER BY name", (tenant,)
+                )
+            return [_record(row) for row in rows.fetchall()]
 
         return await self._backend.call(select)
 
@@ -61,33 +75,41 @@ class SQLiteAgentRegistry(AgentRegistry):
                 raise ConflictError(f"agent {name!r} is already registered") from None
 
         await self._backend.call(insert)
-        return await self._require(name)
+        return await self._require(name, tenant)
 
-    async def update(self, name: str, source: str, *, revision: int) -> RegisteredAgent:
+    async def update(
+        self, name: str, source: str, *, tenant: str, revision: int
+    ) -> RegisteredAgent:
         now = sortable_timestamp(utcnow())
 
         def write(conn: sqlite3.Connection) -> None:
             cursor = conn.execute(
                 "UPDATE agents SET source = ?, revision = revision + 1, updated_at = ?"
-                " WHERE name = ? AND revision = ?",
-                (source, now, name, revision),
+                " WHERE tenant = ? AND name = ? AND revision = ?",
+                (source, now, tenant, name, revision),
             )
             if cursor.rowcount == 1:
                 return
-            row = conn.execute("SELECT revision FROM agents WHERE name = ?", (name,)).fetchone()
+            row = conn.execute(
+                "SELECT revision FROM agents WHERE tenant = ? AND name = ?", (tenant, name)
+            ).fetchone()
             if row is None:
                 raise NotFoundError(f"agent {name!r} is not registered")
             raise _lost_update(name, row[0], revision)
 
         await self._backend.call(write)
-        return await self._require(name)
+        return await self._require(name, tenant)
 
-    async def delete(self, name: str) -> bool:
+    async def delete(self, name: str, *, tenant: str) -> bool:
         def remove(conn: sqlite3.Connection) -> bool:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("DELETE FROM agent_status WHERE name = ?", (name,))
-                cursor = conn.execute("DELETE FROM agents WHERE name = ?", (name,))
+                conn.execute(
+                    "DELETE FROM agent_status WHERE tenant = ? AND name = ?", (tenant, name)
+                )
+                cursor = conn.execute(
+                    "DELETE FROM agents WHERE tenant = ? AND name = ?", (tenant, name)
+                )
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -96,35 +118,37 @@ class SQLiteAgentRegistry(AgentRegistry):
 
         return await self._backend.call(remove)
 
-    async def status(self, name: str) -> AgentStatus:
+    async def status(self, name: str, *, tenant: str) -> AgentStatus:
         def select(conn: sqlite3.Connection) -> AgentStatus:
-            row = conn.execute("SELECT status FROM agent_status WHERE name = ?", (name,)).fetchone()
+            row = conn.execute(
+                "SELECT status FROM agent_status WHERE tenant = ? AND name = ?", (tenant, name)
+            ).fetchone()
             return AgentStatus(row[0]) if row else AgentStatus.DEPLOYED
 
         return await self._backend.call(select)
 
-    async def statuses(self) -> dict[str, AgentStatus]:
-        def select(conn: sqlite3.Connection) -> dict[str, AgentStatus]:
-            rows = conn.execute("SELECT name, status FROM agent_status").fetchall()
-            return {name: AgentStatus(status) for name, status in rows}
+    async def statuses(self) -> dict[StatusKey, AgentStatus]:
+        def select(conn: sqlite3.Connection) -> dict[StatusKey, AgentStatus]:
+            rows = conn.execute("SELECT tenant, name, status FROM agent_status").fetchall()
+            return {(tenant, name): AgentStatus(status) for tenant, name, status in rows}
 
         return await self._backend.call(select)
 
-    async def set_status(self, name: str, status: AgentStatus) -> None:
+    async def set_status(self, name: str, status: AgentStatus, *, tenant: str) -> None:
         now = sortable_timestamp(utcnow())
 
         def upsert(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT INTO agent_status (name, status, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET status = excluded.status,"
+                "INSERT INTO agent_status (tenant, name, status, updated_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (tenant, name) DO UPDATE SET status = excluded.status,"
                 " updated_at = excluded.updated_at",
-                (name, status.value, now),
+                (tenant, name, status.value, now),
             )
 
         await self._backend.call(upsert)
 
-    async def _require(self, name: str) -> RegisteredAgent:
-        found = await self.get(name)
+    async def _require(self, name: str, tenant: str) -> RegisteredAgent:
+        found = await self.get(name, tenant=tenant)
         if found is None:  # pragma: no cover - deleted between our write and read
             raise NotFoundError(f"agent {name!r} is not registered")
         return found

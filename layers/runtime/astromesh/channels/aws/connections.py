@@ -1,7 +1,8 @@
 """The WebSocket connection registry: who is behind a connection id, and its current run.
 
 API Gateway gives each invocation only the connection id; what ``$connect`` established
-(the API key's tenant and agents, the agent and session asked for, where to post frames)
+(the tenant acted in, the API key's agents and role, the agent and session asked for, where
+to post frames)
 is kept here for the later ``$default`` invocations, which run on any instance. Records
 live in Redis with a TTL (API Gateway ends a connection after two hours at most, or ten
 idle minutes, and ``$disconnect`` is best-effort), refreshed by every message.
@@ -22,7 +23,7 @@ from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from astromesh.auth import Principal
+from astromesh.auth import Principal, Role
 
 DEFAULT_TTL_SECONDS = 2 * 3600
 """API Gateway's longest WebSocket connection."""
@@ -49,9 +50,12 @@ class Connection:
     """The agent named at connect time (``?agent=``); a run message may name one instead."""
     session_id: str = "default"
     connected_at: float = field(default_factory=time.time)
+    role: str = Role.USER.value
+    """The key's role; records written before roles existed read as ``user``, which is all a
+    connection needs (it only runs agents)."""
 
     def principal(self) -> Principal:
-        return Principal(self.tenant, frozenset(self.agents), self.key_id)
+        return Principal(self.tenant, frozenset(self.agents), self.key_id, Role(self.role))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -5,9 +5,10 @@ stateless invocations:
 
 - ``$connect`` authenticates with an API key (``Authorization: Bearer``, ``x-api-key`` or
   ``?api_key=``; browsers cannot set headers on a WebSocket) against the same key store as
-  the REST API, checks ``?agent=`` if given, and registers the connection (tenant, agents,
-  agent, ``?session_id=``, the endpoint to post to). A refusal is the REST error's status
-  (401/403/404), which API Gateway turns into a refused handshake.
+  the REST API, checks the role the local WebSocket needs, applies an admin's ``?tenant=``,
+  checks ``?agent=`` if given (in that tenant), and registers the connection (tenant,
+  agents, role, agent, ``?session_id=``, the endpoint to post to). A refusal is the REST
+  error's status (401/403/404), which API Gateway turns into a refused handshake.
 - ``$disconnect`` unregisters it.
 - ``$default`` reads ``{"action": "run", "agent"?, "query", "session_id"?, "context"?}`` (or
   upstream's ``{"query": ...}``) and ``{"action": "cancel"}``. A run is created here and
@@ -30,7 +31,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from astromesh.channels.access import authenticate, runnable_agent, visible_entry
+from astromesh.channels.access import (
+    TENANT_PARAM,
+    WEBSOCKET_PATH,
+    acting_as,
+    authenticate,
+    require_role,
+    route_role,
+    runnable_agent,
+    visible_entry,
+)
 from astromesh.channels.aws.connections import Connection, ConnectionRegistry
 from astromesh.channels.aws.frames import (
     DEFAULT_FLUSH_SECONDS,
@@ -91,6 +101,8 @@ class WebSocketGateway:
         query = event.get("queryStringParameters") or {}
         try:
             principal = await authenticate(self.services, _credential(event))
+            require_role(principal, route_role("WEBSOCKET", WEBSOCKET_PATH), "a WebSocket")
+            principal = acting_as(principal, query.get(TENANT_PARAM) or None)
             agent = query.get("agent") or None
             if agent is not None:
                 await visible_entry(await self.services.catalog(), principal, agent)
@@ -104,6 +116,7 @@ class WebSocketGateway:
                 agents=tuple(sorted(principal.agents)),
                 endpoint=endpoint_of(context, self.env),
                 key_id=principal.key_id,
+                role=principal.role.value,
                 agent=agent,
                 session_id=query.get("session_id") or "default",
             )
@@ -223,7 +236,7 @@ class WebSocketGateway:
                 return {"run_id": run_id, "status": run.status.value, "posted": 1}
             try:
                 catalog = await self.services.catalog()
-                agent = await catalog.agent(await catalog.entry(run.agent))
+                agent = await catalog.agent(await catalog.entry(run.agent, tenant=run.tenant))
             except AstromeshError as exc:  # removed or broken since the run was created
                 with contextlib.suppress(ConflictError, NotFoundError):
                     run = await self.services.launcher.cancel(run_id)

@@ -34,7 +34,7 @@ from typing import Any
 
 import httpx
 
-from astromesh.auth import Principal
+from astromesh.auth import Principal, Role
 from astromesh.channels.access import runnable_agent
 from astromesh.channels.errors import TooManyRuns
 from astromesh.channels.launcher import RunInput
@@ -237,7 +237,8 @@ class ChannelHub:
         message = work.message
         try:
             agent_name = self._agent_name(inbox)
-            principal = Principal(inbox.settings.tenant, frozenset({agent_name}))
+            # The channel's configured tenant: its agent resolves (and its runs live) there.
+            principal = Principal(inbox.settings.tenant, frozenset({agent_name}), role=Role.USER)
             agent = await runnable_agent(await self.services.catalog(), principal, agent_name)
             async with self.turn(inbox, message.session_id, agent.timeout_seconds):
                 run = await self.services.launcher.run(

@@ -6,7 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from astromesh.channels.access import runnable_agent, visible_entry
@@ -19,7 +19,12 @@ from astromesh.channels.schemas import (
     RunRequest,
     RunResponse,
 )
-from astromesh.channels.security import CatalogDep, CurrentPrincipal, ServicesDep
+from astromesh.channels.security import (
+    CatalogDep,
+    CurrentPrincipal,
+    ServicesDep,
+    listing_tenant,
+)
 from astromesh.channels.views import agent_config, agent_summary
 from astromesh.runs.events import RunEvent
 from astromesh.runs.views import run_response
@@ -33,9 +38,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @router.get("/v1/agents", response_model=AgentList)
-async def list_agents(principal: CurrentPrincipal, catalog: CatalogDep) -> dict[str, Any]:
-    """The agents this key may use."""
-    entries = [e for e in await catalog.entries() if principal.allows(e.name)]
+async def list_agents(
+    request: Request, principal: CurrentPrincipal, catalog: CatalogDep
+) -> dict[str, Any]:
+    """The agents this key may use: its tenant's registered agents and the file agents (an
+    admin naming no ``?tenant=``: every tenant's, each with its ``tenant``)."""
+    entries = [
+        e
+        for e in await catalog.entries(tenant=listing_tenant(request, principal))
+        if principal.allows(e.name)
+    ]
     return {"agents": [agent_summary(entry) for entry in entries]}
 
 

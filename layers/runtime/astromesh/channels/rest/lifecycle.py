@@ -1,7 +1,11 @@
 """Agent lifecycle: register (YAML or JSON), update, remove, pause, resume, deploy.
 
-Registered agents live in the durable registry, so every instance serves the same version;
-file agents are the read-only defaults (changing or removing one answers 409).
+Registered agents live in the durable registry, so every instance serves the same version,
+and belong to the tenant of the key that registered them (an admin's ``?tenant=`` names
+another): every route here acts on that tenant's agent only, and another tenant's answers
+404 like an unknown name. File agents are the read-only defaults shared by every tenant
+(changing or removing one answers 409; pausing, resuming or deploying one is admin-only).
+The role each route needs is in :data:`astromesh.channels.access.ROUTE_ROLES`.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from astromesh.channels.access import require_agent, visible_entry
+from astromesh.channels.access import require_agent, require_status_change, visible_entry
 from astromesh.channels.catalog import AgentCatalog
 from astromesh.channels.errors import BadRequest
 from astromesh.channels.schemas import (
@@ -81,7 +85,10 @@ async def update_agent(
     """Replace a registered agent's document; instances pick it up on their next request."""
     require_agent(principal, name)
     entry = await catalog.update(
-        name, await _document_text(request), may_use_agent=principal.allows
+        name,
+        await _document_text(request),
+        tenant=principal.tenant,
+        may_use_agent=principal.allows,
     )
     return AgentUpdated(agent=name, revision=entry.revision)
 
@@ -89,15 +96,16 @@ async def update_agent(
 @router.delete("/v1/agents/{name}", response_model=AgentRemoved, responses=_ERRORS)
 async def remove_agent(name: str, principal: CurrentPrincipal, catalog: CatalogDep) -> AgentRemoved:
     require_agent(principal, name)
-    await catalog.remove(name)
+    await catalog.remove(name, tenant=principal.tenant)
     return AgentRemoved(name=name)
 
 
 async def _set_status(
     catalog: AgentCatalog, principal: CurrentPrincipal, name: str, status: AgentStatus
 ) -> AgentStatusChanged:
-    await visible_entry(catalog, principal, name)
-    await catalog.set_status(name, status)
+    entry = await visible_entry(catalog, principal, name)
+    require_status_change(principal, entry)
+    await catalog.set_status(entry, status)
     return AgentStatusChanged(agent=name, status=status.value)  # type: ignore[arg-type]
 
 
@@ -105,7 +113,8 @@ async def _set_status(
 async def pause_agent(
     name: str, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> AgentStatusChanged:
-    """Stop accepting runs (running ones finish); file agents can be paused too."""
+    """Stop accepting runs (running ones finish); a file agent only by an admin, for every
+    tenant."""
     return await _set_status(catalog, principal, name, AgentStatus.PAUSED)
 
 

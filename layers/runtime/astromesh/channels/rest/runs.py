@@ -27,10 +27,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 async def _visible_run(services: ServicesDep, principal: Principal, run_id: str) -> RunState:
-    """The run, if it is the key's tenant's and the key may use its agent; otherwise the
-    same 404 as an unknown id (another tenant's run ids are not confirmed to exist)."""
+    """The run, if it is the key's tenant's (any tenant's for an admin) and the key may use
+    its agent; otherwise the same 404 as an unknown id (another tenant's run ids are not
+    confirmed to exist)."""
     run = await (await services.runtime.state()).runs.get(run_id)
-    if not principal.allows(run.agent) or run.tenant != principal.tenant:
+    mine = run.tenant == principal.tenant or principal.is_admin
+    if not principal.allows(run.agent) or not mine:
         raise NotFoundError(f"run {run_id!r} not found")
     return run
 
@@ -59,7 +61,7 @@ async def submit_tool_outputs(
     its next pause); 409 when the run is not waiting, 422 when outputs do not match."""
     run = await _visible_run(services, principal, run_id)
     catalog = await services.catalog()
-    agent = await catalog.agent(await catalog.entry(run.agent))
+    agent = await catalog.agent(await catalog.entry(run.agent, tenant=run.tenant))
     finished = await client_tools.submit_tool_outputs(
         run_id,
         body.tool_outputs,

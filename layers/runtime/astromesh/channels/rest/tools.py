@@ -11,22 +11,29 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from astromesh.agent import Agent
 from astromesh.channels.catalog import AgentCatalog, CatalogEntry
 from astromesh.channels.schemas import ToolList
-from astromesh.channels.security import CatalogDep, CurrentPrincipal
+from astromesh.channels.security import CatalogDep, CurrentPrincipal, listing_tenant
 from astromesh.errors import AstromeshError, ConfigurationError
 
 router = APIRouter(tags=["tools"])
 
 
 @router.get("/v1/tools", response_model=ToolList)
-async def list_tools(principal: CurrentPrincipal, catalog: CatalogDep) -> dict[str, Any]:
+async def list_tools(
+    request: Request, principal: CurrentPrincipal, catalog: CatalogDep
+) -> dict[str, Any]:
     """Schemas come from the built tools (derived from type hints for Python tools); an
-    agent that cannot be built here lists its configured tools with ``available: false``."""
-    entries = [entry for entry in await catalog.entries() if principal.allows(entry.name)]
+    agent that cannot be built here lists its configured tools with ``available: false``.
+    The agents are the ones ``GET /v1/agents`` lists to the same key."""
+    entries = [
+        entry
+        for entry in await catalog.entries(tenant=listing_tenant(request, principal))
+        if principal.allows(entry.name)
+    ]
     listed = await asyncio.gather(*(_agent_tools(catalog, entry) for entry in entries))
     return {"tools": [tool for tools in listed for tool in tools]}
 
@@ -47,6 +54,7 @@ async def _agent_tools(catalog: AgentCatalog, entry: CatalogEntry) -> list[dict[
         {
             **tool.definition.model_dump(mode="json"),
             "agent": entry.name,
+            "tenant": entry.tenant or None,
             "type": types.get(tool.name) or _type_of(tool),
             "available": True,
         }
@@ -72,6 +80,7 @@ def _unavailable(entry: CatalogEntry, cfg: Any, error: str) -> dict[str, Any]:
         "description": cfg.description,
         "parameters": cfg.json_schema(),
         "agent": entry.name,
+        "tenant": entry.tenant or None,
         "type": cfg.type,
         "available": False,
         "error": error,

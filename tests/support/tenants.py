@@ -70,8 +70,11 @@ class Caller:
     async def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.client.delete(path, headers=self.headers, **kwargs)
 
-    async def run(self, agent: str, query: str = "hi", **kwargs: Any) -> httpx.Response:
-        return await self.post(f"/v1/agents/{agent}/run", json={"query": query}, **kwargs)
+    async def run(
+        self, agent: str, query: str = "hi", *, session_id: str = "default", **kwargs: Any
+    ) -> httpx.Response:
+        body = {"query": query, "session_id": session_id}
+        return await self.post(f"/v1/agents/{agent}/run", json=body, **kwargs)
 
 
 async def caller(

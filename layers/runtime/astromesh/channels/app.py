@@ -69,8 +69,9 @@ def create_app(
             logger.info("auth: API keys required (keys exist)")
         else:
             logger.warning(
-                "auth: no API key exists, serving OPEN (development mode); create one with"
-                " 'astromesh keys create --tenant T --agents \"*\"' or set ASTROMESH_AUTH=required"
+                "auth: no API key exists, serving OPEN (development mode), every caller as admin"
+                " of tenant 'default'; create one with 'astromesh keys create --tenant T"
+                ' --agents "*" --role admin\' or set ASTROMESH_AUTH=required'
             )
         async with contextlib.AsyncExitStack() as stack:
             if owns_runtime:

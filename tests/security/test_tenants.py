@@ -27,7 +27,7 @@ from astromesh.channels.aws.frames import Post
 from astromesh.channels.aws.websocket import WebSocketGateway
 from astromesh.runs.state import RunStatus
 from astromesh.stores.base import StateBackend
-from tests.channels.conftest import AppFactory, parse_sse, wait_for
+from tests.channels.conftest import TEST_REGISTRATION_ENV, AppFactory, parse_sse, wait_for
 from tests.support.agents import agent_document, primary, write_agent
 from tests.support.messaging import PlatformServer, telegram_env, telegram_headers, telegram_update
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
@@ -433,10 +433,11 @@ async def test_a_step_functions_run_resolves_its_tenants_agent(
         "ASTROMESH_STATE_PATH": str(db),
         "POWERTOOLS_LOG_LEVEL": "WARNING",
         "AWS_DEFAULT_REGION": REGION,
+        **TEST_REGISTRATION_ENV,  # the step functions' policy, read from os.environ
     }.items():
         monkeypatch.setenv(name, value)
     state = SQLiteBackend(db)
-    runtime = AgentRuntime(agents, env={}, state=state)
+    runtime = AgentRuntime(agents, env=TEST_REGISTRATION_ENV, state=state)
     with LocalStepFunctions() as sfn:
         app = create_app(
             runtime,

@@ -25,7 +25,7 @@ from pydantic import TypeAdapter
 from astromesh.channels import ServerSettings, create_app
 from astromesh.config import load_text
 from astromesh.config.tools import AnyTool
-from astromesh.executors.driver import StepDriver
+from astromesh.executors.driver import StepDriver, folder_agents
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.runtime import AgentRuntime
 from astromesh.security.grants import Grants
@@ -335,12 +335,12 @@ async def test_the_tool_executor_of_a_fresh_container_connects_before_its_call(
     try:
         openai_server.push(Reply(tool_calls=[("add", {"a": 40, "b": 2})]), Reply("42"))
         run = await state.runs.create(RunState(agent="helper", query="40 + 2?"))
-        steps = StepDriver(state.runs, stepper.get)
+        steps = StepDriver(state.runs, folder_agents(stepper.get))
         await steps.prepare(run.id)
         assert (await steps.step(run.id))["next"] == "act"
         assert server.count == 1
 
-        acted = await StepDriver(state.runs, executor.get).act(run.id, "call_1")
+        acted = await StepDriver(state.runs, folder_agents(executor.get)).act(run.id, "call_1")
         assert acted["ok"] and server.count == 2
         [result] = (await state.runs.get_results(run.id, ["call_1"])).values()
         assert result.content == "42"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,21 +60,37 @@ class Agent:
     def render_system_prompt(self, run: RunState) -> str:
         if self.system_prompt is None:
             return ""
-        identity = self.config.spec.identity
-        variables: dict[str, Any] = base_variables(
-            agent={
-                "name": self.name,
-                "namespace": self.namespace,
-                "version": self.config.metadata.version,
-                "display_name": identity.display_name if identity else None,
-                "description": identity.description if identity else None,
-            },
-            context=run.context or {},
-            session_id=run.session_id,
-            tools=[tool.definition.model_dump() for tool in self.tools.available()],
+        return self.system_prompt.render(
+            system_prompt_variables(
+                self.config, self.tools, context=run.context or {}, session_id=run.session_id
+            )
         )
-        return self.system_prompt.render(variables)
 
     async def aclose(self) -> None:
         await self.router.aclose()
         await self.tools.aclose()
+
+
+def system_prompt_variables(
+    config: AgentDocument,
+    tools: ToolRegistry,
+    *,
+    context: Mapping[str, Any],
+    session_id: str,
+) -> dict[str, Any]:
+    """What a system prompt is rendered with; one function so the trial render at build time
+    sees the same variables (the agent, its real tools) as a run."""
+    identity = config.spec.identity
+    meta = config.metadata
+    return base_variables(
+        agent={
+            "name": meta.name,
+            "namespace": meta.namespace,
+            "version": meta.version,
+            "display_name": identity.display_name if identity else None,
+            "description": identity.description if identity else None,
+        },
+        context=context,
+        session_id=session_id,
+        tools=[tool.definition.model_dump() for tool in tools.available()],
+    )

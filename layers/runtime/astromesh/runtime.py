@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from astromesh.agent import Agent
+from astromesh.agent import Agent, system_prompt_variables
 from astromesh.config import load_path
 from astromesh.errors import ConfigurationError, NotFoundError
 from astromesh.executors.local import LocalExecutor
@@ -225,9 +225,7 @@ class AgentRuntime:
                 guardrails=build_guardrails(spec.guardrails, ledger=self._budget_ledger()),
                 memory=await self._build_memory(doc, router),
                 pattern=await self._build_pattern(doc, orchestration, tools, building),
-                system_prompt=(
-                    PromptTemplate(f"{doc.metadata.name}.system", system) if system else None
-                ),
+                system_prompt=self._system_prompt(doc, system, tools),
                 max_iterations=orchestration.max_iterations,
                 timeout_seconds=orchestration.timeout_seconds,
                 semantic=await self._build_semantic(memory_spec.semantic if memory_spec else None),
@@ -244,6 +242,25 @@ class AgentRuntime:
             await tools.aclose()
             await router.aclose()
             raise
+
+    @staticmethod
+    def _system_prompt(
+        doc: AgentDocument, system: str | None, tools: ToolRegistry
+    ) -> PromptTemplate | None:
+        """The compiled system prompt, trial-rendered with the agent's real tools so a template
+        that goes over the sandbox's budget is refused here (a 422 at registration), not in
+        every run.
+
+        Raises:
+            ConfigurationError: it does not compile, or the trial render goes over a limit.
+        """
+        if not system:
+            return None
+        template = PromptTemplate(
+            f"{doc.metadata.name}.system", system, field="spec.prompts.system"
+        )
+        template.check(system_prompt_variables(doc, tools, context={}, session_id="trial"))
+        return template
 
     def _retriever_for(self, pipeline: str) -> Retriever:
         """What a ``rag`` tool calls: the named pipeline's query (checked at build time)."""

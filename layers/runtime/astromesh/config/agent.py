@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -13,40 +12,8 @@ from astromesh.config.guardrails import GuardrailsSpec
 from astromesh.config.issues import config_error, one_of
 from astromesh.config.model_spec import ModelSpec
 from astromesh.config.orchestration import OrchestrationSpec
+from astromesh.config.templates import check_template
 from astromesh.config.tools import AnyTool
-
-if TYPE_CHECKING:
-    from jinja2 import Environment
-
-
-@cache
-def _jinja() -> Environment:
-    """One parser for all checks; imported lazily (jinja2 is not needed to read configs)."""
-    from jinja2.sandbox import SandboxedEnvironment
-
-    return SandboxedEnvironment()
-
-
-def template_problem(text: str) -> str | None:
-    """Why ``text`` is not a valid Jinja2 template, or ``None``.
-
-    Checked at load time so a typo fails here, not at the first run that renders it.
-    """
-    from jinja2 import TemplateSyntaxError
-
-    try:
-        _jinja().parse(text)
-    except TemplateSyntaxError as exc:
-        return f"invalid Jinja2 template: {exc.message} (line {exc.lineno} of the template)"
-    return None
-
-
-def check_template(text: str, *, field: str | None = None) -> str:
-    """Return ``text`` or raise the config error for its syntax problem."""
-    problem = template_problem(text)
-    if problem is not None:
-        raise config_error(problem, field=field)
-    return text
 
 
 class Identity(ConfigModel):

@@ -12,12 +12,14 @@ from pydantic import (
     AliasChoices,
     Field,
     SerializerFunctionWrapHandler,
+    field_validator,
     model_serializer,
     model_validator,
 )
 
 from astromesh.config.base import ConfigModel
 from astromesh.config.issues import config_error, one_of
+from astromesh.config.templates import check_template
 
 Pattern = Literal[
     "react", "plan_and_execute", "pipeline", "parallel_fan_out", "supervisor", "swarm"
@@ -48,6 +50,11 @@ class PipelineStage(ConfigModel):
     name: str
     agent: str | None = None
     prompt: str | None = None
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_template(cls, value: str | None) -> str | None:
+        return None if value is None else check_template(value)
 
     @model_validator(mode="after")
     def _agent_or_prompt(self) -> PipelineStage:

@@ -31,7 +31,7 @@ from astromesh.models.types import Message
 from astromesh.orchestration.base import Act, Decision, Fail, Finish, Pattern, StepContext
 from astromesh.orchestration.common import agent_call, system_messages
 from astromesh.orchestration.state import PatternState
-from astromesh.prompts.render import PromptTemplate, base_variables
+from astromesh.prompts.render import PromptTemplate, base_variables, sample_variables
 from astromesh.runs.state import ActionResult, RunState
 
 
@@ -48,12 +48,19 @@ class PipelinePattern(Pattern):
 
     def __init__(self, stages: Sequence[PipelineStage]) -> None:
         self.stages = list(stages)
-        # Compiled once, at build time, so a template error surfaces before any run.
-        self._templates = {
-            stage.name: PromptTemplate(f"stage {stage.name!r}", stage.prompt)
-            for stage in self.stages
-            if stage.prompt is not None
-        }
+        # Compiled and trial-rendered once, at build time, so a template error or a template
+        # over the sandbox's budget surfaces before any run.
+        self._templates: dict[str, PromptTemplate] = {}
+        for index, stage in enumerate(self.stages):
+            if stage.prompt is None:
+                continue
+            template = PromptTemplate(
+                f"stage {stage.name!r}",
+                stage.prompt,
+                field=f"spec.orchestration.stages[{index}].prompt",
+            )
+            template.check(sample_variables())
+            self._templates[stage.name] = template
 
     async def step(self, run: RunState, ctx: StepContext) -> Decision:
         state = _State.load(run)

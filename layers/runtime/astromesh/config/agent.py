@@ -10,6 +10,7 @@ from astromesh.config.base import ConfigDocument, ConfigModel
 from astromesh.config.constants import TOOL_TYPES
 from astromesh.config.guardrails import GuardrailsSpec
 from astromesh.config.issues import config_error, one_of
+from astromesh.config.limits import check_spec_limits
 from astromesh.config.model_spec import ModelSpec
 from astromesh.config.orchestration import OrchestrationSpec
 from astromesh.config.templates import check_template
@@ -165,6 +166,11 @@ class AgentSpec(ConfigModel):
     guardrails: GuardrailsSpec = Field(default_factory=GuardrailsSpec)
     permissions: Permissions = Field(default_factory=Permissions)
     chain: ChainSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _within_limits(cls, data: Any) -> Any:
+        return check_spec_limits(data)
 
     @model_validator(mode="after")
     def _unique_tool_names(self) -> AgentSpec:

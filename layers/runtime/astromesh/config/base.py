@@ -14,6 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, fi
 
 from astromesh.config.constants import API_VERSION, API_VERSIONS, NAME_RE
 from astromesh.config.issues import config_error, one_of, suggest, with_suggestion
+from astromesh.config.limits import MAX_NAMED_ITEMS, check_name_length
 
 
 class ConfigModel(BaseModel):
@@ -54,11 +55,19 @@ class Metadata(ConfigModel):
     @field_validator("name")
     @classmethod
     def _name_shape(cls, value: str) -> str:
+        check_name_length(value, what="metadata.name")
         if not NAME_RE.match(value):
             raise config_error(
                 f"'{value}' is not a valid name: use lowercase letters, digits, '-' and '_',"
                 " starting and ending with a letter or digit (e.g. 'sales-qualifier')"
             )
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _few_labels(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > MAX_NAMED_ITEMS:
+            raise config_error(f"too many labels: {len(value)}, the limit is {MAX_NAMED_ITEMS}")
         return value
 
 

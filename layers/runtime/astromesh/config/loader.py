@@ -182,7 +182,7 @@ class _Session:
                     file,
                     pos.line if pos else None,
                     pos.column if pos else None,
-                    "",
+                    format_path(parsed.path),
                     parsed.message,
                 )
             )

@@ -16,6 +16,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from astromesh.config.interpolate import InterpolationError, interpolate
+from astromesh.config.limits import MAX_DOCUMENT_VALUES, MAX_NESTING_DEPTH
 
 PathPart = str | int
 FieldPath = tuple[PathPart, ...]
@@ -24,12 +25,39 @@ _STR_TAG = "tag:yaml.org,2002:str"
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-# Aliases can make a tiny file expand enormously ("billion laughs"); configs are small.
-_MAX_VALUES = 200_000
+_TOO_DEEP = f"nesting deeper than {MAX_NESTING_DEPTH} levels"
+
+
+class _TooDeep(yaml.composer.ComposerError):
+    """A collection nested deeper than the limit; ``path`` is where it starts."""
+
+    def __init__(self, path: FieldPath, mark: yaml.Mark) -> None:
+        super().__init__(None, None, _TOO_DEEP, mark)
+        self.path = path
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader without timestamp resolution: ``version: 2024-01-01`` stays a string."""
+    """SafeLoader without timestamp resolution (``version: 2024-01-01`` stays a string) and
+    with a nesting limit: pyyaml composes recursively, so ``[[[[...`` ten thousand deep would
+    end in a ``RecursionError`` (a 500 on ``POST /v1/agents``) instead of an issue."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._path: list[PathPart | None] = []
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node | None:
+        # ``index`` is the item's position in a sequence, the key node of a mapping value, or
+        # None for a mapping key and the document itself.
+        self._path.append(index.value if isinstance(index, ScalarNode) else index)
+        try:
+            if len(self._path) > MAX_NESTING_DEPTH and self.check_event(
+                yaml.SequenceStartEvent, yaml.MappingStartEvent
+            ):
+                path = tuple(part for part in self._path if part is not None)
+                raise _TooDeep(path, self.peek_event().start_mark)
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._path.pop()
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -85,10 +113,12 @@ class YamlDocument:
 
 @dataclass(frozen=True, slots=True)
 class ParseFailure:
-    """The text is not YAML at all; ``position`` is where the parser gave up."""
+    """The text is not YAML at all (or is too deep to read); ``position`` is where the parser
+    gave up and ``path`` the field it was in, when known."""
 
     message: str
     position: Position | None
+    path: FieldPath = ()
 
 
 def _position(mark: yaml.Mark) -> Position:
@@ -97,13 +127,68 @@ def _position(mark: yaml.Mark) -> Position:
 
 def parse_documents(text: str, env: Mapping[str, str]) -> list[YamlDocument] | ParseFailure:
     """Parse every ``---``-separated document of ``text``; empty documents are dropped."""
+    too_deep = _nesting_failure(text)
+    if too_deep is not None:
+        return too_deep
     try:
         nodes = [node for node in yaml.compose_all(text, Loader=_Loader) if not _empty(node)]
+    except _TooDeep as exc:
+        mark = exc.problem_mark
+        return ParseFailure(_TOO_DEEP, _position(mark) if mark else None, exc.path)
     except yaml.MarkedYAMLError as exc:
         return _syntax_failure(exc)
     except yaml.YAMLError as exc:
         return ParseFailure(f"invalid YAML: {exc}", None)
     return [_Converter(env).document(node) for node in nodes]
+
+
+@dataclass
+class _Frame:
+    """An open collection while reading events: the next item's index or key."""
+
+    part: PathPart | None
+    is_mapping: bool
+    index: int = 0
+    key: PathPart | None = None
+    expecting_key: bool = True
+
+    def child(self, event: yaml.Event) -> PathPart | None:
+        """The path part of the node ``event`` starts (None for a mapping key)."""
+        if not self.is_mapping:
+            self.index += 1
+            return self.index - 1
+        self.expecting_key = not self.expecting_key
+        if not self.expecting_key:  # this node is a key
+            self.key = event.value if isinstance(event, yaml.ScalarEvent) else None
+            return None
+        return self.key
+
+
+def _nesting_failure(text: str) -> ParseFailure | None:
+    """A too-deep document found with libyaml's event parser, before pyyaml composes it.
+
+    pyyaml's pure-Python scanner slows down with every open flow collection (``[[[[...``: half
+    a second before composition even reaches the limit); libyaml reads the same events in
+    milliseconds. Without libyaml, or when libyaml cannot parse the text (pyyaml reports that
+    better), composition's own limit applies.
+    """
+    if not yaml.__with_libyaml__:
+        return None
+    frames: list[_Frame] = []
+    try:
+        for event in yaml.parse(text, Loader=yaml.CSafeLoader):
+            if isinstance(event, yaml.NodeEvent):
+                part = frames[-1].child(event) if frames else None
+                if isinstance(event, yaml.CollectionStartEvent):
+                    frames.append(_Frame(part, isinstance(event, yaml.MappingStartEvent)))
+                    if len(frames) > MAX_NESTING_DEPTH:
+                        path = tuple(f.part for f in frames[1:] if f.part is not None)
+                        return ParseFailure(_TOO_DEEP, _position(event.start_mark), path)
+            elif isinstance(event, yaml.CollectionEndEvent):
+                frames.pop()
+    except yaml.YAMLError:
+        return None
+    return None
 
 
 def _empty(node: Node | None) -> bool:
@@ -132,6 +217,7 @@ class _Converter:
         self._env = env
         self._scalars = _Loader("")
         self._count = 0
+        self._too_deep = False
         self._active: set[int] = set()
         self._doc: YamlDocument | None = None
 
@@ -149,9 +235,21 @@ class _Converter:
     def _convert(self, node: Node, path: FieldPath) -> Any:
         assert self._doc is not None
         self._count += 1
-        if self._count > _MAX_VALUES:
-            if self._count == _MAX_VALUES + 1:
-                self._problem(path, node, "document too large (aliases expand too far)")
+        if self._count > MAX_DOCUMENT_VALUES:
+            if self._count == MAX_DOCUMENT_VALUES + 1:
+                self._problem(
+                    path,
+                    node,
+                    f"document too large: over {MAX_DOCUMENT_VALUES} values"
+                    " (counting each use of an alias)",
+                )
+            return None
+        if len(path) > MAX_NESTING_DEPTH:
+            # Composition caps the text's nesting; aliases can still nest one deep collection
+            # inside another.
+            if not self._too_deep:
+                self._problem(path[:MAX_NESTING_DEPTH], node, _TOO_DEEP)
+                self._too_deep = True
             return None
         if id(node) in self._active:
             self._problem(path, node, "recursive alias: a value cannot contain itself")

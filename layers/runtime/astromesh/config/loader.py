@@ -28,6 +28,7 @@ from astromesh.config.provider import ProviderConfigDocument, ProviderEntry, Rou
 from astromesh.config.pydantic_errors import issues_from_validation_error
 from astromesh.config.rag import RAGPipelineDocument
 from astromesh.config.runtime_config import RuntimeConfigDocument
+from astromesh.config.templates import document_templates
 from astromesh.config.yaml_source import (
     FieldPath,
     ParseFailure,
@@ -424,7 +425,8 @@ def _validate(ydoc: YamlDocument, file: str) -> tuple[ConfigDocument | None, lis
         return None, issues + envelope
     model = DOCUMENT_TYPES[data["kind"]]
     try:
-        document = model.model_validate(data)
+        with document_templates():
+            document = model.model_validate(data)
     except ValidationError as exc:
         issues += issues_from_validation_error(
             exc,

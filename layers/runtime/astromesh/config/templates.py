@@ -8,9 +8,22 @@ config does not otherwise need it.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from astromesh.config.issues import config_error
 
-__all__ = ["check_template", "template_problem"]
+__all__ = ["check_template", "document_templates", "template_problem"]
+
+
+@contextmanager
+def document_templates() -> Iterator[None]:
+    """Validate one document's templates inside this: their trial renders share one budget
+    (see ``astromesh.prompts.sandbox.DOCUMENT_BUDGET_SECONDS``)."""
+    from astromesh.prompts.sandbox import shared_budget
+
+    with shared_budget():
+        yield
 
 
 def template_problem(text: str) -> str | None:

@@ -93,7 +93,7 @@ def base_variables(**extra: Any) -> dict[str, Any]:
 def sample_variables(**extra: Any) -> dict[str, Any]:
     """Stand-ins for every variable a system prompt or pipeline stage is rendered with, for a
     trial render when the real values (the agent, its tools, a run) are not at hand."""
-    return base_variables(
+    defaults = base_variables(
         agent={
             "name": "agent",
             "namespace": "default",
@@ -107,8 +107,8 @@ def sample_variables(**extra: Any) -> dict[str, Any]:
         input="",
         query="",
         stages={},
-        **extra,
     )
+    return {**defaults, **extra}
 
 
 def template_problem(source: str) -> str | None:

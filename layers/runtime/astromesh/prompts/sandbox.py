@@ -31,11 +31,13 @@ few hundred kilobytes of string work), which is why sizes are bounded as well as
 
 from __future__ import annotations
 
+import math
 import re
 import string
 import time
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -84,6 +86,11 @@ MAX_NESTING: Final = 64
 MAX_TEMPLATE_CHARS: Final = 65_536
 """Characters of template source compiled at all; document limits are stricter per field."""
 
+DOCUMENT_BUDGET_SECONDS: Final = 0.5
+"""Wall-clock time the trial renders of one document's templates may take together, so a
+document with a hundred templates each just under :data:`RENDER_BUDGET_SECONDS` cannot hold
+the event loop for half a minute at registration."""
+
 TEMPLATE_LIMIT_CODE: Final = "template_limit"
 
 
@@ -113,10 +120,10 @@ class TemplateLimitError(ConfigurationError):
 
 @dataclass
 class _Budget:
-    """What one render has used so far."""
+    """What one render has used so far; ``late`` is the message for passing ``deadline``."""
 
     deadline: float
-    seconds: float
+    late: str
     steps: int = 0
     produced: int = 0
 
@@ -125,9 +132,7 @@ class _Budget:
         if self.steps > MAX_RENDER_STEPS:
             raise TemplateLimitError(f"template exceeds the {MAX_RENDER_STEPS} step render budget")
         if time.perf_counter() > self.deadline:
-            raise TemplateLimitError(
-                f"template exceeds the {round(self.seconds * 1000)} ms render budget"
-            )
+            raise TemplateLimitError(self.late)
 
     def produce(self, chars: int) -> None:
         self.produced += chars
@@ -138,6 +143,23 @@ class _Budget:
 
 
 _ACTIVE: ContextVar[_Budget | None] = ContextVar("astromesh_template_budget", default=None)
+_SHARED_DEADLINE: ContextVar[float | None] = ContextVar(
+    "astromesh_template_shared_deadline", default=None
+)
+
+
+@contextmanager
+def shared_budget(seconds: float = DOCUMENT_BUDGET_SECONDS) -> Iterator[None]:
+    """Renders inside share one deadline ``seconds`` from now (besides each their own).
+
+    The loader validates each document inside one, so the trial renders of all its templates
+    together stay within :data:`DOCUMENT_BUDGET_SECONDS`.
+    """
+    token = _SHARED_DEADLINE.set(time.perf_counter() + seconds)
+    try:
+        yield
+    finally:
+        _SHARED_DEADLINE.reset(token)
 
 
 def _charge() -> _Budget:
@@ -317,7 +339,7 @@ def _check_power(base: Any, exponent: Any) -> None:
         and _is_int(exponent)
         and exponent > 0
         and abs(base) > 1
-        and base.bit_length() * exponent > MAX_INT_BITS
+        and exponent * math.log2(abs(base)) > MAX_INT_BITS
     ):
         raise TemplateLimitError(f"power result over {MAX_INT_BITS} bits")
 
@@ -745,7 +767,16 @@ def render_bounded(
         TemplateLimitError: the render went over a limit (time, steps, size, recursion).
         Exception: whatever else the template raised (undefined names, type errors).
     """
-    budget = _Budget(deadline=time.perf_counter() + seconds, seconds=seconds)
+    deadline = time.perf_counter() + seconds
+    late = f"template exceeds the {round(seconds * 1000)} ms render budget"
+    shared = _SHARED_DEADLINE.get()
+    if shared is not None and shared < deadline:
+        deadline = shared
+        late = (
+            f"the document's templates exceed their {round(DOCUMENT_BUDGET_SECONDS * 1000)} ms"
+            " render budget together"
+        )
+    budget = _Budget(deadline=deadline, late=late)
     token = _ACTIVE.set(budget)
     output = _Output()
     chunks = template.generate(**variables)

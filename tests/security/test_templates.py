@@ -120,6 +120,12 @@ async def serve() -> AsyncIterator[Callable[[FastAPI], Awaitable[str]]]:
         ("{{ 'x'.zfill(999999999) }}", "'str.zfill' argument 999999999 is over the limit"),
         ("{{ 'x'.center(999999999) }}", "'str.center' argument 999999999 is over the limit"),
         ("{{ ('\t' * 60000).expandtabs(60000) }}", "'str.expandtabs' result over 262144"),
+        ("{{ 'x'.encode() * 999999999 }}", "string repetition result over 262144"),
+        ("{{ 'x'.encode().ljust(999999999) }}", "'bytes.ljust' argument 999999999 is over"),
+        ("{{ ('x' | safe).ljust(999999999) }}", "'Markup.ljust' argument 999999999 is over"),
+        ("{{ ('x' | e).center(999999999) }}", "'Markup.center' argument 999999999 is over"),
+        ("{{ (1).to_bytes(999999999, 'big') }}", "'int.to_bytes' argument 999999999 is over"),
+        ("{{ '%099999999d'.encode() % 1 }}", "field width or precision over the limit"),
         (
             "{% set ns = namespace(s='x') %}{% for i in range(64) %}"
             "{% set ns.s = ns.s ~ ns.s %}{% endfor %}",

@@ -226,7 +226,7 @@ def _text_size(value: Any, limit: int = MAX_OUTPUT_CHARS, *, indent: int = 0) ->
 
 def _check_value(value: Any, what: str) -> Any:
     """Refuse a built value that is too large, too long or nested too deeply."""
-    if isinstance(value, str):
+    if isinstance(value, str | bytes):
         if len(value) > MAX_OUTPUT_CHARS:
             raise TemplateLimitError(f"{what} result over {MAX_OUTPUT_CHARS} characters")
         return value
@@ -347,7 +347,7 @@ def _check_power(base: Any, exponent: Any) -> None:
 def _check_repeat(sequence: Any, times: int) -> None:
     if times <= 0:
         return
-    if isinstance(sequence, str):
+    if isinstance(sequence, str | bytes):
         if len(sequence) * times > MAX_OUTPUT_CHARS:
             raise TemplateLimitError(f"string repetition result over {MAX_OUTPUT_CHARS} characters")
     elif isinstance(sequence, list | tuple):
@@ -370,7 +370,7 @@ def _check_multiply(left: Any, right: Any) -> None:
 
 
 def _check_add(left: Any, right: Any) -> None:
-    if isinstance(left, str) and isinstance(right, str):
+    if isinstance(left, str | bytes) and isinstance(right, str | bytes):
         if len(left) + len(right) > MAX_OUTPUT_CHARS:
             raise TemplateLimitError(
                 f"string concatenation result over {MAX_OUTPUT_CHARS} characters"
@@ -460,15 +460,17 @@ def _tojson_indent(value: Any, indent: int | None = None) -> int:
     return int(indent or 0)
 
 
-def _check_replace(text: str, old: str, new: str, what: str) -> None:
-    if len(new) <= len(old):
+def _check_replace(text: str | bytes, old: Any, new: Any, what: str) -> None:
+    if not isinstance(old, str | bytes) or not isinstance(new, str | bytes):
+        old, new = str(old), str(new)
+    if len(new) <= len(old) or type(old) is not type(text):
         return
     occurrences = len(text) + 1 if old == "" else text.count(old)
     if len(text) + occurrences * (len(new) - len(old)) > MAX_OUTPUT_CHARS:
         raise TemplateLimitError(f"{what} result over {MAX_OUTPUT_CHARS} characters")
 
 
-def _check_join(items: Sequence[Any], separator: str, what: str) -> None:
+def _check_join(items: Sequence[Any], separator: str | bytes, what: str) -> None:
     size = _text_size(list(items)) + len(separator) * max(len(items) - 1, 0)
     if size > MAX_OUTPUT_CHARS:
         raise TemplateLimitError(f"{what} result over {MAX_OUTPUT_CHARS} characters")
@@ -541,20 +543,44 @@ _REFUSED_METHODS: Final = frozenset({"translate", "maketrans"})
 """``str`` methods whose result size cannot be bounded from their arguments."""
 
 
-def _check_method(obj: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-    owner = obj.__self__
+_SCALARS: Final = (str, bytes, int, float)
+"""Owners of methods whose integer arguments are sizes (``str.ljust``, ``int.to_bytes``...);
+``Markup`` (a ``str``) re-implements many ``str`` methods in Python, so both bound builtin and
+bound Python methods of these count. Container methods (``dict.get``, ``list.index``) take
+values, not sizes."""
+
+
+def _scalar_method(obj: Any) -> Any:
+    """The ``str``/``bytes``/number a method is bound to, or ``None``."""
+    if not isinstance(obj, types.BuiltinMethodType | types.MethodType):
+        return None
+    owner = getattr(obj, "__self__", None)
+    return owner if isinstance(owner, _SCALARS) else None
+
+
+def _check_method(
+    owner: Any, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, ...]:
+    """Refuse a method call on a ``str``, ``bytes`` or number that would build too much;
+    returns the arguments to call with (a lazy ``join`` input drained into a list)."""
     what = f"method '{type(owner).__name__}.{name}'"
     _check_size_arguments(args, kwargs, what)
-    if not isinstance(owner, str):
-        return
+    if not isinstance(owner, str | bytes):
+        return args
     if name in _REFUSED_METHODS:
         raise SecurityError(f"{what} is not available in templates")
     if name == "replace" and len(args) >= 2:
-        _check_replace(owner, str(args[0]), str(args[1]), what)
+        _check_replace(owner, args[0], args[1], what)
     elif name == "expandtabs":
         size = int(args[0] if args else kwargs.get("tabsize", 8))
-        if len(owner) + owner.count("\t") * size > MAX_OUTPUT_CHARS:
+        tabs = owner.count("\t" if isinstance(owner, str) else b"\t")
+        if len(owner) + tabs * size > MAX_OUTPUT_CHARS:
             raise TemplateLimitError(f"{what} result over {MAX_OUTPUT_CHARS} characters")
+    elif name == "join" and args:
+        items = args[0] if isinstance(args[0], list | tuple) else _drain(iter(args[0]), what)
+        _check_join(items, owner, what)
+        return (items, *args[1:])
+    return args
 
 
 # -- the instrumented template -----------------------------------------------------------------
@@ -630,24 +656,15 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             _check_multiply(left, right)
         elif operator == "+":
             _check_add(left, right)
-        elif operator == "%" and isinstance(left, str):
-            check_printf(left, right)
+        elif operator == "%" and isinstance(left, str | bytes):
+            check_printf(left if isinstance(left, str) else left.decode("latin-1"), right)
         return self.binop_table[operator](left, right)
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         _charge()
-        if isinstance(obj, types.BuiltinMethodType) and isinstance(
-            getattr(obj, "__self__", None), str | list | tuple | dict
-        ):
-            _check_method(obj, obj.__name__, args, kwargs)
-            if obj.__name__ == "join" and isinstance(obj.__self__, str) and args:
-                items = (
-                    args[0]
-                    if isinstance(args[0], list | tuple)
-                    else _drain(iter(args[0]), "method 'str.join'")
-                )
-                _check_join(items, obj.__self__, "method 'str.join'")
-                args = (items, *args[1:])
+        owner = _scalar_method(obj)
+        if owner is not None:
+            args = _check_method(owner, obj.__name__, args, kwargs)
         result = super().call(context, obj, *args, **kwargs)
         if getattr(obj, "__self__", None) is self:
             return result  # the budget helpers measure what they return themselves

@@ -186,6 +186,7 @@ def _text_size(value: Any, limit: int = MAX_OUTPUT_CHARS, *, indent: int = 0) ->
     value that contains itself or nests deeper than :data:`MAX_NESTING` answers ``limit + 1``.
     """
     memo: dict[tuple[int, int], int] = {}
+    alive: list[Any] = []  # copies made below stay alive, so their ids are not reused
     too_large = limit + 1
 
     def size(item: Any, depth: int) -> int:
@@ -201,6 +202,7 @@ def _text_size(value: Any, limit: int = MAX_OUTPUT_CHARS, *, indent: int = 0) ->
             item = item._Namespace__attrs  # type: ignore[attr-defined]
         if isinstance(item, type({}.keys()) | type({}.values()) | type({}.items())):
             item = list(item)
+            alive.append(item)
         if isinstance(item, Mapping):
             children: Iterable[Any] = (part for pair in item.items() for part in pair)
         elif isinstance(item, list | tuple | set | frozenset):

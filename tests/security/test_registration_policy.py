@@ -323,3 +323,25 @@ async def test_an_agent_registered_under_a_wider_policy_stops_when_it_narrows(
     response = await narrow.post("/v1/agents/posted/run", json={"query": "hi"})
     assert response.status_code >= 400
     assert "registration.builtins" in response.text
+
+
+async def test_a_template_bomb_found_only_at_build_names_its_field_and_line(
+    hostile_app: HostileApps,
+) -> None:
+    """The loop only runs over the agent's real tools, which the build's trial render has."""
+    bomb = (
+        "{% for t in tools %}{% for i in range(9999) %}{% for j in range(9999) %}"
+        "{% endfor %}{% endfor %}{% endfor %}"
+    )
+    document = registered(tools=[{"name": "calculator", "type": "builtin"}])
+    document["spec"]["prompts"]["system"] = bomb
+    text = yaml.safe_dump(document, sort_keys=False, width=1000)
+    response = await hostile_app().post(
+        "/v1/agents", content=text, headers={"content-type": "application/yaml"}
+    )
+    assert response.status_code == 422, response.text
+    [issue] = response.json()["error"]["issues"]
+    assert issue["field"] == "spec.prompts.system"
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if "system:" in row)
+    assert issue["line"] == line
+    assert "budget" in issue["message"] or "limit" in issue["message"]

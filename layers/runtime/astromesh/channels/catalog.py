@@ -22,6 +22,7 @@ from typing import Literal
 from astromesh.agent import Agent
 from astromesh.channels.errors import InvalidAgent
 from astromesh.config import AgentDocument, ConfigIssue, load_text
+from astromesh.config.yaml_source import YamlDocument, parse_documents
 from astromesh.errors import ConfigurationError, ConflictError, NotFoundError
 from astromesh.registry import (
     FILE_AGENTS,
@@ -203,7 +204,7 @@ class AgentCatalog:
         name = document.name
         if name in self.runtime.config.agents:
             raise ConflictError(self._read_only(name))
-        await self._check_buildable(document)
+        await self._check_buildable(document, text)
         record = await self.registry.create(name, text, tenant=tenant)
         return self._remember(record, document)
 
@@ -227,7 +228,7 @@ class AgentCatalog:
             if name in self.runtime.config.agents:
                 raise ConflictError(self._read_only(name))
             raise NotFoundError(await self._unknown(name, tenant))
-        await self._check_buildable(document)
+        await self._check_buildable(document, text)
         record = await self.registry.update(name, text, tenant=tenant, revision=current.revision)
         return self._remember(record, document)
 
@@ -289,7 +290,7 @@ class AgentCatalog:
         if old is not None:
             self._retired.append(old[1])
 
-    async def _check_buildable(self, document: AgentDocument) -> None:
+    async def _check_buildable(self, document: AgentDocument, text: str) -> None:
         """Build the agent once, so a document that cannot run here is a 422 now.
 
         Building starts no process and opens no connection of the document's choosing (MCP
@@ -304,7 +305,8 @@ class AgentCatalog:
             agent = await self.runtime.build(document, grants=self.policy.grants())
         except ConfigurationError as exc:
             raise InvalidAgent(
-                f"the agent validates but cannot be built here: {exc.message}", []
+                f"the agent validates but cannot be built here: {exc.message}",
+                _build_issues(exc, text),
             ) from None
         await agent.aclose()
 
@@ -322,3 +324,21 @@ class AgentCatalog:
             f"agent {name!r} is defined by the file {source.file if source else 'agents/'} and is"
             " read-only through the API; change the file, or register under another name"
         )
+
+
+def _build_issues(exc: ConfigurationError, text: str) -> list[ConfigIssue]:
+    """The issue of a build error that knows its field (a template over its limits), placed
+    on the field's line in the posted text; none for errors that do not."""
+    field = getattr(exc, "field", None)
+    if not isinstance(field, str) or not field:
+        return []
+    path = tuple(int(part) if part.isdigit() else part for part in field.split("."))
+    parsed = parse_documents(text, {})
+    document = parsed[0] if isinstance(parsed, list) and parsed else None
+    pos = document.position_of(path) if isinstance(document, YamlDocument) else None
+    reason = getattr(exc, "reason", exc.message)
+    return [
+        ConfigIssue(
+            REQUEST_SOURCE, pos.line if pos else None, pos.column if pos else None, field, reason
+        )
+    ]

@@ -470,3 +470,29 @@ async def test_a_step_functions_run_resolves_its_tenants_agent(
     assert finished["acme"]["answer"] == "acme on the state machine", finished["acme"]
     assert finished["globex"]["answer"] == "globex on the state machine", finished["globex"]
     assert len(openai_server.requests) == 1 and len(server_b.requests) == 1
+
+
+async def test_a_tenants_namesake_cannot_spend_its_daily_budget(
+    state, make_app, client_of, openai_server, server_b
+):
+    """cost_limit's per-day budget of a registered agent is its tenant's alone."""
+
+    def budgeted(url: str) -> dict[str, Any]:
+        document = posted(url)
+        document["spec"]["guardrails"] = {
+            "input": [{"type": "cost_limit", "max_tokens_per_day": 20}]
+        }
+        return document
+
+    app = make_app(state=state)
+    client = client_of(app)
+    acme = await caller(app, client, "acme")
+    globex = await caller(app, client, "globex")
+    await _register(acme, budgeted(openai_server.url))
+    await _register(globex, budgeted(server_b.url))
+    server_b.push(Reply("one", tokens_in=15, tokens_out=10), Reply("two"))
+    assert (await globex.run("support")).json()["answer"] == "one"
+    spent = (await globex.run("support")).json()
+    assert spent["answer"] != "two"  # globex's budget is spent...
+    openai_server.push(Reply("acme still runs"))
+    assert (await acme.run("support")).json()["answer"] == "acme still runs"  # ...not acme's

@@ -222,7 +222,11 @@ class AgentRuntime:
                 config=doc,
                 router=router,
                 tools=tools,
-                guardrails=build_guardrails(spec.guardrails, ledger=self._budget_ledger()),
+                guardrails=build_guardrails(
+                    spec.guardrails,
+                    ledger=self._budget_ledger(),
+                    budgets_per_tenant=grants.registered,
+                ),
                 memory=await self._build_memory(doc, router),
                 pattern=await self._build_pattern(doc, orchestration, tools, building),
                 system_prompt=self._system_prompt(doc, system, tools),

@@ -47,8 +47,10 @@ class CostGuardrail(Guardrail):
         max_cost_per_day: float | None = None,
         max_tokens_per_day: int | None = None,
         name: str | None = None,
+        per_tenant: bool = False,
     ) -> None:
         super().__init__(name=name)
+        self.per_tenant = per_tenant
         self.max_tokens_per_turn = max_tokens_per_turn
         self.max_cost_per_run = max_cost_per_run
         self.max_cost_per_session = max_cost_per_session
@@ -75,14 +77,16 @@ class CostGuardrail(Guardrail):
 
     def budgets(self, run: RunState, now: datetime | None = None) -> list[Budget]:
         """The ledger budgets ``run`` counts against today (UTC): its agent's day (all
-        sessions and tenants) and its session's day (tenant, agent and session id)."""
+        sessions, and all tenants unless ``per_tenant``: a registered agent's) and its
+        session's day (tenant, agent and session id)."""
         day = utc_day(now)
         agent = f"{run.namespace}/{run.agent}"
+        owner = f"tenant:{run.tenant}:" if self.per_tenant else ""
         found: list[Budget] = []
         if self.max_cost_per_day is not None or self.max_tokens_per_day is not None:
             found.append(
                 Budget(
-                    key=f"day:{day}:agent:{agent}",
+                    key=f"day:{day}:agent:{owner}{agent}",
                     label="per day for this agent",
                     max_tokens=self.max_tokens_per_day,
                     max_cost=self.max_cost_per_day,

@@ -23,6 +23,7 @@ def build_guardrails(
     embedder: Embedder | None = None,
     default_region: str | None = None,
     ledger: BudgetLedger | None = None,
+    budgets_per_tenant: bool = False,
 ) -> GuardrailChain:
     """The chain for a ``GuardrailsSpec`` (``None``: no guardrails).
 
@@ -31,6 +32,9 @@ def build_guardrails(
         default_region: lets PII detection read national phone formats of that country.
         ledger: where ``cost_limit``'s shared budgets (per session, per day) are counted;
             the runtime's one ledger, so they hold across agents' runs and instances.
+        budgets_per_tenant: the agent's daily budget is its tenant's alone (an agent
+            registered through the API belongs to one tenant: another tenant's agent of the
+            same name must not spend it); a file agent's is shared by every tenant.
 
     Raises:
         ConfigurationError: an unknown PII entity, a guardrail whose library is not
@@ -39,18 +43,25 @@ def build_guardrails(
     """
     if spec is None:
         return GuardrailChain()
+    options = {
+        "embedder": embedder,
+        "default_region": default_region,
+        "budgets_per_tenant": budgets_per_tenant,
+    }
     return GuardrailChain(
-        input=_build_side(spec.input, embedder=embedder, default_region=default_region),
-        output=_build_side(spec.output, embedder=embedder, default_region=default_region),
-        tool_results=_build_side(
-            spec.tool_results, embedder=embedder, default_region=default_region
-        ),
+        input=_build_side(spec.input, **options),
+        output=_build_side(spec.output, **options),
+        tool_results=_build_side(spec.tool_results, **options),
         ledger=ledger,
     )
 
 
 def _build_side(
-    rules: Sequence[Any], *, embedder: Embedder | None, default_region: str | None
+    rules: Sequence[Any],
+    *,
+    embedder: Embedder | None,
+    default_region: str | None,
+    budgets_per_tenant: bool,
 ) -> list[Guardrail]:
     built: list[Guardrail] = []
     for rule in rules:
@@ -64,7 +75,7 @@ def _build_side(
         elif kind == "max_length":
             built.append(MaxLengthGuardrail.from_config(rule))
         elif kind == "cost_limit":
-            built.append(CostGuardrail.from_config(rule))
+            built.append(CostGuardrail.from_config(rule, per_tenant=budgets_per_tenant))
         elif kind == "prompt_injection":
             built.append(PromptInjectionGuardrail.from_config(rule))
         else:

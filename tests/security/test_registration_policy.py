@@ -345,3 +345,38 @@ async def test_a_template_bomb_found_only_at_build_names_its_field_and_line(
     line = next(n for n, row in enumerate(text.splitlines(), 1) if "system:" in row)
     assert issue["line"] == line
     assert "budget" in issue["message"] or "limit" in issue["message"]
+
+
+async def test_a_registered_agent_cannot_ask_for_a_run_without_end(
+    hostile_app: HostileApps,
+) -> None:
+    document = registered(
+        orchestration={
+            "pattern": "plan_and_execute",
+            "max_iterations": 1_000_000,
+            "timeout_seconds": 86_400 * 365,
+            "max_replans": 1000,
+        },
+        model={
+            "primary": {
+                "provider": "house",
+                "model": "scripted",
+                "parameters": {"max_tokens": 10**9},
+            }
+        },
+        tools=[
+            {"name": "h", "type": "webhook", "url": "https://example.com/", "timeout_seconds": 1e9}
+        ],
+    )
+    found = refusals(await hostile_app().post("/v1/agents", json=document))
+    assert {
+        "spec.orchestration.max_iterations",
+        "spec.orchestration.timeout_seconds",
+        "spec.orchestration.max_replans",
+        "spec.model.primary.parameters.max_tokens",
+        "spec.tools[0].timeout_seconds",
+    } <= set(found)
+    assert "registration.max_iterations" in found["spec.orchestration.max_iterations"]
+    wider = hostile_app({"ASTROMESH_REGISTRATION_MAX_ITERATIONS": "2000000"})
+    found = refusals(await wider.post("/v1/agents", json=document))
+    assert "spec.orchestration.max_iterations" not in found

@@ -82,6 +82,10 @@ class RegistrationSettings(ConfigModel):
             defined by a ProviderConfig (those keep the operator's endpoint).
         secret_envs: environment variables a webhook's ``secret_env`` may name (HMAC keys
             the operator shares with registered agents on purpose).
+        max_iterations / max_timeout_seconds / max_output_tokens / max_replans: the most a
+            registered agent may ask for in ``orchestration`` and in a model candidate's
+            ``parameters.max_tokens``: every iteration is a call of the operator's models,
+            paid by the operator, so a document cannot ask for a run without end.
     """
 
     tool_types: list[str] = Field(default_factory=lambda: list(DEFAULT_REGISTERED_TOOL_TYPES))
@@ -93,6 +97,10 @@ class RegistrationSettings(ConfigModel):
     network_hosts: list[str] | None = None
     model_hosts: list[str] = Field(default_factory=list)
     secret_envs: list[str] = Field(default_factory=list)
+    max_iterations: int = Field(25, ge=1)
+    max_timeout_seconds: float = Field(900, gt=0)
+    max_output_tokens: int = Field(8192, ge=1)
+    max_replans: int = Field(5, ge=0)
 
     @field_validator("tool_types")
     @classmethod

@@ -16,6 +16,8 @@ agents-folder edits at deploy time, but it has environment):
 ``ASTROMESH_REGISTRATION_NETWORK_HOSTS``   ``network_hosts``
 ``ASTROMESH_REGISTRATION_MODEL_HOSTS``     ``model_hosts``
 ``ASTROMESH_REGISTRATION_SECRET_ENVS``     ``secret_envs``
+``ASTROMESH_REGISTRATION_MAX_ITERATIONS``  ``max_iterations`` (and ``_MAX_TIMEOUT_SECONDS``,
+                                           ``_MAX_OUTPUT_TOKENS``, ``_MAX_REPLANS``)
 =========================================  ======================================
 
 Whatever the policy says, file roots never lie in :data:`ALWAYS_FORBIDDEN_ROOTS` or the
@@ -53,6 +55,10 @@ _LIST_ENVS: dict[str, str] = {
     "secret_envs": f"{ENV_PREFIX}SECRET_ENVS",
 }
 PRIVATE_NETWORK_ENV = f"{ENV_PREFIX}PRIVATE_NETWORK"
+_NUMBER_ENVS: dict[str, str] = {
+    name: f"{ENV_PREFIX}{name.upper()}"
+    for name in ("max_iterations", "max_timeout_seconds", "max_output_tokens", "max_replans")
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +79,10 @@ class RegistrationPolicy:
     network_hosts: tuple[str, ...] | None = None
     model_hosts: tuple[str, ...] = ()
     secret_envs: frozenset[str] = frozenset()
+    max_iterations: int = 25
+    max_timeout_seconds: float = 900
+    max_output_tokens: int = 8192
+    max_replans: int = 5
     forbidden_roots: tuple[Path, ...] = field(default=ALWAYS_FORBIDDEN_ROOTS)
 
     @classmethod
@@ -100,6 +110,10 @@ class RegistrationPolicy:
             ),
             model_hosts=tuple(settings.model_hosts),
             secret_envs=frozenset(settings.secret_envs),
+            max_iterations=settings.max_iterations,
+            max_timeout_seconds=settings.max_timeout_seconds,
+            max_output_tokens=settings.max_output_tokens,
+            max_replans=settings.max_replans,
             forbidden_roots=(
                 *ALWAYS_FORBIDDEN_ROOTS,
                 *(_absolute(str(d), base) for d in state_dirs),
@@ -157,6 +171,10 @@ def with_env_overrides(
         raw = env.get(variable)
         if raw is not None:
             update[name] = [item.strip() for item in raw.split(",") if item.strip()]
+    for name, variable in _NUMBER_ENVS.items():
+        raw = env.get(variable)
+        if raw is not None and raw.strip():
+            update[name] = raw.strip()
     raw_private = env.get(PRIVATE_NETWORK_ENV)
     if raw_private is not None:
         flag = raw_private.strip().lower()
@@ -170,7 +188,7 @@ def with_env_overrides(
     except ValidationError as exc:
         error = exc.errors()[0]
         field_name = str(error["loc"][0]) if error["loc"] else ""
-        variable = _LIST_ENVS.get(field_name, PRIVATE_NETWORK_ENV)
+        variable = {**_LIST_ENVS, **_NUMBER_ENVS}.get(field_name, PRIVATE_NETWORK_ENV)
         raise ConfigurationError(f"{variable}: {error['msg']}") from None
 
 

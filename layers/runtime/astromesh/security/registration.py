@@ -83,6 +83,7 @@ def registration_issues(
     issues = _Issues(text, source)
     _check_patterns(doc, issues)
     _check_models(doc, policy, providers, issues)
+    _check_limits(doc, policy, issues)
     _check_permissions(doc, policy, issues)
     for index, tool in enumerate(doc.spec.tools):
         _check_tool(index, tool, doc, policy, issues)
@@ -223,6 +224,52 @@ def _looks_like_path(model: str) -> bool:
     return any(mark in model for mark in ("/", "\\", "~", "$")) or model.lower().endswith(
         (".gguf", ".onnx", ".bin")
     )
+
+
+# -- run limits ------------------------------------------------------------------------------
+
+
+def _check_limits(doc: AgentDocument, policy: RegistrationPolicy, issues: _Issues) -> None:
+    """How long and how much a registered agent may run on the operator's models."""
+    orch = doc.spec.orchestration
+    base: FieldPath = ("spec", "orchestration")
+    checks: list[tuple[FieldPath, float | None, float, str]] = [
+        ((*base, "max_iterations"), orch.max_iterations, policy.max_iterations, "max_iterations"),
+        (
+            (*base, "timeout_seconds"),
+            orch.timeout_seconds,
+            policy.max_timeout_seconds,
+            "max_timeout_seconds",
+        ),
+        ((*base, "max_replans"), orch.max_replans, policy.max_replans, "max_replans"),
+        ((*base, "max_handoffs"), orch.max_handoffs, policy.max_iterations, "max_iterations"),
+    ]
+    for rel, candidate in doc.spec.model.all_candidates():
+        checks.append(
+            (
+                ("spec", "model", *rel, "parameters", "max_tokens"),
+                candidate.parameters.max_tokens,
+                policy.max_output_tokens,
+                "max_output_tokens",
+            )
+        )
+    for i, tool in enumerate(doc.spec.tools):
+        if tool.type == "webhook":
+            checks.append(
+                (
+                    ("spec", "tools", i, "timeout_seconds"),
+                    tool.timeout_seconds,
+                    policy.max_timeout_seconds,
+                    "max_timeout_seconds",
+                )
+            )
+    for path, value, limit, setting in checks:
+        if value is not None and value > limit:
+            issues.add(
+                path,
+                f"{value:g} is over the {limit:g} registered agents may ask for",
+                f"{_SETTING}.{setting}",
+            )
 
 
 # -- tools -----------------------------------------------------------------------------------

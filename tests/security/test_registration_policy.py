@@ -380,3 +380,20 @@ async def test_a_registered_agent_cannot_ask_for_a_run_without_end(
     wider = hostile_app({"ASTROMESH_REGISTRATION_MAX_ITERATIONS": "2000000"})
     found = refusals(await wider.post("/v1/agents", json=document))
     assert "spec.orchestration.max_iterations" not in found
+
+
+@pytest.mark.parametrize("root", ["STATE", "STATE/..", "TMP"])
+async def test_the_state_folder_is_never_readable(
+    hostile_app: HostileApps, tmp_path: Path, root: str
+) -> None:
+    state = tmp_path / "data" / ".astromesh"
+    state.mkdir(parents=True)
+    env = {
+        "ASTROMESH_STATE_PATH": str(state / "state.db"),
+        "ASTROMESH_REGISTRATION_BUILTINS": "read_file",
+        "ASTROMESH_REGISTRATION_FILE_ROOTS": str(tmp_path),  # the operator widened too far
+    }
+    path = root.replace("STATE", str(state)).replace("TMP", str(tmp_path))
+    tool = {"name": "read_file", "type": "builtin", "config": {"root": path}}
+    found = refusals(await hostile_app(env).post("/v1/agents", json=registered(tools=[tool])))
+    assert ".astromesh" in found["spec.tools[0].config.root"]

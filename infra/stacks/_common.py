@@ -64,6 +64,18 @@ def arn_finding(stack: Stack, construct: Construct, suffix: str) -> str:
     return f"AwsSolutions-IAM5[Resource::<{stack.get_logical_id(cfn)}.Arn>{suffix}]"
 
 
+def arn_region(stack: Stack) -> str:
+    """The region as cdk-nag writes it in a finding on an ARN the stack formats: the literal
+    region when the stack has a concrete environment (``cdk synth`` with a profile, the CLI
+    always gives one), ``<AWS::Region>`` when it is environment-agnostic."""
+    return "<AWS::Region>" if cdk.Token.is_unresolved(stack.region) else stack.region
+
+
+def arn_account(stack: Stack) -> str:
+    """The account as cdk-nag writes it in a finding (see :func:`arn_region`)."""
+    return "<AWS::AccountId>" if cdk.Token.is_unresolved(stack.account) else stack.account
+
+
 def removal(settings: StageSettings) -> RemovalPolicy:
     return RemovalPolicy.RETAIN if settings.retain_data else RemovalPolicy.DESTROY
 

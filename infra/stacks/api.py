@@ -216,7 +216,8 @@ class ApiStack(Stack):
             )
             api_id = self.get_logical_id(self.websocket.node.default_child)
             connections = (
-                "Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+                "Resource::arn:<AWS::Partition>:execute-api:"
+                f"{_common.arn_region(self)}:{_common.arn_account(self)}:"
                 f"<{api_id}>/{self.settings.name}/*/@connections/*"
             )
             _common.suppress(

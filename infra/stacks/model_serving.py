@@ -352,8 +352,9 @@ class ModelServingStack(Stack):
                 "drain hook function logs with AWSLambdaBasicExecutionRole.",
                 "AwsSolutions-IAM5[Resource::*]": "The drain hook lists container instances "
                 "(ecs:ListContainerInstances etc. have no resource-level permissions).",
-                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:<AWS::Region>:"
-                f"<AWS::AccountId>:autoScalingGroup:*:autoScalingGroupName/<{asg_name}>]": "The "
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:autoscaling:"
+                f"{_common.arn_region(self)}:{_common.arn_account(self)}:"
+                f"autoScalingGroup:*:autoScalingGroupName/<{asg_name}>]": "The "
                 "drain hook completes lifecycle actions of this group (its id is generated).",
                 "AwsSolutions-L1": "The drain hook's runtime is chosen by aws-cdk-lib.",
                 "AwsSolutions-AS3": "Scaling events are in the cluster's events and Container "

@@ -1,6 +1,6 @@
 """Typed request and response bodies of the ``/v1`` routes (what ``/openapi.json`` shows).
 
-Field names follow upstream Astromesh's contract (``../shared/API.md``); fields we add are
+Field names follow upstream Astromesh's contract (``docs/api.md``); fields we add are
 marked in their descriptions. Response models allow extra fields so that a field added to
 the run view later reaches callers without a change here.
 """

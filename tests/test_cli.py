@@ -152,3 +152,25 @@ def test_run_the_embedded_model_end_to_end(tmp_path):
     [line] = body["usage"]["by_model"]
     assert (line["provider"], line["model"]) == ("llamacpp", "SmolLM2-135M-Instruct")
     assert line["tokens_in"] > 10 and line["tokens_out"] > 1
+
+
+def test_each_run_is_its_own_conversation_unless_continued(openai_server, tmp_path):
+    agents = tmp_path / "agents"
+    write_agent(agents, model=primary(openai_server.url))
+    openai_server.push(Reply("first"), Reply("second"), Reply("third"))
+    env = {"ASTROMESH_STATE_PATH": str(tmp_path / "state.db")}
+    one = astromesh("run", "helper", "my name is Ada", "--agents", str(agents), "--json", env=env)
+    two = astromesh("run", "helper", "what is my name?", "--agents", str(agents), env=env)
+    assert one.returncode == 0 and two.returncode == 0, two.stderr
+    first = json.loads(one.stdout)["session_id"]
+    assert first.startswith("cli-")
+    # the second run did not see the first one's turns...
+    assert all("Ada" not in str(m) for m in openai_server.requests[1]["messages"])
+    assert f"session {first}" not in two.stderr
+    # ...and --session continues a conversation
+    three = astromesh(
+        "run", "helper", "and now?", "--agents", str(agents), "--session", first, env=env
+    )
+    assert three.returncode == 0, three.stderr
+    assert any("Ada" in str(m) for m in openai_server.requests[2]["messages"])
+    assert f"session {first}" in three.stderr

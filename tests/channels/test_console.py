@@ -3,13 +3,15 @@
 A real uvicorn server on 127.0.0.1 serves the app; the agent answers from a scripted model
 server (a tool call, then a streamed answer) priced by a ProviderConfig, so the console has
 steps, a tool call, usage and a cost to show. The browser is Debian's ``chromium`` driven
-by Playwright (never a browser ``playwright install`` downloads); without it the test fails
-and says what to install.
+by Playwright (never a browser ``playwright install`` downloads). Without it the test is
+skipped, saying what to install, on a developer's machine; in CI (``CI`` set), where
+``.ci/run`` installs it, its absence is a failure.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,11 +40,13 @@ SCREENSHOT = Path("/tmp/astromesh-console.png")
 def chromium_path() -> str:
     found = CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium")
     if not found:
-        pytest.fail(
+        message = (
             "the console test needs Debian's Chromium at /usr/bin/chromium: run"
-            " 'apt-get update && apt-get install -y chromium' (not 'playwright install')",
-            pytrace=False,
+            " 'apt-get update && apt-get install -y chromium' (not 'playwright install')"
         )
+        if os.environ.get("CI"):
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
     return found
 
 

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import secrets
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -95,12 +96,23 @@ def run(
     agent: Annotated[str, typer.Argument(help="Agent name")],
     query: Annotated[str, typer.Argument(help="What to ask")],
     agents_dir: AgentsOption = None,
-    session: Annotated[str, typer.Option("--session", help="Conversation id")] = "default",
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session",
+            help="Conversation id to continue (default: a new conversation, named on stderr)",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object like the REST run response")
     ] = False,
 ) -> None:
-    """Run an agent: stream its answer to stdout, usage to stderr."""
+    """Run an agent: stream its answer to stdout, usage to stderr.
+
+    Each run without ``--session`` is a conversation of its own (two unrelated questions must
+    not see each other's turns); the summary line names it, so ``--session`` can continue it.
+    """
+    session = session or f"cli-{secrets.token_hex(4)}"
     status = asyncio.run(_run(agent, query, agents_dir, session, as_json))
     raise typer.Exit(status)
 
@@ -134,7 +146,7 @@ async def _run(agent: str, query: str, agents_dir: Path | None, session: str, as
         sys.stdout.write("\n")
         usage = result.usage
         err.print(
-            f"[dim]{result.status.value} · run {result.id} · {usage.model} · "
+            f"[dim]{result.status.value} · run {result.id} · session {session} · {usage.model} · "
             f"{usage.tokens_in} in / {usage.tokens_out} out · ${usage.cost:.6f}[/]"
         )
         if result.error:

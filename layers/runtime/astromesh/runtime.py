@@ -61,6 +61,7 @@ POSTGRES_DSN_ENV = "ASTROMESH_POSTGRES_DSN"
 BUDGET_PREFIX_ENV = "ASTROMESH_BUDGET_PREFIX"
 """Key prefix of the shared budget ledger in Redis (default ``astromesh:budget``)."""
 DEFAULT_STATE_PATH = ".astromesh/state.db"
+LAMBDA_WRITABLE = Path("/tmp")
 DEFAULT_RESERVE_OUTPUT = 512
 """Tokens kept free for the answer when the model's ``max_tokens`` is not set."""
 MAX_AGENT_DEPTH = 4
@@ -154,8 +155,7 @@ class AgentRuntime:
             cfg = self.config.runtime.spec.state if self.config.runtime else None
             backend = open_backend(
                 kind,
-                sqlite_path=(cfg and cfg.sqlite_path)
-                or self.env.get(STATE_PATH_ENV, DEFAULT_STATE_PATH),
+                sqlite_path=self.sqlite_path(),
                 redis_url=(cfg and cfg.redis_url) or self.env.get(REDIS_URL_ENV),
                 postgres_dsn=(cfg and cfg.postgres_dsn) or self.env.get(POSTGRES_DSN_ENV),
             )
@@ -382,9 +382,7 @@ class AgentRuntime:
         cfg = self.config.runtime.spec.state if self.config.runtime else None
         return build_semantic_memory(
             config,
-            sqlite_path=Path(
-                (cfg and cfg.sqlite_path) or self.env.get(STATE_PATH_ENV, DEFAULT_STATE_PATH)
-            ).with_name("semantic.db"),
+            sqlite_path=self.sqlite_path().with_name("semantic.db"),
             postgres_dsn=(cfg and cfg.postgres_dsn) or self.env.get(POSTGRES_DSN_ENV),
         )
 
@@ -415,11 +413,19 @@ class AgentRuntime:
     def state_dirs(self) -> list[Path]:
         """Folders holding this runtime's own state (the SQLite databases), which no agent's
         file tool may read."""
+        path = self.sqlite_path()
+        return [(path if path.is_absolute() else Path.cwd() / path).parent]
+
+    def sqlite_path(self) -> Path:
+        """Where the SQLite state lives: the RuntimeConfig's ``sqlite_path``, else
+        ``ASTROMESH_STATE_PATH``, else ``.astromesh/state.db``. In Lambda a relative path is
+        taken from ``/tmp``, the only writable folder (the code folder is read-only, and the
+        shipped ``agents/runtime.yaml`` names a relative path)."""
         cfg = self.config.runtime.spec.state if self.config.runtime else None
         path = Path((cfg and cfg.sqlite_path) or self.env.get(STATE_PATH_ENV, DEFAULT_STATE_PATH))
-        if not path.is_absolute():
-            path = Path.cwd() / path
-        return [path.parent]
+        if not path.is_absolute() and self.env.get("AWS_LAMBDA_FUNCTION_NAME"):
+            return LAMBDA_WRITABLE / path
+        return path
 
     async def create_run(
         self,

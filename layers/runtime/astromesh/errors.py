@@ -100,3 +100,24 @@ class ToolError(AstromeshError):
 
     code = "tool_error"
     status = 500
+
+
+class StateUnavailable(AstromeshError):
+    """A state server (Redis, PostgreSQL) cannot be reached, or dropped the connection.
+
+    Raised by the stores layer in place of the client library's own connection errors, so
+    the REST layer answers ``503`` with ``Retry-After`` and this stable code (the caller may
+    simply retry; nothing was half-written by the failed call) instead of a bare ``500``, and
+    the executor records the run as failed with this reason once a store takes the write.
+    """
+
+    code = "state_unavailable"
+    status = 503
+    retry_after = 2
+    """Seconds a client should wait before retrying: long enough for a restarting server to
+    come back, short enough that an interrupted conversation resumes quickly."""
+
+    def __init__(self, store: str, cause: BaseException) -> None:
+        detail = str(cause).strip() or type(cause).__name__
+        super().__init__(f"the {store} state store is unavailable ({detail}); retry shortly")
+        self.store = store

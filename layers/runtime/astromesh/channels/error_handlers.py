@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from astromesh.channels.errors import InvalidAgent, TooManyRuns, Unauthorized, error_body
-from astromesh.errors import AstromeshError
+from astromesh.errors import AstromeshError, StateUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ async def _astromesh_error(_request: Request, exc: AstromeshError) -> JSONRespon
         headers = {"Retry-After": "1"}
     if isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, StateUnavailable):  # nothing was half-written: retrying is safe
+        headers = {"Retry-After": str(exc.retry_after)}
     if exc.status >= 500 and exc.status != 501:
         logger.error("code=<%s> | %s", exc.code, exc.message)
     return error_response(exc.status, exc.code, exc.message, headers, **extra)

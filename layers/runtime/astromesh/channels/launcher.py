@@ -15,7 +15,7 @@ from typing import Any
 
 from astromesh.agent import Agent
 from astromesh.channels.errors import TooManyRuns
-from astromesh.errors import ConfigurationError, ConflictError
+from astromesh.errors import AstromeshError, ConfigurationError, ConflictError
 from astromesh.executors.stepfunctions.executor import EXPRESS_MAX_SECONDS, StepFunctionsExecutor
 from astromesh.runs.events import EventSink, RunEvent, discard
 from astromesh.runs.state import RunState, RunStatus
@@ -222,14 +222,20 @@ class RunLauncher:
     async def _execute(self, run: RunState, agent: Agent, emit: EventSink) -> RunState:
         try:
             return await self.runtime.execute(run, agent, emit)
-        except Exception:
+        except Exception as exc:
             # The executor settles every run failure itself; what reaches here is the store
-            # failing under it. Tell a listener, and let the caller see the exception.
+            # failing under it. Tell a listener (with the stable code: a client may retry on
+            # ``state_unavailable``), and let the caller see the exception.
             logger.exception("run_id=<%s> | run could not be executed", run.id)
+            known = isinstance(exc, AstromeshError)
             await emit(
                 RunEvent(
                     "error",
-                    {"code": "internal_error", "message": "internal error", "run_id": run.id},
+                    {
+                        "code": exc.code if known else "internal_error",
+                        "message": exc.message if known else "internal error",
+                        "run_id": run.id,
+                    },
                 )
             )
             raise

@@ -7,11 +7,12 @@ fails, the executor reloads, and a cancelled run stops before its next step.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from astromesh import pipeline
 from astromesh.agent import Agent
-from astromesh.errors import AstromeshError, ConflictError
+from astromesh.errors import AstromeshError, ConflictError, StateUnavailable
 from astromesh.executors.base import Executor
 from astromesh.executors.results import RunResults
 from astromesh.orchestration.base import Act, Decision, Fail
@@ -20,6 +21,11 @@ from astromesh.runs.state import RunState, RunStatus
 from astromesh.stores.base import RunStore
 
 logger = logging.getLogger(__name__)
+
+FINAL_SAVE_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0)
+"""Waits between attempts of a run's final write while the store is unavailable (about 8 s
+in all): a restarting Redis or a failing-over PostgreSQL is usually back by then, and the
+run is recorded instead of lost. Longer would hold the caller's request open too long."""
 
 
 class RunCancelled(Exception):
@@ -88,9 +94,29 @@ class LocalExecutor(Executor):
         except Exception as exc:
             logger.exception("run_id=<%s> | run failed unexpectedly", run.id)
             decision = Fail(f"internal error: {type(exc).__name__}", code="internal_error")
-        await pipeline.finalize(run, agent, decision, emit)
-        await self._save_final(run)
+        try:
+            await pipeline.finalize(run, agent, decision, emit)
+        except StateUnavailable as exc:
+            # The answer could not be remembered (history or episodes are in the lost store):
+            # the run is recorded as failed for that reason rather than left running.
+            logger.warning("run_id=<%s> | finalize failed: %s", run.id, exc.message)
+            await pipeline.finalize(run, agent, Fail(exc.message, code=exc.code), emit)
+        await self._save_final_retrying(run)
         return run
+
+    async def _save_final_retrying(self, run: RunState) -> None:
+        """The final write, retried while the store is unavailable (see
+        :data:`FINAL_SAVE_DELAYS`); the last failure is raised."""
+        for delay in (*FINAL_SAVE_DELAYS, None):
+            try:
+                await self._save_final(run)
+                return
+            except StateUnavailable as exc:
+                if delay is None:
+                    logger.error("run_id=<%s> | final state not written: %s", run.id, exc.message)
+                    raise
+                logger.warning("run_id=<%s> | final write failed, retrying: %s", run.id, exc)
+                await asyncio.sleep(delay)
 
     async def _checkpoint(self, run: RunState) -> None:
         try:

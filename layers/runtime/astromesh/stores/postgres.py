@@ -27,6 +27,7 @@ from astromesh.stores._common import (
     saved_copy,
 )
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
+from astromesh.stores.faults import translate_faults
 from astromesh.stores.migrations import migrate_postgres
 from astromesh.stores.postgres_connect import PostgresConnector
 
@@ -39,6 +40,7 @@ __all__ = ["PostgresBackend", "PostgresHistoryStore", "PostgresRunStore"]
 logger = logging.getLogger(__name__)
 
 
+@translate_faults("postgresql")
 class PostgresBackend(StateBackend):
     """Runs and history in PostgreSQL tables (``runs``, ``messages``), JSONB documents.
 
@@ -145,6 +147,7 @@ def _values(run: RunState) -> tuple[Any, ...]:
     )
 
 
+@translate_faults("postgresql")
 class PostgresRunStore(RunStore):
     """Run documents in ``runs``; CAS via ``UPDATE ... WHERE id = %s AND version = %s``."""
 
@@ -224,6 +227,7 @@ class PostgresRunStore(RunStore):
         return {call_id: ActionResult.model_validate_json(doc) for call_id, doc in rows}
 
 
+@translate_faults("postgresql")
 class PostgresHistoryStore(HistoryStore):
     """Messages in ``messages``, ordered by their identity column."""
 

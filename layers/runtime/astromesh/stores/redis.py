@@ -32,6 +32,8 @@ from astromesh.stores._common import (
     saved_copy,
 )
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
+from astromesh.stores.faults import translate_faults
+from astromesh.stores.redis_client import connect
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
@@ -99,7 +101,7 @@ class RedisBackend(StateBackend):
         self.prefix = prefix
         self.ttl_seconds = ttl_seconds or 0
         # The client connects on first command, so building a backend costs nothing.
-        self.client: aioredis.Redis = aioredis.from_url(url, decode_responses=True)
+        self.client: aioredis.Redis = connect(url, decode_responses=True)
         self.runs = RedisRunStore(self)
         self.history = RedisHistoryStore(self)
 
@@ -112,6 +114,7 @@ class RedisBackend(StateBackend):
         await self.client.aclose()
 
 
+@translate_faults("redis")
 class RedisRunStore(RunStore):
     """Run documents as JSON strings; CAS and index maintenance in Lua."""
 
@@ -230,6 +233,7 @@ class RedisRunStore(RunStore):
         }
 
 
+@translate_faults("redis")
 class RedisHistoryStore(HistoryStore):
     """Each session's messages as one Redis list, oldest first."""
 

@@ -5,15 +5,30 @@ Redis keeps run documents for ``ttl_seconds``; a run read after it expired there
 from PostgreSQL. Only terminal states are copied (a run is written to the durable tier once
 or twice, not at every step), so the per-step cost stays one Redis round trip. History stays
 in the hot tier (the conversation window, with its TTL).
+
+When the hot tier fails, a run is still not lost: a terminal state that Redis cannot take
+(down, or restarted empty so the run is unknown there) is written to PostgreSQL alone, and a
+running run that a restarted-empty Redis no longer knows is put back there. Reads prefer the
+durable copy of a run whose hot copy looks stale (still running, not written for
+:data:`STALE_AFTER_SECONDS`): that is the copy the hot tier missed.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
-from astromesh.errors import ConflictError, NotFoundError
-from astromesh.runs.state import ActionResult, RunState
+from astromesh.errors import ConflictError, NotFoundError, StateUnavailable
+from astromesh.runs.state import ActionResult, RunState, utcnow
+from astromesh.stores._common import adopt, as_utc, saved_copy
 from astromesh.stores.base import RunStore, StateBackend
+
+logger = logging.getLogger(__name__)
+
+STALE_AFTER_SECONDS = 10.0
+"""A running run whose hot copy was not written for this long is also looked up in the
+durable tier on reads. Any value is correct (the durable tier only ever holds a run's final
+state); it only bounds how often a read of a running run costs a PostgreSQL query."""
 
 
 class TieredRunStore(RunStore):
@@ -28,12 +43,37 @@ class TieredRunStore(RunStore):
 
     async def get(self, run_id: str) -> RunState:
         try:
-            return await self.hot.get(run_id)
-        except NotFoundError:
+            run = await self.hot.get(run_id)
+        except (NotFoundError, StateUnavailable):
             return await self.durable.get(run_id)
+        if run.status.is_terminal or not _stale(run):
+            return run
+        try:
+            return await self.durable.get(run_id)  # finished while the hot tier missed it
+        except NotFoundError:
+            return run
 
     async def save(self, run: RunState) -> RunState:
-        saved = await self.hot.save(run)
+        try:
+            saved = await self.hot.save(run)
+        except (StateUnavailable, NotFoundError) as exc:
+            if run.status.is_terminal:
+                # The final state is what must survive: PostgreSQL alone takes it.
+                logger.warning(
+                    "run_id=<%s>, status=<%s> | hot tier did not take the final state (%s);"
+                    " writing it durably only",
+                    run.id,
+                    run.status.value,
+                    exc.message,
+                )
+                written = saved_copy(run)
+                await self._keep(written)
+                return adopt(run, written)
+            if isinstance(exc, StateUnavailable):
+                raise
+            # Redis restarted empty under a running run: put the run back and go on.
+            logger.warning("run_id=<%s> | hot tier lost a running run; restoring it", run.id)
+            return await self.hot.create(run)  # the caller's run is now at version 1
         if saved.status.is_terminal:
             await self._keep(saved)
         return saved
@@ -56,7 +96,8 @@ class TieredRunStore(RunStore):
             for run in await self.durable.list_runs(agent=agent, session_id=session_id, limit=limit)
         }
         for run in await self.hot.list_runs(agent=agent, session_id=session_id, limit=limit):
-            found[run.id] = run  # the hot copy is the newer one
+            if run.id not in found or run.status.is_terminal:
+                found[run.id] = run  # the hot copy is the newer one, unless it missed the end
         return sorted(found.values(), key=lambda r: r.created_at, reverse=True)[:limit]
 
     async def put_result(self, run_id: str, result: ActionResult) -> None:
@@ -87,3 +128,7 @@ class TieredBackend(StateBackend):
     async def close(self) -> None:
         await self.hot_backend.close()
         await self.durable_backend.close()
+
+
+def _stale(run: RunState) -> bool:
+    return (utcnow() - as_utc(run.updated_at)).total_seconds() > STALE_AFTER_SECONDS

@@ -144,11 +144,11 @@ class RedisRegistry(ConnectionRegistry):
     """Connections shared by every instance using the same Redis and ``prefix``."""
 
     def __init__(self, url: str, *, prefix: str, ttl_seconds: int = DEFAULT_TTL_SECONDS) -> None:
-        import redis.asyncio as aioredis
+        from astromesh.stores.redis_client import connect  # the redis extra; only when configured
 
         super().__init__(ttl_seconds)
         self.prefix = prefix
-        self._client: Any = aioredis.Redis.from_url(url)
+        self._client: Any = connect(url)
         self._release = self._client.register_script(_RELEASE_LUA)
 
     def _key(self, connection_id: str) -> str:

@@ -1,0 +1,69 @@
+"""Connection failures of the state servers, mapped once to :class:`StateUnavailable`.
+
+Redis and PostgreSQL each raise their own connection errors (``redis.ConnectionError``,
+``redis.TimeoutError``, ``psycopg.OperationalError``, ``psycopg_pool.PoolTimeout``, a bare
+``OSError`` from the socket). Left alone they reach the REST layer as a ``500`` with no hint
+that retrying would work; every store method of the network backends is wrapped here instead,
+so everything above the stores (executor, channels, error handlers) knows one class.
+
+Only *connection* faults are translated: a failed query (a constraint, bad SQL, a Lua error)
+is a bug or a conflict and keeps its own exception.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from astromesh.errors import StateUnavailable
+
+__all__ = ["connection_faults", "translate_faults"]
+
+T = TypeVar("T")
+
+
+@functools.cache
+def connection_faults() -> tuple[type[BaseException], ...]:
+    """The exception classes that mean "the server is not there" (the installed extras' ones)."""
+    found: list[type[BaseException]] = [ConnectionError, TimeoutError]
+    try:
+        from redis import exceptions as redis_exc
+
+        found += [redis_exc.ConnectionError, redis_exc.TimeoutError]
+    except ImportError:  # the redis extra is not installed
+        pass
+    try:
+        import psycopg
+
+        found.append(psycopg.OperationalError)  # PoolTimeout is one too
+    except ImportError:  # the postgres extra is not installed
+        pass
+    return tuple(found)
+
+
+def _wrap(store: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(method)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(*args, **kwargs)
+        except StateUnavailable:
+            raise
+        except connection_faults() as exc:
+            raise StateUnavailable(store, exc) from exc
+
+    return wrapper
+
+
+def translate_faults(store: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: every public coroutine method defined on the class raises
+    :class:`StateUnavailable` (naming ``store``) for a connection fault."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.iscoroutinefunction(member):
+                setattr(cls, name, _wrap(store, member))
+        return cls
+
+    return decorate

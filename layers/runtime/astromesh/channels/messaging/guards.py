@@ -22,15 +22,31 @@ write both back interleaved.
 Without Redis (the local server, a single process) all three fall back to memory: correct
 within the process, not shared across processes, and forgotten on restart. Lambda functions
 must set ``ASTROMESH_REDIS_URL``.
+
+Where the runtime's state is in PostgreSQL (the ``postgres`` backend, or Redis tiered over
+PostgreSQL), claims are taken there instead (:class:`DurableClaims`, the ``message_claims``
+table): a Redis that restarts empty forgets its ``seen`` keys, and Meta's redelivery of a
+message answered before the restart would be answered again. A claim is one
+``INSERT ... ON CONFLICT`` (atomic like ``SET NX``), so it costs one round trip either way.
+Rate windows and turns stay in Redis: losing them on a restart costs nothing lasting.
 """
 
 from __future__ import annotations
 
+import logging
+import random
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from astromesh.errors import StateUnavailable
+from astromesh.stores.base import StateBackend
+from astromesh.stores.faults import translate_faults
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CLAIM_TTL_SECONDS = 7 * 24 * 3600
 """How long a message id is remembered: Meta retries an unacknowledged delivery for up to
@@ -147,14 +163,22 @@ class MemoryGuards(Guards):
             del self._leases[key]
 
 
+@translate_faults("redis")
 class RedisGuards(Guards):
-    """Guards shared by every process using the same Redis and ``prefix``."""
+    """Guards shared by every process using the same Redis and ``prefix``.
+
+    Its client retries connection errors and health-checks idle connections
+    (:func:`~astromesh.stores.redis_client.connect`), so a Redis restart does not fail the
+    first command of each pooled connection; a Redis that stays down raises
+    :class:`~astromesh.errors.StateUnavailable` (the webhook answers ``503``, and the
+    platform redelivers).
+    """
 
     def __init__(self, url: str, *, prefix: str) -> None:
-        import redis.asyncio as aioredis  # the redis extra; only when configured
+        from astromesh.stores.redis_client import connect  # the redis extra; only when configured
 
         self.prefix = prefix
-        self._client: Any = aioredis.Redis.from_url(url)
+        self._client: Any = connect(url)
         self._window = self._client.register_script(_WINDOW_LUA)
         self._unlease = self._client.register_script(_UNLEASE_LUA)
 
@@ -186,6 +210,106 @@ class RedisGuards(Guards):
         await self._client.aclose()
 
 
-def open_guards(redis_url: str | None, *, prefix: str) -> Guards:
-    """Redis guards when a URL is configured, memory ones otherwise."""
-    return RedisGuards(redis_url, prefix=prefix) if redis_url else MemoryGuards()
+StateSource = Callable[[], Awaitable[StateBackend]]
+"""How durable claims find the runtime's state backend (``AgentRuntime.state``): asked on
+first use, so building the guards opens nothing."""
+
+_CLAIM_SQL = (
+    "INSERT INTO message_claims (claim_key, expires_at)"
+    " VALUES (%s, now() + make_interval(secs => %s))"
+    " ON CONFLICT (claim_key) DO UPDATE"
+    " SET claimed_at = now(), expires_at = EXCLUDED.expires_at"
+    " WHERE message_claims.expires_at <= now()"
+    " RETURNING claim_key"
+)
+_NO_LEASE = "-"
+"""The token of a turn taken while Redis was down (nothing to give back)."""
+_PURGE_EVERY = 500
+"""On average one claim in this many also deletes expired rows, keeping the table to about
+a week of message ids without a scheduled job."""
+
+
+def postgres_of(backend: StateBackend) -> Any | None:
+    """The PostgreSQL backend holding ``backend``'s runs (itself, or a tiered one's durable
+    tier), or ``None`` when the state is not in PostgreSQL."""
+    candidate = getattr(backend, "durable_backend", backend)
+    return candidate if hasattr(candidate, "execute_count") and hasattr(candidate, "dsn") else None
+
+
+class DurableClaims(Guards):
+    """``inner``'s guards, with claims kept in PostgreSQL when the state is there.
+
+    A claim row is written before the platform's ``200``, so a message acknowledged once is
+    claimed durably whatever happens to Redis afterwards. PostgreSQL down answers ``503``
+    (:class:`~astromesh.errors.StateUnavailable`) before the acknowledgement: the platform
+    redelivers later, nothing is lost.
+    """
+
+    def __init__(self, inner: Guards, state: StateSource, *, prefix: str) -> None:
+        self.inner = inner
+        self.prefix = prefix
+        self._state = state
+        self._postgres: Any | None = None
+        self._resolved = False
+
+    async def _pg(self) -> Any | None:
+        if not self._resolved:
+            self._postgres = postgres_of(await self._state())
+            self._resolved = True
+        return self._postgres
+
+    async def claim(self, key: str, ttl_seconds: int = DEFAULT_CLAIM_TTL_SECONDS) -> bool:
+        pg = await self._pg()
+        if pg is None:
+            return await self.inner.claim(key, ttl_seconds)
+        rows = await pg.execute(_CLAIM_SQL, (f"{self.prefix}:{key}", ttl_seconds))
+        if random.random() < 1 / _PURGE_EVERY:  # a sampling rate, not a secret
+            await pg.execute("DELETE FROM message_claims WHERE expires_at < now()")
+        return bool(rows)
+
+    async def release(self, key: str) -> None:
+        pg = await self._pg()
+        if pg is None:
+            await self.inner.release(key)
+            return
+        await pg.execute(
+            "DELETE FROM message_claims WHERE claim_key = %s", (f"{self.prefix}:{key}",)
+        )
+
+    # Rate windows and turns fail open while Redis is down: the claim (durable, above) has
+    # already been taken, and failing now would leave a claimed message that nobody answers.
+    # For the outage a sender is not rate-limited and two of their messages may run at once.
+
+    async def hit(self, key: str, *, window_seconds: float, max_messages: int) -> RateVerdict:
+        try:
+            return await self.inner.hit(
+                key, window_seconds=window_seconds, max_messages=max_messages
+            )
+        except StateUnavailable as exc:
+            logger.warning("key=<%s> | rate limit not checked: %s", key, exc.message)
+            return RateVerdict(True)
+
+    async def lease(self, key: str, ttl_seconds: float) -> str | None:
+        try:
+            return await self.inner.lease(key, ttl_seconds)
+        except StateUnavailable as exc:
+            logger.warning("key=<%s> | turn not taken, answering anyway: %s", key, exc.message)
+            return _NO_LEASE
+
+    async def unlease(self, key: str, token: str) -> None:
+        if token == _NO_LEASE:
+            return
+        try:
+            await self.inner.unlease(key, token)
+        except StateUnavailable as exc:  # the lease expires by itself
+            logger.warning("key=<%s> | turn not given back: %s", key, exc.message)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()  # the state backend belongs to the runtime
+
+
+def open_guards(redis_url: str | None, *, prefix: str, state: StateSource | None = None) -> Guards:
+    """Redis guards when a URL is configured, memory ones otherwise; with ``state`` (the
+    runtime's backend), claims are durable in PostgreSQL when that backend is there."""
+    inner: Guards = RedisGuards(redis_url, prefix=prefix) if redis_url else MemoryGuards()
+    return DurableClaims(inner, state, prefix=prefix) if state is not None else inner

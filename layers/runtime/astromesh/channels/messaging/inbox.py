@@ -171,7 +171,11 @@ class ChannelHub:
         runtime = services.runtime
         env = runtime.env if env is None else env
         config = load_channels(env, runtime.agents_dir if runtime.agents_dir.is_dir() else None)
-        guards = open_guards(env.get(REDIS_URL_ENV), prefix=env.get(PREFIX_ENV) or DEFAULT_PREFIX)
+        guards = open_guards(
+            env.get(REDIS_URL_ENV),
+            prefix=env.get(PREFIX_ENV) or DEFAULT_PREFIX,
+            state=runtime.state,  # claims are durable where the state is in PostgreSQL
+        )
         return cls(services, config, guards, httpx.AsyncClient(timeout=httpx.Timeout(15.0)))
 
     def inbox(self, channel: str) -> Inbox:

@@ -1,0 +1,273 @@
+"""State faults are visible, bounded and lossless: Redis killed and restarted mid-traffic.
+
+Each test starts its own Redis on a free port (the machine's Redis is never touched) and
+uses a real PostgreSQL schema, with the state backend ``redis`` tiered over PostgreSQL. It
+kills Redis while REST runs and WhatsApp deliveries (with replays) are in flight, restarts it
+(empty, as a Redis without persistence does), and then accounts for everything: every run
+that was answered with an id is stored with a final status (succeeded, or failed with a
+reason), every 5xx is ``503 state_unavailable`` with ``Retry-After`` (never a ``500``), every
+accepted message got exactly one reply, and no replay was answered again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from astromesh.channels import ServerSettings, create_app
+from astromesh.channels.messaging.inbox import FAILURE_NOTICE
+from astromesh.runtime import AgentRuntime
+from tests.support.agents import primary, write_agent
+from tests.support.messaging import (
+    PlatformServer,
+    signed,
+    wa_text,
+    whatsapp_delivery,
+    whatsapp_env,
+)
+from tests.support.model_servers import Reply, ScriptedOpenAIServer
+
+WEBHOOK = "/v1/channels/whatsapp/webhook"
+RUN = "/v1/agents/helper/run"
+
+
+class OwnRedis:
+    """A ``redis-server`` subprocess on a free port, without persistence: a restart is empty."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed", pytrace=False)
+        self.binary = binary
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                *(self.binary, "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
+                    conn.sendall(b"PING\r\n")
+                    if conn.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.02)
+        raise AssertionError("the test's redis-server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    server = OwnRedis()
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def graph() -> Iterator[PlatformServer]:
+    with PlatformServer() as server:
+        yield server
+
+
+@pytest.fixture
+def model() -> Iterator[ScriptedOpenAIServer]:
+    with ScriptedOpenAIServer() as server:
+        yield server
+
+
+@pytest.fixture
+async def app(
+    tmp_path: Path,
+    own_redis: OwnRedis,
+    postgres_schema: str,
+    graph: PlatformServer,
+    model: ScriptedOpenAIServer,
+) -> AsyncIterator[FastAPI]:
+    """The local app over Redis (the test's own) tiered on PostgreSQL, WhatsApp configured."""
+    agents = tmp_path / "agents"
+    write_agent(agents, model=primary(model.url))
+    env = whatsapp_env(graph.url) | {
+        "ASTROMESH_STATE_BACKEND": "redis",
+        "ASTROMESH_REDIS_URL": own_redis.url,
+        "ASTROMESH_POSTGRES_DSN": postgres_schema,
+    }
+    runtime = AgentRuntime(agents, env=env)
+    application = create_app(runtime, ServerSettings(max_inflight_runs=200))
+    await runtime.state()  # open (and migrate) while both servers are up
+    yield application
+    await application.state.services.aclose()
+    await runtime.close()
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=60
+    ) as http:
+        yield http
+
+
+def assert_unavailable(response: httpx.Response) -> None:
+    """A store fault as the API answers it: 503, Retry-After, the stable code."""
+    assert response.status_code == 503, response.text
+    assert response.headers.get("retry-after", "").isdigit(), response.headers
+    assert response.json()["error"]["code"] == "state_unavailable"
+
+
+async def run(client: httpx.AsyncClient, query: str) -> httpx.Response:
+    return await client.post(RUN, json={"query": query, "session_id": query})
+
+
+async def deliver(client: httpx.AsyncClient, message_id: str, text: str) -> httpx.Response:
+    body, headers = signed(whatsapp_delivery(wa_text(text, message_id=message_id, sender=text)))
+    return await client.post(WEBHOOK, content=body, headers=headers)
+
+
+async def drain(app: FastAPI) -> None:
+    await app.state.channel_hub.drain(timeout=60)
+
+
+async def stored(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/runs/{run_id}")
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def test_runs_across_a_redis_kill_are_503_or_recorded_never_500(
+    app: FastAPI, client: httpx.AsyncClient, own_redis: OwnRedis, model: ScriptedOpenAIServer
+) -> None:
+    # 15 runs in flight (the model takes 1 s) when Redis dies.
+    model.push(*(Reply(f"answer {i}", delay=1.0) for i in range(15)))
+    in_flight = [asyncio.create_task(run(client, f"inflight-{i}")) for i in range(15)]
+    deadline = time.monotonic() + 10
+    while len(model.requests) < 15 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # every run is created and waiting on the model
+    own_redis.kill()
+
+    # During the outage: every new run is refused quickly, as 503 + Retry-After.
+    started = time.monotonic()
+    during = await asyncio.gather(*(run(client, f"outage-{i}") for i in range(10)))
+    elapsed = time.monotonic() - started
+    for response in during:
+        assert_unavailable(response)
+    assert elapsed < 5, f"10 refused runs took {elapsed:.1f}s"
+
+    first = await asyncio.gather(*in_flight)
+    statuses = Counter(r.status_code for r in first)
+    assert set(statuses) <= {200, 503}, statuses  # never a bare 500
+    for response in first:
+        if response.status_code == 503:
+            assert_unavailable(response)
+
+    own_redis.start()  # empty: the hot copies of the runs are gone
+    # Every run answered with an id is stored durably with its final status and a reason.
+    answered = [r.json() for r in first if r.status_code == 200]
+    assert answered, "the runs in flight should have been answered with their run id"
+    for body in answered:
+        record = await stored(client, body["run_id"])
+        assert record["status"] in {"succeeded", "failed"}, record
+        if record["status"] == "failed":
+            assert record["error"], record  # failed with the reason
+    # No run anywhere is left "running": the store holds exactly the answered ones, ended.
+    state = await app.state.services.runtime.state()
+    runs = await state.runs.list_runs(agent="helper", limit=100)
+    assert {r.id for r in runs} == {b["run_id"] for b in answered}
+    assert all(r.status.is_terminal for r in runs), [(r.id, r.status) for r in runs]
+
+    # After the restart the pooled connections are stale: new runs still all succeed.
+    model.push(*(Reply(f"after {i}") for i in range(10)))
+    after = await asyncio.gather(*(run(client, f"after-{i}") for i in range(10)))
+    assert [r.status_code for r in after] == [200] * 10, [r.text for r in after]
+    assert {r.json()["status"] for r in after} == {"succeeded"}
+
+
+async def test_messages_across_a_redis_restart_are_answered_once(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    own_redis: OwnRedis,
+    model: ScriptedOpenAIServer,
+    graph: PlatformServer,
+) -> None:
+    # Ten messages, each delivered three times at once, answered before anything fails.
+    model.push(*(Reply("answered") for _ in range(10)))
+    first = await asyncio.gather(
+        *(deliver(client, f"wamid.m{i}", f"m{i}") for i in range(10) for _ in range(3))
+    )
+    assert {r.status_code for r in first} == {200}
+    assert sum(r.json()["accepted"] for r in first) == 10
+    await drain(app)
+
+    # Five more are being answered (a slow model) when Redis dies.
+    model.push(*(Reply("answered", delay=1.0) for _ in range(5)))
+    flying = await asyncio.gather(*(deliver(client, f"wamid.f{i}", f"f{i}") for i in range(5)))
+    assert sum(r.json()["accepted"] for r in flying) == 5
+    deadline = time.monotonic() + 10
+    while len(model.requests) < 15 and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+    own_redis.kill()
+    during = await asyncio.gather(*(deliver(client, f"wamid.d{i}", f"d{i}") for i in range(4)))
+    await drain(app)  # the flying ones end while Redis is down
+
+    # Redis comes back empty: the claims it held are gone, PostgreSQL's are not.
+    own_redis.start()
+    model.push(*(Reply("answered") for _ in range(14)))
+    replays = await asyncio.gather(
+        *(deliver(client, f"wamid.{p}{i}", f"{p}{i}") for p in "mf" for i in range(5))
+    )
+    fresh = await asyncio.gather(*(deliver(client, f"wamid.n{i}", f"n{i}") for i in range(10)))
+    await drain(app)
+
+    for response in during:  # claimed durably and acknowledged, or refused for redelivery
+        assert response.status_code in {200, 503}, response.text
+        if response.status_code == 503:
+            assert_unavailable(response)
+    assert [r.status_code for r in replays] == [200] * 10
+    assert sum(r.json()["accepted"] for r in replays) == 0, "a replay was answered again"
+    assert [r.status_code for r in fresh] == [200] * 10, [r.text for r in fresh]
+    assert sum(r.json()["accepted"] for r in fresh) == 10
+
+    # Accounting: every acknowledged message got exactly one reply (the answer, or the
+    # apology for those whose run the outage ended), and nothing else was sent.
+    accepted = {f"m{i}" for i in range(10)} | {f"f{i}" for i in range(5)}
+    accepted |= {f"n{i}" for i in range(10)}
+    accepted |= {f"d{i}" for i, r in enumerate(during) if r.status_code == 200}
+    graph.wait_for(len(accepted), timeout=20)
+    await asyncio.sleep(0.3)  # nothing more is on its way
+    recipients = Counter(post.body["to"] for post in graph.posts)
+    assert set(recipients) == accepted, recipients
+    assert all(count == 1 for count in recipients.values()), recipients
+    replied = {post.body["to"]: post.text for post in graph.posts}
+    assert {replied[f"m{i}"] for i in range(10)} == {"answered"}
+    assert {replied[f"n{i}"] for i in range(10)} == {"answered"}  # no stale connection lost one
+    assert {replied[f"f{i}"] for i in range(5)} <= {"answered", FAILURE_NOTICE}

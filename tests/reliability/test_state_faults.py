@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from astromesh.channels import ServerSettings, create_app
 from astromesh.channels.messaging.inbox import FAILURE_NOTICE
 from astromesh.runtime import AgentRuntime
+from astromesh.stores.base import SessionKey
 from tests.support.agents import primary, write_agent
 from tests.support.messaging import (
     PlatformServer,
@@ -271,3 +272,36 @@ async def test_messages_across_a_redis_restart_are_answered_once(
     assert {replied[f"m{i}"] for i in range(10)} == {"answered"}
     assert {replied[f"n{i}"] for i in range(10)} == {"answered"}  # no stale connection lost one
     assert {replied[f"f{i}"] for i in range(5)} <= {"answered", FAILURE_NOTICE}
+
+
+async def test_every_redis_client_reports_a_dead_redis_as_state_unavailable(
+    closed_port_url: str,
+) -> None:
+    """The one exception class the API turns into 503, from every store built on Redis,
+    within a second (retries are bounded)."""
+    from astromesh.channels.messaging.guards import RedisGuards
+    from astromesh.errors import StateUnavailable
+    from astromesh.guardrails.ledger import RedisBudgetLedger
+    from astromesh.stores.redis import RedisBackend
+
+    url = closed_port_url.replace("http://", "redis://")
+    backend = RedisBackend(url)
+    guards = RedisGuards(url, prefix="t")
+    ledger = RedisBudgetLedger(url)
+    calls = [
+        backend.runs.get("run_x"),
+        backend.history.read(SessionKey("a", "s")),
+        guards.claim("k"),
+        ledger.spent("k"),
+    ]
+    try:
+        for call in calls:
+            started = time.monotonic()
+            with pytest.raises(StateUnavailable) as caught:
+                await call
+            assert caught.value.code == "state_unavailable" and caught.value.status == 503
+            assert time.monotonic() - started < 1.5
+    finally:
+        await backend.close()
+        await guards.aclose()
+        await ledger.aclose()

@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+from astromesh.stores.faults import translate_faults
 from astromesh.stores.redis_client import LoopBoundRedis
 
 if TYPE_CHECKING:
@@ -267,6 +268,7 @@ return 1
 """
 
 
+@translate_faults("redis", also=("_reserve", "_add"))
 class RedisBudgetLedger(BudgetLedger):
     """The ledger every process shares: one hash per budget under ``{prefix}:``, expiring at
     the end of its UTC day; reserve and settle are Lua scripts, so concurrent runs in any

@@ -56,13 +56,15 @@ def _wrap(store: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Aw
     return wrapper
 
 
-def translate_faults(store: str) -> Callable[[type[T]], type[T]]:
-    """Class decorator: every public coroutine method defined on the class raises
+def translate_faults(store: str, *, also: tuple[str, ...] = ()) -> Callable[[type[T]], type[T]]:
+    """Class decorator: every public coroutine method defined on the class (and the private
+    ones named in ``also``, where a base class's public method calls them) raises
     :class:`StateUnavailable` (naming ``store``) for a connection fault."""
 
     def decorate(cls: type[T]) -> type[T]:
         for name, member in list(vars(cls).items()):
-            if not name.startswith("_") and inspect.iscoroutinefunction(member):
+            wanted = not name.startswith("_") or name in also
+            if wanted and inspect.iscoroutinefunction(member):
                 setattr(cls, name, _wrap(store, member))
         return cls
 

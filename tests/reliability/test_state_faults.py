@@ -305,3 +305,13 @@ async def test_every_redis_client_reports_a_dead_redis_as_state_unavailable(
         await backend.close()
         await guards.aclose()
         await ledger.aclose()
+
+
+async def test_while_redis_is_down_ended_runs_are_read_durably_and_others_are_503(
+    app: FastAPI, client: httpx.AsyncClient, own_redis: OwnRedis, model: ScriptedOpenAIServer
+) -> None:
+    model.push(Reply("done"))
+    ended = (await run(client, "ended")).json()
+    own_redis.kill()
+    assert (await stored(client, ended["run_id"]))["status"] == "succeeded"
+    assert_unavailable(await client.get("/v1/runs/run_unknown_while_down"))

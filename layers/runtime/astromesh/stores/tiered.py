@@ -44,8 +44,13 @@ class TieredRunStore(RunStore):
     async def get(self, run_id: str) -> RunState:
         try:
             run = await self.hot.get(run_id)
-        except (NotFoundError, StateUnavailable):
+        except NotFoundError:
             return await self.durable.get(run_id)
+        except StateUnavailable as down:
+            try:
+                return await self.durable.get(run_id)  # ended runs are readable meanwhile
+            except NotFoundError:
+                raise down from None  # a running run may exist: not a 404
         if run.status.is_terminal or not _stale(run):
             return run
         try:

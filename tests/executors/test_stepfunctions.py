@@ -4,12 +4,16 @@ sizes with a long conversation, the Retry of transient provider failures, the Ca
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
+from collections.abc import AsyncIterator
 
+from astromesh.agent import Agent
 from astromesh.executors.stepfunctions import StepFunctionsExecutor
 from astromesh.runs.events import RunEvent
 from astromesh.runs.state import RunState, RunStatus
+from astromesh.runtime import AgentRuntime
 from tests.support.agents import primary, python_tool, write_agent
 from tests.support.executors import Side, run_locally, run_on_step_functions
 from tests.support.model_servers import Reply
@@ -23,6 +27,16 @@ from tests.support.stepfunctions import (
 
 ADD = python_tool("add", "add")
 BIG = {"name": "big_text", "type": "python", "handler": "tests.support.loop_tools:big_text"}
+
+
+@contextlib.asynccontextmanager
+async def built_agent(side: Side, name: str = "helper") -> AsyncIterator[Agent]:
+    """The agent as the submitting process builds it from the side's documents."""
+    runtime = AgentRuntime(side.agents_dir, env={}, state=side.state)
+    try:
+        yield await runtime.get(name)
+    finally:
+        await runtime.close()
 
 
 def new_run(query: str = "What is 2 + 3?") -> RunState:
@@ -41,7 +55,8 @@ async def test_a_synchronous_run_on_the_express_machine(aws_side: Side, step_fun
     async def record(event: RunEvent) -> None:
         events.append(event)
 
-    run = await executor.submit(new_run(), wait=True, emit=record)
+    async with built_agent(aws_side) as agent:
+        run = await executor.submit(new_run(), agent, wait=True, emit=record)
 
     assert run.status is RunStatus.SUCCEEDED and run.answer == "5"
     assert (await executor.get(run.id)).model_dump() == run.model_dump()
@@ -57,7 +72,8 @@ async def test_an_asynchronous_run_on_the_standard_machine(aws_side: Side, step_
         aws_side.state.runs, standard_arn=step_functions.standard_arn, region="us-east-1"
     )
 
-    started = await executor.submit(new_run(), wait=False)
+    async with built_agent(aws_side) as agent:
+        started = await executor.submit(new_run(), agent, wait=False)
 
     assert started.status is RunStatus.RUNNING and started.version == 1
     run = await _until_finished(executor, started.id)
@@ -79,7 +95,8 @@ async def test_an_execution_that_cannot_finalize_still_ends_the_run(
         aws_side.state.runs, express_arn=step_functions.express_arn, client=step_functions.client
     )
 
-    run = await executor.submit(RunState(agent="helper", query="boo"), wait=True)
+    async with built_agent(aws_side) as agent:
+        run = await executor.submit(RunState(agent="helper", query="boo"), agent, wait=True)
 
     assert run.status is RunStatus.FAILED
     assert run.error.startswith("execution failed: ")
@@ -93,11 +110,7 @@ async def test_a_run_of_an_unknown_agent_ends_inside_the_machine(aws_side: Side,
     """No such agent where the functions look: prepare stores the failure, finalize ends the
     run with it; no task fails."""
     aws_side.write_agent(tools=[ADD])
-    executor = StepFunctionsExecutor(
-        aws_side.state.runs, express_arn=step_functions.express_arn, client=step_functions.client
-    )
-
-    run = await executor.submit(RunState(agent="ghost", query="boo"), wait=True)
+    run = await run_on_step_functions(aws_side, step_functions, "boo", agent="ghost")
 
     assert run.status is RunStatus.FAILED
     assert "ghost" in run.error and run.steps[-1].data["code"] == "not_found"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,11 +47,27 @@ async def run_locally(side: Side, query: str, agent: str = "helper", **kwargs: A
 async def run_on_step_functions(
     side: Side, sfn: LocalStepFunctions, query: str, agent: str = "helper", **fields: Any
 ) -> RunState:
+    """Submit a run as an API process would: it builds the agent from its own documents
+    (the side's folder) to screen the input, then the machine's functions run it.
+
+    An agent the side's folder does not define is built from a folder of its own: the
+    submitting process knows it, the functions do not (documents out of step between
+    deployments), which is what the tests of a missing agent exercise."""
     executor = StepFunctionsExecutor(
         side.state.runs, express_arn=sfn.express_arn, client=sfn.client
     )
-    run = RunState(agent=agent, namespace="tests", query=query, **fields)
-    return await executor.submit(run, wait=True)
+    with tempfile.TemporaryDirectory() as elsewhere:
+        folder = side.agents_dir
+        if not (folder / f"{agent}.agent.yaml").exists():
+            folder = Path(elsewhere)
+            write_agent(folder, agent, model=primary(side.server.url))
+        runtime = AgentRuntime(folder, env={}, state=side.state)
+        try:
+            built = await runtime.get(agent)
+            run = RunState(agent=agent, namespace="tests", query=query, **fields)
+            return await executor.submit(run, built, wait=True)
+        finally:
+            await runtime.close()
 
 
 _RUN_ID = re.compile(r"run_[0-9a-f]{32}")

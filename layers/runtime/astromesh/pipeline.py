@@ -16,7 +16,9 @@ from datetime import timedelta
 from astromesh.agent import Agent
 from astromesh.errors import AstromeshError
 from astromesh.guardrails import (
+    GuardrailBlocked,
     Side,
+    Verdict,
     guard_budget,
     guard_input,
     guard_output,
@@ -36,6 +38,8 @@ from astromesh.orchestration.base import (
     Finish,
     MessageResolver,
     StepContext,
+    decision_from_dict,
+    decision_to_dict,
 )
 from astromesh.runs.events import EventSink, RunEvent
 from astromesh.runs.state import ActionResult, RunState, RunStatus, utcnow
@@ -61,12 +65,57 @@ ResultKeeper = Callable[[ActionResult], Awaitable[ActionResult]]
 (the result itself, or a preview of a large one: see ``astromesh.executors.results``)."""
 
 
+async def screen(run: RunState, agent: Agent) -> None:
+    """Apply the agent's input guardrails to a run that is not stored yet.
+
+    Every place that creates a run calls it right before the run's first write
+    (``AgentRuntime.create_run`` and ``run_child``, ``StepFunctionsExecutor.submit``), so no
+    store, WAL or log ever holds the query or context as the caller sent them when a
+    guardrail redacts or blocks them (see :func:`astromesh.guardrails.chain.guard_input`).
+
+    A blocked input does not raise here: the run is still created, holding only the
+    placeholder, with a ``fail`` decision (code ``guardrail_blocked``) that ends it on its
+    first stage, in-process (``prepare`` raises it) or on Step Functions (the driver's
+    ``step`` answers it), so the caller gets a failed run with the guardrail's message as
+    for any other block.
+    """
+    with stage("screen_input", run_id=run.id, agent=agent.name):
+        try:
+            await guard_input(run, agent.guardrails)
+        except GuardrailBlocked as exc:
+            run.decision = decision_to_dict(Fail(exc.message, code=exc.code))
+
+
+def _blocked_at_intake(run: RunState) -> GuardrailBlocked | None:
+    """The block :func:`screen` stored in the run's decision, raised again by ``prepare``."""
+    if run.decision is None or run.decision.get("code") != GuardrailBlocked.code:
+        return None
+    decision = decision_from_dict(run.decision)
+    if not isinstance(decision, Fail):
+        return None
+    verdict = next(
+        (
+            s.data
+            for s in reversed(run.steps)
+            if s.type == "guardrail" and s.data.get("action") == "block"
+        ),
+        {},
+    )
+    name = str(verdict.get("name", "input"))
+    blocked = Verdict.block(name, str(verdict.get("reason", "")), message=decision.reason)
+    return GuardrailBlocked(blocked, Side.INPUT)
+
+
 async def prepare(run: RunState, agent: Agent, emit: EventSink) -> None:
     """Build the conversation the pattern starts from: system prompt, recalled history, query."""
     with stage("prepare", run_id=run.id, agent=agent.name):
-        # First, before the query reaches a model, memory or the next save: a redaction
-        # replaces run.query; a block raises GuardrailBlocked (code guardrail_blocked).
+        # First, before the query reaches a model, memory or the next save: a no-op for a run
+        # screened before its first write (every run created here); a redaction replaces
+        # run.query; a block raises GuardrailBlocked (code guardrail_blocked).
         await guard_input(run, agent.guardrails)
+        blocked = _blocked_at_intake(run)
+        if blocked is not None:
+            raise blocked
         # The agent's MCP servers connect on first use, here (and in step, for a run resumed
         # in a process that has not used them): the system prompt and the recorded tool list
         # need their tools. A server that cannot be reached fails the run (ToolsetUnavailable).

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from astromesh import pipeline
 from astromesh.agent import Agent, system_prompt_variables
 from astromesh.config import load_path
 from astromesh.errors import ConfigurationError, NotFoundError
@@ -440,18 +441,23 @@ class AgentRuntime:
 
         Separate from :meth:`execute` so a channel can answer with the run id (an async
         request) or start streaming before the loop begins.
+
+        The agent's input guardrails screen the query and the context first
+        (:func:`astromesh.pipeline.screen`): the run's first write already holds the redacted
+        text, and a blocked input is stored as the placeholder only, its run ending on its
+        first stage.
         """
         runs = (await self.state()).runs
-        return await runs.create(
-            RunState(
-                agent=agent.name,
-                namespace=agent.namespace,
-                session_id=session_id,
-                query=query,
-                context=context,
-                tenant=tenant,
-            )
+        run = RunState(
+            agent=agent.name,
+            namespace=agent.namespace,
+            session_id=session_id,
+            query=query,
+            context=context,
+            tenant=tenant,
         )
+        await pipeline.screen(run, agent)
+        return await runs.create(run)
 
     async def execute(
         self, run: RunState, agent: Agent, on_event: EventSink | None = None
@@ -528,19 +534,19 @@ class AgentRuntime:
                 if earlier.messages:  # it got past prepare: on from its last checkpoint
                     return await executor.resume(earlier, agent, discard)
                 return await executor.execute(earlier, agent, discard)
-        child = await runs.create(
-            RunState(
-                **({"id": child_id} if child_id is not None else {}),
-                agent=agent.name,
-                namespace=agent.namespace,
-                session_id=f"{parent.session_id}/{agent.name}",
-                query=query,
-                context=parent.context,
-                tenant=parent.tenant,
-                parent_run_id=parent.id,
-                depth=depth,
-            )
+        child = RunState(
+            **({"id": child_id} if child_id is not None else {}),
+            agent=agent.name,
+            namespace=agent.namespace,
+            session_id=f"{parent.session_id}/{agent.name}",
+            query=query,
+            context=parent.context,
+            tenant=parent.tenant,
+            parent_run_id=parent.id,
+            depth=depth,
         )
+        await pipeline.screen(child, agent)  # the child agent's own input guardrails
+        child = await runs.create(child)
         return await self._executor(runs).execute(child, agent, discard)
 
     def _executor(self, runs: RunStore) -> LocalExecutor:

@@ -54,7 +54,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from astromesh.errors import ConfigurationError
 from astromesh.guardrails.base import Action, Guardrail, GuardrailBlocked, Side, Verdict
@@ -294,25 +294,124 @@ def _already_guarded(run: RunState, side: Side) -> bool:
     return any(s.type == "guardrail" and s.data.get("side") == side.value for s in run.steps)
 
 
-async def guard_input(run: RunState, chain: GuardrailChain) -> ChainResult | None:
-    """Apply the input side to ``run.query`` before anything is stored or sent to a model.
+INPUT_UNCHECKED_MESSAGE = (
+    "Your message could not be checked by this agent's rules just now; please try again."
+)
+"""What the user is told when an input guardrail failed (raised) instead of judging: the
+input is refused (fail closed), since what could not be screened must not be stored."""
 
-    Idempotent: a run whose input was already judged (it has input ``guardrail`` steps,
-    e.g. checked before it was first stored) is left alone and ``None`` returned.
+CONTEXT_FIELD = "context"
+"""The ``field`` of a ``guardrail`` step that judged a string of the run's ``context``."""
+
+
+async def guard_input(run: RunState, chain: GuardrailChain) -> ChainResult | None:
+    """Apply the input side to ``run.query`` and to every string of ``run.context`` before
+    anything of them is stored or sent to a model.
+
+    Called on a run that is not stored yet (``AgentRuntime.create_run``, ``run_child``,
+    ``StepFunctionsExecutor.submit``), so the run's first write already holds the screened
+    text; ``pipeline.prepare`` calls it again for a run created elsewhere.
+
+    The query's verdicts are all recorded as ``guardrail`` steps. ``context`` is input the
+    caller supplies like the query (templates render it into the system prompt, and it is
+    stored with the run and handed to child runs), so every input guardrail judges each of
+    its strings, keys and values at any depth; only the verdicts that redacted or blocked one
+    are recorded (with ``field: context``), never an allow per string. A guardrail that
+    raises blocks (fails closed): what could not be screened is not stored either.
+
+    Idempotent: a run whose input was already judged (it has input ``guardrail`` steps) is
+    left alone and ``None`` returned.
 
     Raises:
-        GuardrailBlocked: after replacing ``run.query`` with :data:`BLOCKED_PLACEHOLDER`;
-            its message is safe to show the user.
+        GuardrailBlocked: after replacing a blocked query with :data:`BLOCKED_PLACEHOLDER`
+            and dropping the context (``None``: a blocked run renders no prompt, and an
+            unscreened context is not kept), or dropping a context that held a blocked
+            string; its message is safe to show the user.
     """
     if not chain.input or _already_guarded(run, Side.INPUT):
         return None
-    result = await chain.check_input(run.query, run)
+    result = await _check_input_closed(chain, run.query, run)
     record(run, Side.INPUT, result.verdicts)
     if result.blocked is not None:
         run.query = BLOCKED_PLACEHOLDER
+        run.context = None  # not screened, and a blocked run renders no prompt with it
         raise GuardrailBlocked(result.blocked, Side.INPUT)
     run.query = result.text
+    if run.context:
+        try:
+            run.context = await _screen_context(run, chain, run.context)
+        except _ContextBlocked as blocked:
+            # What follows the blocked string was never screened: none of it is kept.
+            run.context = None
+            raise GuardrailBlocked(blocked.verdict, Side.INPUT) from None
     return result
+
+
+async def _check_input_closed(chain: GuardrailChain, text: str, run: RunState) -> ChainResult:
+    """The input side, failing closed: a guardrail that raises gives a ``block`` verdict."""
+    try:
+        return await chain.check_input(text, run)
+    except Exception as exc:  # noqa: BLE001 - any failure refuses the input, logged
+        logger.warning(
+            "run_id=<%s> | input screening failed, refused: %s", run.id, type(exc).__name__
+        )
+        verdict = Verdict.block(
+            _failing_guardrail(chain),
+            f"guardrail failed: {type(exc).__name__}",
+            message=INPUT_UNCHECKED_MESSAGE,
+        )
+        return ChainResult(BLOCKED_PLACEHOLDER, [verdict], verdict)
+
+
+def _failing_guardrail(chain: GuardrailChain) -> str:
+    return chain.input[0].name if chain.input else "input"
+
+
+class _ContextBlocked(Exception):
+    """A string of the context was blocked (carries the verdict up to :func:`guard_input`)."""
+
+    def __init__(self, verdict: Verdict) -> None:
+        super().__init__(verdict.reason)
+        self.verdict = verdict
+
+
+async def _screen_context(run: RunState, chain: GuardrailChain, value: Any) -> Any:
+    """``value`` with every string (dict keys included) screened by the input side.
+
+    Two keys that redact to the same text (two e-mail addresses) are both kept, the second
+    as ``"[EMAIL] (2)"``.
+
+    Raises:
+        _ContextBlocked: a string was blocked.
+    """
+    if isinstance(value, str):
+        if not value:
+            return value
+        result = await _check_input_closed(chain, value, run)
+        for verdict in result.verdicts:
+            if verdict.action is not Action.ALLOW:
+                run.record("guardrail", **verdict.as_step(Side.INPUT), field=CONTEXT_FIELD)
+        if result.blocked is not None:
+            raise _ContextBlocked(result.blocked)
+        return result.text
+    if isinstance(value, dict):
+        screened: dict[Any, Any] = {}
+        for key, item in value.items():
+            new_key = await _screen_context(run, chain, key)
+            if new_key in screened:
+                new_key = _free_key(screened, new_key)
+            screened[new_key] = await _screen_context(run, chain, item)
+        return screened
+    if isinstance(value, list):
+        return [await _screen_context(run, chain, item) for item in value]
+    return value
+
+
+def _free_key(taken: dict[Any, Any], key: Any) -> str:
+    number = 2
+    while f"{key} ({number})" in taken:
+        number += 1
+    return f"{key} ({number})"
 
 
 async def guard_output(run: RunState, chain: GuardrailChain, answer: str) -> ChainResult:

@@ -30,7 +30,13 @@ from astromesh.stores._common import (
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
 from astromesh.stores.migrations import migrate_sqlite
 
-__all__ = ["SQLiteBackend", "SQLiteHistoryStore", "SQLiteRunStore"]
+__all__ = [
+    "SQLiteBackend",
+    "SQLiteHistoryStore",
+    "SQLiteRunStore",
+    "apply_erasure_pragmas",
+    "checkpoint_truncate",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +88,7 @@ class SQLiteBackend(StateBackend):
             # NORMAL is durable across application crashes in WAL mode; only an OS crash can
             # lose the last commits, an acceptable trade for a local development store.
             conn.execute("PRAGMA synchronous = NORMAL")
+            apply_erasure_pragmas(conn)
             applied = migrate_sqlite(conn)
         except BaseException:
             conn.close()
@@ -103,6 +110,31 @@ class SQLiteBackend(StateBackend):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def apply_erasure_pragmas(conn: sqlite3.Connection) -> None:
+    """Make deleted and overwritten values leave the files, not only the tables.
+
+    - ``secure_delete``: SQLite zeroes the space a deleted or updated row (a cleared
+      history, a run document saved again) leaves in its page, instead of keeping it as free
+      space that still holds the old text;
+    - ``journal_size_limit = 0``: when the WAL restarts after a checkpoint it is truncated,
+      so frames of old page versions do not linger at its end.
+
+    A deletion of personal data then checkpoints at once (:func:`checkpoint_truncate`), so
+    the old page versions leave the WAL too; ``bench/sqlite_residue.py`` measures what stays.
+    """
+    conn.execute("PRAGMA secure_delete = ON")
+    conn.execute("PRAGMA journal_size_limit = 0")
+
+
+def checkpoint_truncate(conn: sqlite3.Connection) -> bool:
+    """Copy the WAL into the database and truncate it to zero bytes; ``False`` when a reader
+    of another connection kept part of it (the next checkpoint takes the rest)."""
+    busy, _log, _done = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy:
+        logger.debug("wal checkpoint blocked by a reader; the rest goes at the next one")
+    return not busy
 
 
 class SQLiteRunStore(RunStore):
@@ -262,6 +294,8 @@ class SQLiteHistoryStore(HistoryStore):
 
         def delete(conn: sqlite3.Connection) -> int:
             cursor = conn.execute("DELETE FROM messages WHERE session_key = ?", (skey,))
+            if cursor.rowcount:  # the old pages leave the WAL now, not at some later point
+                checkpoint_truncate(conn)
             return cursor.rowcount
 
         return await self._backend.call(delete)

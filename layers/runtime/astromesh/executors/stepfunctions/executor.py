@@ -12,6 +12,7 @@ import asyncio
 import json
 from typing import Any
 
+from astromesh import pipeline
 from astromesh.agent import Agent
 from astromesh.executors.base import Executor
 from astromesh.pipeline import done_frame
@@ -60,9 +61,18 @@ class StepFunctionsExecutor(Executor):
             self._client = boto3.client("stepfunctions", region_name=self.region)
         return self._client
 
-    async def submit(self, run: RunState, *, wait: bool, emit: EventSink = discard) -> RunState:
-        """Create ``run`` in the store and start it: waiting for the end on the Express
-        machine (``wait=True``), or returning at once after starting it on the Standard one."""
+    async def submit(
+        self, run: RunState, agent: Agent, *, wait: bool, emit: EventSink = discard
+    ) -> RunState:
+        """Screen ``run`` with ``agent``'s input guardrails, create it in the store and start
+        it: waiting for the end on the Express machine (``wait=True``), or returning at once
+        after starting it on the Standard one.
+
+        ``agent`` is the run's agent as this process built it (the functions build their own
+        from the same documents): its guardrails run here, before the first write, so the
+        store never holds the query or context unredacted (:func:`astromesh.pipeline.screen`).
+        """
+        await pipeline.screen(run, agent)
         await self.runs.create(run)
         if wait:
             return await self._run_sync(run, emit)

@@ -20,6 +20,7 @@ from typing import Any
 
 from astromesh.rag.types import Hit, Record, Vector
 from astromesh.rag.vectorstores.base import VectorStore, Where, matches
+from astromesh.stores.sqlite import apply_erasure_pragmas
 
 
 def exact_top_k(
@@ -128,6 +129,7 @@ class SQLiteVectorStore(VectorStore):
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA busy_timeout = 5000")
+            apply_erasure_pragmas(conn)  # semantic memory holds conversation turns
             conn.executescript(_SCHEMA)
             self._conn = conn
         return self._conn

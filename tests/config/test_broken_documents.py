@@ -93,6 +93,11 @@ CASES: dict[str, tuple[str, int | None, int | None, str, tuple[str, ...]]] = {
         "pipeline_without_stages.agent.yaml", 8, 3, "spec.orchestration.stages",
         ("pattern 'pipeline' needs 'stages'",),
     ),
+    "pipeline_unknown_stage_tool.agent.yaml": (
+        "pipeline_unknown_stage_tool.agent.yaml", 11, 32, "spec.orchestration.stages[0].tool",
+        ("stage 'retrieve': tool 'search_dcos' is not in spec.tools",
+         "(did you mean 'search_docs'?)"),
+    ),
     "field_of_other_pattern.agent.yaml": (
         "field_of_other_pattern.agent.yaml", 10, 5, "spec.orchestration.workers",
         ("'workers' belongs to pattern supervisor", "not 'react'"),

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from astromesh.config import load_path
 from astromesh.errors import ConfigurationError
+from astromesh.rag import PipelineRegistry, ingest_paths
 from astromesh.runs.state import RunStatus
+from tests.support.agents import python_tool
 from tests.support.model_servers import Reply
 from tests.support.orchestration import (
     step_types,
@@ -148,3 +153,122 @@ async def test_stage_agents_are_permitted_whatever_allowed_actions_says(
     run = await make_runtime().run("pipe", "look")
     assert run.status is RunStatus.SUCCEEDED and run.answer == "found it"
     assert steps_of(run, "tool_call")[0]["permitted"] is True
+
+
+# -- tool stages: retrieve, then answer, whatever the model -----------------------------------
+
+KB_PIPELINE = """apiVersion: astromesh/v1
+kind: RAGPipeline
+metadata: {{name: kb}}
+spec:
+  chunking: {{strategy: markdown, chunk_size: 400, overlap: 0}}
+  embeddings: {{provider: onnx, model: all-MiniLM-L6-v2}}
+  vector_store: {{backend: faiss, path: {path}}}
+"""
+
+
+async def _ingest_kb(agents_dir: Path, docs: Path) -> None:
+    """Index ``docs`` into the ``kb`` pipeline of ``agents_dir`` (as ``astromesh ingest`` does)."""
+    registry = PipelineRegistry(load_path(agents_dir).rag_pipelines)
+    try:
+        report = await ingest_paths(await registry.get("kb"), [docs])
+    finally:
+        await registry.close()
+    assert report.ok and report.chunks_written >= 2
+
+
+async def test_a_tool_stage_retrieves_and_the_next_stage_answers_from_it(
+    openai_server, agents_dir, make_runtime, tmp_path
+):
+    agents_dir.mkdir()
+    (agents_dir / "kb.rag.yaml").write_text(KB_PIPELINE.format(path=tmp_path / "kb.faiss"))
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "tides.md").write_text("# Tides\nThe Moon's gravity pulls the oceans into tides.")
+    (docs / "bread.md").write_text("# Bread\nYeast ferments sugar, so the dough rises.")
+    await _ingest_kb(agents_dir, docs)
+    write_pattern_agent(
+        agents_dir,
+        "guide",
+        openai_server.url,
+        "pipeline",
+        stages=[
+            {"name": "retrieve", "tool": "search"},
+            {"name": "answer", "prompt": "Passages:\n{{ input }}\nAnswer: {{ query }}"},
+        ],
+        tools=[{"name": "search", "type": "rag", "pipeline": "kb", "top_k": 1}],
+        permissions={"allowed_actions": ["search"]},
+    )
+    openai_server.push(Reply("The Moon's gravity."))
+
+    run = await make_runtime().run("guide", "What causes tides in the ocean?")
+
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert run.answer == "The Moon's gravity."
+    assert step_types(run) == ["prepare", "tool_call", "stage", "model_call", "stage"]
+    call = steps_of(run, "tool_call")[0]
+    assert (call["name"], call["arguments"], call["ok"]) == (
+        "search",
+        {"query": "What causes tides in the ocean?"},
+        True,
+    )
+    assert "tides.md" in call["result"] and "pulls the oceans" in call["result"]
+    assert "Yeast" not in call["result"]  # top_k 1: only the relevant passage
+    assert [(s["name"], s["kind"]) for s in steps_of(run, "stage")] == [
+        ("retrieve", "tool"),
+        ("answer", "prompt"),
+    ]
+    # the model never saw a tool; it answered from the passages the stage put in its prompt
+    [request] = openai_server.requests
+    assert "tools" not in request
+    [prompt] = user_contents(request)
+    assert "pulls the oceans into tides" in prompt
+    assert prompt.endswith("Answer: What causes tides in the ocean?")
+
+
+async def test_a_failing_tool_stage_fails_the_run_naming_the_stage_and_tool(
+    openai_server, agents_dir, make_runtime
+):
+    write_pattern_agent(
+        agents_dir,
+        "pipe",
+        openai_server.url,
+        "pipeline",
+        stages=[{"name": "lookup", "tool": "boom"}, {"name": "answer", "prompt": "{{ input }}"}],
+        tools=[python_tool("boom", "explode")],  # takes `reason`, not `query`
+    )
+    run = await make_runtime().run("pipe", "anything")
+    assert run.status is RunStatus.FAILED
+    assert run.error.startswith("pipeline stage 'lookup' (tool 'boom') failed: ")
+    assert run.steps[-1].data["code"] == "stage_failed"
+    assert steps_of(run, "tool_call")[0]["ok"] is False
+    assert openai_server.requests == []  # the answer stage never ran
+
+
+def test_a_tool_stage_must_name_a_permitted_tool_of_the_agent(agents_dir):
+    write_pattern_agent(
+        agents_dir,
+        "pipe",
+        "http://127.0.0.1:9/v1",
+        "pipeline",
+        stages=[{"name": "lookup", "tool": "add"}],
+        tools=[python_tool("add", "add")],
+        permissions={"allowed_actions": []},
+    )
+    (issue,) = load_path(agents_dir).errors
+    assert issue.field == "spec.orchestration.stages[0].tool"
+    assert "tool 'add' is not in permissions.allowed_actions" in issue.message
+
+
+def test_a_stage_is_exactly_one_kind(agents_dir):
+    write_pattern_agent(
+        agents_dir,
+        "pipe",
+        "http://127.0.0.1:9/v1",
+        "pipeline",
+        stages=[{"name": "both", "tool": "add", "prompt": "{{ input }}"}],
+        tools=[python_tool("add", "add")],
+    )
+    (issue,) = load_path(agents_dir).errors
+    assert "stage 'both' needs exactly one of 'agent', 'tool' or 'prompt'" in issue.message
+    assert issue.field == "spec.orchestration.stages[0].prompt"

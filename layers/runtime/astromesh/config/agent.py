@@ -9,7 +9,7 @@ from pydantic import Field, field_validator, model_validator
 from astromesh.config.base import ConfigDocument, ConfigModel
 from astromesh.config.constants import TOOL_TYPES
 from astromesh.config.guardrails import GuardrailsSpec
-from astromesh.config.issues import config_error, one_of
+from astromesh.config.issues import config_error, one_of, suggest, with_suggestion
 from astromesh.config.limits import check_spec_limits
 from astromesh.config.model_spec import ModelSpec
 from astromesh.config.orchestration import OrchestrationSpec
@@ -182,6 +182,32 @@ class AgentSpec(ConfigModel):
                     field=f"tools.{i}.name",
                 )
             seen[tool.name] = i
+        return self
+
+    @model_validator(mode="after")
+    def _stage_tools(self) -> AgentSpec:
+        """A pipeline's ``tool`` stage names one of this agent's tools that it may use: caught
+        here, with the nearest name, rather than as a failed run."""
+        names = [tool.name for tool in self.tools]
+        for i, stage in enumerate(self.orchestration.stages or []):
+            if stage.tool is None:
+                continue
+            field = f"orchestration.stages.{i}.tool"
+            if stage.tool not in names:
+                hint = suggest(stage.tool, names)
+                raise config_error(
+                    with_suggestion(
+                        f"stage '{stage.name}': tool '{stage.tool}' is not in spec.tools", hint
+                    ),
+                    field=field,
+                    suggestion=hint,
+                )
+            if not self.permissions.allows(stage.tool):
+                raise config_error(
+                    f"stage '{stage.name}': tool '{stage.tool}' is not in "
+                    "permissions.allowed_actions",
+                    field=field,
+                )
         return self
 
 

@@ -45,10 +45,16 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
 
 
 class PipelineStage(ConfigModel):
-    """One stage of a pipeline: another agent, or a prompt run by this agent's model."""
+    """One stage of a pipeline: another agent, one of this agent's tools (called with
+    ``{"query": <input>}``), or a prompt run by this agent's model.
+
+    A ``tool`` stage makes retrieval deterministic: a ``rag`` tool's passages reach the next
+    stage whatever the model, where a ReAct agent only gets them if its model decides to call
+    the tool (the embedded 135M model never does)."""
 
     name: str
     agent: str | None = None
+    tool: str | None = None
     prompt: str | None = None
 
     @field_validator("prompt")
@@ -57,13 +63,18 @@ class PipelineStage(ConfigModel):
         return None if value is None else check_template(value)
 
     @model_validator(mode="after")
-    def _agent_or_prompt(self) -> PipelineStage:
-        if (self.agent is None) == (self.prompt is None):
+    def _one_kind(self) -> PipelineStage:
+        given = [k for k in ("agent", "tool", "prompt") if getattr(self, k) is not None]
+        if len(given) != 1:
             raise config_error(
-                f"stage '{self.name}' needs exactly one of 'agent' or 'prompt'",
-                field="prompt" if self.agent is not None else None,
+                f"stage '{self.name}' needs exactly one of 'agent', 'tool' or 'prompt'",
+                field=given[1] if len(given) > 1 else None,
             )
         return self
+
+    @property
+    def kind(self) -> Literal["agent", "tool", "prompt"]:
+        return "agent" if self.agent is not None else "tool" if self.tool is not None else "prompt"
 
 
 class FanOutTarget(ConfigModel):

@@ -6,6 +6,8 @@ YAML (``spec.orchestration``)::
     stages:                      # required, run in order; names unique
       - name: research
         agent: researcher        # another agent: a child run whose answer is the output
+      - name: retrieve
+        tool: search_docs        # or one of spec.tools, called with {"query": <input>}
       - name: summary
         prompt: |                # or a Jinja2 template run on this agent's model
           Summarise for {{ query }}: {{ input }}
@@ -16,8 +18,13 @@ A ``prompt`` stage is rendered in the sandbox with ``input`` (the previous stage
 query for the first stage), ``query`` (the run's query), ``stages`` (outputs so far, by stage
 name), ``context``, ``now`` and ``today``; the rendered text is sent as the user message after
 this agent's system prompt. Consecutive prompt stages run within one step; an ``agent`` stage
-is an ``Act`` on that agent's tool (added automatically at build time). The last stage's
-output is the answer; a failing agent stage fails the run (code ``stage_failed``) naming it.
+is an ``Act`` on that agent's tool (added automatically at build time), a ``tool`` stage an
+``Act`` on the named tool of ``spec.tools`` with ``{"query": <input>}`` (a ``rag`` tool, an
+``agent`` or webhook tool, any tool taking ``query``; it must be permitted), so on Step
+Functions both run in ``tool_executor``, and tool-result guardrails screen the output before
+the next stage sees it. Retrieve-then-answer this way works with any model, where ReAct needs
+one that decides to call the tool. The last stage's output is the answer; a failing agent or
+tool stage fails the run (code ``stage_failed``) naming it.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from collections.abc import Sequence
 from pydantic import Field
 
 from astromesh.config.orchestration import PipelineStage
-from astromesh.models.types import Message
+from astromesh.models.types import Message, ToolCall
 from astromesh.orchestration.base import Act, Decision, Fail, Finish, Pattern, StepContext
 from astromesh.orchestration.common import agent_call, system_messages
 from astromesh.orchestration.state import PatternState
@@ -40,7 +47,7 @@ class _State(PatternState):
     """The stage to run next."""
     outputs: dict[str, str] = Field(default_factory=dict)
     failure: str | None = None
-    """Why the agent stage at ``index`` failed (set by ``observe``)."""
+    """Why the agent or tool stage at ``index`` failed (set by ``observe``)."""
 
 
 class PipelinePattern(Pattern):
@@ -67,16 +74,20 @@ class PipelinePattern(Pattern):
         while state.index < len(self.stages):
             stage = self.stages[state.index]
             if state.failure is not None:
+                target = stage.agent if stage.agent is not None else stage.tool
                 return Fail(
-                    f"pipeline stage {stage.name!r} (agent {stage.agent!r}) failed: "
+                    f"pipeline stage {stage.name!r} ({stage.kind} {target!r}) failed: "
                     f"{state.failure}",
                     code="stage_failed",
                 )
             stage_input = self._input(run, state)
+            call_id = f"stage_{state.index}_{stage.name}"
+            call: ToolCall | None = None
             if stage.agent is not None:
-                call = agent_call(
-                    ctx, stage.agent, stage_input, call_id=f"stage_{state.index}_{stage.name}"
-                )
+                call = agent_call(ctx, stage.agent, stage_input, call_id=call_id)
+            elif stage.tool is not None:
+                call = ToolCall(id=call_id, name=stage.tool, arguments={"query": stage_input})
+            if call is not None:
                 run.messages.append(Message.assistant("", tool_calls=[call]))
                 state.save(run)
                 return Act([call])
@@ -127,7 +138,7 @@ class PipelinePattern(Pattern):
             "stage",
             name=stage.name,
             index=state.index,
-            kind="agent" if stage.agent is not None else "prompt",
+            kind=stage.kind,
             output=output,
         )
         state.outputs[stage.name] = output

@@ -13,6 +13,7 @@ BM25 is Lucene's variant (``idf = ln(1 + (N - df + .5) / (df + .5))``, ``k1 = 1.
 from __future__ import annotations
 
 import importlib.util
+import logging
 import math
 import re
 from collections import Counter
@@ -108,6 +109,9 @@ def bm25_scores(
 def _bm25s_scores(query: Sequence[str], documents: Sequence[Sequence[str]]) -> list[float]:
     import bm25s
 
+    # bm25s sets its own logger to DEBUG at import, so every query printed "Building index
+    # from tokens" through the CLI's WARNING handler; keep it to warnings like the rest.
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
     retriever = bm25s.BM25(method="lucene", k1=1.5, b=0.75)
     # bm25s needs at least one token per document; a placeholder that no query contains.
     retriever.index([list(d) or ["\x00"] for d in documents], show_progress=False)

@@ -66,11 +66,13 @@ class ProviderEntry(ConfigModel):
 
 
 class CircuitBreaker(ConfigModel):
-    """Open a provider's circuit after ``failure_threshold`` consecutive failures for
-    ``recovery_timeout`` seconds."""
+    """Open a provider's circuit after ``failure_threshold`` consecutive failures; probe it
+    with one trial call after ``first_trial_after`` seconds, then after twice as long after
+    each failed trial, never waiting more than ``recovery_timeout`` seconds."""
 
     failure_threshold: int = Field(3, ge=1)
     recovery_timeout: float = Field(60, gt=0)
+    first_trial_after: float = Field(2, gt=0)
 
 
 class RoutingConfig(ConfigModel):

@@ -1,15 +1,17 @@
 """Circuit breakers per (provider, model): stop calling a backend that keeps failing.
 
-closed --(``failure_threshold`` consecutive failures)--> open --(``recovery_timeout``)-->
+closed --(``failure_threshold`` consecutive failures)--> open --(``first_trial_after``)-->
 half-open: exactly one trial call goes through; its success closes the circuit, its failure
-opens it again for another ``recovery_timeout``. Callers that find the circuit open (or a trial
-already running) skip the candidate instead of waiting on it.
+opens it again for twice as long as the last time, up to ``recovery_timeout`` (2 s, 4 s, 8 s...
+60 s by default). A backend that comes back is used again within seconds, while one that stays
+down is probed less and less often, by one caller at a time on every instance. Callers that
+find the circuit open (or a trial already running) skip the candidate instead of waiting on it.
 
 The server's own word, ``Retry-After`` (``ProviderError.retry_after``), is taken into account:
 
 - a failure carrying a hint (a 503 "unavailable, come back in N s"; any retryable failure but
   a 429) opens the circuit at once, below the threshold, for the hint; when the failure also
-  reaches the threshold (or fails a trial), for ``recovery_timeout`` or the hint if longer. A
+  reaches the threshold (or fails a trial), for the backoff's duration or the hint if longer. A
   hint received while the circuit is open extends it, never shortens it. After it, the usual
   single trial: a backend coming back from overload is not hit by every instance at once.
 - a 429 is *not* ill health: the backend answered, and says *we* are over a quota (usually per
@@ -114,19 +116,29 @@ class BreakerSettings:
 
     Attributes:
         failure_threshold: consecutive retryable failures that open the circuit.
-        recovery_timeout: seconds an open circuit waits before allowing one trial call.
+        recovery_timeout: the longest an open circuit waits before allowing one trial call.
         trial_timeout: seconds the half-open trial is reserved for its caller; when that
             caller never reports (a Lambda frozen mid-call, a cancelled stream) another caller
             may try after this. Defaults to ``recovery_timeout``.
+        first_trial_after: seconds a circuit that just opened waits before its first trial;
+            each failed trial doubles the wait, up to ``recovery_timeout``. Set it to
+            ``recovery_timeout`` for a fixed wait.
     """
 
     failure_threshold: int = 3
     recovery_timeout: float = 60.0
     trial_timeout: float | None = None
+    first_trial_after: float = 2.0
 
     @property
     def trial_seconds(self) -> float:
         return self.trial_timeout if self.trial_timeout is not None else self.recovery_timeout
+
+    def open_seconds(self, reopened: int) -> float:
+        """How long the circuit stays open after its ``reopened``-th failed trial in a row
+        (0: it just opened from closed): ``first_trial_after`` doubled that many times,
+        capped at ``recovery_timeout``."""
+        return min(self.recovery_timeout, self.first_trial_after * 2.0 ** min(reopened, 64))
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +270,7 @@ class MemoryCircuitBreaker(CircuitBreaker):
             return
         if self._clock() < circuit.hold_until:
             circuit.state, circuit.failures, circuit.trial_until = BreakerState.CLOSED, 0, 0.0
+            circuit.reopened = 0
         else:
             del self._circuits[key]
 
@@ -271,11 +284,11 @@ class MemoryCircuitBreaker(CircuitBreaker):
                 circuit.open_until = max(circuit.open_until, now + hint)
             return False
         circuit.failures += 1
-        if (
-            circuit.state is BreakerState.HALF_OPEN
-            or circuit.failures >= self.settings.failure_threshold
-        ):
-            duration = max(self.settings.recovery_timeout, hint)
+        if circuit.state is BreakerState.HALF_OPEN:  # the trial failed: back off further
+            circuit.reopened += 1
+            duration = max(self.settings.open_seconds(circuit.reopened), hint)
+        elif circuit.failures >= self.settings.failure_threshold:
+            duration = max(self.settings.open_seconds(circuit.reopened), hint)
         elif hint > 0:
             duration = hint
         else:
@@ -292,6 +305,7 @@ class MemoryCircuitBreaker(CircuitBreaker):
             circuit = self._circuits.setdefault(key, _Circuit())
         if circuit.state is BreakerState.HALF_OPEN:
             circuit.state, circuit.failures, circuit.trial_until = BreakerState.CLOSED, 0, 0.0
+            circuit.reopened = 0
         if retry_after:
             circuit.hold_until = max(circuit.hold_until, self._clock() + retry_after)
 
@@ -314,11 +328,14 @@ class _Circuit:
     open_until: float = 0.0
     trial_until: float = 0.0
     hold_until: float = 0.0
+    reopened: int = 0
+    """Failed trials in a row since the circuit was last closed (the backoff's exponent)."""
 
 
 # Each script reads the circuit's hash, decides with Redis's own clock and writes back in one
 # atomic step. Fields: s (state), f (consecutive failures), t (opened at), r (open until),
-# u (trial until), h (rate-limit hold until). A hash written before ``r`` existed has only
+# u (trial until), h (rate-limit hold until), n (failed trials in a row: the backoff's
+# exponent). A hash written before ``r`` existed has only
 # ``t``: its circuit stays open until ``t + recovery_timeout``, as it did then. The key's TTL
 # is only ever raised (``keep``), so a long hold or opening is never cut short by a later
 # write with the ordinary TTL.
@@ -366,7 +383,7 @@ local v = redis.call('HMGET', KEYS[1], 's', 'h')
 if v[1] == 'open' then return 0 end
 local h = tonumber(v[2])
 if h and now < h then
-  redis.call('HDEL', KEYS[1], 's', 'f', 't', 'r', 'u')
+  redis.call('HDEL', KEYS[1], 's', 'f', 't', 'r', 'u', 'n')
   return 1
 end
 redis.call('DEL', KEYS[1])
@@ -374,15 +391,17 @@ return 1
 """
 )
 
-# ARGV: failure_threshold, recovery_timeout, ttl, hint (0 = none). Returns 1 when it opened.
+# ARGV: failure_threshold, recovery_timeout, ttl, hint (0 = none), first_trial_after.
+# Returns 1 when it opened.
 _FAILURE_LUA = (
     _NOW
     + _KEEP
     + _OPEN_UNTIL
     + """
-local v = redis.call('HMGET', KEYS[1], 's', 'r', 't')
+local v = redis.call('HMGET', KEYS[1], 's', 'r', 't', 'n')
 local recovery = tonumber(ARGV[2])
 local hint = tonumber(ARGV[4])
+local n = tonumber(v[4] or '0')
 if v[1] == 'open' then
   if hint > 0 and now + hint > open_until(v[2], v[3], recovery) then
     redis.call('HSET', KEYS[1], 'r', tostring(now + hint))
@@ -392,14 +411,17 @@ if v[1] == 'open' then
 end
 local f = redis.call('HINCRBY', KEYS[1], 'f', 1)
 local duration = 0
+if v[1] == 'half_open' then n = n + 1 end
 if v[1] == 'half_open' or f >= tonumber(ARGV[1]) then
-  duration = math.max(recovery, hint)
+  local backoff = math.min(recovery, tonumber(ARGV[5]) * 2 ^ math.min(n, 64))
+  duration = math.max(backoff, hint)
 elseif hint > 0 then
   duration = hint
 end
 local opened = 0
 if duration > 0 then
-  redis.call('HSET', KEYS[1], 's', 'open', 't', tostring(now), 'r', tostring(now + duration))
+  redis.call('HSET', KEYS[1], 's', 'open', 't', tostring(now), 'r', tostring(now + duration),
+    'n', tostring(n))
   opened = 1
 else
   redis.call('HSET', KEYS[1], 's', 'closed')
@@ -418,7 +440,7 @@ local v = redis.call('HMGET', KEYS[1], 's', 'h')
 local hold = tonumber(ARGV[1])
 if v[1] == 'half_open' then
   redis.call('HSET', KEYS[1], 's', 'closed', 'f', '0')
-  redis.call('HDEL', KEYS[1], 'u')
+  redis.call('HDEL', KEYS[1], 'u', 'n')
 end
 if hold > 0 and now + hold > tonumber(v[2] or '0') then
   redis.call('HSET', KEYS[1], 'h', tostring(now + hold))
@@ -522,6 +544,7 @@ class RedisCircuitBreaker(CircuitBreaker):
             s.recovery_timeout,
             self._ttl_with(retry_after),
             retry_after or 0,
+            s.first_trial_after,
         )
         return opened is not None and int(opened) == 1
 
@@ -546,11 +569,14 @@ def build_breaker(
     *,
     failure_threshold: int = 3,
     recovery_timeout: float = 60.0,
+    first_trial_after: float = 2.0,
     prefix: str = DEFAULT_PREFIX,
     metrics: Metrics | None = None,
 ) -> CircuitBreaker:
     """A Redis breaker when a URL is configured (shared by every instance), else in memory."""
-    settings = BreakerSettings(failure_threshold, recovery_timeout)
+    settings = BreakerSettings(
+        failure_threshold, recovery_timeout, first_trial_after=first_trial_after
+    )
     if redis_url:
         return RedisCircuitBreaker(redis_url, settings, prefix=prefix, metrics=metrics)
     return MemoryCircuitBreaker(settings, metrics=metrics)

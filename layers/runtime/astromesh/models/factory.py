@@ -117,6 +117,7 @@ def breaker_for(
             redis_url,
             failure_threshold=cb.failure_threshold,
             recovery_timeout=cb.recovery_timeout,
+            first_trial_after=cb.first_trial_after,
             metrics=metrics,
         )
     return build_breaker(redis_url, metrics=metrics)

@@ -1,11 +1,12 @@
-"""The channel functions on emulated AWS: moto records self-invocations and pushed frames.
+"""The channel functions on emulated AWS: self-invocations and pushed frames recorded.
 
-:class:`ChannelAWS` starts ``mock_aws`` and binds moto's ``LambdaSimpleBackend.invoke`` to a
-recorder, so a handler's asynchronous self-invocation (``InvocationType=Event``) is kept as
-a job event the test then hands back to the handler, as Lambda would. Frames pushed with
-``post_to_connection`` are read back from moto's Management API backend, where every call
-appends its bytes to the connection's data: :meth:`ChannelAWS.frames` splits them into JSON
-frames again and :attr:`ChannelAWS.posts` counts the calls.
+:class:`ChannelAWS` starts ``mock_aws`` and takes the two hand-offs of a channel function
+through the product's moto hooks (:mod:`astromesh.local.moto_hooks`): an asynchronous
+self-invocation (``InvocationType=Event``) is kept as a job event the test then hands back to
+the handler, as Lambda would, and every ``post_to_connection`` is recorded per connection:
+:meth:`ChannelAWS.frames` splits the bytes into JSON frames again and :attr:`ChannelAWS.posts`
+counts the calls. (``astromesh local`` runs the jobs and writes the frames to real sockets
+through the same hooks.)
 
     with ChannelAWS() as aws:
         response = handler(event, context)
@@ -23,17 +24,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
-from unittest import mock
-from urllib.parse import quote, unquote
 
 from moto import mock_aws
-from moto.apigatewaymanagementapi.models import (
-    ApiGatewayManagementApiBackend,
-    apigatewaymanagementapi_backends,
-)
-from moto.awslambda_simple.models import LambdaSimpleBackend
 
 from astromesh.channels.aws import invoke, management
+from astromesh.local import moto_hooks
 
 ACCOUNT = "123456789012"
 REGION = "eu-west-1"
@@ -55,45 +50,14 @@ class ChannelAWS:
         self.invocations: list[Invoked] = []
         self.posts: dict[str, int] = {}
         """post_to_connection calls per connection id."""
+        self._data: dict[str, bytes] = {}
         self._lock = threading.Lock()
         self._stack = ExitStack()
 
     def __enter__(self) -> Self:
-        recorder = self
-
-        def record_invoke(
-            backend: LambdaSimpleBackend,
-            function_name: str,
-            qualifier: str | None,
-            body: Any,
-            headers: Any,
-            response_headers: Any,
-        ) -> bytes:
-            with recorder._lock:
-                recorder.invocations.append(
-                    Invoked(
-                        function_name,
-                        headers.get("X-Amz-Invocation-Type", "RequestResponse"),
-                        json.loads(body),
-                    )
-                )
-            return b""
-
-        original_post = ApiGatewayManagementApiBackend.post_to_connection
-
-        def count_post(
-            backend: ApiGatewayManagementApiBackend, data: bytes, connection_id: str
-        ) -> None:
-            with recorder._lock:
-                key = unquote(connection_id)  # moto keeps the id as it appears in the URL
-                recorder.posts[key] = recorder.posts.get(key, 0) + 1
-            original_post(backend, data, connection_id)
-
         self._stack.enter_context(mock_aws(config={"lambda": {"use_docker": False}}))
-        self._stack.enter_context(mock.patch.object(LambdaSimpleBackend, "invoke", record_invoke))
-        self._stack.enter_context(
-            mock.patch.object(ApiGatewayManagementApiBackend, "post_to_connection", count_post)
-        )
+        self._stack.enter_context(moto_hooks.lambda_invocations(self._record_invoke))
+        self._stack.enter_context(moto_hooks.websocket_connections(self._record_post))
         self._stack.callback(invoke._clients.clear)
         self._stack.callback(management._clients.clear)
         invoke._clients.clear()  # clients made outside this mock would reach real AWS
@@ -108,6 +72,18 @@ class ChannelAWS:
     ) -> None:
         self._stack.close()
 
+    def _record_invoke(
+        self, name: str, kind: str, payload: bytes, response_headers: dict[str, str]
+    ) -> bytes:
+        with self._lock:
+            self.invocations.append(Invoked(name, kind, json.loads(payload)))
+        return b""
+
+    def _record_post(self, connection_id: str, data: bytes) -> None:
+        with self._lock:
+            self.posts[connection_id] = self.posts.get(connection_id, 0) + 1
+            self._data[connection_id] = self._data.get(connection_id, b"") + data
+
     def take_jobs(self) -> list[dict[str, Any]]:
         """The self-invocations' events since the last call (all must be asynchronous)."""
         with self._lock:
@@ -115,20 +91,14 @@ class ChannelAWS:
         assert {i.invocation_type for i in taken} <= {"Event"}, taken
         return [i.event for i in taken]
 
-    def _backend(self) -> ApiGatewayManagementApiBackend:
-        return apigatewaymanagementapi_backends[ACCOUNT][self.region]
-
     def frames(self, connection_id: str) -> list[dict[str, Any]]:
-        """Every frame posted to the connection, in order (moto concatenates the bodies)."""
+        """Every frame posted to the connection, in order."""
         return list(_json_values(self.data(connection_id).decode()))
 
     def data(self, connection_id: str) -> bytes:
-        """The bytes moto recorded for the connection (its id URL-encoded, as in the path)."""
-        connections = self._backend().connections
-        for key in (quote(connection_id, safe=""), connection_id):
-            if key in connections:
-                return connections[key].data
-        return b""
+        """The bytes posted to the connection, concatenated."""
+        with self._lock:
+            return self._data.get(connection_id, b"")
 
 
 def _json_values(text: str) -> Iterator[dict[str, Any]]:

@@ -19,6 +19,7 @@ from astromesh import __version__
 from astromesh.cli_models import app as models_app
 from astromesh.cli_rag import register as register_rag
 from astromesh.errors import AstromeshError
+from astromesh.local.cli import app as local_app
 from astromesh.runtime import AgentRuntime, default_agents_dir
 
 if TYPE_CHECKING:
@@ -273,6 +274,7 @@ StateFolderOption = Annotated[
 keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
+app.add_typer(local_app, name="local")
 register_rag(app)
 
 

@@ -50,7 +50,12 @@ from astromesh.channels.aws.frames import (
     Post,
     split_frame,
 )
-from astromesh.channels.aws.management import ConnectionPoster, endpoint_of, management_client
+from astromesh.channels.aws.management import (
+    ENDPOINT_ENV,
+    ConnectionPoster,
+    endpoint_of,
+    management_client,
+)
 from astromesh.channels.errors import BadRequest, Unauthorized, error_body
 from astromesh.channels.services import Services
 from astromesh.errors import AstromeshError, ConflictError, NotFoundError
@@ -133,8 +138,7 @@ class WebSocketGateway:
         context = event["requestContext"]
         connection_id = context["connectionId"]
         connection = await self.registry.get(connection_id)
-        endpoint = connection.endpoint if connection else endpoint_of(context, self.env)
-        post = self.poster(endpoint, connection_id)
+        post = self.poster(self._post_endpoint(connection, context), connection_id)
         try:
             if connection is None:
                 raise Unauthorized("this connection is not registered (expired?); reconnect")
@@ -179,8 +183,22 @@ class WebSocketGateway:
             "kind": RUN_JOB,
             "connection_id": connection.connection_id,
             "run_id": run.id,
-            "endpoint": connection.endpoint,
+            "endpoint": self._post_endpoint(connection, None),
         }
+
+    def _post_endpoint(
+        self, connection: Connection | None, context: Mapping[str, Any] | None
+    ) -> str:
+        """Where this function posts frames: its own ``ASTROMESH_WS_CALLBACK_URL`` when set
+        (the infra gives it to the functions that post, not to ``ws_connect``, which records
+        the event's domain at ``$connect``: behind a custom domain, or locally, that is not
+        the Management API), else the endpoint recorded with the connection."""
+        configured = self.env.get(ENDPOINT_ENV)
+        if configured:
+            return configured.rstrip("/")
+        if connection is not None:
+            return connection.endpoint
+        return endpoint_of(context or {}, self.env)
 
     async def _cancel(self, connection: Connection, post: Post) -> None:
         run_id = await self.registry.current_run(connection.connection_id)

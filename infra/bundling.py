@@ -222,7 +222,12 @@ def runtime_recipe() -> LayerRecipe:
         requirements=runtime_requirements(),
         packages=(RUNTIME_SOURCE / "astromesh",),
         files=((EXEC_WRAPPER_SOURCE, "astromesh-env"),),
-        prune=("boto3", "boto3-*", "botocore", "botocore-*", "s3transfer", "s3transfer-*"),
+        prune=(
+            *("boto3", "boto3-*", "botocore", "botocore-*", "s3transfer", "s3transfer-*"),
+            # `astromesh local` (the emulation of this deployment on a developer's machine)
+            # needs moto and uvicorn, which Lambda has not: nothing deployed imports it.
+            "astromesh/local",
+        ),
     )
 
 

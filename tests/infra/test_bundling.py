@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 
@@ -55,6 +56,15 @@ def test_build_copies_packages_folders_and_executables(tmp_path):
     assert (tmp_path / "agents" / "assistant.agent.yaml").is_file()
     wrapper = tmp_path / "astromesh-env"
     assert wrapper.stat().st_mode & stat.S_IXOTH and os.access(wrapper, os.X_OK)
+
+
+def test_the_runtime_layer_leaves_the_local_emulation_out(tmp_path):
+    """astromesh.local needs moto and uvicorn (dev-only): the layer Lambda runs has no copy."""
+    recipe = dataclasses.replace(bundling.runtime_recipe(), requirements=())  # no pip here
+    bundling.build(recipe, tmp_path)
+    package = tmp_path / "python" / "astromesh"
+    assert (package / "runtime.py").is_file() and (package / "channels").is_dir()
+    assert not (package / "local").exists()
 
 
 def test_asset_hash_follows_the_inputs(tmp_path):

@@ -6,7 +6,8 @@ an alarm e-mail) can be given as context too; see :func:`settings_for`.
 
 Names that other stacks must know *before* the resource exists (a state machine's ARN given
 to the functions that start it) are derived here from the stage, never read from the other
-stack: a reference would make the stacks depend on each other in a cycle (DESIGN.md §7).
+stack: a reference would make the stacks depend on each other in a cycle (infra/README.md,
+"Cycles avoided").
 """
 
 from __future__ import annotations

@@ -153,13 +153,14 @@ WS_ROUTES: dict[str, str] = {
     "$disconnect": "ws_connect",
     "$default": "ws_message",
 }
-"""WebSocket route -> function (DESIGN.md §2: ws_connect owns the connection registry)."""
+"""WebSocket route -> function (docs/architecture.md §2: ws_connect owns the connection
+registry)."""
 
 WEBHOOK_ROUTES: dict[Channel, str] = {
     "whatsapp": "/v1/channels/whatsapp/webhook",
     "telegram": "/v1/channels/telegram/webhook",
 }
-"""REST paths served by a channel's own function instead of ``api`` (API.md)."""
+"""REST paths served by a channel's own function instead of ``api`` (docs/api.md)."""
 
 CHANNEL_SECRET_KEYS: dict[Channel, tuple[str, ...]] = {
     "whatsapp": (

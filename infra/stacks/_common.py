@@ -47,7 +47,7 @@ MANAGED_BASIC_EXECUTION = (
     "Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 )
 PYTHON_312 = (
-    "Python 3.12 by design (DESIGN.md, issue #8): the layers' wheels are fetched for cp312; "
+    "Python 3.12 by design (issue #8): the layers' wheels are fetched for cp312; "
     "move the runtime and infra/bundling.py's --python-version together."
 )
 

@@ -1,7 +1,7 @@
 """Ingress: the REST API (Lambda proxy to ``api``, webhooks to their channel functions) and the
 WebSocket API (``$connect`` / ``$disconnect`` / ``$default``).
 
-REST: every path goes to ``api`` (``/{proxy+}``), except the channel webhooks of API.md,
+REST: every path goes to ``api`` (``/{proxy+}``), except the channel webhooks of docs/api.md,
 which go to their own functions so a burst of WhatsApp deliveries cannot starve the API.
 Throttling per stage, JSON access logs, X-Ray. Bodies: API Gateway's own limit is 10 MB and
 cannot be lowered; the app refuses anything above ``ASTROMESH_MAX_BODY_BYTES`` with 413
@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import jsii
-from aws_cdk import Stack
+from aws_cdk import CfnOutput, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
@@ -80,6 +80,27 @@ class ApiStack(Stack):
         self.ws_stage: apigwv2.WebSocketStage | None = None
         if all(name in runtime.functions for name in WS_ROUTES.values()):
             self._websocket_api(runtime)
+        self._outputs(runtime)
+
+    def _outputs(self, runtime: RuntimeStack) -> None:
+        """What a user needs after ``cdk deploy``, under names they can find: the CLI prints
+        them, ``--outputs-file`` saves them, ``describe-stacks`` reads them back."""
+        CfnOutput(
+            self, "RestApiUrl", value=self.rest.url,
+            description="The /v1 REST API: <url>v1/health, <url>v1/agents/<name>/run",
+        )  # fmt: skip
+        for channel, path in WEBHOOK_ROUTES.items():
+            if BY_NAME[channel].name in runtime.functions:
+                CfnOutput(
+                    self, f"{channel.capitalize()}WebhookUrl",
+                    value=self.rest.url_for_path(path),
+                    description=f"The {channel} webhook to register with the platform",
+                )  # fmt: skip
+        if self.ws_stage is not None:
+            CfnOutput(
+                self, "WebSocketUrl", value=self.ws_stage.url,
+                description="wss://...?api_key=<key>&agent=<name> (frames as /v1/ws/agent)",
+            )  # fmt: skip
 
     # -- REST ---------------------------------------------------------------------------------
 

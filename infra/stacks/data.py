@@ -33,7 +33,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy, SecretValue, Stack
+from aws_cdk import CfnOutput, CustomResource, Duration, RemovalPolicy, SecretValue, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_elasticache as elasticache
 from aws_cdk import aws_lambda as lambda_
@@ -296,6 +296,10 @@ class DataStack(Stack):
             server_access_logs_prefix="documents/",
             removal_policy=RemovalPolicy.RETAIN,
         )
+        CfnOutput(
+            self, "DocumentsBucketName", value=self.documents.bucket_name,
+            description="RAG documents: s3://<bucket>/<pipeline>/... is indexed by ingestion",
+        )  # fmt: skip
 
         # -- migrations: pgvector, the application role, the runtime's schema ---------------
         schema = self._migrations(network)

@@ -8,7 +8,7 @@ start; see infra/lambda_env/astromesh_env.py).
 
 The state machines' ARNs are built from their names (infra/config.py), not read from the
 orchestration stack, which itself needs these functions' ARNs: a reference both ways would be
-a dependency cycle (DESIGN.md §7).
+a dependency cycle (infra/README.md, "Cycles avoided").
 """
 
 from __future__ import annotations

@@ -98,3 +98,78 @@ def test_the_run_sample_answers_like_the_rest_route(api, openai_server):
         "sample-session",
     )
     assert {"steps", "usage", "trace", "data", "run_id"} <= set(body)
+
+
+def _invoke(api, payload: dict) -> dict:
+    """``aws lambda invoke --payload`` on the api function: a direct invocation."""
+    return api.handler(payload, FakeLambdaContext(function_name="astromesh-api"))
+
+
+def _with_key(event_name: str, key: str | None) -> dict:
+    """A sample API Gateway event with ``key`` as its bearer token (or none)."""
+    event = json.loads((EVENTS / f"{event_name}.json").read_text())
+    for headers in (event["headers"], event["multiValueHeaders"]):
+        for name in [h for h in headers if h.lower() in ("authorization", "x-api-key")]:
+            del headers[name]
+    if key is not None:
+        event["headers"]["Authorization"] = f"Bearer {key}"
+        event["multiValueHeaders"]["Authorization"] = [f"Bearer {key}"]
+    return event
+
+
+def test_an_operator_gets_the_first_key_of_a_deployed_stage_by_invoking_the_function(
+    api, openai_server
+):
+    """The only way to a key where the database is out of reach: create, use, list, revoke."""
+    created = _invoke(
+        api,
+        {"astromesh_admin": {"action": "create_key", "tenant": "acme", "agents": ["*"],
+                             "role": "admin", "label": "first"}},
+    )  # fmt: skip
+    assert created["ok"] is True, created
+    assert (created["tenant"], created["agents"], created["role"], created["label"]) == (
+        "acme",
+        ["*"],
+        "admin",
+        "first",
+    )
+    key = created["key"]
+    assert key.startswith(f"am_{created['key_id']}_")
+
+    openai_server.push(Reply("Hello from acme."))
+    ctx = FakeLambdaContext(function_name="astromesh-api")
+    answered = api.handler(_with_key("run", key), ctx)
+    assert answered["statusCode"] == 200, answered["body"]
+    assert json.loads(answered["body"])["answer"] == "Hello from acme."
+
+    listed = _invoke(api, {"astromesh_admin": {"action": "list_keys"}})
+    assert listed["ok"] is True and key.split("_", 2)[2] not in json.dumps(listed)
+    assert {k["key_id"] for k in listed["keys"]} >= {created["key_id"], SAMPLE_KEY_ID}
+
+    revoked = _invoke(
+        api, {"astromesh_admin": {"action": "revoke_key", "key_id": created["key_id"]}}
+    )
+    assert revoked == {"ok": True, "revoked": created["key_id"]}
+    refused = api.handler(_with_key("run", key), ctx)
+    assert refused["statusCode"] == 401
+    assert _invoke(
+        api, {"astromesh_admin": {"action": "revoke_key", "key_id": created["key_id"]}}
+    ) == {"ok": False, "error": f"no active key {created['key_id']!r}"}
+
+
+def test_admin_requests_are_checked_and_never_reachable_through_api_gateway(api):
+    bad_role = _invoke(
+        api, {"astromesh_admin": {"action": "create_key", "tenant": "acme", "role": "root"}}
+    )
+    assert bad_role["ok"] is False and "root" in bad_role["error"]
+    no_tenant = _invoke(api, {"astromesh_admin": {"action": "create_key"}})
+    assert no_tenant == {"ok": False, "error": "'tenant' is required"}
+    unknown = _invoke(api, {"astromesh_admin": {"action": "drop_tables"}})
+    assert unknown["ok"] is False and "create_key, list_keys or revoke_key" in unknown["error"]
+    # an API Gateway event is an HTTP request whatever else it carries: no key, 401
+    event = _with_key("run", None)
+    event["astromesh_admin"] = {"action": "create_key", "tenant": "evil", "role": "admin"}
+    response = api.handler(event, FakeLambdaContext(function_name="astromesh-api"))
+    assert response["statusCode"] == 401
+    listed = _invoke(api, {"astromesh_admin": {"action": "list_keys"}})
+    assert [k["tenant"] for k in listed["keys"]] == ["events"]

@@ -180,6 +180,24 @@ def test_rest_api_proxies_to_api_and_webhooks_to_their_functions(synthesized):
     assert settings.max_body_bytes <= 10 * 1024 * 1024  # API Gateway's own limit
 
 
+def test_the_urls_a_user_needs_after_deploy_are_named_outputs(synthesized):
+    """README's deploy section tells users to read these; each points at the right thing."""
+    api = synthesized.stacks.api
+    outputs = synthesized.templates["api"]["Outputs"]
+    rest_id, ws_id = _logical(api, api.rest), _logical(api, api.websocket)
+    rest_url = json.dumps(outputs["RestApiUrl"]["Value"])
+    assert rest_id in rest_url and rest_url.startswith('{"Fn::Join": ["", ["https://"')
+    for channel, output in (("whatsapp", "WhatsappWebhookUrl"), ("telegram", "TelegramWebhookUrl")):
+        if channel in synthesized.stacks.runtime.functions:
+            value = json.dumps(outputs[output]["Value"])
+            assert rest_id in value and value.endswith(f'"/v1/channels/{channel}/webhook"]]}}')
+    ws_url = json.dumps(outputs["WebSocketUrl"]["Value"])
+    assert ws_url.startswith('{"Fn::Join": ["", ["wss://"') and ws_id in ws_url
+    bucket = synthesized.templates["data"]["Outputs"]["DocumentsBucketName"]["Value"]
+    documents = _logical(synthesized.stacks.data, synthesized.stacks.data.documents)
+    assert bucket == {"Ref": documents}
+
+
 # -- data --------------------------------------------------------------------------------------
 
 

@@ -1,8 +1,8 @@
 """The execution pipeline's stages: prepare, step, act, observe, finalize.
 
 Each stage is one named, traced function over a :class:`RunState`. Executors call them in
-the order of DESIGN.md §4 (in-process here; as Lambda tasks on Step Functions later), so a
-stage must not keep anything outside the run state between calls.
+the order of docs/architecture.md §4 (in-process here; as Lambda tasks on Step Functions
+later), so a stage must not keep anything outside the run state between calls.
 """
 
 from __future__ import annotations

@@ -89,6 +89,6 @@ ENV_VAR_RE: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 PYTHON_HANDLER_RE: Final = re.compile(rf"^{_IDENT}(\.{_IDENT})*:{_IDENT}(\.{_IDENT})*$")
 
-# Files a directory load skips although they are YAML: the channels settings (API.md) are not
+# Files a directory load skips although they are YAML: the channels settings (docs/api.md) are not
 # an astromesh/v1 document but may sit beside the agents.
 IGNORED_FILE_NAMES: Final[frozenset[str]] = frozenset({"channels.yaml", "channels.yml"})

@@ -1,4 +1,4 @@
-"""One protocol for every orchestration pattern (DESIGN.md §4).
+"""One protocol for every orchestration pattern (docs/architecture.md §4).
 
 A run is a loop of step -> act -> observe. A pattern is a ``step`` policy: given the run so
 far it decides to act (call tools), finish (answer) or fail. Everything else (limits,

@@ -18,7 +18,7 @@ agent loader skips that name), in upstream's shape::
         default_agent: assistant
 
 A channel absent from the file is read from its environment variables (``WHATSAPP_*``,
-``TELEGRAM_*``, as API.md names them) when any of them is set. ``WHATSAPP_API_URL`` /
+``TELEGRAM_*``, as docs/api.md names them) when any of them is set. ``WHATSAPP_API_URL`` /
 ``TELEGRAM_API_URL`` (the platform's base URL; tests point it at a local server) apply
 whenever the file does not name ``api_url``. Secrets are required: a webhook whose
 signature cannot be checked is refused, never served open.

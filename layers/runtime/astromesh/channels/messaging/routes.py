@@ -1,6 +1,6 @@
 """The local server's webhooks: ``GET|POST /v1/channels/{channel}/webhook``.
 
-One pair of routes serves every adapter (WhatsApp's path is the one API.md names). The
+One pair of routes serves every adapter (WhatsApp's path is the one docs/api.md names). The
 ``POST`` answers as soon as the delivery is verified and claimed; the agent runs in a task
 of this process and the reply goes out when it ends. The hub (adapters, guards, HTTP client)
 is built on the first webhook request, from the runtime's environment and agents folder, and

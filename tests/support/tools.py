@@ -37,3 +37,9 @@ async def rendezvous(name: str, context: ToolContext) -> str:
     finally:
         _waiting.pop(context.run_id, None)
     return "together"
+
+
+def broken_text(topic: str) -> dict[str, str]:
+    """Answers with a lone surrogate and a NUL, as a careless tool (or a hostile MCP server)
+    might: the run must still be stored and answered, with the text repaired."""
+    return {"topic": topic, "summary": "before \ud800 middle \x00 after"}

@@ -20,7 +20,7 @@ from astromesh import __version__
 from astromesh.channels import console, rest, ws
 from astromesh.channels.error_handlers import install_error_handlers
 from astromesh.channels.messaging import routes as messaging_routes
-from astromesh.channels.middleware import BodyLimit, ErrorBoundary
+from astromesh.channels.middleware import BodyLimit, ErrorBoundary, TextBoundary
 from astromesh.channels.prometheus import load_exporter, metrics_router
 from astromesh.channels.services import Services
 from astromesh.channels.settings import ServerSettings
@@ -105,6 +105,7 @@ def create_app(
         app.include_router(metrics_router(prometheus))
     for router in (messaging_routes.router, console.router):  # webhooks; the console at /
         app.include_router(router)
+    app.add_middleware(TextBoundary)  # inside BodyLimit: the bodies it reads are bounded
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorBoundary)  # added last: outermost of ours
     for issue in runtime.issues:

@@ -33,6 +33,7 @@ from astromesh.registry import (
 )
 from astromesh.runtime import AgentRuntime
 from astromesh.security import RegistrationPolicy, registration_issues
+from astromesh.text_boundary import INVALID_TEXT, InvalidText, TextIssue, document_issues
 
 logger = logging.getLogger(__name__)
 
@@ -159,12 +160,29 @@ class AgentCatalog:
             may_use_agent: whether the registering key may use an agent by name (agents the
                 document would call must pass it); ``None`` for documents already stored.
 
+        A posted document must be valid text (``invalid_text``); one read back from the
+        registry is repaired instead (its writer cannot be told, and its agent must still
+        list and run): see :mod:`astromesh.text_boundary`.
+
         Raises:
+            InvalidText: a posted document holds invalid text (field, line and column).
             InvalidAgent: with every issue (file, line, column, field, message).
         """
+        posted = source == REQUEST_SOURCE
+        if posted and (raw := document_issues(text)):
+            raise InvalidText(raw)
         result = load_text(
-            text, source=source, env={}, known_providers=self.runtime.config.providers
+            text,
+            source=source,
+            env={},
+            known_providers=self.runtime.config.providers,
+            repair_text=not posted,
         )
+        text_issues = [i for i in result.errors if i.message.startswith(INVALID_TEXT)]
+        if text_issues:
+            raise InvalidText(
+                [TextIssue(i.field, i.message, i.line, i.column) for i in text_issues]
+            )
         if result.errors:
             raise InvalidAgent(
                 f"the agent document is not valid: {result.errors[0]}", result.errors

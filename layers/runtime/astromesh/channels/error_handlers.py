@@ -15,8 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from astromesh.channels.errors import InvalidAgent, TooManyRuns, Unauthorized, error_body
+from astromesh.channels.errors import (
+    DeliveryNotAccepted,
+    InvalidAgent,
+    TooManyRuns,
+    Unauthorized,
+    error_body,
+)
 from astromesh.errors import AstromeshError, StateUnavailable
+from astromesh.text_boundary import InvalidText, repair_value
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +31,9 @@ logger = logging.getLogger(__name__)
 def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
-    return JSONResponse(error_body(code, message, **extra), status_code=status, headers=headers)
+    # Messages may quote what the caller sent: repaired, so the body always encodes.
+    body = repair_value(error_body(code, message, **extra))
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -39,11 +48,13 @@ async def _astromesh_error(_request: Request, exc: AstromeshError) -> JSONRespon
     headers: dict[str, str] | None = None
     if isinstance(exc, InvalidAgent):
         extra["issues"] = [issue.to_dict() for issue in exc.issues]
+    if isinstance(exc, InvalidText):
+        extra["fields"] = [issue.to_dict() for issue in exc.issues]
     if isinstance(exc, TooManyRuns):
         headers = {"Retry-After": "1"}
     if isinstance(exc, Unauthorized):
         headers = {"WWW-Authenticate": "Bearer"}
-    if isinstance(exc, StateUnavailable):  # nothing was half-written: retrying is safe
+    if isinstance(exc, StateUnavailable | DeliveryNotAccepted):  # retrying is safe
         headers = {"Retry-After": str(exc.retry_after)}
     if exc.status >= 500 and exc.status != 501:
         logger.error("code=<%s> | %s", exc.code, exc.message)

@@ -58,6 +58,16 @@ class NotAvailable(AstromeshError):
         self.code = code
 
 
+class DeliveryNotAccepted(AstromeshError):
+    """A webhook delivery failed after verification for a reason that is not the
+    platform's (an unexpected error in claiming or rate-limiting it): its claims were
+    released, and ``503`` asks the platform to deliver it again, which it does."""
+
+    code = "delivery_not_accepted"
+    status = 503
+    retry_after = 2
+
+
 class AgentPaused(AstromeshError):
     code = "agent_paused"
     status = 409

@@ -20,6 +20,7 @@ from astromesh.executors.stepfunctions.executor import EXPRESS_MAX_SECONDS, Step
 from astromesh.runs.events import EventSink, RunEvent, discard
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.runtime import AgentRuntime
+from astromesh.text_boundary import require_valid
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,13 @@ class RunInput:
     session_id: str = "default"
     context: dict[str, Any] | None = None
     tenant: str = "default"
+
+    def __post_init__(self) -> None:
+        """Every channel's run input passes the text boundary: a run is never started (or
+        stored) with text no store can write. Messaging repairs its text before this."""
+        require_valid({"query": self.query, "session_id": self.session_id})
+        if self.context is not None:
+            require_valid(self.context, field="context")
 
 
 class RunLauncher:

@@ -39,6 +39,7 @@ from astromesh.channels.services import Services
 from astromesh.errors import AstromeshError
 from astromesh.runs.events import RunEvent
 from astromesh.runs.state import RunState
+from astromesh.text_boundary import require_valid
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +168,9 @@ def _parse(text: str) -> dict[str, Any]:
         message = json.loads(text)
     except ValueError as exc:
         raise BadRequest(f"message is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("message is not valid JSON: nested too deeply") from None
     if not isinstance(message, dict):
         raise BadRequest("message must be a JSON object")
+    require_valid(message)  # 422-like error frame invalid_text, naming the field
     return message

@@ -101,13 +101,16 @@ def load_text(
     source: str = "<string>",
     env: Mapping[str, str] | None = None,
     known_providers: Collection[str] = (),
+    repair_text: bool = False,
 ) -> LoadResult:
     """Load documents from text (e.g. a REST request body; JSON is valid YAML).
 
     For text from outside (REST), pass ``env={}`` or a restricted mapping: with the default,
     ``${VAR}`` would copy this process's environment (secrets included) into the agent.
+    ``repair_text`` repairs invalid text instead of reporting it (documents read back from a
+    store, whose writer cannot be told; see :mod:`astromesh.text_boundary`).
     """
-    session = _Session(env, known_providers)
+    session = _Session(env, known_providers, repair_text=repair_text)
     session.add_text(text, source)
     return session.finish()
 
@@ -136,8 +139,15 @@ class _Staged:
 class _Session:
     """One load: per-file validation, then checks across all documents."""
 
-    def __init__(self, env: Mapping[str, str] | None, known_providers: Collection[str]) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str] | None,
+        known_providers: Collection[str],
+        *,
+        repair_text: bool = False,
+    ) -> None:
         self._env = os.environ if env is None else env
+        self._repair_text = repair_text
         self._known_providers = set(known_providers)
         self._staged: list[_Staged] = []
         self._provider_origin: dict[str, str] = {}
@@ -175,7 +185,7 @@ class _Session:
         self.add_text(text, name)
 
     def add_text(self, text: str, file: str) -> None:
-        parsed = parse_documents(text, self._env)
+        parsed = parse_documents(text, self._env, repair_text=self._repair_text)
         if isinstance(parsed, ParseFailure):
             pos = parsed.position
             self.issue(

@@ -4,6 +4,11 @@ pyyaml's ``safe_load`` loses line numbers and silently keeps the last of two dup
 Here a document is composed into nodes and converted by hand, recording for each field path
 the position of its key and of its value, reporting duplicate keys, and applying ``${VAR}``
 interpolation to string scalars (so line numbers survive interpolation).
+
+Every string (keys too) passes the text boundary (:mod:`astromesh.text_boundary`): one that
+is not valid text (a ``"\\uD800"`` or ``"\\0"`` escape, an interpolated variable holding
+undecodable bytes) is a problem at its field, or, for documents read back from a store,
+repaired to U+FFFD.
 """
 
 from __future__ import annotations
@@ -17,6 +22,13 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from astromesh.config.interpolate import InterpolationError, interpolate
 from astromesh.config.limits import MAX_DOCUMENT_VALUES, MAX_NESTING_DEPTH
+from astromesh.text_boundary import (
+    describe,
+    first_invalid,
+    join_surrogate_pairs,
+    problem_message,
+    repair,
+)
 
 PathPart = str | int
 FieldPath = tuple[PathPart, ...]
@@ -137,8 +149,16 @@ def _position(mark: yaml.Mark) -> Position:
     return Position(mark.line + 1, mark.column + 1)
 
 
-def parse_documents(text: str, env: Mapping[str, str]) -> list[YamlDocument] | ParseFailure:
-    """Parse every ``---``-separated document of ``text``; empty documents are dropped."""
+def parse_documents(
+    text: str, env: Mapping[str, str], *, repair_text: bool = False
+) -> list[YamlDocument] | ParseFailure:
+    """Parse every ``---``-separated document of ``text``; empty documents are dropped.
+
+    ``repair_text``: replace invalid text (raw, escaped or interpolated) with U+FFFD instead
+    of reporting it, for documents whose writer cannot be told (read back from a store).
+    """
+    if repair_text:
+        text = repair(text)
     checked = _libyaml_check(text)
     if isinstance(checked, ParseFailure):
         return checked
@@ -150,7 +170,7 @@ def parse_documents(text: str, env: Mapping[str, str]) -> list[YamlDocument] | P
         except yaml.YAMLError:
             pass  # pyyaml below words the problem (and our tests) its own way
         else:
-            return [_Converter(env).document(node) for node in nodes]
+            return [_Converter(env, repair_text).document(node) for node in nodes]
     try:
         nodes = [node for node in yaml.compose_all(text, Loader=_Loader) if not _empty(node)]
     except _TooDeep as exc:
@@ -160,7 +180,7 @@ def parse_documents(text: str, env: Mapping[str, str]) -> list[YamlDocument] | P
         return _syntax_failure(exc)
     except yaml.YAMLError as exc:
         return ParseFailure(f"invalid YAML: {exc}", None)
-    return [_Converter(env).document(node) for node in nodes]
+    return [_Converter(env, repair_text).document(node) for node in nodes]
 
 
 @dataclass
@@ -244,8 +264,9 @@ def _syntax_failure(exc: yaml.MarkedYAMLError) -> ParseFailure:
 class _Converter:
     """Turns one composed node tree into Python data, recording positions and problems."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
+    def __init__(self, env: Mapping[str, str], repair_text: bool = False) -> None:
         self._env = env
+        self._repair_text = repair_text
         self._scalars = _Loader("")
         self._count = 0
         self._too_deep = False
@@ -297,13 +318,25 @@ class _Converter:
         self._problem(path, node, "unsupported YAML node")
         return None
 
+    def _text(self, value: str, path: FieldPath, node: Node, *, key: bool = False) -> str:
+        """``value`` if it is valid text; else repaired, or reported as a problem."""
+        value = join_surrogate_pairs(value)
+        index = first_invalid(value)
+        if index is None:
+            return value
+        if self._repair_text:
+            return repair(value)
+        message = problem_message(describe(value[index]), index, of="key" if key else "value")
+        self._problem(path, node, message)
+        return repair(value)
+
     def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
         if node.tag == _STR_TAG:
             try:
-                return interpolate(node.value, self._env)
+                return self._text(interpolate(node.value, self._env), path, node)
             except InterpolationError as exc:
                 self._problem(path, node, exc.message)
-                return node.value
+                return self._text(node.value, path, node)
         try:
             return self._scalars.construct_object(node, deep=True)
         except yaml.YAMLError:
@@ -327,7 +360,7 @@ class _Converter:
                 self._problem(path, key_node, "a mapping key must be a plain value")
                 continue
             # The key's text, not its YAML type: `on:` stays "on", `200:` stays "200".
-            key = key_node.value
+            key = self._text(key_node.value, (*path, repair(key_node.value)), key_node, key=True)
             if key in first_seen:
                 first = first_seen[key].start_mark.line + 1
                 self._problem(

@@ -2,15 +2,22 @@
 
 Every provider translates between these types and its wire format, so patterns, memory and
 stores never see a provider's JSON.
+
+Their text is always valid (:mod:`astromesh.text_boundary`): what a model produced (content,
+tool names and arguments, streamed pieces) is repaired to U+FFFD as these types are built, so
+a model answering a lone surrogate cannot fail the store that saves the run or the channel
+that sends the answer. Nobody could be told: the model is not a caller.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from astromesh.text_boundary import Repaired, RepairedStr, dump_json, repair
 
 
 class Role(StrEnum):
@@ -27,23 +34,28 @@ class ToolCall(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str
-    name: str
-    arguments: dict[str, Any] = Field(default_factory=dict)
+    id: RepairedStr
+    name: RepairedStr
+    arguments: Annotated[dict[str, Any], Repaired] = Field(default_factory=dict)
 
 
 class Message(BaseModel):
     """One chat message; ``tool_calls`` on assistant messages, ``tool_call_id`` on tool results."""
 
     role: Role
-    content: str = ""
+    content: RepairedStr = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
-    name: str | None = None
+    name: RepairedStr | None = None
     content_ref: str | None = None
     """Set when ``content`` is only a preview of a large tool result kept in the run store
     under this call id; executors resolve it before the model sees the message, so the run
     document stays small however large the results."""
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """JSON for the stores, repaired if a field was set to invalid text after validation
+        (pydantic would refuse to encode it)."""
+        return dump_json(self, super().model_dump_json, **kwargs)
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -102,12 +114,12 @@ class Usage(BaseModel):
 class ModelResponse(BaseModel):
     """The complete result of one model call."""
 
-    content: str = ""
+    content: RepairedStr = ""
     tool_calls: list[ToolCall] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     provider: str
     model: str
-    finish_reason: str | None = None
+    finish_reason: RepairedStr | None = None
     latency_ms: float = 0.0
     cost: float | None = None
     """US dollars, set by :class:`~astromesh.models.router.ModelRouter` from its price table;
@@ -122,6 +134,9 @@ class TextDelta:
     """A piece of generated text, forwarded to the user as it arrives."""
 
     text: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", repair(self.text))  # frozen: set once, repaired
 
 
 StreamEvent = TextDelta | ModelResponse

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 
 from astromesh.models.types import Message, ToolCall, Usage
 from astromesh.runs.usage import ModelCall
+from astromesh.text_boundary import RepairedStr, dump_json
 
 
 def utcnow() -> datetime:
@@ -112,7 +113,7 @@ class ActionResult(BaseModel):
     call_id: str
     name: str
     ok: bool
-    content: str
+    content: RepairedStr
     duration_ms: float = 0.0
     truncated: bool = False
     """``content`` is only a preview; the full text is in the run store (``get_results``)."""
@@ -123,6 +124,10 @@ class ActionResult(BaseModel):
     model_calls: list[ModelCall] = Field(default_factory=list)
     """Model calls the tool made (a summarising tool), counted into the run's usage when the
     call is recorded: they travel with the result for the same reason as ``guardrails``."""
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """JSON for the stores, always valid text (:func:`~astromesh.text_boundary.dump_json`)."""
+        return dump_json(self, super().model_dump_json, **kwargs)
 
 
 class RunState(BaseModel):
@@ -164,6 +169,12 @@ class RunState(BaseModel):
     version: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+    def model_dump_json(self, **kwargs: Any) -> str:
+        """JSON for the stores, always valid text: a field assigned invalid text during the
+        run (an answer, an error quoting what a tool returned) is repaired rather than
+        failing the save (see :func:`astromesh.text_boundary.dump_json`)."""
+        return dump_json(self, super().model_dump_json, **kwargs)
 
     def record(self, type_: str, *, duration_ms: float = 0.0, **data: Any) -> StepRecord:
         """Append a step record and return it."""

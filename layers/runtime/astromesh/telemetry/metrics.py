@@ -8,9 +8,10 @@ Three events matter enough to page someone, and only the runtime sees them
 - a run ends failed or timed out (:data:`RUNS_FAILED`), whichever executor ran it,
 - what a run cost (:data:`RUN_COST`), summed into a cost-per-day alarm.
 
-Two more describe the traffic, for dashboards rather than pages: every finished run by agent
-and status (:data:`RUNS_FINISHED`) and its wall-clock duration (:data:`RUN_DURATION`, a
-histogram in seconds).
+Three more describe the traffic, for dashboards rather than pages: every finished run by agent
+and status (:data:`RUNS_FINISHED`), its wall-clock duration (:data:`RUN_DURATION`, a
+histogram in seconds), and the webhook items acknowledged without an answer because their
+shape is wrong (:data:`MESSAGES_IGNORED`).
 
 Where they go depends on where the runtime runs, so the sink is chosen once per
 :class:`~astromesh.runtime.AgentRuntime` (:func:`metrics_from_env`):
@@ -21,7 +22,7 @@ Where they go depends on where the runtime runs, so the sink is chosen once per
   is what the alarms in ``infra/stacks/observability.py`` watch. Only the alarmed three are
   written: every EMF line costs log bytes on every run, and Step Functions already publishes
   run counts and durations per state machine (``ExecutionsSucceeded``, ``ExecutionTime``...);
-- everywhere else, the OpenTelemetry metrics API (:class:`OtelMetrics`): all five, a no-op
+- everywhere else, the OpenTelemetry metrics API (:class:`OtelMetrics`): all six, a no-op
   until an SDK is configured. The local server (``astromesh dev``) configures one with a
   Prometheus reader and serves it at ``GET /metrics`` (:mod:`astromesh.telemetry.prometheus`);
   any other process can configure the global provider (OTLP...) with the usual settings.
@@ -135,7 +136,25 @@ RUN_DURATION = RuntimeMetric(
     # for milliseconds and would put every run in the first few.
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
 )
-RUNTIME_METRICS = (CIRCUIT_OPENED, RUNS_FAILED, RUN_COST, RUNS_FINISHED, RUN_DURATION)
+MESSAGES_IGNORED = RuntimeMetric(
+    "MessagesIgnored",
+    "astromesh.messages.ignored",
+    "Count",
+    "{message}",
+    "Sum",
+    "a verified webhook delivery held an item that cannot be answered because its shape is "
+    "wrong (no id, no sender or chat to answer, a field of the wrong type): acknowledged, "
+    "logged with the reason, not answered (value 1; channel and reason as attributes)",
+    emf=False,
+)
+RUNTIME_METRICS = (
+    CIRCUIT_OPENED,
+    RUNS_FAILED,
+    RUN_COST,
+    RUNS_FINISHED,
+    RUN_DURATION,
+    MESSAGES_IGNORED,
+)
 """Every metric the runtime emits (all of them through OpenTelemetry)."""
 ALARMED_METRICS = tuple(m for m in RUNTIME_METRICS if m.emf)
 """The metrics written as CloudWatch EMF in Lambda, each watched by an alarm."""
@@ -163,6 +182,11 @@ class Metrics(ABC):
     def circuit_opened(self, circuit: str) -> None:
         """A circuit (``provider/model``) went to open because of this instance's call."""
         self.emit(CIRCUIT_OPENED, 1, circuit=circuit)
+
+    def message_ignored(self, channel: str, reason: str) -> None:
+        """A channel acknowledged an item it cannot answer; ``reason`` is a short, fixed
+        phrase (not the item's content), so it stays a low-cardinality attribute."""
+        self.emit(MESSAGES_IGNORED, 1, channel=channel, reason=reason)
 
     def run_finished(self, run: RunState) -> None:
         """A run reached its end: its cost, count and duration always, and a failure when it

@@ -12,7 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
 from referencing.exceptions import Unresolvable
@@ -20,6 +20,7 @@ from referencing.exceptions import Unresolvable
 from astromesh.errors import ToolError
 from astromesh.models.types import ToolDefinition
 from astromesh.security.regex import schema_validator_class
+from astromesh.text_boundary import Repaired, RepairedStr, repair_value
 
 if TYPE_CHECKING:
     from astromesh.runs.state import RunState
@@ -43,11 +44,15 @@ class ToolContext:
 
 
 class ToolResult(BaseModel):
-    """What a tool call produced, as text for the model plus the raw value for the caller."""
+    """What a tool call produced, as text for the model plus the raw value for the caller.
+
+    Both are repaired to valid text as the result is built (:mod:`astromesh.text_boundary`):
+    a tool (an MCP server, a webhook, Python code) may return anything, and nobody can be
+    told, but the run holding the result must still be stored and answered."""
 
     ok: bool
-    content: str
-    data: Any = None
+    content: RepairedStr
+    data: Annotated[Any, Repaired] = None
     duration_ms: float = 0.0
 
 
@@ -91,6 +96,7 @@ class Tool(ABC):
                 content=f"tool '{self.name}' failed: {type(exc).__name__}: {exc}",
                 duration_ms=_ms_since(started),
             )
+        value = repair_value(value)  # what the model reads and the run keeps: valid text
         return ToolResult(
             ok=True, content=render_value(value), data=value, duration_ms=_ms_since(started)
         )

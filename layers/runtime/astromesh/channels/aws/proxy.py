@@ -70,4 +70,7 @@ def error_response(exc: AstromeshError) -> dict[str, Any]:
     response = json_response(exc.status, error_body(exc.code, exc.message))
     if isinstance(exc, Unauthorized):
         response["headers"]["www-authenticate"] = "Bearer"
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(retry_after, int) and exc.status == 503:
+        response["headers"]["retry-after"] = str(retry_after)
     return response

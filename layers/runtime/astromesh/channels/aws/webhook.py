@@ -43,8 +43,8 @@ def receive(
         if request.method == "GET":
             return text_response(200, inbox.adapter.challenge(request))
         accepted = worker.run(lambda: inbox.receive(request))
-        for work in accepted:
-            _hand_off(worker, channel, work, context)
+        for index, work in enumerate(accepted):
+            _hand_off(worker, channel, work, context, unsent=accepted[index:])
     except AstromeshError as exc:
         return error_response(exc)
     return json_response(200, {"status": "ok", "accepted": len(accepted)})
@@ -57,12 +57,30 @@ def answer(worker: ChannelWorker, job: Mapping[str, Any]) -> dict[str, Any]:
     return {"channel": job["channel"], "message_id": work.message.message_id}
 
 
-def _hand_off(worker: ChannelWorker, channel: str, work: Work, context: HasFunctionArn) -> None:
+def _hand_off(
+    worker: ChannelWorker,
+    channel: str,
+    work: Work,
+    context: HasFunctionArn,
+    *,
+    unsent: list[Work],
+) -> None:
+    """Queue ``work``; if that fails, release the claims of ``unsent`` (this work and every
+    later one of the delivery, none of which will be queued) before answering 503, so the
+    platform's redelivery finds them unclaimed."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
         dispatch(context, {"kind": ANSWER_JOB, "channel": channel, "work": work.to_dict()})
     except (ClientError, BotoCoreError) as exc:
-        logger.error("channel=<%s> | hand-off failed, claim released: %s", channel, exc)
-        worker.run(lambda: worker.hub.inbox(channel).release(work))
+        logger.error(
+            "channel=<%s> | hand-off failed, %d claim(s) released: %s", channel, len(unsent), exc
+        )
+        inbox = worker.hub.inbox(channel)
+
+        async def release() -> None:
+            for item in unsent:
+                await inbox.release(item)
+
+        worker.run(release)
         raise HandOffFailed(f"the {channel} message could not be queued; redeliver it") from None

@@ -61,6 +61,7 @@ from astromesh.channels.services import Services
 from astromesh.errors import AstromeshError, ConflictError, NotFoundError
 from astromesh.pipeline import done_frame
 from astromesh.runs.state import RunState
+from astromesh.text_boundary import require_valid
 
 logger = logging.getLogger(__name__)
 
@@ -293,8 +294,11 @@ def _parse(body: str | None) -> dict[str, Any]:
         message = json.loads(body or "")
     except ValueError as exc:
         raise BadRequest(f"message is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest("message is not valid JSON: nested too deeply") from None
     if not isinstance(message, dict):
         raise BadRequest("message must be a JSON object")
+    require_valid(message)  # 422-like error frame invalid_text, naming the field
     return message
 
 

@@ -15,7 +15,9 @@ event; signatures are computed over the raw bytes, never over re-serialised JSON
 
 from __future__ import annotations
 
+import dataclasses
 import hmac
+import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -25,10 +27,13 @@ import httpx
 
 from astromesh.channels.errors import BadRequest, Unauthorized
 from astromesh.channels.messaging.text import split_text
+from astromesh.text_boundary import repair
 
-MessageKind = Literal["text", "media", "status", "reaction", "other"]
+MessageKind = Literal["text", "media", "status", "reaction", "other", "malformed"]
 """What a parsed item is. Only ``text`` starts a run; ``media`` gets a canned reply;
-``status``, ``reaction`` and ``other`` are acknowledged and dropped."""
+``status``, ``reaction`` and ``other`` are acknowledged and dropped; ``malformed`` (an item
+whose shape is wrong: no id, nobody to answer, a field of the wrong type) is acknowledged,
+counted and logged with the reason in ``detail`` (``<reason>: <where and what>``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +78,20 @@ class InboundMessage:
     def session_id(self) -> str:
         """One conversation per sender and channel (``whatsapp:<wa_id>``)."""
         return f"{self.channel}:{self.sender}"
+
+    @property
+    def reason(self) -> str:
+        """A malformed item's short reason (``shape``, ``no_id``, ``no_recipient``)."""
+        return self.detail.partition(":")[0]
+
+    def repaired(self) -> InboundMessage:
+        """This item with its text made valid (:mod:`astromesh.text_boundary`): the
+        platform cannot be told, and the message must still be answered."""
+        fields = ("message_id", "sender", "reply_to", "text", "detail")
+        changes = {name: repair(getattr(self, name)) for name in fields}
+        if all(changes[name] is getattr(self, name) for name in fields):
+            return self
+        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,21 +162,29 @@ class ChannelAdapter(ABC):
 
     @abstractmethod
     def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        """The items of a verified delivery, in order.
+        """The items of a verified delivery, in order; an item of the wrong shape is a
+        ``malformed`` item (acknowledged with the reason), never an exception.
 
         Raises:
-            BadRequest: the body is not the platform's JSON.
+            BadRequest: the body is not a JSON object (or nests too deeply to be read).
         """
+
+    def valid_recipient(self, to: str) -> bool:
+        """Whether a reply can be addressed to ``to`` (nothing is ever sent elsewhere)."""
+        return bool(to)
 
     async def send(self, to: str, text: str) -> int:
         """Send ``text`` to ``to``, split at :attr:`max_chars` on sentence or word
         boundaries; return how many messages were posted.
 
         Raises:
-            SendError: the platform refused one part (the later parts are not sent).
+            SendError: the platform refused one part (the later parts are not sent), or
+                ``to`` is not an address of this platform (nothing was sent).
             httpx.HTTPError: the platform could not be reached.
         """
-        parts = split_text(text, self.max_chars)
+        if not self.valid_recipient(to):
+            raise SendError(self.name, 0, f"not sent: {to!r} is not a {self.name} recipient")
+        parts = split_text(repair(text), self.max_chars)
         for part in parts:
             await self._send_one(to, part)
         return len(parts)
@@ -165,6 +192,34 @@ class ChannelAdapter(ABC):
     @abstractmethod
     async def _send_one(self, to: str, text: str) -> None:
         """Post one message of at most :attr:`max_chars` characters."""
+
+
+def json_object(body: bytes, what: str) -> dict[str, Any]:
+    """A delivery's body as a JSON object. Bytes that are not UTF-8 become U+FFFD rather
+    than failing it: the platform signed them, and cannot be told.
+
+    Raises:
+        BadRequest: the body is not JSON, nests too deeply to be read, or is not an object.
+    """
+    try:
+        data = json.loads(body.decode("utf-8-sig", "replace"))
+    except ValueError as exc:
+        raise BadRequest(f"the {what} is not JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(f"the {what} nests too deeply to be read") from None
+    if not isinstance(data, dict):
+        raise BadRequest(f"the {what} is not a JSON object")
+    return data
+
+
+def scalar_text(value: Any) -> str:
+    """A platform id as text: strings as they are, integers written out, anything else
+    (objects, lists, booleans, null) empty, so it is refused as missing."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return ""
 
 
 def same_secret(given: str, expected: str) -> bool:

@@ -12,8 +12,10 @@ What a sender gets back, besides the agent's answer:
 - a ``media`` message: :data:`MEDIA_NOTICE` (no run);
 - the first message over their rate limit in a burst: :data:`RATE_NOTICE` (no run; later
   ones in the same burst get nothing, so a flood does not turn into a flood of replies);
-- a run that fails, times out or is refused because the server is busy:
-  :data:`FAILURE_NOTICE` (the details are in the logs and the run record).
+- a run that fails, times out or is refused because the server is busy, or anything else
+  that fails after the acknowledgement: :data:`FAILURE_NOTICE` (the details are in the logs
+  and the run record). A message is never answered to an address the platform could not have
+  sent it from (an empty or malformed chat id): such items are acknowledged as malformed.
 
 One sender's messages are answered one at a time (:meth:`ChannelHub.turn`): a message that
 arrives while the agent is still answering the previous one waits for it, so each run sees
@@ -29,16 +31,22 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from astromesh.auth import Principal, Role
 from astromesh.channels.access import runnable_agent
-from astromesh.channels.errors import TooManyRuns
+from astromesh.channels.errors import DeliveryNotAccepted, TooManyRuns
 from astromesh.channels.launcher import RunInput
-from astromesh.channels.messaging.base import ChannelAdapter, SendError, WebhookRequest, Work
+from astromesh.channels.messaging.base import (
+    ChannelAdapter,
+    InboundMessage,
+    SendError,
+    WebhookRequest,
+    Work,
+)
 from astromesh.channels.messaging.config import ChannelsConfig, ChannelSettings, load_channels
 from astromesh.channels.messaging.guards import Guards, open_guards
 from astromesh.channels.messaging.telegram import TelegramAdapter
@@ -47,6 +55,7 @@ from astromesh.channels.services import Services
 from astromesh.errors import AstromeshError, ConfigurationError, NotFoundError
 from astromesh.runs.state import RunStatus
 from astromesh.runtime import REDIS_URL_ENV
+from astromesh.telemetry.metrics import Metrics, NullMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +88,8 @@ class Inbox:
     settings: ChannelSettings
     """The channel's settings (``WhatsAppSettings``, ``TelegramSettings``...)."""
     guards: Guards
+    metrics: Metrics = field(default_factory=NullMetrics)
+    """Where malformed items are counted (the runtime's metrics)."""
 
     @property
     def name(self) -> str:
@@ -87,50 +98,100 @@ class Inbox:
     async def receive(self, request: WebhookRequest) -> list[Work]:
         """Verify, parse, deduplicate and rate-limit a delivery; the work left to do.
 
+        Each item's text is repaired to valid text first (the platform cannot be told; see
+        :mod:`astromesh.text_boundary`). Malformed items are acknowledged, counted
+        (:meth:`~astromesh.telemetry.metrics.Metrics.message_ignored`) and logged with the
+        reason. If anything fails after a message was claimed, the claims this delivery took
+        are released before the error goes on: the platform, answered an error, delivers
+        again, and the redelivery must find the messages unclaimed.
+
         Raises:
             Unauthorized / Forbidden: the delivery's proof is missing or wrong.
             BadRequest: the body is not the platform's payload.
+            StateUnavailable: the claims' store cannot be reached (503).
+            DeliveryNotAccepted: anything else failed (503).
         """
         self.adapter.verify(request)
         found: list[Work] = []
-        for message in self.adapter.parse(request):
-            runnable = message.kind == "media" or (message.kind == "text" and message.text.strip())
-            if not runnable or not message.message_id:
-                logger.info(
-                    "channel=<%s>, kind=<%s>, detail=<%s> | acknowledged, nothing to answer",
-                    self.name,
-                    message.kind,
-                    message.detail,
-                )
-                continue
-            if not await self.guards.claim(self.claim_key(message.message_id)):
-                logger.info(
-                    "channel=<%s>, message_id=<%s> | already handled, redelivery dropped",
-                    self.name,
-                    message.message_id,
-                )
-                continue
-            notice = None
-            limit = self.settings.rate_limit
-            if limit is not None:
-                verdict = await self.guards.hit(
-                    f"{self.name}:{message.sender}",
-                    window_seconds=limit.window_seconds,
-                    max_messages=limit.max_messages,
-                )
-                if not verdict.allowed:
-                    logger.warning(
-                        "channel=<%s>, refused=<%d> | sender over the rate limit",
-                        self.name,
-                        verdict.refused,
-                    )
-                    if verdict.refused > 1:
-                        continue
-                    notice = RATE_NOTICE
-            if notice is None and message.kind == "media":
-                notice = MEDIA_NOTICE
-            found.append(Work(message, notice))
+        claimed: list[str] = []
+        try:
+            for parsed in self.adapter.parse(request):
+                work = await self._accept(parsed.repaired(), claimed)
+                if work is not None:
+                    found.append(work)
+        except AstromeshError:
+            await self._release_claims(claimed)
+            raise
+        except Exception as exc:
+            await self._release_claims(claimed)
+            logger.exception("channel=<%s> | delivery not accepted, claims released", self.name)
+            raise DeliveryNotAccepted(
+                f"the {self.name} delivery could not be accepted ({type(exc).__name__});"
+                " deliver it again"
+            ) from exc
+        except BaseException:  # cancelled (the platform hung up): it will deliver again
+            await self._release_claims(claimed)
+            raise
         return found
+
+    async def _accept(self, message: InboundMessage, claimed: list[str]) -> Work | None:
+        """The work for one item, or ``None`` when it needs no answer (adds its claim key
+        to ``claimed`` once claimed)."""
+        if message.kind == "malformed":
+            logger.warning(
+                "channel=<%s>, message_id=<%s>, reason=<%s> | malformed item acknowledged,"
+                " not answered",
+                self.name,
+                message.message_id[:128],
+                message.detail[:300],
+            )
+            self.metrics.message_ignored(self.name, message.reason)
+            return None
+        runnable = message.kind == "media" or (message.kind == "text" and message.text.strip())
+        if not runnable or not message.message_id:
+            logger.info(
+                "channel=<%s>, kind=<%s>, detail=<%s> | acknowledged, nothing to answer",
+                self.name,
+                message.kind,
+                message.detail[:300],
+            )
+            return None
+        key = self.claim_key(message.message_id)
+        if not await self.guards.claim(key):
+            logger.info(
+                "channel=<%s>, message_id=<%s> | already handled, redelivery dropped",
+                self.name,
+                message.message_id[:128],
+            )
+            return None
+        claimed.append(key)
+        notice = None
+        limit = self.settings.rate_limit
+        if limit is not None:
+            verdict = await self.guards.hit(
+                f"{self.name}:{message.sender}",
+                window_seconds=limit.window_seconds,
+                max_messages=limit.max_messages,
+            )
+            if not verdict.allowed:
+                logger.warning(
+                    "channel=<%s>, refused=<%d> | sender over the rate limit",
+                    self.name,
+                    verdict.refused,
+                )
+                if verdict.refused > 1:
+                    return None
+                notice = RATE_NOTICE
+        if notice is None and message.kind == "media":
+            notice = MEDIA_NOTICE
+        return Work(message, notice)
+
+    async def _release_claims(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                await self.guards.release(key)
+            except Exception as exc:  # noqa: BLE001 - the original error is the one to raise
+                logger.error("claim=<%s> | could not be released: %r", key, exc)
 
     def claim_key(self, message_id: str) -> str:
         return f"{self.name}:{message_id}"
@@ -158,7 +219,9 @@ class ChannelHub:
         for name, adapter in ADAPTERS.items():
             settings = getattr(config, name)
             if settings is not None:
-                self.inboxes[name] = Inbox(adapter(settings, http), settings, guards)
+                self.inboxes[name] = Inbox(
+                    adapter(settings, http), settings, guards, services.runtime.metrics
+                )
         self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
@@ -194,27 +257,49 @@ class ChannelHub:
             ) from None
 
     async def answer(self, channel: str, work: Work) -> None:
-        """Run the agent for ``work`` (or take its notice) and send the reply. Never raises
-        for a failed run or a refused reply: both are logged, the sender gets a notice."""
+        """Run the agent for ``work`` (or take its notice) and send the reply. Never raises:
+        the message was acknowledged already, so whatever fails on the way (the run, an
+        unexpected error, the reply itself) is logged, and the sender gets
+        :data:`FAILURE_NOTICE` in place of an answer whenever it can still be sent."""
         inbox = self.inbox(channel)
         message = work.message
-        text = work.notice if work.notice is not None else await self._run(inbox, work)
+        try:
+            text = work.notice if work.notice is not None else await self._run(inbox, work)
+        except Exception:
+            logger.exception(
+                "channel=<%s>, message_id=<%s> | answering failed; sending the apology",
+                channel,
+                message.message_id,
+            )
+            text = FAILURE_NOTICE
+        if not await self._reply(inbox, message, text) and text != FAILURE_NOTICE:
+            await self._reply(inbox, message, FAILURE_NOTICE)
+
+    async def _reply(self, inbox: Inbox, message: InboundMessage, text: str) -> bool:
+        """Send ``text``; ``False`` only when an unexpected error (not the platform's refusal
+        or an unreachable platform, where an apology would fail the same way) stopped it."""
         try:
             parts = await inbox.adapter.send(message.reply_to, text)
         except (SendError, httpx.HTTPError) as exc:
             logger.error(
                 "channel=<%s>, message_id=<%s> | reply not sent: %s",
-                channel,
+                inbox.name,
                 message.message_id,
                 exc,
             )
-            return
+            return True
+        except Exception:
+            logger.exception(
+                "channel=<%s>, message_id=<%s> | reply failed", inbox.name, message.message_id
+            )
+            return False
         logger.info(
             "channel=<%s>, message_id=<%s>, parts=<%d> | replied",
-            channel,
+            inbox.name,
             message.message_id,
             parts,
         )
+        return True
 
     def spawn(self, channel: str, work: Work) -> None:
         """Answer in a task of this process (the local server), kept until it ends."""

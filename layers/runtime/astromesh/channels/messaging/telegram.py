@@ -8,6 +8,10 @@
   sender is told only text is understood). Edited messages, channel posts, callback queries,
   membership changes and messages from bots are acknowledged and dropped.
 - The conversation (session) is per user; the reply goes to the chat the message came from.
+- A verified update of the wrong shape (``message``, ``from`` or ``chat`` not objects, no
+  chat id to answer, ``text`` not a string) is acknowledged as a ``malformed`` item, counted
+  and logged with the reason; nothing is ever sent to an empty or invalid chat id. Only an
+  update that is not a JSON object with an ``update_id`` is refused (400).
 - Replies: ``POST {api_url}/bot{token}/sendMessage`` with ``chat_id`` and ``text``, at most
   4096 characters each (the base class splits). The URL holds the bot token, so it is never
   logged.
@@ -15,7 +19,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 from typing import Any, ClassVar
 
 import httpx
@@ -26,12 +30,15 @@ from astromesh.channels.messaging.base import (
     InboundMessage,
     SendError,
     WebhookRequest,
+    json_object,
     require_header,
     same_secret,
+    scalar_text,
 )
 from astromesh.channels.messaging.config import TELEGRAM_API_URL, TelegramSettings
 
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+_CHAT_ID = re.compile(r"-?[0-9]{1,32}")
 
 
 class TelegramAdapter(ChannelAdapter):
@@ -49,26 +56,43 @@ class TelegramAdapter(ChannelAdapter):
             raise Forbidden(f"the {SECRET_HEADER} header does not match")
 
     def parse(self, request: WebhookRequest) -> list[InboundMessage]:
-        try:
-            update = json.loads(request.body)
-        except ValueError as exc:
-            raise BadRequest(f"the update is not JSON: {exc}") from None
-        if not isinstance(update, dict) or "update_id" not in update:
-            raise BadRequest("the update has no update_id")
-        update_id = str(update["update_id"])
+        update = json_object(request.body, "update")
+        update_id = scalar_text(update.get("update_id"))
+        if not update_id:
+            raise BadRequest("the update has no update_id (an integer)")
         message = update.get("message")
-        if not isinstance(message, dict):
+        if message is None:
             other = next((key for key in update if key != "update_id"), "unknown")
             return [InboundMessage(self.name, update_id, "", "", "other", detail=other)]
-        sender = message.get("from") or {}
-        chat = str((message.get("chat") or {}).get("id", ""))
-        user = str(sender.get("id", chat))
-        if sender.get("is_bot"):
-            return [InboundMessage(self.name, update_id, user, chat, "other", detail="from_bot")]
+        if not isinstance(message, dict):
+            return [self._malformed(update_id, "shape: message is not an object")]
+        chat = message.get("chat")
+        chat_id = scalar_text(chat.get("id")) if isinstance(chat, dict) else ""
+        if not self.valid_recipient(chat_id):
+            return [self._malformed(update_id, "no_recipient: message.chat has no chat id")]
+        sender = message.get("from", {})
+        if not isinstance(sender, dict):
+            return [self._malformed(update_id, "shape: message.from is not an object")]
+        # A message without a sender (a channel post) is the chat's: its id is the user's.
+        user = scalar_text(sender.get("id", chat_id))
+        if not user:
+            return [self._malformed(update_id, "shape: message.from.id is not an integer")]
+        if sender.get("is_bot") is True:
+            return [InboundMessage(self.name, update_id, user, chat_id, "other", detail="from_bot")]
         text = message.get("text")
         if isinstance(text, str):
-            return [InboundMessage(self.name, update_id, user, chat, "text", text, "text")]
-        return [InboundMessage(self.name, update_id, user, chat, "media", detail=_content(message))]
+            return [InboundMessage(self.name, update_id, user, chat_id, "text", text, "text")]
+        if text is not None:
+            return [self._malformed(update_id, "shape: message.text is not a string")]
+        kind = _content(message)
+        return [InboundMessage(self.name, update_id, user, chat_id, "media", detail=kind)]
+
+    def valid_recipient(self, to: str) -> bool:
+        """A chat id: an integer (negative for groups)."""
+        return bool(_CHAT_ID.fullmatch(to))
+
+    def _malformed(self, update_id: str, detail: str) -> InboundMessage:
+        return InboundMessage(self.name, update_id, "", "", "malformed", detail=detail)
 
     async def _send_one(self, to: str, text: str) -> None:
         response = await self.http.post(

@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse
 
 from astromesh.channels.access import require_agent, require_status_change, visible_entry
 from astromesh.channels.catalog import AgentCatalog
-from astromesh.channels.errors import BadRequest
 from astromesh.channels.schemas import (
     AgentRegistered,
     AgentRemoved,
@@ -27,6 +26,7 @@ from astromesh.channels.schemas import (
 )
 from astromesh.channels.security import CatalogDep, CurrentPrincipal
 from astromesh.registry import AgentStatus
+from astromesh.text_boundary import InvalidText, TextIssue, problem_message
 
 router = APIRouter(tags=["agent lifecycle"])
 
@@ -47,11 +47,18 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 async def _document_text(request: Request) -> str:
+    """The posted document; bytes that are not UTF-8 are ``invalid_text`` at their line."""
     raw = await request.body()
     try:
         return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise BadRequest("the agent document must be UTF-8 text") from None
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        problem = f"a byte that is not UTF-8 (0x{raw[exc.start]:02X})"
+        raise InvalidText(
+            [TextIssue("", problem_message(problem, exc.start), line, column)]
+        ) from None
 
 
 @router.post(

@@ -24,6 +24,7 @@ from astromesh.runtime import AgentRuntime, default_agents_dir
 
 if TYPE_CHECKING:
     from astromesh.auth import ApiKey, KeyStore
+    from astromesh.config import ConfigIssue
 
 T = TypeVar("T")
 
@@ -65,16 +66,27 @@ def validate(
         err.print(f"[red]error:[/] {target}: no such file or folder")
         raise typer.Exit(2)
     result = load_path(target)
-    for issue in result.errors:
+    # Every valid agent is built too (offline: no store is created or reached), so one that
+    # validates but cannot run here (a refused webhook URL, a tool that does not import) is
+    # an error now rather than a 409 on every run.
+    unrunnable = asyncio.run(_unrunnable(target))
+    problems = [*result.errors, *unrunnable]
+    for issue in problems:
         err.print(f"[red]error:[/] {issue}")
     counts = (
-        f"{len(result.agents)} agent(s), {len(result.providers)} provider(s), "
-        f"{len(result.rag_pipelines)} RAG pipeline(s) in {len(result.files)} file(s)"
+        f"{len(result.agents) - len(unrunnable)} agent(s), {len(result.providers)} provider(s),"
+        f" {len(result.rag_pipelines)} RAG pipeline(s) in {len(result.files)} file(s)"
     )
-    if result.errors:
-        err.print(f"{len(result.errors)} problem(s); {counts} valid")
+    if problems:
+        err.print(f"{len(problems)} problem(s); {counts} valid")
         raise typer.Exit(1)
     typer.echo(f"ok: {counts}")
+
+
+async def _unrunnable(target: Path) -> list[ConfigIssue]:
+    """The issues of the agents under ``target`` that validate but cannot be built."""
+    async with AgentRuntime(target, offline=True) as runtime:
+        return list((await runtime.check_agents()).values())
 
 
 @app.command()

@@ -44,10 +44,31 @@ class ConflictError(AstromeshError):
 
 
 class ConfigurationError(AstromeshError):
-    """The runtime's configuration cannot be used (a missing model file, an unknown provider)."""
+    """The runtime's configuration cannot be used (a missing model file, an unknown provider).
+
+    ``field`` is the document field at fault (``spec.tools.0``) when the raiser knows it, so a
+    refusal can point at the line of YAML to fix.
+    """
 
     code = "configuration_error"
     status = 500
+    field: str | None = None
+
+    def at_field(self, field: str) -> ConfigurationError:
+        """Note ``field`` as where this error comes from, unless a narrower one is known."""
+        if self.field is None:
+            self.field = field
+        return self
+
+
+class AgentUnrunnable(ConfigurationError):
+    """A file agent that validates but cannot run here (a webhook URL the SSRF guard refuses,
+    a python tool whose module does not import...): it was skipped at load, and a request to
+    run it is refused with this 409 naming why, rather than failing with a 500 on every run.
+    """
+
+    code = "agent_unrunnable"
+    status = 409
 
 
 class ProviderError(AstromeshError):

@@ -3,7 +3,12 @@
 Each agent's services (model router, tools, memory, prompt, pattern) are built once, on
 first use, and shared by every run of that agent in this process (a warm Lambda instance or
 the local server). A document that fails validation is reported in :attr:`issues` and its
-agent is simply absent; the others load.
+agent is simply absent; the others load. An agent that validates but cannot be built here
+(a webhook URL the SSRF guard refuses, a python tool that does not import) is *skipped*:
+:meth:`check_agents` builds every agent up front (the server does it on first use of its
+catalog, ``astromesh validate`` too), and a skipped agent is left out of
+:meth:`agent_names`, reported in :attr:`skipped` with its file, line and field, and refused
+with :class:`~astromesh.errors.AgentUnrunnable` (409) instead of failing every run.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 from astromesh import pipeline
 from astromesh.agent import Agent, system_prompt_variables
 from astromesh.config import load_path
-from astromesh.errors import ConfigurationError, NotFoundError
+from astromesh.config.unrunnable import build_issue
+from astromesh.errors import AgentUnrunnable, ConfigurationError, NotFoundError, StateUnavailable
 from astromesh.executors.local import LocalExecutor
 from astromesh.guardrails import BudgetLedger, build_guardrails, build_ledger
 from astromesh.guardrails.ledger import DEFAULT_REDIS_PREFIX as DEFAULT_BUDGET_PREFIX
@@ -89,6 +95,9 @@ class AgentRuntime:
             RuntimeConfig document or the ``ASTROMESH_STATE_*`` settings (SQLite by default).
         metrics: where the runtime's metrics go; :func:`metrics_from_env` of ``env`` by default.
             The local server passes ``metrics_from_env(meter=...)`` with its Prometheus meter.
+        offline: every state backend is an in-memory one, whatever the documents say: for
+            building agents to check them (``astromesh validate``) without creating or
+            reaching a store.
     """
 
     def __init__(
@@ -98,8 +107,10 @@ class AgentRuntime:
         env: Mapping[str, str] | None = None,
         state: StateBackend | None = None,
         metrics: Metrics | None = None,
+        offline: bool = False,
     ) -> None:
         self.agents_dir = Path(agents_dir) if agents_dir is not None else default_agents_dir()
+        self.offline = offline
         self.env: Mapping[str, str] = os.environ if env is None else env
         self._state = state
         self._owns_state = state is None
@@ -117,6 +128,10 @@ class AgentRuntime:
         self._agents: dict[str, Agent] = {}
         self._build_lock = asyncio.Lock()
         self.config: LoadResult = load_path(self.agents_dir, env=self.env)
+        self.skipped: dict[str, ConfigIssue] = {}
+        """File agents that validate but cannot be built here, with where and why; they
+        are not in :meth:`agent_names` and running one raises ``AgentUnrunnable``."""
+        self._checked = False
 
     # -- documents -------------------------------------------------------------------------
 
@@ -126,7 +141,31 @@ class AgentRuntime:
         return self.config.errors
 
     def agent_names(self) -> list[str]:
-        return sorted(self.config.agents)
+        """The agents that can run: every valid document's, less the :attr:`skipped` ones."""
+        return sorted(name for name in self.config.agents if name not in self.skipped)
+
+    async def check_agents(self) -> dict[str, ConfigIssue]:
+        """Build every file agent not built yet, once per runtime; return :attr:`skipped`.
+
+        A :class:`ConfigurationError` skips the agent for this process's life (its file is
+        what must change), logged with its file, line and field. Any other failure (the
+        state store being down while an agent's memory opens it) skips nothing: the agent
+        is built again on its first run.
+        """
+        if self._checked:
+            return self.skipped
+        for name in sorted(self.config.agents):
+            try:
+                await self.get(name)
+            except AgentUnrunnable:
+                continue  # recorded and logged by get
+            except StateUnavailable as exc:
+                logger.warning("agent=<%s> | not checked, the state is down: %s", name, exc)
+                return self.skipped  # checked again on the next call
+            except Exception:
+                logger.exception("agent=<%s> | not checked, its build failed unexpectedly", name)
+        self._checked = True
+        return self.skipped
 
     def describe(self, name: str) -> AgentDocument:
         try:
@@ -155,7 +194,7 @@ class AgentRuntime:
 
             cfg = self.config.runtime.spec.state if self.config.runtime else None
             backend = open_backend(
-                kind,
+                "memory" if self.offline else kind,
                 sqlite_path=self.sqlite_path(),
                 redis_url=(cfg and cfg.redis_url) or self.env.get(REDIS_URL_ENV),
                 postgres_dsn=(cfg and cfg.postgres_dsn) or self.env.get(POSTGRES_DSN_ENV),
@@ -171,13 +210,34 @@ class AgentRuntime:
 
         Raises:
             NotFoundError: no valid document defines this agent.
-            ConfigurationError: the document is valid but cannot be built here (a missing
-                model file, a tool handler that does not import...).
+            AgentUnrunnable: the document is valid but cannot be built here (a missing
+                model file, a tool handler that does not import...): the agent is skipped
+                from then on (see :attr:`skipped`).
         """
         if name in self._agents:
             return self._agents[name]
+        if name in self.skipped:
+            raise self._unrunnable(name)
         async with self._build_lock:
-            return await self._get_or_build(name, ())
+            try:
+                return await self._get_or_build(name, ())
+            except AgentUnrunnable:
+                raise
+            except ConfigurationError as exc:
+                if name not in self.config.agents:
+                    raise
+                issue = build_issue(self.config.agents[name], exc)
+                self.skipped[name] = issue
+                logger.error("agent=<%s> | skipped, it cannot run: %s", name, issue)
+                raise self._unrunnable(name) from None
+
+    def _unrunnable(self, name: str) -> AgentUnrunnable:
+        error = AgentUnrunnable(
+            f"agent {name!r} cannot run: its configuration was refused when it was loaded"
+            f" ({self.skipped[name]}); fix the file and restart"
+        )
+        error.field = self.skipped[name].field or None
+        return error
 
     async def _get_or_build(self, name: str, building: tuple[str, ...]) -> Agent:
         """Build under the lock; ``building`` is the chain of swarms that led here, so a

@@ -63,6 +63,9 @@ def create_app(
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Open the stores now so a bad configuration fails at start-up, not on a request.
         keys = await services.keys()
+        # Build every file agent now: one that cannot run here is skipped, logged with its
+        # file, line and why, and never listed as runnable (see AgentRuntime.check_agents).
+        await runtime.check_agents()
         if settings.auth == "required":
             logger.info("auth: API keys required")
         elif await keys.has_active():

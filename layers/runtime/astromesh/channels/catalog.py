@@ -23,7 +23,7 @@ from astromesh.agent import Agent
 from astromesh.channels.errors import InvalidAgent
 from astromesh.config import AgentDocument, ConfigIssue, load_text
 from astromesh.config.yaml_source import YamlDocument, parse_documents
-from astromesh.errors import ConfigurationError, ConflictError, NotFoundError
+from astromesh.errors import AgentUnrunnable, ConfigurationError, ConflictError, NotFoundError
 from astromesh.registry import (
     FILE_AGENTS,
     AgentRegistry,
@@ -88,6 +88,7 @@ class AgentCatalog:
         """The agents ``tenant`` sees, sorted by name: its registered agents, and the file
         agents it has not registered a namesake of. ``None`` (an admin's view): every
         tenant's registered agents and every file agent, sorted by name then tenant."""
+        await self.runtime.check_agents()  # once: unrunnable file agents are left out
         statuses = await self.registry.statuses()
         found: dict[StatusKey, CatalogEntry] = {}
         for record in await self.registry.list(tenant=tenant):
@@ -112,6 +113,11 @@ class AgentCatalog:
                 )
         return sorted(found.values(), key=lambda e: (e.name, e.tenant))
 
+    def skipped(self) -> dict[str, ConfigIssue]:
+        """The file agents skipped because they cannot run here, by name, with where and why
+        (known once :meth:`entries` has run, or a run of one was refused)."""
+        return dict(sorted(self.runtime.skipped.items()))
+
     async def entry(self, name: str, *, tenant: str) -> CatalogEntry:
         """The agent ``name`` as ``tenant`` sees it.
 
@@ -131,7 +137,9 @@ class AgentCatalog:
         """The built agent of ``entry`` (sessions are scoped by the run's ``tenant``).
 
         Raises:
-            ConfigurationError: the agent validates but cannot be built here.
+            AgentUnrunnable: the agent validates but cannot be built here (409, naming why:
+                a file agent skipped at load, or a registered agent that no longer builds,
+                e.g. under a policy tightened since it was registered).
         """
         if entry.origin == "file":
             return await self.runtime.get(entry.name)
@@ -140,7 +148,17 @@ class AgentCatalog:
             async with self._build_lock:
                 cached = self._built.get(entry.key)
                 if cached is None or cached[0] != entry.revision:
-                    built = await self.runtime.build(entry.document, grants=self.policy.grants())
+                    try:
+                        built = await self.runtime.build(
+                            entry.document, grants=self.policy.grants()
+                        )
+                    except AgentUnrunnable:
+                        raise
+                    except ConfigurationError as exc:
+                        raise AgentUnrunnable(
+                            f"agent {entry.name!r} cannot run: {exc.message}; update it"
+                            f" (PUT /v1/agents/{entry.name}) so that it can"
+                        ) from None
                     self._retire(entry.key)
                     cached = self._built[entry.key] = (entry.revision, built)
         return cached[1]
@@ -284,7 +302,7 @@ class AgentCatalog:
         try:
             document = self.parse(record.source, source=f"registry:{record.name}")
         except InvalidAgent as exc:
-            raise ConfigurationError(
+            raise AgentUnrunnable(
                 f"registered agent {record.name!r} no longer validates: {exc.message}"
             ) from None
         self._documents[key] = (record.revision, document)

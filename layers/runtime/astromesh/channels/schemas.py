@@ -102,8 +102,25 @@ class AgentSummary(_Open):
     )
 
 
+class SkippedAgent(BaseModel):
+    """A file agent that validates but cannot run here, and where its file says why."""
+
+    name: str
+    file: str
+    line: int | None = None
+    column: int | None = None
+    field: str = Field(description="The document field at fault (spec.tools.0), or empty")
+    message: str
+
+
 class AgentList(BaseModel):
-    agents: list[AgentSummary]
+    agents: list[AgentSummary] = Field(description="The agents this key may run")
+    skipped: list[SkippedAgent] = Field(
+        default_factory=list,
+        description="Ours, admins only (empty for other keys): file agents skipped at load"
+        " because their configuration cannot run here; running one answers 409"
+        " agent_unrunnable",
+    )
 
 
 class AgentRegistered(BaseModel):

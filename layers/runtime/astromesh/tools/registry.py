@@ -273,37 +273,67 @@ async def build_registry(
     stack = AsyncExitStack()
     try:
         registry = ToolRegistry(allowed=allowed_actions, exit_stack=stack)
-        for cfg in tool_configs:
-            if cfg.type == "agent":
-                grants.check_tool_type("agent", tool=cfg.name)
-                if known_agents is not None:
-                    check_agent_name(cfg.agent, known_agents, where=f"tool {cfg.name!r}")
-                registry.add(
-                    AgentTool(
-                        cfg.name,
-                        cfg.agent,
-                        description=cfg.description or None,
-                        parameters=cfg.json_schema(),
-                    )
+        for index, cfg in enumerate(tool_configs):
+            try:
+                await _add_tool(
+                    registry,
+                    cfg,
+                    stack,
+                    known_agents=known_agents,
+                    search_path=search_path,
+                    summariser=summariser,
+                    retriever_for=retriever_for,
+                    env=env,
+                    grants=grants,
                 )
-                continue
-            for built in await build_tools(
-                cfg,
-                exit_stack=stack,
-                search_path=search_path,
-                summariser=summariser,
-                retriever_for=retriever_for,
-                env=env,
-                grants=grants,
-            ):
-                if isinstance(built, Tool):
-                    registry.add(built)
-                else:
-                    registry.add_toolset(built)
+            except ConfigurationError as exc:  # point at the tool's entry in the document
+                exc.at_field(f"spec.tools.{index}")
+                raise
     except BaseException:
         await stack.aclose()
         raise
     return registry
+
+
+async def _add_tool(
+    registry: ToolRegistry,
+    cfg: Any,
+    stack: AsyncExitStack,
+    *,
+    known_agents: Collection[str] | None,
+    search_path: Path | None,
+    summariser: Summariser | None,
+    retriever_for: RetrieverFactory | None,
+    env: Mapping[str, str] | None,
+    grants: Grants,
+) -> None:
+    """Build one ``spec.tools`` entry into ``registry`` (see :func:`build_registry`)."""
+    if cfg.type == "agent":
+        grants.check_tool_type("agent", tool=cfg.name)
+        if known_agents is not None:
+            check_agent_name(cfg.agent, known_agents, where=f"tool {cfg.name!r}")
+        registry.add(
+            AgentTool(
+                cfg.name,
+                cfg.agent,
+                description=cfg.description or None,
+                parameters=cfg.json_schema(),
+            )
+        )
+        return
+    for built in await build_tools(
+        cfg,
+        exit_stack=stack,
+        search_path=search_path,
+        summariser=summariser,
+        retriever_for=retriever_for,
+        env=env,
+        grants=grants,
+    ):
+        if isinstance(built, Tool):
+            registry.add(built)
+        else:
+            registry.add_toolset(built)
 
 
 def check_agent_name(name: str, known_agents: Collection[str], *, where: str) -> None:

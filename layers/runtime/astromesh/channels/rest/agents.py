@@ -42,13 +42,20 @@ async def list_agents(
     request: Request, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> dict[str, Any]:
     """The agents this key may use: its tenant's registered agents and the file agents (an
-    admin naming no ``?tenant=``: every tenant's, each with its ``tenant``)."""
+    admin naming no ``?tenant=``: every tenant's, each with its ``tenant``). File agents whose
+    configuration cannot run here are not among them; an admin sees them under ``skipped``,
+    each with its file, line, field and why."""
     entries = [
         e
         for e in await catalog.entries(tenant=listing_tenant(request, principal))
         if principal.allows(e.name)
     ]
-    return {"agents": [agent_summary(entry) for entry in entries]}
+    skipped = (
+        [{"name": name, **issue.to_dict()} for name, issue in catalog.skipped().items()]
+        if principal.is_admin
+        else []
+    )
+    return {"agents": [agent_summary(entry) for entry in entries], "skipped": skipped}
 
 
 @router.get("/v1/agents/{name}", responses=_ERRORS)

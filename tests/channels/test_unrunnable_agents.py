@@ -101,7 +101,8 @@ async def test_every_way_of_running_one_is_a_409_naming_why(
     await client.get("/v1/agents")
     assert_refused(await client.post(f"/v1/agents/{name}/run", json=body), name)
     described = await client.get(f"/v1/agents/{name}")
-    assert described.status_code == 200  # its document can still be read
+    assert described.status_code == 200  # its document can still be read, with why
+    assert described.json()["unrunnable"]["field"] == "spec.tools.0"
     assert openai_server.requests == []
 
 

@@ -5,8 +5,9 @@ carrying an e-mail address, a phone number and a card number go through every wa
 starts here: REST synchronous, asynchronous (``?mode=async``) and streamed, and WhatsApp.
 Then every byte the deployment keeps is searched for the raw values:
 
-- state in SQLite: every file of the state folder, the ``-wal`` and ``-shm`` files included,
-  read while the server still has its connections open (nothing is checkpointed away first);
+- state in SQLite: every file of the state folder (runs, history, episodes, and semantic
+  memory's own database), the ``-wal`` and ``-shm`` files included, read while the server
+  still has its connections open (nothing is checkpointed away first);
 - state in Redis tiered over PostgreSQL: every key and value of the test's own Redis and every
   row of every table of the test's PostgreSQL schema;
 - and every log record of the run (DEBUG and up) and whatever reached stdout and stderr.
@@ -218,6 +219,7 @@ async def test_nothing_raw_in_any_sqlite_file_or_log(
     memory = {
         "conversational": {"backend": "sqlite", "strategy": "sliding_window", "max_turns": 20},
         "episodic": {"backend": "sqlite"},
+        "semantic": {"backend": "sqlite", "similarity_threshold": 0.2},
     }
     write_agents(agents, model.url, memory)
     env = whatsapp_env(graph.url, WHATSAPP_DEFAULT_AGENT="helper") | {
@@ -229,12 +231,14 @@ async def test_nothing_raw_in_any_sqlite_file_or_log(
         # Read while the server's connections are open: a close would checkpoint the WAL.
         files = sorted(p for p in state.rglob("*") if p.is_file())
         names = {p.name for p in files}
-        assert {"state.db", "state.db-wal", "state.db-shm"} <= names, names
+        assert {"state.db", "state.db-wal", "state.db-shm", "semantic.db"} <= names, names
         assert (state / "state.db-wal").stat().st_size > 0  # the runs are (also) in the WAL
         problems = [leak for p in files for leak in leaks(p.read_bytes(), p.name)]
         everything = b"".join(p.read_bytes() for p in files)
         assert problems == []
         assert b"[CREDIT_CARD]" in everything and b"[EMAIL]" in everything
+        semantic = b"".join(p.read_bytes() for p in files if p.name.startswith("semantic"))
+        assert b"[CREDIT_CARD]" in semantic  # the remembered turns are there, redacted
     check_runs(runs, model)
     check_logs(logs, capfd)
 
@@ -338,6 +342,7 @@ async def test_nothing_raw_in_redis_postgres_or_log(
     memory = {
         "conversational": {"backend": "redis", "strategy": "sliding_window", "max_turns": 20},
         "episodic": {"backend": "postgres"},
+        "semantic": {"backend": "pgvector", "similarity_threshold": 0.2},
     }
     write_agents(agents, model.url, memory)
     env = whatsapp_env(graph.url, WHATSAPP_DEFAULT_AGENT="helper") | {
@@ -358,6 +363,10 @@ async def test_nothing_raw_in_redis_postgres_or_log(
     assert problems == []
     stored = b"".join(v for _, v in keys) + "".join(t for _, t in tables).encode()
     assert b"[CREDIT_CARD]" in stored and b"[EMAIL]" in stored
-    assert {"runs", "episodes"} <= {t for t, text in tables if text}, [t for t, _ in tables]
+    filled = {t for t, text in tables if text}
+    assert {"runs", "episodes"} <= filled, [t for t, _ in tables]
+    assert any("[CREDIT_CARD]" in text for t, text in tables if "vector" in t or "semantic" in t), (
+        filled
+    )
     check_runs(runs, model)
     check_logs(logs, capfd)

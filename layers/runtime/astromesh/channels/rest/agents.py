@@ -62,8 +62,14 @@ async def list_agents(
 async def describe_agent(
     name: str, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> dict[str, Any]:
-    """The agent's configuration, plus its status, origin and registry revision."""
-    return agent_config(await visible_entry(catalog, principal, name))
+    """The agent's configuration, plus its status, origin and registry revision; a file
+    agent that cannot run here also has ``unrunnable``: where its file is at fault and why."""
+    entry = await visible_entry(catalog, principal, name)
+    config = agent_config(entry)
+    issue = catalog.skipped().get(name) if entry.origin == "file" else None
+    if issue is not None:
+        config["unrunnable"] = issue.to_dict()
+    return config
 
 
 @router.post(

@@ -96,7 +96,7 @@ class PostgresBackend(StateBackend):
             if self._opened:
                 return
             try:
-                await self.pool.open(wait=True)
+                await self.pool.open(wait=True, timeout=self.connector.timeout)
                 async with self.pool.connection() as conn:
                     applied = await migrate_postgres(conn)
             except BaseException:

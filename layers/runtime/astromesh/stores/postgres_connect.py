@@ -21,7 +21,19 @@ statements are followed, after any ROLLBACK or DDL, by ``DEALLOCATE ALL``, which
 client session to one database connection for the rest of its life (psycopg issue #1105);
 without prepared statements there is nothing to deallocate.
 
-Without these settings a DSN is used exactly as given, as before.
+``ASTROMESH_POSTGRES_TIMEOUT`` (seconds, default 5) bounds how long a request waits for a
+connection: libpq's ``connect_timeout`` and the pool's wait for a free connection (psycopg's
+default is 30 s). While the server is down a request fails with ``StateUnavailable`` (a 503
+with ``Retry-After``) within that time instead of holding its caller for half a minute.
+
+Every pooled connection is checked (an empty query, one round trip) when it is taken from the
+pool. After the server restarts (a crash, an RDS failover) every idle connection in the pool
+is dead, and without the check each would fail one request before the pool noticed; with it,
+a dead one is replaced silently. The round trip is the price of losing nothing across a
+restart. Reconnection attempts give up after the same time, so once the server is back the
+next request reconnects at once rather than after psycopg's growing backoff.
+
+Without these settings a DSN is used exactly as given.
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ if TYPE_CHECKING:
 __all__ = [
     "IAM_AUTH_ENV",
     "PREPARE_THRESHOLD_ENV",
+    "TIMEOUT_ENV",
     "PostgresConnector",
     "TokenSource",
     "rds_token_source",
@@ -51,6 +64,11 @@ IAM_AUTH_ENV = "ASTROMESH_POSTGRES_IAM_AUTH"
 PREPARE_THRESHOLD_ENV = "ASTROMESH_POSTGRES_PREPARE_THRESHOLD"
 """psycopg's ``prepare_threshold``: an integer, or ``none`` for no server-side prepared
 statements (RDS Proxy, PgBouncer in transaction mode)."""
+
+TIMEOUT_ENV = "ASTROMESH_POSTGRES_TIMEOUT"
+"""Seconds a request waits to connect, or for a pooled connection, before the store is
+reported unavailable."""
+DEFAULT_TIMEOUT = 5.0
 
 TokenSource = Callable[[str, int, str], str]
 """``(host, port, user) -> password`` for one new connection."""
@@ -73,6 +91,7 @@ class PostgresConnector:
         token_source: makes the password of each new connection (IAM auth), else ``None``.
         host / port / user: what a token is made for (the DSN's own values).
         prepare_threshold: psycopg's ``prepare_threshold``; unset keeps psycopg's default.
+        timeout: seconds to connect or to wait for a pooled connection.
     """
 
     conninfo: str
@@ -81,6 +100,7 @@ class PostgresConnector:
     port: int = 5432
     user: str = ""
     prepare_threshold: int | None = _UNSET
+    timeout: float = DEFAULT_TIMEOUT
 
     @classmethod
     def from_env(
@@ -111,6 +131,7 @@ class PostgresConnector:
         env = os.environ if env is None else env
         iam_auth = _flag(env, IAM_AUTH_ENV)
         threshold = _threshold(env)
+        timeout = _timeout(env)
         try:
             params = conninfo_to_dict(dsn)
         except psycopg.ProgrammingError as exc:
@@ -120,7 +141,7 @@ class PostgresConnector:
         if sslmode in _VERIFYING and not _names_ca_certificates(params, env):
             conninfo = make_conninfo(dsn, sslrootcert=_certifi_bundle(sslmode))
         if not iam_auth:
-            return cls(conninfo, prepare_threshold=threshold)
+            return cls(conninfo, prepare_threshold=threshold, timeout=timeout)
         host, port, user = _iam_target(params, sslmode)
         return cls(
             conninfo,
@@ -129,6 +150,7 @@ class PostgresConnector:
             port=port,
             user=user,
             prepare_threshold=threshold,
+            timeout=timeout,
         )
 
     @property
@@ -141,7 +163,8 @@ class PostgresConnector:
         Given to psycopg_pool as its ``kwargs`` callable (psycopg_pool >= 3.3), so every
         connection the pool opens, at start or much later, asks for its own.
         """
-        kwargs: dict[str, Any] = {}
+        # libpq takes whole seconds, and treats 1 as 2.
+        kwargs: dict[str, Any] = {"connect_timeout": max(2, round(self.timeout))}
         if self.token_source is not None:
             kwargs["password"] = self.token_source(self.host, self.port, self.user)
         if self.prepare_threshold is not _UNSET:
@@ -160,15 +183,20 @@ class PostgresConnector:
         """An ``AsyncConnectionPool`` (``options`` as for its constructor; pass ``open=False``
         outside a running loop).
 
-        With IAM auth (RDS Proxy) every checkout is checked first (an empty query): the proxy
-        closes client connections idle longer than its ``idle_client_timeout``, typically
-        while a Lambda sandbox is frozen and the pool cannot notice; a dropped connection is
-        then replaced, with a fresh token, instead of failing the request.
+        Every checkout is checked first (an empty query): after a server restart the idle
+        connections are dead, and RDS Proxy closes client connections idle longer than its
+        ``idle_client_timeout`` (typically while a Lambda sandbox is frozen, so the pool
+        cannot notice). A dropped connection is replaced (with a fresh token under IAM auth)
+        instead of failing the request. Waiting for a connection is bounded by ``timeout``.
         """
         from psycopg_pool import AsyncConnectionPool
 
-        if self.iam_auth:
-            options.setdefault("check", AsyncConnectionPool.check_connection)
+        options.setdefault("check", AsyncConnectionPool.check_connection)
+        options.setdefault("timeout", self.timeout)
+        # psycopg retries a lost connection with an uncapped doubling delay for 5 minutes:
+        # after a 10 s outage its next attempt can be 16 s away while requests fail. Giving
+        # up after ``timeout`` lets the next request start a fresh attempt at once instead.
+        options.setdefault("reconnect_timeout", self.timeout)
         return AsyncConnectionPool(self.conninfo, kwargs=self.connect_kwargs, **options)
 
 
@@ -214,6 +242,21 @@ def _threshold(env: Mapping[str, str]) -> int | None:
     raise ConfigurationError(
         f"{PREPARE_THRESHOLD_ENV} must be a whole number or 'none', not {raw!r}"
     )
+
+
+def _timeout(env: Mapping[str, str]) -> float:
+    raw = env.get(TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value <= 300:
+        raise ConfigurationError(
+            f"{TIMEOUT_ENV} must be a number of seconds between 0 and 300, not {raw!r}"
+        )
+    return value
 
 
 def _names_ca_certificates(params: Mapping[str, Any], env: Mapping[str, str]) -> bool:

@@ -7,6 +7,8 @@ Layout, all under one ``prefix`` so tenants of a Redis (or test runs) never coll
   sorted sets of run ids scored by ``created_at``, the indexes ``list_runs`` walks newest
   first. They expire with their newest member; ids whose document has expired are dropped
   lazily when a listing meets them.
+- ``{prefix}:durable_owed``: a set of run ids whose final state the tiered backend could not
+  yet copy to PostgreSQL (no TTL: it empties itself as the copies are written).
 - ``{prefix}:hist:{session key}``: a list of message JSON, RPUSHed, with a TTL.
 
 Writes of a run go through Lua scripts so that the version check, the write and the index
@@ -168,6 +170,16 @@ class RedisRunStore(RunStore):
         if status == -2:
             raise conflict(run.id, int(version), run.version)
         return adopt(run, written)
+
+    async def owe_durable(self, run_id: str) -> None:
+        """Remember that ``run_id``'s final state is not in the durable tier yet."""
+        await self._backend.client.sadd(self._backend.key("durable_owed"), run_id)
+
+    async def take_owed_durable(self, count: int) -> list[str]:
+        """Take up to ``count`` run ids owed to the durable tier (the caller writes them or
+        owes them again)."""
+        taken = await self._backend.client.spop(self._backend.key("durable_owed"), count)
+        return list(taken or [])
 
     async def list_runs(
         self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50

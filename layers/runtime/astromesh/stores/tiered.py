@@ -6,6 +6,11 @@ from PostgreSQL. Only terminal states are copied (a run is written to the durabl
 or twice, not at every step), so the per-step cost stays one Redis round trip. History stays
 in the hot tier (the conversation window, with its TTL).
 
+When the durable tier fails (PostgreSQL restarting, failing over), a finished run is not
+lost either: its final state is in Redis, the run id is remembered there as owed, and the copy
+is written by a later save once PostgreSQL answers again (each finished run settles up to
+:data:`SETTLE_BATCH` owed copies). The caller is answered normally meanwhile.
+
 When the hot tier fails, a run is still not lost: a terminal state that Redis cannot take
 (down, or restarted empty so the run is unknown there) is written to PostgreSQL alone, and a
 running run that a restarted-empty Redis no longer knows is put back there. Reads prefer the
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
 
 from astromesh.errors import ConflictError, NotFoundError, StateUnavailable
 from astromesh.runs.state import ActionResult, RunState, utcnow
@@ -30,6 +36,31 @@ STALE_AFTER_SECONDS = 10.0
 durable tier on reads. Any value is correct (the durable tier only ever holds a run's final
 state); it only bounds how often a read of a running run costs a PostgreSQL query."""
 
+SETTLE_BATCH = 10
+"""Owed durable copies written after each finished run's own copy (bounds that save's cost)."""
+
+
+@runtime_checkable
+class DurableDebts(Protocol):
+    """Where a hot tier remembers the runs whose durable copy is still to be written."""
+
+    async def owe_durable(self, run_id: str) -> None: ...
+
+    async def take_owed_durable(self, count: int) -> list[str]: ...
+
+
+class _InProcessDebts:
+    """Debts of a hot tier that cannot keep them (memory, tests): this process's own."""
+
+    def __init__(self) -> None:
+        self._owed: set[str] = set()
+
+    async def owe_durable(self, run_id: str) -> None:
+        self._owed.add(run_id)
+
+    async def take_owed_durable(self, count: int) -> list[str]:
+        return [self._owed.pop() for _ in range(min(count, len(self._owed)))]
+
 
 class TieredRunStore(RunStore):
     """Reads and writes ``hot``; copies terminal runs to ``durable``."""
@@ -37,6 +68,7 @@ class TieredRunStore(RunStore):
     def __init__(self, hot: RunStore, durable: RunStore) -> None:
         self.hot = hot
         self.durable = durable
+        self.debts: DurableDebts = hot if isinstance(hot, DurableDebts) else _InProcessDebts()
 
     async def create(self, run: RunState) -> RunState:
         return await self.hot.create(run)
@@ -80,8 +112,34 @@ class TieredRunStore(RunStore):
             logger.warning("run_id=<%s> | hot tier lost a running run; restoring it", run.id)
             return await self.hot.create(run)  # the caller's run is now at version 1
         if saved.status.is_terminal:
-            await self._keep(saved)
+            try:
+                await self._keep(saved)
+            except StateUnavailable as exc:
+                logger.warning(
+                    "run_id=<%s> | durable tier unavailable (%s); its copy is owed",
+                    saved.id,
+                    exc.message,
+                )
+                await self.debts.owe_durable(saved.id)
+            else:
+                await self._settle()
         return saved
+
+    async def _settle(self) -> None:
+        """Write owed durable copies (the durable tier just took one, so it is back)."""
+        owed = await self.debts.take_owed_durable(SETTLE_BATCH)
+        for index, run_id in enumerate(owed):
+            try:
+                run = await self.hot.get(run_id)
+            except NotFoundError:
+                logger.error("run_id=<%s> | owed durable copy lost: gone from the hot tier", run_id)
+                continue
+            try:
+                await self._keep(run)
+            except StateUnavailable:
+                for still in owed[index:]:
+                    await self.debts.owe_durable(still)
+                return
 
     async def _keep(self, run: RunState) -> None:
         """Write the durable copy (its own version sequence: this tier has one writer)."""

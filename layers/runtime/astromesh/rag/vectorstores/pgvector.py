@@ -172,7 +172,7 @@ class PgVectorStore(VectorStore):
             configure=configure,
             name=f"astromesh-{self.table}",
         )
-        await pool.open(wait=True)
+        await pool.open(wait=True, timeout=self.connector.timeout)
         return pool
 
     async def _existing_dimension(self) -> int | None:

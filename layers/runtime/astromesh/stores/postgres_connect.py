@@ -30,14 +30,16 @@ Every pooled connection is checked (an empty query, one round trip) when it is t
 pool. After the server restarts (a crash, an RDS failover) every idle connection in the pool
 is dead, and without the check each would fail one request before the pool noticed; with it,
 a dead one is replaced silently. The round trip is the price of losing nothing across a
-restart. Reconnection attempts give up after the same time, so once the server is back the
-next request reconnects at once rather than after psycopg's growing backoff.
+restart. Lost connections are not retried in the background with psycopg's growing backoff:
+each request that finds none connects afresh, so the first one after the server is back
+succeeds.
 
 Without these settings a DSN is used exactly as given.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -191,13 +193,43 @@ class PostgresConnector:
         """
         from psycopg_pool import AsyncConnectionPool
 
-        options.setdefault("check", AsyncConnectionPool.check_connection)
         options.setdefault("timeout", self.timeout)
-        # psycopg retries a lost connection with an uncapped doubling delay for 5 minutes:
-        # after a 10 s outage its next attempt can be 16 s away while requests fail. Giving
-        # up after ``timeout`` lets the next request start a fresh attempt at once instead.
-        options.setdefault("reconnect_timeout", self.timeout)
-        return AsyncConnectionPool(self.conninfo, kwargs=self.connect_kwargs, **options)
+        # psycopg retries a lost connection in the background with an uncapped doubling delay
+        # for 5 minutes, and a request waiting meanwhile starts no attempt of its own: after
+        # a 10 s outage the next attempt can be 16 s away while every request times out. With
+        # no background retry, each request that finds no connection makes one attempt at
+        # once, so the first request after the server is back reconnects.
+        options.setdefault("reconnect_timeout", 0)
+        drain = _DrainOnDeadConnection()
+        options.setdefault("check", drain.check)
+        pool = AsyncConnectionPool(self.conninfo, kwargs=self.connect_kwargs, **options)
+        drain.pool = pool
+        return pool
+
+
+class _DrainOnDeadConnection:
+    """The pool's checkout check: one dead connection drains the whole pool.
+
+    A connection that fails its check means the server restarted or failed over, so every
+    other idle one is dead too. psycopg would find them one checkout at a time, sleeping a
+    growing backoff (1 s, 2 s...) between them inside the same request, which then times
+    out; draining replaces them all at once (connections checked out at the time are
+    closed when they come back).
+    """
+
+    def __init__(self) -> None:
+        self.pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._draining: asyncio.Task[None] | None = None
+
+    async def check(self, conn: AsyncConnection[Any]) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
+        try:
+            await AsyncConnectionPool.check_connection(conn)
+        except Exception:
+            if self.pool is not None and (self._draining is None or self._draining.done()):
+                self._draining = asyncio.create_task(self.pool.drain())
+            raise
 
 
 def rds_token_source(region: str) -> TokenSource:

@@ -1,7 +1,7 @@
 """State faults of PostgreSQL: the server crashes (SIGKILL of every process) mid-traffic and
 comes back through crash recovery on the same port, as an RDS failover does.
 
-Each test starts its own PostgreSQL (``tests.support.own_servers``), never the shared one.
+Each test starts its own PostgreSQL (``tests.support.own_postgres``), never the shared one.
 Two deployments are covered: PostgreSQL as the only state store, and Redis hot tier over
 PostgreSQL (the AWS shape), whose durable copy of ended runs must not be lost when
 PostgreSQL is the one that fails. Afterwards everything is accounted for: every run answered

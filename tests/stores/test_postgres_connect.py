@@ -23,6 +23,7 @@ from astromesh.stores.postgres import PostgresBackend
 from astromesh.stores.postgres_connect import (
     IAM_AUTH_ENV,
     PREPARE_THRESHOLD_ENV,
+    TIMEOUT_ENV,
     PostgresConnector,
 )
 
@@ -71,7 +72,7 @@ def test_without_settings_the_dsn_is_used_as_it_is(home: Path) -> None:
     dsn = "postgresql://me:pw@db.example:5432/app?sslmode=require"
     connector = PostgresConnector.from_env(dsn, {})
     assert connector.conninfo == dsn
-    assert connector.connect_kwargs() == {}
+    assert connector.connect_kwargs() == {"connect_timeout": 5}  # the bounded default
     assert not connector.iam_auth
 
 
@@ -179,10 +180,25 @@ async def test_the_pgvector_store_opens_through_the_connector(postgres_schema: s
 def test_prepare_threshold_setting(home: Path) -> None:
     assert PostgresConnector.from_env(
         "postgresql://u@h/db", {PREPARE_THRESHOLD_ENV: "none"}
-    ).connect_kwargs() == {"prepare_threshold": None}
+    ).connect_kwargs() == {"connect_timeout": 5, "prepare_threshold": None}
     assert PostgresConnector.from_env(
         "postgresql://u@h/db", {PREPARE_THRESHOLD_ENV: "12"}
-    ).connect_kwargs() == {"prepare_threshold": 12}
+    ).connect_kwargs() == {"connect_timeout": 5, "prepare_threshold": 12}
+
+
+def test_timeout_setting_bounds_connecting_and_waiting_for_the_pool(home: Path) -> None:
+    connector = PostgresConnector.from_env("postgresql://u@h/db", {TIMEOUT_ENV: "2.5"})
+    assert connector.connect_kwargs() == {"connect_timeout": 2}
+    pool = connector.pool(open=False)
+    assert pool.timeout == 2.5
+    assert pool.reconnect_timeout == 0  # each request reconnects, no background backoff
+    # libpq counts whole seconds and treats 1 as 2.
+    assert PostgresConnector.from_env(
+        "postgresql://u@h/db", {TIMEOUT_ENV: "0.5"}
+    ).connect_kwargs() == {"connect_timeout": 2}
+    for bad in ("0", "-1", "soon", "301"):
+        with pytest.raises(ConfigurationError, match=TIMEOUT_ENV):
+            PostgresConnector.from_env("postgresql://u@h/db", {TIMEOUT_ENV: bad})
 
 
 def test_a_real_token_is_a_presigned_connect_url(

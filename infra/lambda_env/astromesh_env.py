@@ -17,9 +17,11 @@ runtime (or the next wrapper, such as ADOT's ``/opt/otel-instrument``) with them
                                                     (a DSN or URL with a password in it)
     {"env": NAME, "parameter": PATH}                an SSM parameter (String)
 
-A variable already set is left alone, so ``sam local invoke --env-vars`` can give plain
-values instead. Any failure stops the cold start with the reason: a function running with
-half its settings would fail later, less clearly.
+A variable already set to a value is left alone, so ``sam local invoke --env-vars`` (and
+``astromesh local --env-vars``) can give plain values instead; an empty one counts as unset
+(the templates declare every variable the functions read empty, for sam to set). Any
+failure stops the cold start with the reason: a function running with half its settings
+would fail later, less clearly.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def resolve(
     values: dict[str, str] = {}
     for entry in spec:
         name = entry.get("env")
-        if name is not None and name in env:
+        if name is not None and env.get(name):
             continue
         if "parameter" in entry:
             values[name] = parameter(entry["parameter"])
@@ -66,7 +68,7 @@ def resolve(
         fields = secret_fields(entry["secret"])
         if name is None:
             values.update(
-                {k: _text(v) for k, v in fields.items() if k not in env and v not in ("", None)}
+                {k: _text(v) for k, v in fields.items() if not env.get(k) and v not in ("", None)}
             )
         elif "format" in entry:
             values[name] = entry["format"].format_map(

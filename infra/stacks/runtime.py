@@ -229,7 +229,11 @@ class RuntimeStack(Stack):
             )
         if self.settings.adot_layer_arn:
             variables[env.NEXT_WRAPPER_ENV] = env.ADOT_WRAPPER
-        return {**variables, **_common.resolve_environment(self, resolve)}
+        variables.update(_common.resolve_environment(self, resolve))
+        # Declared empty: what the function reads besides the above, so that sam local's
+        # --env-vars (which only sets declared variables) and astromesh local can set it.
+        declared = env.declared_variables(spec, agents_recipe().source)
+        return {**dict.fromkeys(declared, ""), **variables}
 
     def _start_runs(self, variables: dict[str, str], role: iam.Role) -> None:
         express, standard = (self.state_machine_arn(kind) for kind in ("express", "standard"))

@@ -63,6 +63,25 @@ def test_variables_already_set_win():
     assert fetch.calls == ["arn:keys"]
 
 
+def test_variables_the_template_declares_empty_are_filled():
+    """The templates declare every variable empty for sam: empty is unset to the resolver."""
+    fetch = Fetcher()
+    env = {"DSN": "", "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "CALLBACK": ""}
+    resolve(
+        [{"env": "DSN", "secret": "arn:db", "key": "username"}, {"secret": "arn:keys"},
+         {"env": "CALLBACK", "parameter": "/astromesh/dev/websocket/callback-url"}],
+        env,
+        secret=fetch.secret,
+        parameter=fetch.parameter,
+    )  # fmt: skip
+    assert env == {
+        "DSN": "astromesh",
+        "OPENAI_API_KEY": "sk-1",
+        "ANTHROPIC_API_KEY": "",  # the secret's placeholder is empty too: still unset
+        "CALLBACK": "https://ws.example/dev",
+    }
+
+
 def test_a_missing_key_stops_the_cold_start():
     with pytest.raises(KeyError):
         resolve([{"env": "X", "secret": "arn:gpu", "key": "nope"}], {},

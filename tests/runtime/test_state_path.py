@@ -21,3 +21,13 @@ def test_elsewhere_it_stays_as_configured(tmp_path: Path) -> None:
     absolute = str(tmp_path / "s.db")
     lambda_env = {"AWS_LAMBDA_FUNCTION_NAME": "f", "ASTROMESH_STATE_PATH": absolute}
     assert AgentRuntime(REPO_AGENTS, env=lambda_env).sqlite_path() == Path(absolute)
+
+
+def test_an_empty_state_path_is_unset(tmp_path: Path) -> None:
+    """The templates declare ASTROMESH_STATE_PATH empty (for sam's --env-vars): the default,
+    under /tmp in Lambda, not the code folder ('.') as Path('') would be."""
+    env = {"AWS_LAMBDA_FUNCTION_NAME": "f", "ASTROMESH_STATE_PATH": ""}
+    assert AgentRuntime(tmp_path, env=env).sqlite_path() == Path("/tmp/.astromesh/state.db")
+    assert AgentRuntime(tmp_path, env={"ASTROMESH_STATE_PATH": ""}).sqlite_path() == Path(
+        ".astromesh/state.db"
+    )

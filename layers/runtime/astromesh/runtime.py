@@ -479,11 +479,14 @@ class AgentRuntime:
 
     def sqlite_path(self) -> Path:
         """Where the SQLite state lives: the RuntimeConfig's ``sqlite_path``, else
-        ``ASTROMESH_STATE_PATH``, else ``.astromesh/state.db``. In Lambda a relative path is
-        taken from ``/tmp``, the only writable folder (the code folder is read-only, and the
-        shipped ``agents/runtime.yaml`` names a relative path)."""
+        ``ASTROMESH_STATE_PATH`` (empty counts as unset: the templates declare it empty for sam),
+        else ``.astromesh/state.db``. In Lambda a relative path is taken from ``/tmp``, the only
+        writable folder (the code folder is read-only, and the shipped ``agents/runtime.yaml``
+        names a relative path)."""
         cfg = self.config.runtime.spec.state if self.config.runtime else None
-        path = Path((cfg and cfg.sqlite_path) or self.env.get(STATE_PATH_ENV, DEFAULT_STATE_PATH))
+        path = Path(
+            (cfg and cfg.sqlite_path) or self.env.get(STATE_PATH_ENV) or DEFAULT_STATE_PATH
+        )
         if not path.is_absolute() and self.env.get("AWS_LAMBDA_FUNCTION_NAME"):
             return LAMBDA_WRITABLE / path
         return path

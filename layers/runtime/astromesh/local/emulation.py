@@ -302,6 +302,13 @@ class Emulation:
         env: dict[str, str] = {
             name: value for name in PASSED_THROUGH if (value := os.environ.get(name)) is not None
         }
+        skipped: list[str] = []
+        for name, value in function.environment.items():
+            if is_unresolved(value) and name != "ASTROMESH_RESOLVE_ENV":
+                skipped.append(name)
+                continue
+            text = str(value)
+            env[name] = self._opt_path(function, text) if text.startswith("/opt/") else text
         env.update(
             {
                 "AWS_LAMBDA_FUNCTION_NAME": function.name,
@@ -321,13 +328,6 @@ class Emulation:
                 "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon here
             }
         )
-        skipped: list[str] = []
-        for name, value in function.environment.items():
-            if is_unresolved(value) and name != "ASTROMESH_RESOLVE_ENV":
-                skipped.append(name)
-                continue
-            text = str(value)
-            env[name] = self._opt_path(function, text) if text.startswith("/opt/") else text
         env.update(self._state_stand_ins(function))
         env[REDIS_URL_ENV] = settings.redis_url
         if settings.agents_dir is not None:

@@ -101,6 +101,11 @@ _ENV_FIELDS: dict[str, dict[str, str]] = {
 _API_URL_ENV = {"whatsapp": "WHATSAPP_API_URL", "telegram": "TELEGRAM_API_URL"}
 _API_URL_DEFAULT = {"whatsapp": WHATSAPP_API_URL, "telegram": TELEGRAM_API_URL}
 
+ENV_VARIABLES: dict[str, tuple[str, ...]] = {
+    channel: (*fields.values(), _API_URL_ENV[channel]) for channel, fields in _ENV_FIELDS.items()
+}
+"""Every variable a channel's settings are read from (an empty one counts as unset)."""
+
 
 def load_channels(
     env: Mapping[str, str] | None = None, agents_dir: Path | None = None

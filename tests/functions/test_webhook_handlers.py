@@ -22,7 +22,7 @@ from astromesh.channels.aws import invoke
 from astromesh.channels.messaging.inbox import MEDIA_NOTICE
 from tests.support.agents import primary, write_agent
 from tests.support.channel_lambdas import REGION, ChannelAWS
-from tests.support.messaging import PlatformServer
+from tests.support.messaging import SAMPLE_EVENTS_ENV, PlatformServer
 from tests.support.model_servers import Reply
 from tests.support.stepfunctions import FakeLambdaContext, load_handler
 
@@ -31,15 +31,7 @@ EVENTS = REPO / "events"
 FUNCTIONS = REPO / "functions"
 HEAVY = ("numpy", "faiss", "onnxruntime", "tokenizers")
 
-SAMPLE_ENV = {
-    "WHATSAPP_VERIFY_TOKEN": "sample-events-verify-token",
-    "WHATSAPP_APP_SECRET": "sample-events-app-secret",
-    "WHATSAPP_ACCESS_TOKEN": "sample-events-access-token",
-    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
-    "TELEGRAM_BOT_TOKEN": "5550001:sample-events-bot-token",
-    "TELEGRAM_WEBHOOK_SECRET": "sample-events-webhook-secret",
-}
-"""The secrets the sample events were made with (see events/<channel>/README.md)."""
+SAMPLE_ENV = SAMPLE_EVENTS_ENV
 
 # sample -> (status, accepted messages or the error code)
 WHATSAPP = {

@@ -33,6 +33,17 @@ PHONE_NUMBER_ID = "100200300"
 BOT_TOKEN = "123456:test-bot-token"
 WEBHOOK_SECRET = "test-webhook-secret"
 
+SAMPLE_EVENTS_ENV = {
+    "WHATSAPP_VERIFY_TOKEN": "sample-events-verify-token",
+    "WHATSAPP_APP_SECRET": "sample-events-app-secret",
+    "WHATSAPP_ACCESS_TOKEN": "sample-events-access-token",
+    "WHATSAPP_PHONE_NUMBER_ID": "106540352242922",
+    "TELEGRAM_BOT_TOKEN": "5550001:sample-events-bot-token",
+    "TELEGRAM_WEBHOOK_SECRET": "sample-events-webhook-secret",
+}
+"""The channel secrets the sample events in ``events/whatsapp`` and ``events/telegram`` were
+made with (signatures, secret tokens)."""
+
 
 @dataclass
 class Posted:

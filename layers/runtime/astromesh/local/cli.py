@@ -238,7 +238,9 @@ def serve(options: Options) -> None:
         _print_summary(options, emulation, key, synth_seconds, redis_service.started_here)
         typer.echo(f"ready in {time.perf_counter() - started:.1f} s (Ctrl+C stops)")
         sys.stdout.flush()
-        server.run()
+        with contextlib.suppress(KeyboardInterrupt):  # uvicorn re-raises the Ctrl+C it handled
+            server.run()
+    typer.echo("stopped")
 
 
 def _is_loopback(host: str) -> bool:

@@ -61,7 +61,6 @@ logger = logging.getLogger(__name__)
 LAMBDA_ROLE = "astromesh-local-lambda"
 STATES_ROLE = "astromesh-local-states"
 EXEC_WRAPPER_PATH = Path("infra") / "lambda_env" / "astromesh_env.py"
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
 """The process's variables a function also gets: where its tools and Python live."""
 AGENTS_DIR_ENV = "ASTROMESH_AGENTS_DIR"
@@ -131,6 +130,11 @@ class Emulation:
 
     def start(self) -> None:
         install_layered_environ()
+        # moto files every request under this account whatever the credentials: the
+        # templates' ARNs name it (their own account, or moto's default when agnostic).
+        previous = os.environ.get("MOTO_ACCOUNT_ID")
+        os.environ["MOTO_ACCOUNT_ID"] = self.deployment.account
+        self._stack.callback(_restore_env, "MOTO_ACCOUNT_ID", previous)
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(
             ip_address=self.settings.host, port=self.settings.aws_port, verbose=False
@@ -187,8 +191,8 @@ class Emulation:
 
     @property
     def access_key_id(self) -> str:
-        """moto takes a 12-digit access key id as the account: the templates' own."""
-        return self.deployment.account
+        """Any key will do: moto's account is set for the whole server (``start``)."""
+        return "test"
 
     # -- resources --------------------------------------------------------------------------
 
@@ -479,6 +483,13 @@ class Emulation:
                 function.close()
             except Exception as exc:  # noqa: BLE001 - one container's close must not stop others
                 print(f"[astromesh local] closing {function.name}: {exc}", file=sys.stderr)
+
+
+def _restore_env(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def _zip(handler: Path) -> bytes:

@@ -102,8 +102,11 @@ def rest_event(request: Request, resource: str, stage: str, account: str) -> dic
 
 
 def new_connection_id() -> str:
-    """Shaped like API Gateway's (``L0SM9cOFvHcCIhw=``): base64 of 11 random bytes."""
-    return base64.b64encode(os.urandom(11)).decode()
+    """Shaped like API Gateway's (``L0SM9cOFvHcCIhw=``): base64 of 11 random bytes, without
+    ``/`` (moto's Management API routes ``/@connections/{id}`` on one path segment)."""
+    while "/" in (connection_id := base64.b64encode(os.urandom(11)).decode()):
+        pass
+    return connection_id
 
 
 @dataclass

@@ -484,9 +484,7 @@ class AgentRuntime:
         writable folder (the code folder is read-only, and the shipped ``agents/runtime.yaml``
         names a relative path)."""
         cfg = self.config.runtime.spec.state if self.config.runtime else None
-        path = Path(
-            (cfg and cfg.sqlite_path) or self.env.get(STATE_PATH_ENV) or DEFAULT_STATE_PATH
-        )
+        path = Path((cfg and cfg.sqlite_path) or self.env.get(STATE_PATH_ENV) or DEFAULT_STATE_PATH)
         if not path.is_absolute() and self.env.get("AWS_LAMBDA_FUNCTION_NAME"):
             return LAMBDA_WRITABLE / path
         return path

@@ -100,3 +100,25 @@ async def test_a_child_run_is_screened_by_its_own_agent_before_it_is_stored(
         assert EMAIL not in str(openai_server.requests[1])
     finally:
         await runtime.close()
+
+
+async def test_an_answer_is_redacted_before_the_state_machine_stores_it(
+    local_side: Side, aws_side: Side, step_functions: LocalStepFunctions
+):
+    """On Step Functions ``step`` stores the decision and ``finalize`` runs in another task:
+    the answer is screened in ``step``, so no version of the run in the store (the WAL keeps
+    old ones) holds it raw; the run ends as it does in-process."""
+    output = {"output": [{"type": "pii_detection", "action": "redact"}]}
+    for side in (local_side, aws_side):
+        side.write_agent(guardrails=output)
+        side.server.push(Reply(f"Write to {EMAIL}."))
+
+    here = await run_locally(local_side, "who?", session_id="s1")
+    there = await run_on_step_functions(aws_side, step_functions, "who?", session_id="s1")
+
+    assert there.status is here.status is RunStatus.SUCCEEDED
+    assert there.answer == here.answer == "Write to [EMAIL]."
+    assert comparable(there) == comparable(here)
+    assert [s.data["side"] for s in here.steps if s.type == "guardrail"] == ["output"]
+    for side in (local_side, aws_side):
+        assert raw_in_files(Path(str(side.state.path)).parent) == []

@@ -388,25 +388,46 @@ def _refer_to_kept_results(messages: Sequence[Message], results: Sequence[Action
                 break
 
 
+async def screen_answer(run: RunState, agent: Agent, decision: Decision) -> Decision:
+    """Apply the output guardrails to a final answer as soon as the pattern gives it.
+
+    The executors call it right after ``step``, before the run is saved with the decision:
+    on Step Functions ``step`` stores the decision and ``finalize`` runs in another task, so
+    screening only in ``finalize`` would write the unredacted answer (in the decision, the
+    last assistant message and the model call's step) to the store first, where a WAL or a
+    PostgreSQL row version keeps it. A blocked answer becomes a ``guardrail_blocked`` fail;
+    ``finalize`` does not screen an answer screened here again.
+    """
+    if not isinstance(decision, Finish) or not agent.guardrails.output:
+        return decision
+    if _answer_screened(run):
+        return decision
+    checked = await guard_output(run, agent.guardrails, decision.answer)
+    if checked.blocked is not None:
+        return Fail(checked.blocked.user_message(Side.OUTPUT), code="guardrail_blocked")
+    return Finish(checked.text)
+
+
+def _answer_screened(run: RunState) -> bool:
+    return any(s.type == "guardrail" and s.data.get("side") == Side.OUTPUT for s in run.steps)
+
+
 async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventSink) -> None:
     """Settle the run's status and answer, write memory back, tell the listener."""
     with stage("finalize", run_id=run.id, agent=agent.name, decision=type(decision).__name__):
+        decision = await screen_answer(run, agent, decision)  # a no-op if already screened
         if isinstance(decision, Finish):
-            checked = await guard_output(run, agent.guardrails, decision.answer)
-            if checked.blocked is not None:
-                decision = Fail(checked.blocked.user_message(Side.OUTPUT), code="guardrail_blocked")
-            else:
-                run.status = RunStatus.SUCCEEDED
-                run.answer = checked.text
-                key = agent.session_key(run.session_id, run.tenant)
-                with counting() as summaries:  # the summary strategy folds old turns here
-                    await agent.memory.remember(key, run.query, checked.text)
-                run.usage.add_calls(summaries)
-                if agent.semantic is not None:
-                    # Scoped to the session: one user's turns must never surface in another's.
-                    await agent.semantic.remember(
-                        key, f"Q: {run.query}\nA: {checked.text}", session_only=True
-                    )
+            run.status = RunStatus.SUCCEEDED
+            run.answer = decision.answer
+            key = agent.session_key(run.session_id, run.tenant)
+            with counting() as summaries:  # the summary strategy folds old turns here
+                await agent.memory.remember(key, run.query, decision.answer)
+            run.usage.add_calls(summaries)
+            if agent.semantic is not None:
+                # Scoped to the session: one user's turns must never surface in another's.
+                await agent.semantic.remember(
+                    key, f"Q: {run.query}\nA: {decision.answer}", session_only=True
+                )
         if isinstance(decision, Fail):
             partial = "" if decision.code == "guardrail_blocked" else _partial_answer(run)
             if partial:

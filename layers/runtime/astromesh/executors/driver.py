@@ -156,7 +156,8 @@ class StepDriver:
         decision = _settled_decision(run)
         if decision is None:
             agent = await self.agents(run.agent, run.tenant)
-            decision = await self._decide(run, agent)
+            # The answer is screened before it is stored (finalize runs in another task).
+            decision = await pipeline.screen_answer(run, agent, await self._decide(run, agent))
             if isinstance(decision, Act):
                 run.pending_actions = list(decision.actions)
             run.decision = decision_to_dict(decision)

@@ -72,6 +72,7 @@ class LocalExecutor(Executor):
                     break
                 decision = await pipeline.step(run, agent, emit, resolve=kept.resolve)
                 if not isinstance(decision, Act):
+                    decision = await pipeline.screen_answer(run, agent, decision)
                     break
                 run.pending_actions = list(decision.actions)
                 results = await pipeline.act(

@@ -7,8 +7,10 @@ is the between-steps cost check of one run's usage; :meth:`GuardrailChain.reserv
 and :meth:`GuardrailChain.settle_shared` charge the shared budgets (per session, per agent
 per day) in the chain's :class:`~astromesh.guardrails.ledger.BudgetLedger`.
 
-:func:`guard_input` and :func:`guard_output` are what ``pipeline.prepare`` and
-``pipeline.finalize`` call. They record each verdict as a ``guardrail`` step
+:func:`guard_input` is what ``pipeline.screen`` calls on a run before its first write (and
+``pipeline.prepare`` on one created elsewhere); :func:`guard_output` is what
+``pipeline.screen_answer`` calls on the final answer before the run is saved with it. They
+record each verdict as a ``guardrail`` step
 (``name``, ``side``, ``action``, ``reason``, ``findings``), put the redacted text in place
 of the original *in the run* (the query; the answer and the copies of it in the last
 assistant message and model-call step), and on a block replace the text with

@@ -108,7 +108,7 @@ async def test_500_hides_the_cause(agents_dir, make_app, client_for, caplog):
     assert "hunter2" in caplog.text  # the operator still sees it
 
 
-async def test_semantic_memory_of_an_agent_without_one_is_a_clear_501(
+async def test_semantic_memory_of_an_agent_without_one_is_a_clear_404_not_a_5xx(
     agents_dir, make_app, client_for
 ):
     write_agent(agents_dir)
@@ -116,5 +116,5 @@ async def test_semantic_memory_of_an_agent_without_one_is_a_clear_501(
     response = await client.get("/v1/memory/helper/semantic?query=x")
     assert (
         "spec.memory.semantic"
-        in assert_error(response, 501, "semantic_memory_not_configured")["message"]
+        in assert_error(response, 404, "semantic_memory_not_configured")["message"]
     )

@@ -25,7 +25,7 @@ TEXT = st.text(st.characters(exclude_categories=()), max_size=10) | st.sampled_f
     ["\ud800", "a\x00b", "\ufffe", "\U0001f600", "", "hi"]
 )
 WORDS = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
-"""Mostly valid text (noncharacters aside)."""
+"""Mostly valid text."""
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),

@@ -1,14 +1,16 @@
 """Text in, text out, always valid: the one rule for every string that crosses a boundary.
 
-A string is *valid text* when every code point in it can be stored and sent anywhere the
-runtime stores or sends text. Three kinds of code points cannot:
+A string is *valid text* when it is a sequence of Unicode scalar values other than NUL:
+every code point in it can then be stored and sent anywhere the runtime stores or sends
+text. Two kinds of code points cannot:
 
 - lone surrogates (U+D800 to U+DFFF): Python strings may hold them (a JSON ``"\\ud800"``
   escape, bytes decoded with ``surrogateescape``), but they have no UTF-8 encoding, so the
   first store, log line or HTTP body that encodes the string fails;
-- NUL (U+0000): PostgreSQL refuses it in ``text`` and ``jsonb``, and C libraries cut there;
-- noncharacters (U+FDD0 to U+FDEF and the last two code points of every plane, U+FFFE,
-  U+FFFF, U+1FFFE...): reserved for a process's internal use, never interchanged.
+- NUL (U+0000): PostgreSQL refuses it in ``text`` and ``jsonb``, and C libraries cut there.
+
+Bytes that are not UTF-8 are not text either. Everything else passes, noncharacters
+(U+FFFE, U+FFFF...) included: they are valid Unicode, and every store takes them.
 
 The rule, applied once at each boundary rather than wherever a failure would surface:
 
@@ -44,20 +46,17 @@ REPLACEMENT = "\ufffd"
 INVALID_TEXT = "invalid text"
 """How every problem found here begins (config issues are recognised by it)."""
 
-RULE = "text must be valid Unicode without lone surrogates, NUL or noncharacters"
+RULE = "text must be Unicode without lone surrogates or NUL"
 
-_NONCHARACTERS = "".join(
-    f"{chr(plane * 0x10000 + 0xFFFE)}{chr(plane * 0x10000 + 0xFFFF)}" for plane in range(17)
-)
-_INVALID = re.compile(f"[\x00\ud800-\udfff\ufdd0-\ufdef{_NONCHARACTERS}]")
+PATTERN = "^[^\\u0000\\uD800-\\uDFFF]*$"
+"""The rule as a JSON Schema ``pattern`` (``/openapi.json`` puts it on every string)."""
+
+_INVALID = re.compile("[\x00\ud800-\udfff]")
 _SUSPECT_ESCAPE = re.compile(
-    # A JSON escape that may decode to an invalid code point (supplementary noncharacters
-    # are escaped as surrogate pairs, so \\uD8.. covers them).
-    r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2}|[fF][dD][dDeE][0-9a-fA-F]|[fF]{3}[eEfF])"
+    # A JSON escape that may decode to an invalid code point (surrogate pairs too: a pair is
+    # valid, and the parse below tells which).
+    r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})"
 )
-_NONCHARACTER_BYTES = (b"\xef\xb7", b"\xbf\xbe", b"\xbf\xbf")
-"""Every noncharacter's UTF-8 form holds one of these (U+FDD0..U+FDEF: EF B7 ..; U+xFFFE and
-U+xFFFF end in BF BE / BF BF); other characters may too, so they only rule noncharacters out."""
 _MAX_ISSUES = 20
 """Issues reported for one value at most: enough to fix a body, bounded for a hostile one."""
 
@@ -121,29 +120,25 @@ def summarize(issues: list[TextIssue]) -> str:
 def first_invalid(text: str) -> int | None:
     """Index of the first invalid code point of ``text``, or ``None`` when it is valid.
 
-    Checks in C what rules most text out (ASCII; UTF-8 encodable without noncharacter
-    bytes) before the regular expression, which costs ~40 ms a megabyte.
+    Checks in C what rules most text out (ASCII; UTF-8 encodable) before the regular
+    expression, which costs ~40 ms a megabyte.
     """
     if text.isascii():
         index = text.find("\x00")
         return None if index < 0 else index
     try:
-        encoded = text.encode("utf-8")
+        text.encode("utf-8")
     except UnicodeEncodeError:
         pass
     else:
-        if "\x00" not in text and not _may_hold_noncharacters(encoded):
-            return None
+        index = text.find("\x00")
+        return None if index < 0 else index
     match = _INVALID.search(text)
     return match.start() if match else None
 
 
 def is_valid(text: str) -> bool:
     return first_invalid(text) is None
-
-
-def _may_hold_noncharacters(encoded: bytes) -> bool:
-    return any(marker in encoded for marker in _NONCHARACTER_BYTES)
 
 
 def describe(char: str, *, undecodable: bool = False) -> str:
@@ -157,9 +152,7 @@ def describe(char: str, *, undecodable: bool = False) -> str:
         return "NUL (U+0000)"
     if undecodable and 0xDC80 <= point <= 0xDCFF:
         return f"a byte that is not UTF-8 (0x{point - 0xDC00:02X})"
-    if 0xD800 <= point <= 0xDFFF:
-        return f"lone surrogate U+{point:04X}"
-    return f"noncharacter U+{point:04X}"
+    return f"lone surrogate U+{point:04X}"
 
 
 _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
@@ -327,8 +320,7 @@ def json_body_issues(body: bytes) -> list[TextIssue]:
         except UnicodeDecodeError:
             return []
     else:
-        escaped = "\\u" in text and _SUSPECT_ESCAPE.search(text) is not None
-        if not escaped and not _may_hold_noncharacters(body):
+        if "\\u" not in text or _SUSPECT_ESCAPE.search(text) is None:
             return []
     try:
         data = json.loads(text)

@@ -35,7 +35,9 @@ ALL_AGENTS = "*"
 
 KEY_PREFIX = "am"
 _KEY_RE = re.compile(r"^am_([a-z0-9]{1,32})_([A-Za-z0-9_-]{16,128})$")
-_TENANT_RE = re.compile(r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$")
+TENANT_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,62}[a-z0-9])?$"
+"""How a tenant is spelt: lowercase letters, digits, ``-`` and ``_``, at most 64."""
+_TENANT_RE = re.compile(TENANT_PATTERN)
 _AGENT_RE = re.compile(r"^[a-z0-9]([a-z0-9_-]*[a-z0-9])?$")
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from astromesh import __version__
-from astromesh.channels import console, rest, ws
+from astromesh.channels import console, openapi, rest, ws
 from astromesh.channels.error_handlers import install_error_handlers
 from astromesh.channels.messaging import routes as messaging_routes
 from astromesh.channels.middleware import BodyLimit, ErrorBoundary, TextBoundary
@@ -101,6 +101,7 @@ def create_app(
     )
     app.state.services = services
     install_error_handlers(app)
+    openapi.install(app)
     for router in rest.ROUTERS:
         app.include_router(router)
     app.include_router(ws.router)

@@ -14,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from astromesh.channels.errors import (
     DeliveryNotAccepted,
@@ -99,6 +100,7 @@ def _field_path(loc: Sequence[Any]) -> str:
 
 
 _HTTP_CODES = {
+    400: "bad_request",
     404: "not_found",
     405: "method_not_allowed",
     406: "not_acceptable",
@@ -109,6 +111,31 @@ _HTTP_CODES = {
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
     message = str(exc.detail)
+    headers = getattr(exc, "headers", None)
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route for {request.method} {request.url.path}"
-    return error_response(exc.status_code, code, message, getattr(exc, "headers", None))
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+        message = f"{request.method} is not served at {request.url.path}; use {', '.join(allowed)}"
+    if exc.status_code == 400 and message == "There was an error parsing the body":
+        message = "the request body could not be read as JSON (too deeply nested, or not text)"
+    return error_response(exc.status_code, code, message, headers)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at this request's path (Starlette's own ``Allow``
+    names only the first route matching the path: ``GET`` for ``/v1/agents``, which also
+    takes ``POST``). Asked of the routes themselves, method by method, so included routers
+    answer for their own routes."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]

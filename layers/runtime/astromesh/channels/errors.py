@@ -68,6 +68,18 @@ class DeliveryNotAccepted(AstromeshError):
     retry_after = 2
 
 
+class NotConfigured(AstromeshError):
+    """The agent has no such part (its semantic memory): 404 with a specific code, so a
+    client can tell "this agent has none" from "nothing found". Not a 5xx: the server works,
+    the agent is configured without it."""
+
+    status = 404
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class AgentPaused(AstromeshError):
     code = "agent_paused"
     status = 409

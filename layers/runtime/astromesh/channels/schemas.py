@@ -7,11 +7,21 @@ the run view later reaches callers without a change here.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from astromesh.tools.client import ToolOutput
+
+
+def _whole(value: Any) -> Any:
+    """``5.0`` is the integer 5, as JSON Schema's ``integer`` says; ``5.5`` and ``"5"`` stay
+    what they are, and strict validation refuses them."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
+"""An integer field of a strict request body."""
 
 
 class _Open(BaseModel):
@@ -31,9 +41,10 @@ class RunRequest(BaseModel):
     """``POST /v1/agents/{name}/run`` and ``/stream``.
 
     Unknown fields are ignored, as upstream's model did: a client sending more than these
-    must keep working."""
+    must keep working. Known fields are strict: ``"async": 0`` or ``"query": 5`` is a 422,
+    not a guess at what was meant (the request bodies here all are)."""
 
-    model_config = ConfigDict(populate_by_name=True, extra="ignore")
+    model_config = ConfigDict(populate_by_name=True, extra="ignore", strict=True)
 
     query: str = Field(min_length=1, max_length=200_000)
     session_id: str = Field("default", min_length=1, max_length=256)
@@ -182,10 +193,14 @@ class ToolList(BaseModel):
 class ToolOutputsRequest(BaseModel):
     """``POST /v1/runs/{id}/tool_outputs``: one output per pending client call."""
 
+    model_config = ConfigDict(strict=True)
+
     tool_outputs: list[ToolOutput]
 
 
 class RagIngestRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     pipeline: str
     document: str
     metadata: dict[str, Any] = Field(default_factory=dict)
@@ -193,9 +208,19 @@ class RagIngestRequest(BaseModel):
 
 
 class RagQueryRequest(BaseModel):
+    model_config = ConfigDict(strict=True)
+
     pipeline: str
     query: str
-    top_k: int = Field(5, ge=1, le=100)
+    top_k: WholeNumber = Field(5, ge=1, le=100)
+
+
+class WebhookAccepted(BaseModel):
+    """A verified delivery: ``accepted`` messages will be answered (malformed items and
+    redeliveries are acknowledged without being counted here)."""
+
+    status: Literal["ok"] = "ok"
+    accepted: int = Field(ge=0)
 
 
 class Health(_Open):

@@ -15,6 +15,7 @@ from fastapi import Depends, Query, Request
 from starlette.requests import HTTPConnection
 
 from astromesh.auth import Principal
+from astromesh.auth.base import TENANT_PATTERN
 from astromesh.channels.access import (
     TENANT_PARAM,
     acting_as,
@@ -63,6 +64,8 @@ async def current_principal(
         Query(
             alias=TENANT_PARAM,
             description="Admin keys only: act in this tenant instead of the key's own.",
+            pattern=TENANT_PATTERN,
+            max_length=64,
         ),
     ] = None,
 ) -> Principal:

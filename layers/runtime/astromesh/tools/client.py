@@ -112,7 +112,7 @@ async def pause_for_client(
 class ToolOutput(BaseModel):
     """What the caller submits for one pending call."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     tool_call_id: str
     output: Any = ""

@@ -27,6 +27,7 @@ import httpx
 
 from astromesh.channels.errors import BadRequest, Unauthorized
 from astromesh.channels.messaging.text import split_text
+from astromesh.errors import NotFoundError
 from astromesh.text_boundary import repair
 
 MessageKind = Literal["text", "media", "status", "reaction", "other", "malformed"]
@@ -147,9 +148,9 @@ class ChannelAdapter(ABC):
 
         Raises:
             Forbidden: the handshake is not ours.
-            BadRequest: this platform has no handshake.
+            NotFoundError: this platform has no handshake (nothing is served there).
         """
-        raise BadRequest(f"the {self.name} webhook has no GET handshake")
+        raise NotFoundError(f"the {self.name} webhook has no GET handshake; it takes POST only")
 
     @abstractmethod
     def verify(self, request: WebhookRequest) -> None:

@@ -23,6 +23,8 @@ from fastapi.responses import PlainTextResponse
 from astromesh.channels.errors import NotAvailable
 from astromesh.channels.messaging.base import WebhookRequest
 from astromesh.channels.messaging.inbox import ChannelHub
+from astromesh.channels.openapi import AGENT, errors
+from astromesh.channels.schemas import WebhookAccepted
 from astromesh.channels.security import services_of
 
 _HUB = "channel_hub"
@@ -71,13 +73,29 @@ async def _webhook_request(request: Request) -> WebhookRequest:
     "/v1/channels/{channel}/webhook",
     response_class=PlainTextResponse,
     summary="Platform subscription handshake (WhatsApp: hub.challenge)",
+    responses={
+        200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+        **errors(AGENT, 403),
+    },
 )
 async def webhook_handshake(channel: str, request: Request) -> PlainTextResponse:
     inbox = hub_of(request).inbox(channel)
     return PlainTextResponse(inbox.adapter.challenge(await _webhook_request(request)))
 
 
-@router.post("/v1/channels/{channel}/webhook", summary="A platform's message delivery")
+@router.post(
+    "/v1/channels/{channel}/webhook",
+    summary="A platform's message delivery",
+    response_model=WebhookAccepted,
+    responses=errors(AGENT, 400, 401, 403, 413, 501, 503),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "description": "The platform's payload, as it signed it",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
+)
 async def webhook_delivery(channel: str, request: Request) -> dict[str, Any]:
     """Verify and claim the delivery's messages, answer 200, run the agent afterwards."""
     if not services_of(request).settings.background_runs:

@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from astromesh.channels.access import runnable_agent, visible_entry
 from astromesh.channels.errors import NotAvailable
 from astromesh.channels.launcher import RunInput
+from astromesh.channels.openapi import AGENT, AUTHENTICATED, RUNS, WITH_BODY, errors
 from astromesh.channels.schemas import (
     AgentList,
-    ErrorResponse,
     RunAccepted,
     RunRequest,
     RunResponse,
@@ -32,12 +32,7 @@ from astromesh.runs.views import run_response
 router = APIRouter(tags=["agents"])
 
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422, 429)
-}
-
-
-@router.get("/v1/agents", response_model=AgentList)
+@router.get("/v1/agents", response_model=AgentList, responses=errors(AUTHENTICATED))
 async def list_agents(
     request: Request, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> dict[str, Any]:
@@ -58,7 +53,7 @@ async def list_agents(
     return {"agents": [agent_summary(entry) for entry in entries], "skipped": skipped}
 
 
-@router.get("/v1/agents/{name}", responses=_ERRORS)
+@router.get("/v1/agents/{name}", responses=errors(AUTHENTICATED, AGENT))
 async def describe_agent(
     name: str, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> dict[str, Any]:
@@ -75,7 +70,10 @@ async def describe_agent(
 @router.post(
     "/v1/agents/{name}/run",
     response_model=RunResponse,
-    responses={202: {"model": RunAccepted}, 501: {"model": ErrorResponse}, **_ERRORS},
+    responses={
+        202: {"model": RunAccepted, "description": "Started (async): the run's id"},
+        **errors(AUTHENTICATED, WITH_BODY, AGENT, RUNS, 501),
+    },
 )
 async def run_agent(
     name: str,
@@ -116,7 +114,7 @@ async def run_agent(
             "description": "One SSE event per run event: `event: <type>` and `data: <frame>`"
             " (the WebSocket frames); the stream ends after `done`.",
         },
-        **_ERRORS,
+        **errors(AUTHENTICATED, WITH_BODY, AGENT, RUNS),
     },
 )
 async def stream_agent(

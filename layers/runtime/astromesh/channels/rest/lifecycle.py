@@ -17,12 +17,12 @@ from fastapi.responses import JSONResponse
 
 from astromesh.channels.access import require_agent, require_status_change, visible_entry
 from astromesh.channels.catalog import AgentCatalog
+from astromesh.channels.openapi import AGENT, AUTHENTICATED, errors
 from astromesh.channels.schemas import (
     AgentRegistered,
     AgentRemoved,
     AgentStatusChanged,
     AgentUpdated,
-    ErrorResponse,
 )
 from astromesh.channels.security import CatalogDep, CurrentPrincipal
 from astromesh.registry import AgentStatus
@@ -41,9 +41,9 @@ _DOCUMENT_BODY: dict[str, Any] = {
         },
     }
 }
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (400, 401, 403, 404, 409, 413, 422)
-}
+
+
+_STATUS = errors(AUTHENTICATED, AGENT, 409)
 
 
 async def _document_text(request: Request) -> str:
@@ -66,7 +66,7 @@ async def _document_text(request: Request) -> str:
     status_code=201,
     response_model=AgentRegistered,
     openapi_extra=_DOCUMENT_BODY,
-    responses=_ERRORS,
+    responses=errors(AUTHENTICATED, 409, 413),
 )
 async def register_agent(
     request: Request, principal: CurrentPrincipal, catalog: CatalogDep
@@ -84,7 +84,7 @@ async def register_agent(
     "/v1/agents/{name}",
     response_model=AgentUpdated,
     openapi_extra=_DOCUMENT_BODY,
-    responses=_ERRORS,
+    responses=errors(AUTHENTICATED, AGENT, 409, 413),
 )
 async def update_agent(
     name: str, request: Request, principal: CurrentPrincipal, catalog: CatalogDep
@@ -100,7 +100,9 @@ async def update_agent(
     return AgentUpdated(agent=name, revision=entry.revision)
 
 
-@router.delete("/v1/agents/{name}", response_model=AgentRemoved, responses=_ERRORS)
+@router.delete(
+    "/v1/agents/{name}", response_model=AgentRemoved, responses=errors(AUTHENTICATED, AGENT, 409)
+)
 async def remove_agent(name: str, principal: CurrentPrincipal, catalog: CatalogDep) -> AgentRemoved:
     require_agent(principal, name)
     await catalog.remove(name, tenant=principal.tenant)
@@ -116,7 +118,7 @@ async def _set_status(
     return AgentStatusChanged(agent=name, status=status.value)  # type: ignore[arg-type]
 
 
-@router.post("/v1/agents/{name}/pause", response_model=AgentStatusChanged, responses=_ERRORS)
+@router.post("/v1/agents/{name}/pause", response_model=AgentStatusChanged, responses=_STATUS)
 async def pause_agent(
     name: str, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> AgentStatusChanged:
@@ -125,14 +127,14 @@ async def pause_agent(
     return await _set_status(catalog, principal, name, AgentStatus.PAUSED)
 
 
-@router.post("/v1/agents/{name}/resume", response_model=AgentStatusChanged, responses=_ERRORS)
+@router.post("/v1/agents/{name}/resume", response_model=AgentStatusChanged, responses=_STATUS)
 async def resume_agent(
     name: str, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> AgentStatusChanged:
     return await _set_status(catalog, principal, name, AgentStatus.DEPLOYED)
 
 
-@router.post("/v1/agents/{name}/deploy", response_model=AgentStatusChanged, responses=_ERRORS)
+@router.post("/v1/agents/{name}/deploy", response_model=AgentStatusChanged, responses=_STATUS)
 async def deploy_agent(
     name: str, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> AgentStatusChanged:

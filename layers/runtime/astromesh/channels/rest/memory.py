@@ -7,16 +7,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from astromesh.channels.access import visible_entry
-from astromesh.channels.errors import NotAvailable
-from astromesh.channels.schemas import ErrorResponse, HistoryCleared, HistoryResponse
+from astromesh.channels.errors import NotConfigured
+from astromesh.channels.openapi import AGENT, AUTHENTICATED, errors
+from astromesh.channels.schemas import HistoryCleared, HistoryResponse
 from astromesh.channels.security import CatalogDep, CurrentPrincipal
 from astromesh.channels.views import history_message
 
 router = APIRouter(tags=["memory"])
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (401, 403, 404, 422)
-}
+_ERRORS = errors(AUTHENTICATED, AGENT)
 
 
 @router.get(
@@ -51,7 +50,7 @@ async def clear_history(
     return HistoryCleared(agent=agent, session_id=session_id, removed=removed)
 
 
-@router.get("/v1/memory/{agent}/semantic", responses=_ERRORS)
+@router.get("/v1/memory/{agent}/semantic", responses=errors(AUTHENTICATED, AGENT))
 async def search_semantic(
     agent: str,
     principal: CurrentPrincipal,
@@ -61,10 +60,11 @@ async def search_semantic(
     session_id: str = "default",
 ) -> dict[str, Any]:
     """The agent's semantic memories for the caller's tenant: the most similar to ``query``,
-    or the latest ones without a query. 409 when the agent has no semantic memory."""
+    or the latest ones without a query. 404 ``semantic_memory_not_configured`` when the
+    agent has no semantic memory."""
     built = await catalog.agent(await visible_entry(catalog, principal, agent))
     if built.semantic is None:
-        raise NotAvailable(
+        raise NotConfigured(
             "semantic_memory_not_configured",
             f"agent {agent!r} has no semantic memory (spec.memory.semantic)",
         )

@@ -7,14 +7,13 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from astromesh.channels.schemas import ErrorResponse, RagIngestRequest, RagQueryRequest
+from astromesh.channels.openapi import AGENT, AUTHENTICATED, WITH_BODY, errors
+from astromesh.channels.schemas import RagIngestRequest, RagQueryRequest
 from astromesh.channels.security import CurrentPrincipal, ServicesDep
 
 router = APIRouter(tags=["rag"])
 
-_RESPONSES: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (401, 404, 422)
-}
+_RESPONSES = errors(AUTHENTICATED, WITH_BODY, AGENT, 502, 504)
 
 
 @router.post("/v1/rag/ingest", responses=_RESPONSES)

@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter
 
 from astromesh.auth import Principal
+from astromesh.channels.openapi import AGENT, AUTHENTICATED, RUNS, WITH_BODY, errors
 from astromesh.channels.schemas import (
-    ErrorResponse,
     RunCancelled,
     RunResponse,
     ToolOutputsRequest,
@@ -20,10 +20,6 @@ from astromesh.runs.state import RunState
 from astromesh.tools import client as client_tools
 
 router = APIRouter(tags=["runs"])
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorResponse} for status in (401, 404, 409, 422)
-}
 
 
 async def _visible_run(services: ServicesDep, principal: Principal, run_id: str) -> RunState:
@@ -37,13 +33,17 @@ async def _visible_run(services: ServicesDep, principal: Principal, run_id: str)
     return run
 
 
-@router.get("/v1/runs/{run_id}", response_model=RunResponse, responses=_ERRORS)
+@router.get("/v1/runs/{run_id}", response_model=RunResponse, responses=errors(AUTHENTICATED, AGENT))
 async def get_run(run_id: str, principal: CurrentPrincipal, services: ServicesDep) -> Any:
     """The run as the run route answers it, plus agent, query and timestamps."""
     return run_view(await _visible_run(services, principal, run_id))
 
 
-@router.post("/v1/runs/{run_id}/cancel", response_model=RunCancelled, responses=_ERRORS)
+@router.post(
+    "/v1/runs/{run_id}/cancel",
+    response_model=RunCancelled,
+    responses=errors(AUTHENTICATED, AGENT, 409),
+)
 async def cancel_run(
     run_id: str, principal: CurrentPrincipal, services: ServicesDep
 ) -> RunCancelled:
@@ -53,7 +53,11 @@ async def cancel_run(
     return RunCancelled(run_id=run.id, status=run.status.value)
 
 
-@router.post("/v1/runs/{run_id}/tool_outputs", response_model=RunResponse, responses=_ERRORS)
+@router.post(
+    "/v1/runs/{run_id}/tool_outputs",
+    response_model=RunResponse,
+    responses=errors(AUTHENTICATED, WITH_BODY, AGENT, RUNS),
+)
 async def submit_tool_outputs(
     run_id: str, body: ToolOutputsRequest, principal: CurrentPrincipal, services: ServicesDep
 ) -> Any:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 
 from astromesh.agent import Agent
 from astromesh.channels.catalog import AgentCatalog, CatalogEntry
+from astromesh.channels.openapi import AUTHENTICATED, errors
 from astromesh.channels.schemas import ToolList
 from astromesh.channels.security import CatalogDep, CurrentPrincipal, listing_tenant
 from astromesh.errors import AstromeshError, ConfigurationError
@@ -22,7 +23,7 @@ from astromesh.errors import AstromeshError, ConfigurationError
 router = APIRouter(tags=["tools"])
 
 
-@router.get("/v1/tools", response_model=ToolList)
+@router.get("/v1/tools", response_model=ToolList, responses=errors(AUTHENTICATED))
 async def list_tools(
     request: Request, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic_core import PydanticCustomError
 
 from astromesh.config.yaml_source import FieldPath
+from astromesh.text_boundary import repair_value
 
 # The error type our validators raise; the loader reads ``field``/``suggestion`` from its ctx.
 CONFIG_ERROR_TYPE = "astromesh_config"
@@ -48,8 +49,9 @@ class ConfigIssue:
         return f"{where}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form for REST error bodies."""
-        return asdict(self)
+        """A JSON-ready form for REST error bodies (valid text even when a file name holds
+        bytes the file system could not decode)."""
+        return repair_value(asdict(self))
 
 
 def suggest(word: object, choices: Iterable[str]) -> str | None:

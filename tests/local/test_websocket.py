@@ -65,3 +65,5 @@ async def test_a_refused_connect_refuses_the_handshake(local: LocalServer):
         async with websockets.connect(f"{local.ws_url}/?api_key=am_nokey_{'x' * 20}"):
             pass
     assert refused.value.response.status_code == 401
+    body = json.loads(refused.value.response.body)  # ws_connect's own answer
+    assert body["error"]["code"] == "unauthorized"

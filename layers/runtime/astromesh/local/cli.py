@@ -321,7 +321,7 @@ def _invoke_running(options: Options, function: str, payload: Any) -> tuple[Any,
         "lambda",
         region_name=options.region,
         endpoint_url=f"http://{_connect_host(options.host)}:{options.aws_port}",
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+        aws_access_key_id="test",  # moto files every request under the templates' account
         aws_secret_access_key="test",
         config=Config(retries={"max_attempts": 1}, connect_timeout=2, read_timeout=900),
     )

@@ -56,8 +56,6 @@ from astromesh.local.environ import install as install_layered_environ
 from astromesh.local.lambdas import Invocation, LambdaFunction, error_payload
 from astromesh.local.templates import Deployment, FunctionDef, is_unresolved
 
-logger = logging.getLogger(__name__)
-
 LAMBDA_ROLE = "astromesh-local-lambda"
 STATES_ROLE = "astromesh-local-states"
 EXEC_WRAPPER_PATH = Path("infra") / "lambda_env" / "astromesh_env.py"
@@ -107,8 +105,6 @@ class Emulation:
         self.settings = settings
         self.endpoint_url = f"http://{settings.host}:{settings.aws_port}"
         self.functions: dict[str, LambdaFunction] = {}
-        self.invocations: list[Invocation] = []
-        self._record_invocations = False
         self._post: moto_hooks.PostHandler | None = None
         self._delete: moto_hooks.DeleteHandler | None = None
         self._server: ThreadedMotoServer | None = None
@@ -173,10 +169,6 @@ class Emulation:
         """Where ``post_to_connection`` / ``delete_connection`` go (the front's sockets);
         without one, every connection is gone (410)."""
         self._post, self._delete = post, delete
-
-    def record_invocations(self, on: bool = True) -> None:
-        """Keep every :class:`Invocation` in :attr:`invocations` (tests and benchmarks)."""
-        self._record_invocations = on
 
     def client(self, service: str) -> Any:
         """A boto3 client of this emulation."""
@@ -380,7 +372,7 @@ class Emulation:
             "state": state,
             "redis": f"{_redacted(settings.redis_url)} (no ElastiCache TLS / AUTH)",
             "secrets": "Secrets Manager and SSM on moto, read by the exec wrapper at cold start",
-            "websocket callback": self.endpoint_url,
+            "ws callback": f"{self.endpoint_url} (the Management API of this emulation)",
         }
 
     # -- the exec wrapper ---------------------------------------------------------------------
@@ -419,11 +411,10 @@ class Emulation:
     def invoke(self, name: str, event: Any) -> Invocation:
         """One synchronous invocation of ``name``'s real handler."""
         invocation = self.function(name).invoke(event)
-        if self._record_invocations:
-            with self._lock:
-                self.invocations.append(invocation)
         if invocation.exception is not None:
-            logger.info("%s failed: %r", invocation.function, invocation.exception)
+            # What Lambda's runtime writes to the function's log group.
+            trace = "".join(error_payload(invocation.exception)["stackTrace"]).rstrip()
+            print(f"[astromesh local] {invocation.function} failed:\n{trace}", file=sys.stderr)
         return invocation
 
     def invoke_async(self, name: str, event: Any) -> None:
@@ -431,13 +422,7 @@ class Emulation:
 
         def run() -> None:
             try:
-                invocation = self.invoke(name, event)
-                if invocation.exception is not None:
-                    print(
-                        f"[astromesh local] {name} (asynchronous) failed: "
-                        f"{invocation.error}: {invocation.exception}",
-                        file=sys.stderr,
-                    )
+                self.invoke(name, event)
             finally:
                 with self._lock:
                     self._background.discard(threading.current_thread())

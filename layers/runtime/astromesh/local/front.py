@@ -199,7 +199,8 @@ class Front:
             answer = invocation.answer if invocation.exception is None else None
             status = answer.get("statusCode") if isinstance(answer, dict) else 502
             if not isinstance(status, int) or not 200 <= status < 300:
-                await self._refuse(scope, send, status if isinstance(status, int) else 502)
+                refusal = events.proxy_response(answer) if isinstance(status, int) else None
+                await self._refuse(scope, send, refusal or events.BAD_GATEWAY)
                 return
         socket = _Socket(send, asyncio.get_running_loop())
         with self._lock:
@@ -260,19 +261,19 @@ class Front:
             )
 
     @staticmethod
-    async def _refuse(scope: dict[str, Any], send: Send, status: int) -> None:
-        """Refuse the handshake with ``status`` (as API Gateway does for a non-2xx
-        ``$connect``) where the server can answer HTTP to an upgrade; else a policy close."""
+    async def _refuse(scope: dict[str, Any], send: Send, refusal: events.ProxyResponse) -> None:
+        """Refuse the handshake with ``$connect``'s answer (as API Gateway does for a non-2xx
+        one) where the server can answer HTTP to an upgrade; else a policy close."""
         if "websocket.http.response" in scope.get("extensions", {}):
-            body = json.dumps({"message": "Forbidden"}).encode()
+            headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in refusal.headers]
             await send(
                 {
                     "type": "websocket.http.response.start",
-                    "status": status,
-                    "headers": [(b"content-type", b"application/json")],
+                    "status": refusal.status,
+                    "headers": headers,
                 }
             )
-            await send({"type": "websocket.http.response.body", "body": body})
+            await send({"type": "websocket.http.response.body", "body": refusal.body})
         else:
             await send({"type": "websocket.close", "code": 1008})
 

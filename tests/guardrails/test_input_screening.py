@@ -42,6 +42,7 @@ async def test_context_keys_and_values_are_redacted_at_any_depth():
             "ann@example.org": "her notes",
             "bob@example.org": "his notes",
             "count": 3,
+            "card": 4111111111111111,  # a JSON number is judged as its digits
         },
     )
 
@@ -53,11 +54,12 @@ async def test_context_keys_and_values_are_redacted_at_any_depth():
         "[EMAIL]": "her notes",
         "[EMAIL] (2)": "his notes",  # two keys redacted alike are both kept
         "count": 3,
+        "card": "[CREDIT_CARD]",
     }
     steps = guardrail_steps(run)
     assert steps[0] == {"name": "pii_detection", "side": "input", "action": "allow", "reason": ""}
     # Only what a context string changed is recorded, with the field it came from.
-    assert [(s["action"], s.get("field")) for s in steps[1:]] == [("redact", "context")] * 4
+    assert [(s["action"], s.get("field")) for s in steps[1:]] == [("redact", "context")] * 5
     assert "ann@" not in repr(run.model_dump())
 
 

@@ -55,7 +55,12 @@ CONTEXT_PHONE = "+44 20 7946 0321"
 SENDER = "15550001111"  # the WhatsApp sender's id: kept, it is whom the reply goes to
 
 QUERY = f"Write to {EMAIL} or call {PHONE}; my card is {CARD}."
-CONTEXT = {"owner": CONTEXT_EMAIL, "notes": [f"callback {CONTEXT_PHONE}"], CONTEXT_EMAIL: "key"}
+CONTEXT = {
+    "owner": CONTEXT_EMAIL,
+    "notes": [f"callback {CONTEXT_PHONE}"],
+    CONTEXT_EMAIL: "key",
+    "card_on_file": int(CARD.replace(" ", "")),  # a JSON number
+}
 
 RAW = [
     EMAIL,

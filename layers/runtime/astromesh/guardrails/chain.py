@@ -317,8 +317,9 @@ async def guard_input(run: RunState, chain: GuardrailChain) -> ChainResult | Non
     The query's verdicts are all recorded as ``guardrail`` steps. ``context`` is input the
     caller supplies like the query (templates render it into the system prompt, and it is
     stored with the run and handed to child runs), so every input guardrail judges each of
-    its strings, keys and values at any depth; only the verdicts that redacted or blocked one
-    are recorded (with ``field: context``), never an allow per string. A guardrail that
+    its strings (keys and values) and numbers (as their digits) at any depth; only the
+    verdicts that redacted or blocked one are recorded (with ``field: context``), never an
+    allow per string. A guardrail that
     raises blocks (fails closed): what could not be screened is not stored either.
 
     Idempotent: a run whose input was already judged (it has input ``guardrail`` steps) is
@@ -378,7 +379,7 @@ class _ContextBlocked(Exception):
 
 
 async def _screen_context(run: RunState, chain: GuardrailChain, value: Any) -> Any:
-    """``value`` with every string (dict keys included) screened by the input side.
+    """``value`` with every string (dict keys included) and number screened by the input side.
 
     Two keys that redact to the same text (two e-mail addresses) are both kept, the second
     as ``"[EMAIL] (2)"``.
@@ -406,6 +407,12 @@ async def _screen_context(run: RunState, chain: GuardrailChain, value: Any) -> A
         return screened
     if isinstance(value, list):
         return [await _screen_context(run, chain, item) for item in value]
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        # A card number sent as a JSON number is still one: judged as its digits, and
+        # replaced by the redacted text only when a guardrail changed it.
+        text = str(value)
+        screened = await _screen_context(run, chain, text)
+        return value if screened == text else screened
     return value
 
 

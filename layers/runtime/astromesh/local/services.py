@@ -52,9 +52,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 class RedisService:
     """The Redis to use: the one at ``url`` when it answers, else a ``redis-server`` child."""
 
-    def __init__(self, url: str | None = None) -> None:
+    def __init__(self, url: str | None = None, default: str = DEFAULT_REDIS_URL) -> None:
         self.requested = url
-        self.url = url or DEFAULT_REDIS_URL
+        self.url = url or default
         self.process: subprocess.Popen[bytes] | None = None
 
     @property

@@ -138,13 +138,26 @@ def test_single_file_path(valid: LoadResult) -> None:
     assert result.ok, result.error_report()
     assert list(result.agents) == ["astromesh-copilot"]
     assert result.files == [VALID / "copilot.agent.yaml"]
-    # role-router names the `openai` ProviderConfig entry, defined in another file
+    # role-router names the `openai` ProviderConfig entry, defined in another file; alone,
+    # `openai` is upstream's name for the OpenAI API (openai_compat), not an unknown provider
     alone = load_path(VALID / "role-router.agent.yaml", env={})
-    assert [i.field for i in alone.errors] == ["spec.model.roles.planner.candidates[1].source"]
+    assert alone.ok, alone.error_report()
+    [(_, planner)] = [
+        (path, c)
+        for path, c in alone.agents["role-router-demo"].spec.model.all_candidates()
+        if path == ("roles", "planner", "candidates", 1)
+    ]
+    assert (planner.provider, planner.endpoint) == ("openai_compat", "https://api.openai.com/v1")
     with_known = load_path(
         VALID / "role-router.agent.yaml", env={}, known_providers=valid.providers
     )
     assert with_known.ok, with_known.error_report()
+    [(_, entry)] = [
+        (path, c)
+        for path, c in with_known.agents["role-router-demo"].spec.model.all_candidates()
+        if path == ("roles", "planner", "candidates", 1)
+    ]
+    assert entry.provider == "openai"  # the ProviderConfig entry of that name wins
 
 
 def test_missing_path_is_an_issue_not_an_exception(tmp_path: Path) -> None:

@@ -222,8 +222,9 @@ def test_read_file_root_comes_from_config_relative_to_the_agents_folder(tree):
     assert isinstance(tool, ReadFileTool) and tool.root == tree.resolve() and tool.max_bytes == 5
     with pytest.raises(ConfigurationError, match="does not exist"):
         build_builtin(builtin("read_file", root="nope"), search_path=tree.parent)
-    with pytest.raises(ConfigurationError, match=r"config.root: Field required"):
-        build_builtin(builtin("read_file"))
+    # no root (upstream's agents): the agents folder itself
+    rootless = build_builtin(builtin("read_file"), search_path=tree)
+    assert isinstance(rootless, ReadFileTool) and rootless.root == tree.resolve()
 
 
 # -- text_summarize --------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_each_single_tool_type_is_built():
         "hook": build_tool(cfg(type="webhook", name="hook", url="https://example.com/h"), env={}),
         "rag": build_tool(
             cfg(type="rag", name="kb", pipeline="docs", top_k=2),
-            retriever_for=lambda name: lambda q, k: PASSAGES,
+            retriever_for=lambda name: (name or "docs", lambda q, k: PASSAGES),
         ),
         "client": build_tool(
             cfg(
@@ -111,7 +111,8 @@ async def test_rag_tool_renders_numbered_passages_and_caps_top_k():
         return PASSAGES[:top_k]
 
     tool = build_tool(
-        cfg(type="rag", name="kb", pipeline="docs", top_k=2), retriever_for=lambda _: retriever
+        cfg(type="rag", name="kb", pipeline="docs", top_k=2),
+        retriever_for=lambda name: (name or "docs", retriever),
     )
     result = await tool.call({"query": "refund time", "top_k": 1}, CTX)
     default = await tool.call({"query": "refund time"}, CTX)

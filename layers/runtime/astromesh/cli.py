@@ -57,8 +57,15 @@ def validate(
     path: Annotated[
         Path | None, typer.Argument(help="A file or a folder [default: agents/]")
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option("--strict", help="Treat warnings (upstream fields ignored here) as errors"),
+    ] = False,
 ) -> None:
-    """Check documents; exit 1 and print file:line: field: message for each problem."""
+    """Check documents; exit 1 and print file:line: field: message for each problem.
+
+    Upstream fields that mean nothing here are printed as warnings and do not fail the check
+    unless ``--strict`` is given."""
     from astromesh.config import load_path
 
     target = path or default_agents_dir()
@@ -71,6 +78,11 @@ def validate(
     # an error now rather than a 409 on every run.
     unrunnable = asyncio.run(_unrunnable(target))
     problems = [*result.errors, *unrunnable]
+    if strict:
+        problems += result.warnings
+    else:
+        for warning in result.warnings:
+            err.print(f"[yellow]warning:[/] {warning}")
     for issue in problems:
         err.print(f"[red]error:[/] {issue}")
     counts = (
@@ -80,7 +92,8 @@ def validate(
     if problems:
         err.print(f"{len(problems)} problem(s); {counts} valid")
         raise typer.Exit(1)
-    typer.echo(f"ok: {counts}")
+    warned = f" ({len(result.warnings)} warning(s))" if result.warnings else ""
+    typer.echo(f"ok: {counts}{warned}")
 
 
 async def _unrunnable(target: Path) -> list[ConfigIssue]:

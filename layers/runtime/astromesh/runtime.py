@@ -64,6 +64,9 @@ AGENTS_DIR_ENV = "ASTROMESH_AGENTS_DIR"
 STATE_BACKEND_ENV = "ASTROMESH_STATE_BACKEND"
 STATE_PATH_ENV = "ASTROMESH_STATE_PATH"
 REDIS_URL_ENV = "ASTROMESH_REDIS_URL"
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+"""Where an agent's ``redis`` memory goes when nothing configures Redis: upstream's default,
+so its agents (``backend: redis`` and no URL) run as they do there."""
 POSTGRES_DSN_ENV = "ASTROMESH_POSTGRES_DSN"
 BUDGET_PREFIX_ENV = "ASTROMESH_BUDGET_PREFIX"
 """Key prefix of the shared budget ledger in Redis (default ``astromesh:budget``)."""
@@ -196,7 +199,9 @@ class AgentRuntime:
             backend = open_backend(
                 "memory" if self.offline else kind,
                 sqlite_path=self.sqlite_path(),
-                redis_url=(cfg and cfg.redis_url) or self.env.get(REDIS_URL_ENV),
+                redis_url=(cfg and cfg.redis_url)
+                or self.env.get(REDIS_URL_ENV)
+                or (DEFAULT_REDIS_URL if kind == "redis" else None),
                 postgres_dsn=(cfg and cfg.postgres_dsn) or self.env.get(POSTGRES_DSN_ENV),
             )
             await backend.open()
@@ -327,8 +332,18 @@ class AgentRuntime:
         template.check(system_prompt_variables(doc, tools, context={}, session_id="trial"))
         return template
 
-    def _retriever_for(self, pipeline: str) -> Retriever:
-        """What a ``rag`` tool calls: the named pipeline's query (checked at build time)."""
+    def _retriever_for(self, name: str | None) -> tuple[str, Retriever]:
+        """What a ``rag`` tool calls: the named pipeline's query (checked at build time). A
+        tool that names none (upstream's templates) gets the only pipeline there is."""
+        if name is None:
+            if len(self.config.rag_pipelines) != 1:
+                known = ", ".join(sorted(self.config.rag_pipelines)) or "none"
+                raise ConfigurationError(
+                    "rag tool names no pipeline and there is not exactly one to use (known"
+                    f" pipelines: {known}); add `pipeline: <RAGPipeline name>`"
+                )
+            name = next(iter(self.config.rag_pipelines))
+        pipeline = name
         if pipeline not in self.config.rag_pipelines:
             known = ", ".join(sorted(self.config.rag_pipelines)) or "none"
             raise ConfigurationError(
@@ -338,7 +353,7 @@ class AgentRuntime:
         async def retrieve(query: str, top_k: int) -> list[dict[str, Any]]:
             return await (await (await self.rag()).get(pipeline)).query(query, top_k)
 
-        return retrieve
+        return pipeline, retrieve
 
     async def _build_pattern(
         self,

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from astromesh.config.issues import ConfigIssue
 from astromesh.tools.client import ToolOutput
 
 
@@ -134,16 +135,41 @@ class AgentList(BaseModel):
     )
 
 
+class DocumentWarning(BaseModel):
+    """An upstream field the document uses that means nothing here (it was not refused)."""
+
+    field: str = Field(description="The document field, e.g. spec.tools[0].permissions")
+    line: int | None = None
+    column: int | None = None
+    message: str
+
+
 class AgentRegistered(BaseModel):
     name: str
     status: Literal["registered"] = "registered"
     revision: int
+    warnings: list[DocumentWarning] = Field(
+        default_factory=list,
+        description="Ours: upstream fields accepted but ignored or not enforced, and why",
+    )
 
 
 class AgentUpdated(BaseModel):
     agent: str
     status: Literal["updated"] = "updated"
     revision: int
+    warnings: list[DocumentWarning] = Field(
+        default_factory=list,
+        description="Ours: upstream fields accepted but ignored or not enforced, and why",
+    )
+
+
+def document_warnings(issues: list[ConfigIssue]) -> list[DocumentWarning]:
+    """The warnings of a posted document, in the response's shape (no server file names)."""
+    return [
+        DocumentWarning(field=i.field, line=i.line, column=i.column, message=i.message)
+        for i in issues
+    ]
 
 
 class AgentRemoved(BaseModel):

@@ -12,8 +12,9 @@ from astromesh.config.guardrails import GuardrailsSpec
 from astromesh.config.issues import config_error, one_of, suggest, with_suggestion
 from astromesh.config.limits import check_spec_limits
 from astromesh.config.model_spec import ModelSpec
-from astromesh.config.orchestration import OrchestrationSpec
+from astromesh.config.orchestration import MEMBER_FIELDS, OrchestrationSpec
 from astromesh.config.templates import check_template
+from astromesh.config.tools import AgentTool as AgentToolConfig
 from astromesh.config.tools import AnyTool
 
 
@@ -23,6 +24,10 @@ class Identity(ConfigModel):
     display_name: str | None = None
     description: str | None = None
     avatar: str | None = None
+    role: str | None = None
+    """Upstream's: who the agent is ("Helpful assistant"); prompts read ``agent.role``."""
+    personality: str | None = None
+    """Upstream's: how it speaks; prompts read ``agent.personality``."""
 
 
 class Prompts(ConfigModel):
@@ -185,6 +190,25 @@ class AgentSpec(ConfigModel):
         return self
 
     @model_validator(mode="after")
+    def _members_from_agent_tools(self) -> AgentSpec:
+        """A supervisor without ``workers`` (a swarm without ``agents``) coordinates the agents
+        its ``type: agent`` tools call, as upstream's multi-agent docs write it."""
+        field = MEMBER_FIELDS.get(self.orchestration.pattern)
+        if field is None or getattr(self.orchestration, field):
+            return self
+        members = list(dict.fromkeys(t.agent for t in self.tools if isinstance(t, AgentToolConfig)))
+        if not members:
+            raise config_error(
+                f"pattern '{self.orchestration.pattern}' needs '{field}' (a non-empty list of"
+                " agent names) or tools of type 'agent'",
+                field=f"orchestration.{field}"
+                if field in self.orchestration.model_fields_set
+                else "orchestration.pattern",
+            )
+        self.orchestration = self.orchestration.model_copy(update={field: members})
+        return self
+
+    @model_validator(mode="after")
     def _stage_tools(self) -> AgentSpec:
         """A pipeline's ``tool`` stage names one of this agent's tools that it may use: caught
         here, with the nearest name, rather than as a failed run."""
@@ -219,8 +243,8 @@ class AgentDocument(ConfigDocument):
 
     @property
     def description(self) -> str:
-        """The identity's description, or empty."""
-        return self.spec.identity.description or ""
+        """The identity's description, else upstream's ``metadata.description``, or empty."""
+        return self.spec.identity.description or self.metadata.description or ""
 
     def summary(self) -> dict[str, Any]:
         """The entry of ``GET /v1/agents``: name, version, namespace, description, pattern."""

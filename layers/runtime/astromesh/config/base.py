@@ -13,7 +13,13 @@ from typing import Any
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from astromesh.config.constants import API_VERSION, API_VERSIONS, NAME_RE
-from astromesh.config.issues import config_error, one_of, suggest, with_suggestion
+from astromesh.config.issues import (
+    ConfigIssue,
+    config_error,
+    one_of,
+    suggest,
+    with_suggestion,
+)
 from astromesh.config.limits import MAX_NAMED_ITEMS, check_name_length
 
 
@@ -51,6 +57,9 @@ class Metadata(ConfigModel):
     version: str = "0.1.0"
     namespace: str = "default"
     labels: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
+    """Upstream's place for a one-line description (ours is ``spec.identity.description``,
+    which wins where both are given)."""
 
     @field_validator("name")
     @classmethod
@@ -79,6 +88,7 @@ class ConfigDocument(ConfigModel):
     metadata: Metadata
 
     _source: SourceRef | None = PrivateAttr(default=None)
+    _warnings: list[ConfigIssue] = PrivateAttr(default_factory=list)
 
     @field_validator("api_version")
     @classmethod
@@ -103,6 +113,12 @@ class ConfigDocument(ConfigModel):
     def source(self) -> SourceRef | None:
         """Where the document was loaded from (``None`` when built in code)."""
         return self._source
+
+    @property
+    def warnings(self) -> list[ConfigIssue]:
+        """Upstream fields of this document that load but mean nothing here (see
+        :mod:`astromesh.config.compat`); empty when built in code."""
+        return self._warnings
 
     def with_source(self, source: SourceRef) -> None:
         """Record the origin; the loader calls this, it is not part of the serialized form."""

@@ -80,11 +80,17 @@ class CostLimit(ConfigModel):
 
 
 class ContentFilter(ConfigModel):
-    """Forbidden keywords (case-insensitive) and regex patterns."""
+    """Forbidden keywords (case-insensitive) and regex patterns.
+
+    ``categories`` (upstream's, also ``blocked_categories``) are accepted and not enforced:
+    the loader warns (:mod:`astromesh.config.compat`)."""
 
     type: Literal["content_filter"]
     forbidden_keywords: list[str] = Field(default_factory=list)
     blocked_patterns: list[str] = Field(default_factory=list)
+    categories: list[str] = Field(
+        default_factory=list, validation_alias=AliasChoices("categories", "blocked_categories")
+    )
     action: Literal["block", "redact"] = "block"
 
     @field_validator("blocked_patterns")
@@ -101,7 +107,7 @@ class ContentFilter(ConfigModel):
 
     @model_validator(mode="after")
     def _something_to_filter(self) -> ContentFilter:
-        if not self.forbidden_keywords and not self.blocked_patterns:
+        if not (self.forbidden_keywords or self.blocked_patterns or self.categories):
             raise config_error("content_filter needs 'forbidden_keywords' or 'blocked_patterns'")
         return self
 
@@ -114,13 +120,23 @@ class ContentFilter(ConfigModel):
 
 
 class TopicFilter(ConfigModel):
-    """Refuse conversations about listed topics (``blocked_topics`` is upstream's name)."""
+    """Refuse conversations about listed topics (``blocked_topics`` is upstream's name).
+
+    Upstream's ``allowed_topics`` is accepted and not enforced (the loader warns): telling
+    that a message stays on topic needs a classifier, where a forbidden topic is a match."""
 
     type: Literal["topic_filter"]
     forbidden_topics: list[str] = Field(
-        min_length=1, validation_alias=AliasChoices("forbidden_topics", "blocked_topics")
+        default_factory=list, validation_alias=AliasChoices("forbidden_topics", "blocked_topics")
     )
+    allowed_topics: list[str] = Field(default_factory=list)
     action: Literal["block", "redact"] = "block"
+
+    @model_validator(mode="after")
+    def _some_topics(self) -> TopicFilter:
+        if not (self.forbidden_topics or self.allowed_topics):
+            raise config_error("topic_filter needs 'forbidden_topics' (a non-empty list)")
+        return self
 
 
 class PromptInjection(ConfigModel):

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from astromesh.config.agent import AgentDocument
 from astromesh.config.base import ConfigDocument, SourceRef
+from astromesh.config.compat import IGNORED_KINDS, apply_provider_alias, normalize
 from astromesh.config.constants import (
     API_VERSIONS,
     IGNORED_FILE_NAMES,
@@ -59,7 +60,13 @@ class LoadResult:
     rag_pipelines: dict[str, RAGPipelineDocument] = field(default_factory=dict)
     runtime: RuntimeConfigDocument | None = None
     errors: list[ConfigIssue] = field(default_factory=list)
+    warnings: list[ConfigIssue] = field(default_factory=list)
+    """Upstream fields that load but mean nothing here (see :mod:`astromesh.config.compat`);
+    ``astromesh validate --strict`` treats them as errors."""
     files: list[Path] = field(default_factory=list)
+    _warnings_by_document: dict[tuple[str, int], list[ConfigIssue]] = field(
+        default_factory=dict, repr=False
+    )
 
     @property
     def ok(self) -> bool:
@@ -69,6 +76,18 @@ class LoadResult:
     def error_report(self) -> str:
         """All issues, one per line, as ``astromesh validate`` prints them."""
         return "\n".join(str(issue) for issue in self.errors)
+
+    def warnings_of(self, source: SourceRef | None) -> list[ConfigIssue]:
+        """The warnings of the document that starts at ``source`` (one agent's, say)."""
+        if source is None:
+            return []
+        return list(self._warnings_by_document.get((source.file, source.line), []))
+
+    def add_warnings(self, file: str, line: int, warnings: list[ConfigIssue]) -> None:
+        """Record the warnings of the document of ``file`` that starts at ``line``."""
+        self.warnings += warnings
+        if warnings:
+            self._warnings_by_document.setdefault((file, line), []).extend(warnings)
 
 
 def load_path(
@@ -213,8 +232,9 @@ class _Session:
         staged: list[_Staged] = []
         issues: list[ConfigIssue] = []
         for ydoc in parsed:
-            document, found = _validate(ydoc, file)
+            document, found, warned = _validate(ydoc, file)
             issues += found
+            self.result.add_warnings(file, ydoc.start.line, warned)
             if document is not None:
                 staged.append(_Staged(document, ydoc, file))
         if issues:
@@ -317,6 +337,15 @@ class _Session:
         for rel, candidate in doc.spec.model.all_candidates():
             if candidate.provider in known:
                 continue
+            note = apply_provider_alias(candidate, self._env)
+            if note is not None:
+                path = _natural_path(staged.yaml.data, ("spec", "model", *rel))
+                pos = staged.yaml.position_of(path)
+                warning = ConfigIssue(staged.file, pos.line, pos.column, format_path(path), note)
+                self.result.add_warnings(staged.file, staged.yaml.start.line, [warning])
+                doc.warnings.append(warning)
+            if candidate.provider in known:
+                continue
             ok = False
             path = _natural_path(staged.yaml.data, ("spec", "model", *rel))
             raw = _data_at(staged.yaml.data, path)
@@ -405,8 +434,10 @@ def _issue_order(issue: ConfigIssue) -> tuple[int, int]:
     return (issue.line or 0, issue.column or 0)
 
 
-def _validate(ydoc: YamlDocument, file: str) -> tuple[ConfigDocument | None, list[ConfigIssue]]:
-    """Validate one parsed document on its own."""
+def _validate(
+    ydoc: YamlDocument, file: str
+) -> tuple[ConfigDocument | None, list[ConfigIssue], list[ConfigIssue]]:
+    """Validate one parsed document on its own: (document, errors, warnings)."""
     issues = [
         ConfigIssue(
             file,
@@ -429,10 +460,24 @@ def _validate(ydoc: YamlDocument, file: str) -> tuple[ConfigDocument | None, lis
                 f"expected a mapping with apiVersion, kind, metadata and spec, got {shape}",
             )
         )
-        return None, issues
+        return None, issues, []
+
+    def at(path: FieldPath, message: str) -> ConfigIssue:
+        pos = ydoc.position_of(path, prefer_key=True)
+        return ConfigIssue(file, pos.line, pos.column, format_path(path), message)
+
+    ignored = IGNORED_KINDS.get(str(data.get("kind")))
+    if ignored is not None and data.get("apiVersion", data.get("api_version")) in API_VERSIONS:
+        return None, issues, [at(("kind",), f"document skipped: {ignored}")]
     envelope = _envelope_issues(data, ydoc, file)
     if envelope:
-        return None, issues + envelope
+        return None, issues + envelope, []
+    normalized = normalize(data)
+    warnings = [at(note.path, note.message) for note in normalized.notes]
+    if normalized.refusal is not None:
+        issues.append(at(normalized.refusal.path, normalized.refusal.message))
+        return None, issues, warnings
+    data = normalized.data
     model = DOCUMENT_TYPES[data["kind"]]
     try:
         with document_templates():
@@ -446,6 +491,7 @@ def _validate(ydoc: YamlDocument, file: str) -> tuple[ConfigDocument | None, lis
             data=data,
             skip_paths=[problem.path for problem in ydoc.problems],
         )
-        return None, sorted(issues, key=_issue_order)
+        return None, sorted(issues, key=_issue_order), warnings
     document.with_source(SourceRef(file, ydoc.start.line))
-    return (None if issues else document), sorted(issues, key=_issue_order)
+    document.warnings.extend(warnings)
+    return (None if issues else document), sorted(issues, key=_issue_order), warnings

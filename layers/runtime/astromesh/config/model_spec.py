@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import (
     AliasChoices,
     Field,
+    PrivateAttr,
     SerializerFunctionWrapHandler,
     field_validator,
     model_serializer,
@@ -55,6 +56,18 @@ class ModelCandidate(ConfigModel):
     api_key_env: str | None = None
     parameters: ModelParameters = Field(default_factory=ModelParameters)
     timeout_seconds: float | None = Field(None, gt=0)
+
+    _upstream_provider: str | None = PrivateAttr(default=None)
+
+    @property
+    def upstream_provider(self) -> str | None:
+        """Upstream's provider name this candidate was written with (``openai``,
+        ``litellm``) when the loader read it as ``openai_compat``; for messages."""
+        return self._upstream_provider
+
+    @upstream_provider.setter
+    def upstream_provider(self, value: str | None) -> None:
+        self._upstream_provider = value
 
     @field_validator("api_key_env")
     @classmethod

@@ -36,12 +36,14 @@ PATTERN_FIELDS: dict[str, tuple[str, ...]] = {
     "max_handoffs": ("swarm",),
     "max_replans": ("plan_and_execute",),
 }
-# pattern -> list fields it cannot run without.
+# pattern -> list fields it cannot run without. A supervisor's ``workers`` and a swarm's
+# ``agents`` may instead come from the agent's ``type: agent`` tools (upstream's way); the
+# Agent spec checks those (``AgentSpec._members_from_agent_tools``).
 _REQUIRED: dict[str, tuple[str, ...]] = {
     "pipeline": ("stages",),
-    "supervisor": ("workers",),
-    "swarm": ("agents",),
 }
+MEMBER_FIELDS: dict[str, str] = {"supervisor": "workers", "swarm": "agents"}
+"""pattern -> the field naming the agents it coordinates."""
 
 
 class PipelineStage(ConfigModel):

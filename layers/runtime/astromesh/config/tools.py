@@ -303,10 +303,14 @@ class WebhookTool(ToolConfig):
 
 
 class RagTool(ToolConfig):
-    """Retrieval from a RAGPipeline document, exposed as a tool."""
+    """Retrieval from a RAGPipeline document, exposed as a tool.
+
+    ``pipeline`` (upstream: ``knowledge_base``) may be left out when the runtime has exactly
+    one RAGPipeline, as upstream's templates write it; the runtime resolves it at build time
+    and says so when it cannot."""
 
     type: Literal["rag"]
-    pipeline: str
+    pipeline: str | None = None
     top_k: int = Field(5, ge=1)
 
     def default_parameters(self) -> dict[str, Any]:

@@ -160,7 +160,15 @@ def _check_models(
 ) -> None:
     for rel, candidate in doc.spec.model.all_candidates():
         path: FieldPath = ("spec", "model", *rel)
-        if candidate.api_key_env is not None:
+        if candidate.api_key_env is not None and candidate.upstream_provider is not None:
+            issues.add(
+                (*path, "provider"),
+                f"provider '{candidate.upstream_provider}' calls with the server's"
+                f" {candidate.api_key_env}, which a registered agent may not use; use a"
+                " provider from a ProviderConfig",
+                "never",
+            )
+        elif candidate.api_key_env is not None:
             issues.add(
                 (*path, "api_key_env"),
                 "api_key_env is not allowed in a registered agent (it would send a server"

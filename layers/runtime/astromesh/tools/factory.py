@@ -49,8 +49,9 @@ from astromesh.tools.rag import RagTool, Retriever
 from astromesh.tools.ssrf import SSRFGuard
 from astromesh.tools.webhook import WebhookTool
 
-RetrieverFactory = Callable[[str], Retriever]
-"""``pipeline name -> Retriever``; raises ``ConfigurationError`` for an unknown pipeline."""
+RetrieverFactory = Callable[[str | None], tuple[str, Retriever]]
+"""``pipeline name -> (pipeline, Retriever)``; ``None`` asks for the runtime's only pipeline.
+Raises ``ConfigurationError`` for an unknown pipeline (or no single one to default to)."""
 
 
 def build_tool(
@@ -173,10 +174,11 @@ def _build(
                 f"tool {cfg.name!r}: rag tools need a retriever for pipeline "
                 f"{cfg.pipeline!r}, and none is wired into this runtime yet"
             )
+        pipeline, retriever = retriever_for(cfg.pipeline)
         return RagTool(
             cfg.name,
-            pipeline=cfg.pipeline,
-            retriever=retriever_for(cfg.pipeline),
+            pipeline=pipeline,
+            retriever=retriever,
             top_k=cfg.top_k,
             description=cfg.description,
             parameters=cfg.json_schema(),

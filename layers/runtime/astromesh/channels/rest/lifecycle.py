@@ -23,6 +23,7 @@ from astromesh.channels.schemas import (
     AgentRemoved,
     AgentStatusChanged,
     AgentUpdated,
+    document_warnings,
 )
 from astromesh.channels.security import CatalogDep, CurrentPrincipal
 from astromesh.registry import AgentStatus
@@ -76,7 +77,9 @@ async def register_agent(
     document = catalog.parse(text, may_use_agent=principal.allows)
     require_agent(principal, document.name)
     entry = await catalog.register(text, tenant=principal.tenant, may_use_agent=principal.allows)
-    body = AgentRegistered(name=entry.name, revision=entry.revision)
+    body = AgentRegistered(
+        name=entry.name, revision=entry.revision, warnings=document_warnings(document.warnings)
+    )
     return JSONResponse(body.model_dump(), status_code=201)
 
 
@@ -91,13 +94,13 @@ async def update_agent(
 ) -> AgentUpdated:
     """Replace a registered agent's document; instances pick it up on their next request."""
     require_agent(principal, name)
+    text = await _document_text(request)
     entry = await catalog.update(
-        name,
-        await _document_text(request),
-        tenant=principal.tenant,
-        may_use_agent=principal.allows,
+        name, text, tenant=principal.tenant, may_use_agent=principal.allows
     )
-    return AgentUpdated(agent=name, revision=entry.revision)
+    return AgentUpdated(
+        agent=name, revision=entry.revision, warnings=document_warnings(entry.document.warnings)
+    )
 
 
 @router.delete(

@@ -1,7 +1,8 @@
 """``read_file``: read a text file under one allowed folder.
 
-``config.root`` is required (relative paths are taken from the agents folder), so an agent
-can only read what its author put there. A requested path is resolved (``..`` and symlinks
+``config.root`` (relative paths are taken from the agents folder; the agents folder itself
+when left out, as upstream's agents do) confines what an agent reads to what its author put
+there. A requested path is resolved (``..`` and symlinks
 followed) and must stay inside the resolved root; the file is then opened without following
 a final symlink and, on Linux, the opened descriptor's real path is checked again, so
 swapping a path component for a symlink between the check and the open cannot escape
@@ -27,7 +28,9 @@ _PROC_FD = Path("/proc/self/fd")
 
 
 class ReadFileConfig(BuiltinConfig):
-    root: str
+    root: str | None = None
+    """The folder files are read from; the agents folder when left out (upstream's agents
+    name no root, and the agents folder is the one their author certainly chose)."""
     max_bytes: int = Field(256 * 1024, ge=1, le=50 * 1024 * 1024)
 
 
@@ -82,6 +85,12 @@ class ReadFileTool(Tool):
         description: str,
         grants: Grants = FILE_AGENT_GRANTS,
     ) -> ReadFileTool:
+        if config.root is None:
+            # The first folder the agent's permissions.filesystem.read lists that exists, else
+            # the agents folder: upstream's agents say where they read there, if anywhere.
+            listed = [r for r in grants.file_roots or () if r.is_dir()]
+            root = listed[0] if listed else (base or Path.cwd())
+            return cls(root, name, description, max_bytes=config.max_bytes, grants=grants)
         root = Path(config.root).expanduser()
         if not root.is_absolute():
             root = (base or Path.cwd()) / root

@@ -1,0 +1,154 @@
+"""Documents written the way upstream Astromesh writes them (our own text, upstream's shapes).
+
+Each one exercises a cause of upstream documents failing here (issue 15): node profiles,
+upstream-only fields, provider names, flat model parameters, ``in_memory``, RAG tools naming
+no pipeline, supervisor and swarm taking their members from agent tools.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NODE_PROFILE = """\
+apiVersion: astromesh/v1
+kind: RuntimeConfig
+metadata:
+  name: edge-worker
+spec:
+  role: worker
+  api:
+    host: "127.0.0.1"
+    port: 8123
+    log_level: debug
+  services:
+    api: true
+    agents: true
+    inference: false
+  peers:
+    - name: gateway
+      url: http://gateway:8000
+  mesh:
+    enabled: true
+    seeds: [http://gateway:8000]
+"""
+
+NODE_PROFILE_WARNED = [
+    "spec.api.log_level",
+    "spec.mesh",
+    "spec.peers",
+    "spec.role",
+    "spec.services",
+]
+
+
+def upstream_agent(url: str, *, name: str = "concierge") -> str:
+    """An agent using every upstream field the issue lists, on the scripted server at
+    ``url`` (through upstream's ``litellm`` provider name with an endpoint)."""
+    return f"""\
+apiVersion: astromesh/v1
+kind: Agent
+metadata:
+  name: {name}
+  version: "1.0.0"
+  description: "Answers hotel guests"
+spec:
+  identity:
+    display_name: Concierge
+    role: "Front desk assistant"
+    personality: "Warm and brief"
+  model:
+    primary:
+      provider: litellm
+      model: scripted
+      endpoint: "{url}"
+      temperature: 0.3
+      max_tokens: 300
+  prompts:
+    system: |
+      You are {{{{ agent.display_name }}}}, a {{{{ agent.role }}}}.
+      Tone: {{{{ agent.personality }}}}.
+  orchestration:
+    pattern: react
+    max_iterations: 4
+    timeout: 30
+  tools:
+    - name: read_file
+      type: builtin
+      description: "Read a note from the agents folder"
+      permissions: [read]
+    - name: ask_billing
+      type: agent
+      agent: billing
+      description: "Billing questions"
+      context_transform: '{{"q": "{{{{ data.query }}}}"}}'
+  memory:
+    conversational:
+      backend: in_memory
+      strategy: sliding_window
+      max_messages: 10
+      connection:
+        url: "redis://somewhere:6379/0"
+  guardrails:
+    input:
+      - type: pii_redaction
+      - type: topic_filter
+        allowed_topics: [hotel, rooms]
+    output:
+      - type: content_filter
+        action: block
+        categories: [harmful]
+      - type: content_filter
+        blocked_categories: [harassment]
+        forbidden_keywords: [password]
+"""
+
+
+UPSTREAM_AGENT_WARNED = [
+    "spec.guardrails.input[1].allowed_topics",
+    "spec.guardrails.output[0].categories",
+    "spec.guardrails.output[1].blocked_categories",
+    "spec.memory.conversational.connection",
+    "spec.tools[0].permissions",
+    "spec.tools[1].context_transform",
+]
+
+
+def billing_agent(url: str) -> str:
+    """A plain worker agent (upstream's minimal shape) on the scripted server."""
+    return f"""\
+apiVersion: astromesh/v1
+kind: Agent
+metadata:
+  name: billing
+  description: "Handles invoices and refunds"
+spec:
+  model:
+    primary:
+      provider: openai_compat
+      model: scripted
+      endpoint: "{url}"
+  prompts:
+    system: "You handle billing."
+"""
+
+
+GLYPH_AGENT = """\
+apiVersion: astromesh/v1
+kind: Agent
+metadata:
+  name: glyphic
+spec:
+  model:
+    primary: {provider: ollama, model: "llama3.1:8b"}
+  orchestration:
+    pattern: glyph
+  program: |
+    step greet: say "hello"
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -58,7 +58,12 @@ async def test_register_run_update_delete_round_trip(
 
     created = await client.post("/v1/agents", json=posted(openai_server.url))
     assert created.status_code == 201
-    assert created.json() == {"name": "posted", "status": "registered", "revision": 1}
+    assert created.json() == {
+        "name": "posted",
+        "status": "registered",
+        "revision": 1,
+        "warnings": [],
+    }
     listing = (await client.get("/v1/agents")).json()["agents"]
     assert [(a["name"], a["origin"]) for a in listing] == [("posted", "registered")]
 
@@ -74,7 +79,12 @@ async def test_register_run_update_delete_round_trip(
         content=yaml.safe_dump(posted(openai_server.url, system="Version two.")),
         headers={"content-type": "application/yaml"},
     )
-    assert updated.json() == {"agent": "posted", "status": "updated", "revision": 2}
+    assert updated.json() == {
+        "agent": "posted",
+        "status": "updated",
+        "revision": 2,
+        "warnings": [],
+    }
     await client.post("/v1/agents/posted/run", json={"query": "q"})
     assert openai_server.requests[1]["messages"][0]["content"] == "Version two."
     assert (await client.get("/v1/agents/posted")).json()["revision"] == 2

@@ -79,7 +79,11 @@ def test_identity_prompts_output_schema(valid: LoadResult) -> None:
     assert "{{ agent.display_name }}" in spec.prompts.system
     assert "${PRICE}" in spec.prompts.system  # $${PRICE} is the escape
     assert spec.prompts.templates == {"greeting": "Hello {{ user }}"}
-    assert spec.output_schema == {"score": {"type": "integer"}, "urgent": {"type": "boolean"}}
+    # upstream's shorthand, expanded to the JSON Schema it means
+    assert spec.output_schema == {
+        "type": "object",
+        "properties": {"score": {"type": "integer"}, "urgent": {"type": "boolean"}},
+    }
 
 
 def test_primary_model_with_fallback_and_routing(valid: LoadResult) -> None:

@@ -15,6 +15,7 @@ from astromesh.orchestration.base import Pattern
 from astromesh.prompts.render import PromptTemplate, base_variables
 from astromesh.runs.state import RunState
 from astromesh.stores.base import SessionKey
+from astromesh.structured.answer import instructions
 from astromesh.telemetry.metrics import Metrics, NullMetrics
 from astromesh.tools.registry import ToolRegistry
 
@@ -58,13 +59,19 @@ class Agent:
         )
 
     def render_system_prompt(self, run: RunState) -> str:
-        if self.system_prompt is None:
-            return ""
-        return self.system_prompt.render(
-            system_prompt_variables(
-                self.config, self.tools, context=run.context or {}, session_id=run.session_id
+        """The rendered system prompt, closed by the output format section when the agent
+        declares ``spec.output_schema`` (every pattern then sees what the answer must be)."""
+        rendered = ""
+        if self.system_prompt is not None:
+            rendered = self.system_prompt.render(
+                system_prompt_variables(
+                    self.config, self.tools, context=run.context or {}, session_id=run.session_id
+                )
             )
-        )
+        schema = self.config.spec.output_schema
+        if schema is not None:
+            rendered = f"{rendered}\n\n{instructions(schema)}".strip()
+        return rendered
 
     async def aclose(self) -> None:
         await self.router.aclose()

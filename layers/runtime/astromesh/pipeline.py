@@ -44,6 +44,8 @@ from astromesh.orchestration.base import (
 from astromesh.runs.events import EventSink, RunEvent
 from astromesh.runs.state import ActionResult, RunState, RunStatus, utcnow
 from astromesh.runs.usage import counting
+from astromesh.structured.answer import OUTPUT_INVALID, shape
+from astromesh.structured.settle import settle_answer
 from astromesh.telemetry import stage
 from astromesh.tools.base import ChildRunner, ToolContext
 from astromesh.tools.client import pause_for_client, split_client_calls
@@ -203,10 +205,16 @@ async def step(
         if refused is not None:
             return Fail(refused.user_message(Side.OUTPUT), code="cost_limit")
         before = run_spend(run)
+        ctx = StepContext(agent=agent, emit=emit, resolve=resolve)
+
+        async def decide() -> Decision:
+            # A final answer is checked against spec.output_schema here, in the step (both
+            # executors), with its one repair call inside the same time limit and budget.
+            return await settle_answer(run, ctx, await agent.pattern.step(run, ctx))
+
         try:
             return await asyncio.wait_for(
-                agent.pattern.step(run, StepContext(agent=agent, emit=emit, resolve=resolve)),
-                timeout=max(remaining_seconds(run, agent), 0.001),
+                decide(), timeout=max(remaining_seconds(run, agent), 0.001)
             )
         except TimeoutError:
             return _timed_out(agent)
@@ -416,6 +424,7 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
     """Settle the run's status and answer, write memory back, tell the listener."""
     with stage("finalize", run_id=run.id, agent=agent.name, decision=type(decision).__name__):
         decision = await screen_answer(run, agent, decision)  # a no-op if already screened
+        decision = structured_data(run, agent, decision)
         if isinstance(decision, Finish):
             run.status = RunStatus.SUCCEEDED
             run.answer = decision.answer
@@ -451,6 +460,27 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
             )
             await emit(RunEvent("done", done_frame(run)))
         agent.metrics.run_finished(run)
+
+
+def structured_data(run: RunState, agent: Agent, decision: Decision) -> Decision:
+    """Set ``run.data`` to the object of a screened final answer (``spec.output_schema``).
+
+    ``step`` checked the answer before the output guardrails screened it; the object is
+    parsed again from the screened text, so ``data`` never holds what a guardrail redacted.
+    A redaction that breaks the schema (a ``pattern`` the placeholder does not match) fails
+    the run as ``output_invalid`` rather than returning data that does not validate.
+    """
+    schema = agent.config.spec.output_schema
+    if schema is None or not isinstance(decision, Finish):
+        return decision
+    data, problem = shape(decision.answer, schema)
+    if problem is not None:
+        return Fail(
+            f"the answer does not match spec.output_schema after the output guardrails: {problem}",
+            code=OUTPUT_INVALID,
+        )
+    run.data = data
+    return decision
 
 
 def stop(run: RunState, decision: Fail, answer: str) -> None:

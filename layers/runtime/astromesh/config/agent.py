@@ -16,6 +16,11 @@ from astromesh.config.orchestration import MEMBER_FIELDS, OrchestrationSpec
 from astromesh.config.templates import check_template
 from astromesh.config.tools import AgentTool as AgentToolConfig
 from astromesh.config.tools import AnyTool
+from astromesh.structured.schema import (
+    SchemaError,
+    check_output_schema,
+    normalize_output_schema,
+)
 
 
 class Identity(ConfigModel):
@@ -176,6 +181,21 @@ class AgentSpec(ConfigModel):
     @classmethod
     def _within_limits(cls, data: Any) -> Any:
         return check_spec_limits(data)
+
+    @field_validator("output_schema", mode="before")
+    @classmethod
+    def _output_schema(cls, value: Any) -> dict[str, Any] | None:
+        """Upstream's shorthand expanded, and the schema bounded (see
+        :mod:`astromesh.structured.schema`): a bad one is a load error on its line."""
+        if value is None:
+            return None
+        try:
+            schema = normalize_output_schema(value)
+            check_output_schema(schema)
+        except SchemaError as exc:
+            field = ".".join(str(p) for p in exc.path) or None
+            raise config_error(f"output_schema {exc.message}", field=field) from None
+        return schema
 
     @model_validator(mode="after")
     def _unique_tool_names(self) -> AgentSpec:

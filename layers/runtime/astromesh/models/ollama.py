@@ -187,6 +187,15 @@ def _options(params: GenerationParams) -> dict[str, Any]:
     data = params.model_dump(exclude_none=True)
     if "max_tokens" in data:
         data["num_predict"] = data.pop("max_tokens")
+    response_format = data.pop("response_format", None)
+    if isinstance(response_format, dict) and "format" not in data:
+        # OpenAI's shape (structured output asks for it so) as Ollama's ``format``: the
+        # JSON Schema itself, or "json" for plain JSON mode.
+        schema = (response_format.get("json_schema") or {}).get("schema")
+        if response_format.get("type") == "json_schema" and isinstance(schema, dict):
+            data["format"] = schema
+        elif response_format.get("type") in ("json_object", "json_schema"):
+            data["format"] = "json"
     return data
 
 

@@ -12,6 +12,7 @@ from astromesh.models.types import Message
 from astromesh.orchestration import text_protocol
 from astromesh.orchestration.base import Act, Decision, Finish, Pattern, StepContext
 from astromesh.runs.state import ActionResult, RunState
+from astromesh.structured.settle import native_params
 
 
 class ReActPattern(Pattern):
@@ -30,8 +31,14 @@ class ReActPattern(Pattern):
     async def step(self, run: RunState, ctx: StepContext) -> Decision:
         if self.uses_text_protocol(ctx):
             return await self._text_step(run, ctx)
+        # An output schema is asked for natively where every candidate can do it (the answer
+        # is then JSON; tool calls are unaffected); pipeline.step checks it either way.
         response = await self.call_model(
-            run, ctx, run.messages, tools=ctx.agent.tools.definitions()
+            run,
+            ctx,
+            run.messages,
+            tools=ctx.agent.tools.definitions(),
+            params=native_params(ctx.agent),
         )
         run.messages.append(response.as_message())
         if response.tool_calls:

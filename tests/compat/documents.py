@@ -152,3 +152,53 @@ def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def member_agent(url: str, name: str, description: str) -> str:
+    """A specialist agent in upstream's minimal shape, on the scripted server."""
+    return f"""\
+apiVersion: astromesh/v1
+kind: Agent
+metadata:
+  name: {name}
+spec:
+  identity:
+    description: "{description}"
+  model:
+    primary: {{provider: openai_compat, model: scripted, endpoint: "{url}"}}
+  prompts:
+    system: "You are the {name}."
+"""
+
+
+def coordinator_agent(url: str, pattern: str, name: str = "project-manager") -> str:
+    """Upstream's multi-agent page: a supervisor (or swarm) whose members are its agent
+    tools, with no ``workers`` / ``agents`` list."""
+    return f"""\
+apiVersion: astromesh/v1
+kind: Agent
+metadata:
+  name: {name}
+spec:
+  model:
+    primary: {{provider: openai_compat, model: scripted, endpoint: "{url}"}}
+  orchestration:
+    pattern: {pattern}
+    max_iterations: 10
+  tools:
+    - name: researcher
+      type: agent
+      agent: research-agent
+      description: "Research a topic and return findings"
+    - name: writer
+      type: agent
+      agent: writing-agent
+      description: "Write content based on research findings"
+"""
+
+
+def write_team(folder: Path, url: str, pattern: str) -> None:
+    """The coordinator and its two members."""
+    write(folder, "research-agent.agent.yaml", member_agent(url, "research-agent", "Finds facts"))
+    write(folder, "writing-agent.agent.yaml", member_agent(url, "writing-agent", "Writes prose"))
+    write(folder, "project-manager.agent.yaml", coordinator_agent(url, pattern))

@@ -13,6 +13,7 @@ from astromesh.config import load_path, load_text
 from astromesh.config.compat import GLYPH_MESSAGE, UPSTREAM_FIELDS
 from astromesh.runs.state import RunStatus
 from astromesh.runtime import AgentRuntime
+from astromesh.stores.memory import MemoryBackend
 from tests.compat.documents import (
     GLYPH_AGENT,
     NODE_PROFILE,
@@ -102,7 +103,7 @@ async def test_an_upstream_agent_runs_with_the_fields_it_honours(
         Reply("Breakfast is from 7 to 10."),
     )
 
-    async with AgentRuntime(agents, env={}) as runtime:
+    async with AgentRuntime(agents, env={}, state=MemoryBackend()) as runtime:
         doc = runtime.describe("concierge")
         run = await runtime.run("concierge", "When is breakfast? Mail me at ada@example.com")
 

@@ -3,7 +3,8 @@
 YAML (``spec.orchestration``)::
 
     pattern: supervisor
-    workers: [researcher, writer]   # required: agents defined in the same folder
+    workers: [researcher, writer]   # agents defined in the same folder; when left out, the
+                                    # agents the agent's `type: agent` tools call (upstream)
     max_iterations: 10              # each delegation uses one iteration
     timeout_seconds: 120
 
@@ -89,6 +90,7 @@ class SupervisorPattern(Pattern):
             if decision.action == "finish":
                 return Finish(decision.answer or "")
             worker, task = decision.worker or "", decision.task or ""
+            worker = self._by_tool_name(ctx, worker)
             if worker not in self.workers:
                 state.unknown_workers += 1
                 state.save(run)
@@ -120,6 +122,18 @@ class SupervisorPattern(Pattern):
                 run.messages.append(Message.user(f"Worker '{worker}' failed: {result.content}"))
         state.delegations = {}
         state.save(run)
+
+    def _by_tool_name(self, ctx: StepContext, worker: str) -> str:
+        """The worker a name means: a worker's own name, or the name of the agent tool that
+        calls it (upstream's supervisors delegate by tool name: ``researcher`` for a tool
+        calling ``research-agent``)."""
+        if worker in self.workers:
+            return worker
+        for name in self.workers:
+            tool = ctx.agent.tools.agent_tool(name)
+            if tool is not None and tool.name == worker:
+                return name
+        return worker
 
     def _instructions(self, ctx: StepContext) -> str:
         lines = [

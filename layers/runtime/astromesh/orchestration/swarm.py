@@ -3,8 +3,9 @@
 YAML (``spec.orchestration``)::
 
     pattern: swarm
-    agents: [triage, billing, tech]   # required: agents defined in the same folder;
-                                      # the first one starts
+    agents: [triage, billing, tech]   # agents defined in the same folder; the first one
+                                      # starts. When left out, the agents the agent's
+                                      # `type: agent` tools call, in order (upstream)
     max_handoffs: 5                   # default 5; one more fails the run (handoff_limit)
     max_iterations: 10                # each round of tool calls uses one iteration
     timeout_seconds: 120

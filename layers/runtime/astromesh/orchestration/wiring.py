@@ -68,13 +68,18 @@ def add_agent_tools(
     for name in dict.fromkeys(agents):
         existing = registry.get(name)
         if existing is None:
+            # The agent's own ``type: agent`` tool for it (upstream's supervisor and swarm
+            # take their members from those) serves, with the description its author wrote.
+            own = registry.agent_tool(name)
+            if own is not None and _query_only(own):
+                registry.permit(own.name)
+                continue
             registry.add(AgentTool(name, name, description=describe(name)), always_allowed=True)
             continue
         reusable = (
             isinstance(existing, AgentTool)
             and existing.agent_name == name
-            and "query" in existing.parameters.get("properties", {})
-            and set(existing.parameters.get("required", [])) <= {"query"}
+            and _query_only(existing)
         )
         if not reusable:
             raise ConfigurationError(
@@ -82,3 +87,10 @@ def add_agent_tools(
                 f"{name!r}; rename the tool"
             )
         registry.permit(name)
+
+
+def _query_only(tool: AgentTool) -> bool:
+    """Whether the tool takes the ``query`` a pattern sends and requires nothing else."""
+    return "query" in tool.parameters.get("properties", {}) and set(
+        tool.parameters.get("required", [])
+    ) <= {"query"}

@@ -2,8 +2,8 @@
 
 A webhook tool whose URL is an IP literal the SSRF guard refuses, a python tool whose module
 does not import, an agent tool naming a RAG pipeline that does not exist: each agent is
-skipped with its file, line and field; ``GET /v1/agents`` lists only the runnable agents
-(an admin sees the skipped ones under ``skipped``); every way of running one answers ``409
+skipped with its file, line and field; ``GET /v1/agents`` lists them as ``status: draft``
+with their error (an admin also sees file and line under ``skipped``); every way of running one answers ``409
 agent_unrunnable`` naming the file, never a 500; ``astromesh validate`` reports them.
 """
 
@@ -64,7 +64,11 @@ async def test_the_listing_shows_runnable_agents_and_an_admin_the_skipped_ones(
 
     admin_view = (await client.get("/v1/agents")).json()  # an open server's caller is admin
 
-    assert [a["name"] for a in admin_view["agents"]] == ["good"]
+    runnable = [a["name"] for a in admin_view["agents"] if a["status"] != "draft"]
+    drafts = {a["name"]: a["error"] for a in admin_view["agents"] if a["status"] == "draft"}
+    assert runnable == ["good"]
+    assert sorted(drafts) == sorted(BROKEN)  # upstream's draft listing, with why
+    assert "allow_private_network" in drafts["hook"] and "hook.agent.yaml" not in drafts["hook"]
     skipped = {s["name"]: s for s in admin_view["skipped"]}
     assert sorted(skipped) == sorted(BROKEN)
     hook = skipped["hook"]
@@ -76,7 +80,8 @@ async def test_the_listing_shows_runnable_agents_and_an_admin_the_skipped_ones(
 
     user = await caller(app, client, "acme", Role.USER)
     seen = (await user.get("/v1/agents")).json()
-    assert [a["name"] for a in seen["agents"]] == ["good"] and seen["skipped"] == []
+    assert [a["name"] for a in seen["agents"] if a["status"] != "draft"] == ["good"]
+    assert seen["skipped"] == []
     health = (await client.get("/v1/health")).json()
     assert health["agents"] == 1
 
@@ -177,6 +182,7 @@ async def test_a_registered_agent_the_policy_no_longer_allows_is_a_409(
     error = response.json()["error"]
     assert error["code"] == "agent_unrunnable" and "no longer validates" in error["message"]
     listed = (await after.get("/v1/agents")).json()
-    assert "adder" not in [a["name"] for a in listed["agents"]]
+    [adder] = [a for a in listed["agents"] if a["name"] == "adder"]
+    assert adder["status"] == "draft" and "no longer validates" in adder["error"]
     assert openai_server.requests == []
     await state.close()

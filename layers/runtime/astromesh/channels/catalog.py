@@ -20,6 +20,7 @@ from difflib import get_close_matches
 from typing import Literal
 
 from astromesh.agent import Agent
+from astromesh.channels.drafts import Draft, file_drafts
 from astromesh.channels.errors import InvalidAgent
 from astromesh.config import AgentDocument, ConfigIssue, load_text
 from astromesh.config.yaml_source import YamlDocument, parse_documents
@@ -88,9 +89,16 @@ class AgentCatalog:
         """The agents ``tenant`` sees, sorted by name: its registered agents, and the file
         agents it has not registered a namesake of. ``None`` (an admin's view): every
         tenant's registered agents and every file agent, sorted by name then tenant."""
+        return (await self.listing(tenant=tenant))[0]
+
+    async def listing(self, *, tenant: str | None) -> tuple[list[CatalogEntry], list[Draft]]:
+        """:meth:`entries`, and the agents ``tenant`` sees that do not load (drafts: see
+        :mod:`astromesh.channels.drafts`): file agents that fail to validate or build, and
+        ``tenant``'s registered agents whose document no longer validates."""
         await self.runtime.check_agents()  # once: unrunnable file agents are left out
         statuses = await self.registry.statuses()
         found: dict[StatusKey, CatalogEntry] = {}
+        drafts: list[Draft] = []
         for record in await self.registry.list(tenant=tenant):
             try:
                 document = self._document(record)
@@ -101,6 +109,7 @@ class AgentCatalog:
                     record.name,
                     exc,
                 )
+                drafts.append(Draft(record.name, exc.message, "registered", record.tenant))
                 continue
             key = (record.tenant, record.name)
             found[key] = self._entry(record, document, statuses.get(key, AgentStatus.DEPLOYED))
@@ -111,7 +120,12 @@ class AgentCatalog:
                 found[FILE_AGENTS, name] = CatalogEntry(
                     name, self.runtime.describe(name), "file", status
                 )
-        return sorted(found.values(), key=lambda e: (e.name, e.tenant))
+        shown = {name for _, name in found}
+        drafts += [d for d in file_drafts(self.runtime) if d.name not in shown]
+        return (
+            sorted(found.values(), key=lambda e: (e.name, e.tenant)),
+            sorted(drafts, key=lambda d: (d.name, d.tenant)),
+        )
 
     def skipped(self) -> dict[str, ConfigIssue]:
         """The file agents skipped because they cannot run here, by name, with where and why

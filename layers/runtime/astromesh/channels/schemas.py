@@ -105,9 +105,12 @@ class AgentSummary(_Open):
     version: str
     namespace: str
     description: str | None = None
-    pattern: str
+    pattern: str | None = Field(None, description="Null for a draft that does not validate")
     display_name: str | None = None
-    status: str = Field(description="Ours: deployed or paused")
+    status: str = Field(
+        description="deployed or paused; draft (upstream's) for an agent that does not load"
+    )
+    error: str | None = Field(None, description="A draft's: why it does not load")
     origin: Literal["file", "registered"] = Field(description="Ours: where it is defined")
     tenant: str | None = Field(
         None, description="Ours: the tenant owning a registered agent (null for file agents)"

@@ -37,20 +37,20 @@ async def list_agents(
     request: Request, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> dict[str, Any]:
     """The agents this key may use: its tenant's registered agents and the file agents (an
-    admin naming no ``?tenant=``: every tenant's, each with its ``tenant``). File agents whose
-    configuration cannot run here are not among them; an admin sees them under ``skipped``,
-    each with its file, line, field and why."""
-    entries = [
-        e
-        for e in await catalog.entries(tenant=listing_tenant(request, principal))
-        if principal.allows(e.name)
-    ]
+    admin naming no ``?tenant=``: every tenant's, each with its ``tenant``). Agents that do
+    not load (a file that fails to validate or to build here, a registered document that no
+    longer validates) are listed as upstream lists them, ``status: draft`` with their
+    ``error``; an admin also sees the file agents that cannot run under ``skipped``, each
+    with its file, line, field and why."""
+    entries, drafts = await catalog.listing(tenant=listing_tenant(request, principal))
+    listed = [agent_summary(e) for e in entries if principal.allows(e.name)]
+    listed += [d.summary() for d in drafts if principal.allows(d.name)]
     skipped = (
         [{"name": name, **issue.to_dict()} for name, issue in catalog.skipped().items()]
         if principal.is_admin
         else []
     )
-    return {"agents": [agent_summary(entry) for entry in entries], "skipped": skipped}
+    return {"agents": sorted(listed, key=lambda a: a["name"]), "skipped": skipped}
 
 
 @router.get("/v1/agents/{name}", responses=errors(AUTHENTICATED, AGENT))

@@ -92,6 +92,7 @@
     const wanted = localStorage.getItem(AGENT_STORE);
     ui.agent.replaceChildren();
     for (const agent of body.agents || []) {
+      if (agent.status === "draft") continue;  // listed with its error, but cannot run
       const option = el("option", "", agent.name);
       option.value = agent.name;
       option.title = agent.description || "";

@@ -4,7 +4,8 @@ A webhook tool whose URL is an IP literal the SSRF guard refuses, a python tool 
 does not import, an agent tool naming a RAG pipeline that does not exist: each agent is
 skipped with its file, line and field; ``GET /v1/agents`` lists them as ``status: draft``
 with their error (an admin also sees file and line under ``skipped``); every way of running
-one answers ``409 agent_unrunnable`` naming the file, never a 500; ``astromesh validate`` reports them.
+one answers ``409 agent_unrunnable`` naming the file, never a 500; ``astromesh validate``
+reports them.
 """
 
 from __future__ import annotations

@@ -186,3 +186,58 @@ def test_a_channel_handler_imports_nothing_heavy(function):
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
     )
     assert out.stdout.strip() == "[]"
+
+
+def signed_event(payload: dict[str, Any]) -> dict[str, Any]:
+    """The sample message event carrying ``payload`` instead, signed with the sample secret."""
+    from astromesh.channels.messaging.whatsapp import sign
+
+    event = sample("whatsapp", "message")
+    body = json.dumps(payload)
+    signature = sign(body.encode(), SAMPLE_ENV["WHATSAPP_APP_SECRET"])
+    event["body"] = body
+    event["headers"]["X-Hub-Signature-256"] = signature
+    event["multiValueHeaders"]["X-Hub-Signature-256"] = [signature]
+    return event
+
+
+def two_messages() -> dict[str, Any]:
+    payload = json.loads(sample("whatsapp", "message")["body"])
+    value = payload["entry"][0]["changes"][0]["value"]
+    first = value["messages"][0]
+    value["messages"] = [{**first, "id": "wamid.TWO.1"}, {**first, "id": "wamid.TWO.2"}]
+    return payload
+
+
+@pytest.mark.parametrize("failing", [0, 1], ids=["first-fails", "second-fails"])
+def test_a_failed_hand_off_releases_every_message_not_handed_off(load, lambda_env, failing):
+    module = load("whatsapp")
+    event = signed_event(two_messages())
+    client = invoke.lambda_client()
+    with Stubber(client) as stubber:
+        if failing == 1:
+            stubber.add_response("invoke", {"StatusCode": 202})
+        stubber.add_client_error("invoke", "TooManyRequestsException", http_status_code=429)
+        refused = module.handler(event, context("whatsapp"))
+    assert refused["statusCode"] == 503
+
+    redelivered = module.handler(event, context("whatsapp"))
+
+    # The one handed off before the failure is still claimed (its job answers it); every
+    # message from the failing one on is accepted again.
+    assert json.loads(redelivered["body"])["accepted"] == 2 - failing
+    assert len(lambda_env.take_jobs()) == 2 - failing
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"entry": "abc"}, {"entry": [{"changes": "x"}]}, {"entry": [{"changes": [{"value": 1}]}]}],
+)
+def test_a_signed_delivery_of_the_wrong_shape_is_acknowledged_by_the_function(
+    load, lambda_env, payload
+):
+    module = load("whatsapp")
+    response = module.handler(signed_event(payload), context("whatsapp"))
+    assert response["statusCode"] == 200
+    assert json.loads(response["body"]) == {"status": "ok", "accepted": 0}
+    assert lambda_env.take_jobs() == []

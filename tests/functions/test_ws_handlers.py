@@ -293,3 +293,25 @@ def test_a_frame_over_32kb_is_split(handlers, aws, openai_server):
     rebuilt = json.loads("".join(p["data"] for p in sorted(parts, key=lambda p: p["index"])))
     assert rebuilt["answer"] == answer.strip()
     assert all(len(json.dumps(f).encode()) < 32 * 1024 for f in frames)
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ('{"query": "hi \\ud800"}', "invalid_text"),
+        ('{"query": "hi", "context": {"a": "\\u0000"}}', "invalid_text"),
+        ("[" * 50_000, "bad_request"),
+    ],
+    ids=["lone-surrogate", "nul-in-context", "nested-50k"],
+)
+def test_a_message_that_cannot_be_read_as_valid_text_is_an_error_frame(
+    handlers, aws, openai_server, body, code
+):
+    connect(handlers)
+
+    answered = call(handlers["ws_message"], message(body))
+
+    [frame] = aws.frames(CONNECTION)
+    assert (frame["type"], frame["code"]) == ("error", code)
+    assert 400 <= answered["statusCode"] < 500
+    assert aws.take_jobs() == [] and openai_server.requests == []

@@ -136,3 +136,32 @@ async def test_deeply_nested_documents_are_refused_4xx(api, depth, content_type,
     if content_type == "application/json":
         ran = await api.post(RUN, content=body, headers={"content-type": content_type})
         assert_error_body(ran)
+
+
+def nested(levels: int) -> object:
+    value: object = "leaf"
+    for level in range(levels):
+        value = [value] if level % 2 else {"k": value}
+    return value
+
+
+@pytest.mark.parametrize("levels", [64, 65, 254, 255, 300, 900])
+async def test_a_context_nested_past_the_limit_is_422_too_deep_not_a_500(api, levels):
+    # 255 is where pydantic stops serialising a run (a 500 from the store before the limit);
+    # 900 is near where Python's JSON parser stops (400 past it).
+    response = await api.post(RUN, json={"query": "hi", "context": {"a": nested(levels - 1)}})
+    if levels <= 64:
+        assert response.status_code == 200, response.text
+        return
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == {
+        "code": "too_deep",
+        "message": "context: nested deeper than 64 levels",
+    }
+
+
+async def test_tool_outputs_nested_past_the_limit_are_422(api):
+    body = {"tool_outputs": [{"tool_call_id": "c1", "output": nested(100)}]}
+    response = await api.post("/v1/runs/run_x/tool_outputs", json=body)
+    assert response.status_code == 422
+    assert "nested deeper than 64 levels" in response.text

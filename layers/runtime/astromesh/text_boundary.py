@@ -57,6 +57,10 @@ _SUSPECT_ESCAPE = re.compile(
     # valid, and the parse below tells which).
     r"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})"
 )
+MAX_DEPTH = 64
+"""How deep a caller's free-form JSON (a run's ``context``, a WebSocket message) may nest,
+as agent documents may: the stores serialise runs with pydantic, which gives up past 255
+levels, and Python's own JSON stops near 1,000, both far beyond any real context."""
 _MAX_ISSUES = 20
 """Issues reported for one value at most: enough to fix a body, bounded for a hostile one."""
 
@@ -115,6 +119,17 @@ def summarize(issues: list[TextIssue]) -> str:
         where = f"line {first.line}, column {first.column}: {where}"
     more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
     return f"{where}{first.message}{more}"
+
+
+class TooDeep(ValidationFailed):
+    """Free-form JSON from a caller nests deeper than :data:`MAX_DEPTH` (``422 too_deep``)."""
+
+    code = "too_deep"
+    status = 422
+
+    def __init__(self, field: str, limit: int) -> None:
+        super().__init__(f"{field or '(body)'}: nested deeper than {limit} levels")
+        self.field = field
 
 
 def first_invalid(text: str) -> int | None:
@@ -236,8 +251,12 @@ def dump_json(model: BaseModel, dump: Callable[..., str], /, **kwargs: Any) -> s
     try:
         return dump(**kwargs)
     except (PydanticSerializationError, UnicodeEncodeError):
-        data = repair_value(model.model_dump(mode="python", round_trip=True))
-        return type(model).model_validate(data).model_dump_json(**kwargs)
+        dumped = model.model_dump(mode="python", round_trip=True)
+        data = repair_value(dumped)
+        if data is dumped:
+            raise  # nothing to repair: the failure is not about text
+        # The base method: this one again would loop if the repaired model failed too.
+        return BaseModel.model_dump_json(type(model).model_validate(data), **kwargs)
 
 
 def find_invalid(
@@ -283,12 +302,41 @@ def _child(path: str, key: Any) -> str:
     return f"{path}.{name}" if path else name
 
 
-def require_valid(value: Any, *, field: str = "") -> None:
-    """Refuse ``value`` unless every string in it is valid text.
+def depth(value: Any) -> int:
+    """How many lists and dicts deep ``value`` nests (0 for a scalar), without recursion."""
+    deepest = 0
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        node, level = pending.pop()
+        if isinstance(node, dict):
+            node = list(node.values())
+        if isinstance(node, list | tuple):
+            deepest = max(deepest, level + 1)
+            pending.extend((item, level + 1) for item in node if isinstance(item, dict | list))
+    return deepest
+
+
+def _shallow(value: Any) -> Any:
+    if depth(value) > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels (too_deep)")
+    return value
+
+
+Shallow = AfterValidator(_shallow)
+"""Annotate a free-form field of a request body with it (``Annotated[dict[str, Any],
+Shallow]``): deeper than :data:`MAX_DEPTH` is a 422 naming the field."""
+
+
+def require_valid(value: Any, *, field: str = "", max_depth: int | None = MAX_DEPTH) -> None:
+    """Refuse ``value`` unless every string in it is valid text (and, with ``max_depth``,
+    it nests no deeper than that).
 
     Raises:
+        TooDeep: it nests too deeply.
         InvalidText: naming each invalid field.
     """
+    if max_depth is not None and depth(value) > max_depth:
+        raise TooDeep(field, max_depth)
     issues = find_invalid(value, field=field)
     if issues:
         raise InvalidText(issues)

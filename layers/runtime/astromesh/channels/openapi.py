@@ -39,7 +39,8 @@ DESCRIPTIONS: dict[int, str] = {
     413: "The body is larger than the limit (`payload_too_large`)",
     422: "Invalid input: `validation_error` (with `fields`), `invalid_text` (a string with a lone"
     " surrogate or NUL, or bytes that are not UTF-8; `fields` name each, with the line in a"
-    " posted document), `invalid_agent` (with `issues`), `invalid_request`,"
+    " posted document), `too_deep` (a `context` nested deeper than 64 levels), `invalid_agent`"
+    " (with `issues`), `invalid_request`,"
     " `guardrail_blocked`",
     429: "This instance is running as many runs as it may (`too_many_runs`); retry after"
     " `Retry-After`",

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from astromesh.config.issues import ConfigIssue
+from astromesh.text_boundary import Shallow
 from astromesh.tools.client import ToolOutput
 
 
@@ -232,7 +233,7 @@ class RagIngestRequest(BaseModel):
 
     pipeline: str
     document: str
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Annotated[dict[str, Any], Shallow] = Field(default_factory=dict)
     doc_id_prefix: str = "doc"
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -36,6 +36,7 @@ from astromesh.guardrails.chain import record_tool_result
 from astromesh.models.types import ToolCall
 from astromesh.runs.events import EventSink, RunEvent, discard
 from astromesh.runs.state import ActionResult, RunState, RunStatus
+from astromesh.text_boundary import Shallow
 from astromesh.tools.base import Tool, ToolContext
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ class ToolOutput(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     tool_call_id: str
-    output: Any = ""
+    output: Annotated[Any, Shallow] = ""
     ok: bool = True
 
     def content(self) -> str:

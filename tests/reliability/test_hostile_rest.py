@@ -165,3 +165,25 @@ async def test_tool_outputs_nested_past_the_limit_are_422(api):
     response = await api.post("/v1/runs/run_x/tool_outputs", json=body)
     assert response.status_code == 422
     assert "nested deeper than 64 levels" in response.text
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        {"tools": True},
+        {"tools": 1},
+        {"tools": "read_file"},
+        {"memory": [1]},
+        {"guardrails": {"input": True}},
+        {"model": {"primary": 1, "fallback": "x"}},
+        {"orchestration": [1]},
+    ],
+    ids=str,
+)
+async def test_a_section_of_the_wrong_type_is_422_naming_it(api, spec):
+    document = agent_document("odd")
+    document["spec"].update(spec)
+    response = await api.post("/v1/agents", json=document)
+    assert response.status_code == 422, response.text
+    [section] = spec
+    assert any(section in issue["field"] for issue in response.json()["error"]["issues"])

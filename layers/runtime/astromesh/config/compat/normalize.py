@@ -103,7 +103,8 @@ def _agent_rewrites(spec: dict[str, Any]) -> None:
                 if isinstance(rule, dict) and rule.get("type") == "pii_redaction":
                     rule["type"] = "pii_detection"
                     rule.setdefault("action", "redact")
-    for tool in spec.get("tools") or []:
+    tools = spec.get("tools")
+    for tool in tools if isinstance(tools, list) else []:  # any other shape: the model says
         if isinstance(tool, dict) and "knowledge_base" in tool and "pipeline" not in tool:
             tool["pipeline"] = tool.pop("knowledge_base")
 

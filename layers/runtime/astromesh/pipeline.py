@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
 
 from astromesh.agent import Agent
+from astromesh.chains.run import run_chain
 from astromesh.errors import AstromeshError
 from astromesh.guardrails import (
     GuardrailBlocked,
@@ -420,8 +421,16 @@ def _answer_screened(run: RunState) -> bool:
     return any(s.type == "guardrail" and s.data.get("side") == Side.OUTPUT for s in run.steps)
 
 
-async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventSink) -> None:
-    """Settle the run's status and answer, write memory back, tell the listener."""
+async def finalize(
+    run: RunState,
+    agent: Agent,
+    decision: Decision,
+    emit: EventSink,
+    *,
+    run_child: ChildRunStarter | None = None,
+) -> None:
+    """Settle the run's status and answer, write memory back, run the agent's chain (each
+    link a child run started with ``run_child``), tell the listener."""
     with stage("finalize", run_id=run.id, agent=agent.name, decision=type(decision).__name__):
         decision = await screen_answer(run, agent, decision)  # a no-op if already screened
         decision = structured_data(run, agent, decision)
@@ -437,6 +446,9 @@ async def finalize(run: RunState, agent: Agent, decision: Decision, emit: EventS
                 await agent.semantic.remember(
                     key, f"Q: {run.query}\nA: {decision.answer}", session_only=True
                 )
+            if agent.config.spec.chain is not None and run.chain is None:
+                with stage("chain", run_id=run.id, agent=agent.name):
+                    run.chain = await run_chain(run, agent, run_child)
         if isinstance(decision, Fail):
             partial = "" if decision.code == "guardrail_blocked" else _partial_answer(run)
             if partial:

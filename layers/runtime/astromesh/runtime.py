@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from astromesh import pipeline
 from astromesh.agent import Agent, system_prompt_variables
+from astromesh.chains import check_chain
 from astromesh.config import load_path
 from astromesh.config.unrunnable import build_issue
 from astromesh.errors import AgentUnrunnable, ConfigurationError, NotFoundError, StateUnavailable
@@ -261,6 +262,8 @@ class AgentRuntime:
         grants: Grants = FILE_AGENT_GRANTS,
     ) -> Agent:
         spec = doc.spec
+        if spec.chain is not None:  # a missing agent or a loop is refused before any run
+            check_chain(doc.metadata.name, spec.chain, self.config.agents)
         defaults = self.config.runtime.spec.defaults.orchestration if self.config.runtime else None
         orchestration = spec.orchestration.with_defaults(defaults)
         system = spec.prompts.system if spec.prompts else None

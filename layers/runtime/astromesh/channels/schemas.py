@@ -83,6 +83,7 @@ class RunResponse(_Open):
     usage: UsageView
     trace: dict[str, Any] | None = None
     data: dict[str, Any] | None = None
+    chain: dict[str, Any] | None = None
     run_id: str
     status: str
     session_id: str | None = None

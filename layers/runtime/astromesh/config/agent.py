@@ -136,31 +136,85 @@ class Permissions(ConfigModel):
 class ChainRetry(ConfigModel):
     """How a chained agent is retried when it fails."""
 
-    max_attempts: int = Field(1, ge=1)
+    max_attempts: int = Field(1, ge=1, le=10)
     backoff: Literal["fixed", "linear", "exponential"] = "exponential"
+    initial_delay_seconds: float = Field(1.0, ge=0, le=60)
+
+
+CHAIN_STOP = "stop"
+CHAIN_CONTINUE = "continue"
 
 
 class ChainStep(ConfigModel):
-    """Run ``agent`` after this one completes, when ``when`` renders truthy."""
+    """Run ``agent`` after this one completes, when ``when`` renders truthy.
+
+    ``input`` renders the chained agent's query (default: this agent's answer); ``default``
+    fires only when no ``when`` of the chain matched. ``on_error``: ``stop`` (the default;
+    ``fail`` is the same), ``continue``, or the name of an agent to run instead.
+    """
 
     agent: str
     when: str | None = None
     input: str | None = None
+    default: bool = False
     retry: ChainRetry | None = None
     timeout_seconds: float | None = Field(None, gt=0)
-    on_error: Literal["continue", "fail"] = "fail"
+    on_error: str = CHAIN_STOP
 
     @field_validator("when", "input")
     @classmethod
     def _template_syntax(cls, value: str | None) -> str | None:
         return None if value is None else check_template(value)
 
+    @field_validator("on_error")
+    @classmethod
+    def _on_error(cls, value: str) -> str:
+        return CHAIN_STOP if value == "fail" else value
+
+    @model_validator(mode="after")
+    def _default_has_no_when(self) -> ChainStep:
+        if self.default and self.when is not None:
+            raise config_error(
+                f"chained agent '{self.agent}' has both 'default' and 'when': a default fires"
+                " when no 'when' of the chain matched, so it cannot have its own",
+                field="when",
+            )
+        return self
+
 
 class ChainSpec(ConfigModel):
     """Agents to run after this one (upstream's ``chain``)."""
 
     mode: Literal["sequential", "parallel"] = "sequential"
+    max_depth: int = Field(5, ge=1, le=10)
     on_complete: list[ChainStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one_default(self) -> ChainSpec:
+        defaults = [i for i, step in enumerate(self.on_complete) if step.default]
+        if len(defaults) > 1:
+            raise config_error(
+                "at most one chained agent may be the default", field=f"on_complete.{defaults[1]}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _parallel_guards_see_no_sibling(self) -> ChainSpec:
+        """Under ``parallel`` every guard is evaluated before any link runs, so a ``when``
+        reading a sibling's result would always be false: refused, as upstream does."""
+        if self.mode != "parallel":
+            return self
+        siblings = {step.agent for step in self.on_complete}
+        for i, step in enumerate(self.on_complete):
+            for sibling in siblings:
+                if step.when and f"steps.{sibling}" in step.when:
+                    raise config_error(
+                        f"the 'when' of '{step.agent}' reads 'steps.{sibling}', a sibling in a"
+                        " parallel chain, whose guards are all evaluated before any link runs;"
+                        " use mode: sequential",
+                        field=f"on_complete.{i}.when",
+                    )
+        return self
 
 
 class AgentSpec(ConfigModel):

@@ -284,7 +284,7 @@ class StepDriver:
             pipeline.stop(run, stopped, answer="")
             self.metrics.run_finished(run)
         else:
-            await pipeline.finalize(run, agent, decision, self.emit)
+            await pipeline.finalize(run, agent, decision, self.emit, run_child=self.run_child)
         await self._save_final(run)
         return {"run_id": run_id, "status": run.status.value}
 

@@ -96,7 +96,7 @@ class LocalExecutor(Executor):
             logger.exception("run_id=<%s> | run failed unexpectedly", run.id)
             decision = Fail(f"internal error: {type(exc).__name__}", code="internal_error")
         try:
-            await pipeline.finalize(run, agent, decision, emit)
+            await pipeline.finalize(run, agent, decision, emit, run_child=self.run_child)
         except StateUnavailable as exc:
             # The answer could not be remembered (history or episodes are in the lost store):
             # the run is recorded as failed for that reason rather than left running.

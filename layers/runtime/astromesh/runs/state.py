@@ -155,6 +155,9 @@ class RunState(BaseModel):
     error: str | None = None
     usage: RunUsage = Field(default_factory=RunUsage)
     data: dict[str, Any] | None = None
+    chain: dict[str, Any] | None = None
+    """Upstream's ``chain`` block once the run's ``spec.chain`` ran (``astromesh.chains``):
+    ``{run_id, status, mode, links}``; ``None`` for an agent without a chain."""
     pattern_state: dict[str, Any] = Field(default_factory=dict)
     """JSON state a pattern keeps between steps (a plan, a stage index, the active agent).
 

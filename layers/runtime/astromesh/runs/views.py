@@ -21,6 +21,7 @@ def run_response(run: RunState) -> dict[str, Any]:
         },
         "trace": None,
         "data": run.data,
+        "chain": run.chain,
         "run_id": run.id,
         "status": run.status.value,
         "session_id": run.session_id,

@@ -445,6 +445,8 @@ def called_agents(doc: AgentDocument) -> list[tuple[FieldPath, str]]:
     if spec.chain is not None:
         for i, step in enumerate(spec.chain.on_complete):
             found.append((("spec", "chain", "on_complete", i, "agent"), step.agent))
+            if step.on_error not in ("stop", "continue"):  # an agent to run instead
+                found.append((("spec", "chain", "on_complete", i, "on_error"), step.on_error))
     return found
 
 

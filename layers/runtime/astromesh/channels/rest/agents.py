@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from astromesh.chains import chain_graph
 from astromesh.channels.access import runnable_agent, visible_entry
 from astromesh.channels.errors import NotAvailable
 from astromesh.channels.launcher import RunInput
@@ -26,6 +27,7 @@ from astromesh.channels.security import (
     listing_tenant,
 )
 from astromesh.channels.views import agent_config, agent_summary
+from astromesh.errors import NotFoundError
 from astromesh.runs.events import RunEvent
 from astromesh.runs.views import run_response
 
@@ -65,6 +67,22 @@ async def describe_agent(
     if issue is not None:
         config["unrunnable"] = issue.to_dict()
     return config
+
+
+@router.get("/v1/agents/{name}/chain", responses=errors(AUTHENTICATED, AGENT))
+@router.get("/v1/agents/{name}/chain/", include_in_schema=False)
+async def agent_chain(
+    name: str, principal: CurrentPrincipal, catalog: CatalogDep, services: ServicesDep
+) -> dict[str, Any]:
+    """The agent's expanded chain, without running anything (upstream's shape: ``agent``,
+    ``mode``, ``max_depth``, ``links`` with each link's ``depth``, ``via``, ``when`` and
+    ``default``); 404 when the agent is unknown or declares no ``spec.chain``."""
+    entry = await visible_entry(catalog, principal, name)
+    documents = {**services.runtime.config.agents, name: entry.document}
+    graph = chain_graph(name, documents)
+    if graph is None:
+        raise NotFoundError(f"agent {name!r} does not declare spec.chain")
+    return graph
 
 
 @router.post(

@@ -11,7 +11,7 @@ import re
 from astromesh.runs.state import RunStatus
 from tests.channels.conftest import agents_dir, client_for, make_app
 from tests.executors.conftest import aws_side, local_side, step_functions
-from tests.support.agents import primary, write_agent
+from tests.support.agents import agent_document, primary, write_agent
 from tests.support.executors import comparable, run_locally, run_on_step_functions, script
 from tests.support.model_servers import Reply
 from tests.support.stepfunctions import ORCHESTRATION_STEP
@@ -226,3 +226,45 @@ async def test_a_chain_of_two_agents_runs_alike_locally_and_on_step_functions(
     )
     stages = [(i.function, i.event.get("action")) for i in step_functions.invocations]
     assert stages[-1] == (ORCHESTRATION_STEP, "finalize")
+
+
+async def test_a_parallel_chain_evaluates_every_guard_first(
+    agents_dir, make_app, client_for, openai_server
+):
+    chain = {
+        "mode": "parallel",
+        "on_complete": [
+            {"agent": "composer", "when": "{{ output.data.score >= 5 }}"},
+            {"agent": "logger", "when": "{{ output.data.score >= 9 }}"},
+            {"agent": "triage", "default": True},
+        ],
+    }
+    _qualifier_and_links(agents_dir, openai_server.url, chain)
+    openai_server.push(Reply('{"score": 6}'), Reply("Composed."))
+    client = client_for(make_app())
+
+    body = (await client.post("/v1/agents/qualifier/run", json={"query": "ACME"})).json()
+
+    assert body["chain"]["mode"] == "parallel" and body["chain"]["status"] == "completed"
+    assert [(lk["agent"], lk["status"]) for lk in body["chain"]["links"]] == [
+        ("composer", "success"),
+        ("logger", "skipped"),
+        ("triage", "skipped"),
+    ]
+
+    sibling = agent_document(
+        "posted",
+        model=primary(openai_server.url),
+        chain={
+            "mode": "parallel",
+            "on_complete": [
+                {"agent": "composer"},
+                {"agent": "logger", "when": "{{ steps.composer.answer }}"},
+            ],
+        },
+    )
+    response = await client.post("/v1/agents", json=sibling)
+    assert response.status_code == 422
+    [issue] = response.json()["error"]["issues"]
+    assert issue["field"] == "spec.chain.on_complete[1].when"
+    assert "use mode: sequential" in issue["message"]

@@ -13,10 +13,12 @@ from jsonschema import Draft202012Validator
 
 from astromesh.structured import MAX_SCHEMA_CHARS, MAX_SCHEMA_DEPTH
 from tests.channels.conftest import agents_dir, client_for, make_app
+from tests.executors.conftest import aws_side, local_side, step_functions
 from tests.support.agents import agent_document, primary, write_agent
+from tests.support.executors import comparable, run_locally, run_on_step_functions, script
 from tests.support.model_servers import Reply, ScriptedOllamaServer
 
-__all__ = ["agents_dir", "client_for", "make_app"]
+__all__ = ["agents_dir", "aws_side", "client_for", "local_side", "make_app", "step_functions"]
 
 LEAD_SCHEMA = {  # upstream's shorthand (its sales-qualifier agent), plus a required field
     "score": {"type": "integer", "minimum": 1, "maximum": 10},
@@ -185,3 +187,23 @@ async def test_hostile_schemas_are_refused_at_registration(make_app, client_for,
 
     accepted = await client.post("/v1/agents", json=_registered(openai_server.url, LEAD_SCHEMA))
     assert accepted.status_code == 201
+
+
+async def test_the_repair_runs_alike_locally_and_on_step_functions(
+    local_side, aws_side, step_functions
+):
+    for side in (local_side, aws_side):
+        side.write_agent(output_schema=FULL_SCHEMA)
+    script(local_side, aws_side, replies=[Reply('{"score": 11}'), Reply(json.dumps(GOOD))])
+
+    here = await run_locally(local_side, "ACME", session_id="s1")
+    there = await run_on_step_functions(aws_side, step_functions, "ACME", session_id="s1")
+
+    assert comparable(there) == comparable(here)
+    assert there.data == here.data == GOOD
+    assert aws_side.server.requests == local_side.server.requests
+    stored = await aws_side.state.runs.get(there.id)
+    assert stored.data == GOOD
+    # the repair call is part of the step task: no extra state in the machine
+    actions = [i.event.get("action") for i in step_functions.invocations if not i.error]
+    assert actions == ["prepare", "step", "finalize"]

@@ -107,12 +107,22 @@ async def test_a_json_body_nested_deeply_is_a_422(make_app: Any, client_for: Any
     assert "nesting deeper than 64 levels" in the_issue(response)["message"]
 
 
+def _nested_in_parameters(depth: int) -> str:
+    """A client tool's parameters nesting ``depth`` lists (an output schema has a tighter
+    limit of its own, ``astromesh.structured.MAX_SCHEMA_DEPTH``)."""
+    doc = document()
+    tool = {"name": "deep", "type": "client", "description": "d"}
+    tool["parameters"] = {"type": "object", "deep": "@@"}
+    doc["spec"]["tools"] = [tool]
+    return json.dumps(doc).replace('"@@"', "[" * depth + "]" * depth)
+
+
 async def test_nesting_at_the_limit_is_accepted(make_app: Any, client_for: Any) -> None:
-    # The document's own levels (spec, output_schema, deep) count towards the 64.
+    # The document's own levels (spec, tools, [0], parameters, deep) count towards the 64.
     client = client_for(make_app())
-    response = await post_yaml(client, _nested_in_schema(MAX_NESTING_DEPTH - 3, as_yaml=False))
+    response = await post_yaml(client, _nested_in_parameters(MAX_NESTING_DEPTH - 5))
     assert response.status_code == 201, response.text
-    response = await post_yaml(client, _nested_in_schema(MAX_NESTING_DEPTH - 2, as_yaml=False))
+    response = await post_yaml(client, _nested_in_parameters(MAX_NESTING_DEPTH - 4))
     assert "nesting deeper" in the_issue(response)["message"]
 
 

@@ -53,6 +53,8 @@ ROUTE_ROLES: Mapping[tuple[str, str], Role | None] = {
     # -- run and read: user ----------------------------------------------------------------
     ("GET", "/v1/agents"): Role.USER,
     ("GET", "/v1/agents/{name}"): Role.USER,
+    ("GET", "/v1/agents/{name}/chain"): Role.USER,
+    ("GET", "/v1/agents/{name}/chain/"): Role.USER,
     ("POST", "/v1/agents/{name}/run"): Role.USER,
     ("POST", "/v1/agents/{name}/stream"): Role.USER,
     ("WEBSOCKET", WEBSOCKET_PATH): Role.USER,  # and the AWS WebSocket API's $connect

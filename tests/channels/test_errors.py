@@ -1,4 +1,5 @@
-"""Every failure is ``{"error": {"code", "message"}}`` with the right status, never a trace."""
+"""Every failure is ``{"error": {"code", "message"}, "detail": message}`` with the right status,
+never a trace (``detail`` is upstream's FastAPI field, which its clients read)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ from tests.support.model_servers import Reply
 def assert_error(response, status: int, code: str) -> dict:
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"error"} and body["error"]["code"] == code
+    assert set(body) == {"error", "detail"} and body["error"]["code"] == code
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    assert body["detail"] == body["error"]["message"]
     assert "Traceback" not in response.text
     return body["error"]
 

@@ -72,6 +72,7 @@ def test_every_sample_event_on_one_warm_container(api, openai_server, capsys):
         if code is None:
             continue
         assert body["error"]["code"] == code, name
+        assert body["detail"] == body["error"]["message"], name  # upstream clients read detail
 
     run = json.loads(
         api.handler(

@@ -35,7 +35,9 @@ logger = logging.getLogger("astromesh.channels")
 DESCRIPTION = """\
 Astromesh's `/v1` API, compatible with upstream Astromesh clients.
 Authenticate with `Authorization: Bearer <key>` or `x-api-key: <key>`
-(keys come from `astromesh keys create`). Errors are `{"error": {"code", "message"}}`."""
+(keys come from `astromesh keys create`).
+Errors are `{"error": {"code", "message"}, "detail": message}`
+(`detail` is upstream's FastAPI field, always the message string)."""
 
 
 def create_app(

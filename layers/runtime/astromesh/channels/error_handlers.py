@@ -1,4 +1,5 @@
-"""The app's exception handlers: every failure as ``{"error": {"code", "message"}}``.
+"""The app's exception handlers: every failure as ``{"error": {"code", "message"}, "detail"}``
+(:func:`~astromesh.channels.errors.error_body`).
 
 Installed on the app so that a route simply raises; nothing a caller receives ever contains
 a stack trace.

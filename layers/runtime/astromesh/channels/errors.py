@@ -1,4 +1,5 @@
-"""Every failure as ``{"error": {"code", "message"}}`` with the right HTTP status.
+"""Every failure as ``{"error": {"code", "message"}, "detail": message}`` with the right
+HTTP status (``detail`` is upstream's FastAPI field, see :func:`error_body`).
 
 The runtime's own errors (``astromesh.errors``) already carry a ``code`` and a ``status``;
 the few channel-only ones are added here, free of FastAPI so that code shared with the step
@@ -97,4 +98,11 @@ class InvalidAgent(AstromeshError):
 
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, **extra}}
+    """The one error body of every channel: ours (``error``, with a stable ``code`` and any
+    ``extra`` such as ``fields``) and upstream's FastAPI ``detail`` beside it.
+
+    Upstream's clients read ``detail`` as the message string (its web console throws
+    ``new Error(body.detail)``), so ``detail`` is always the plain message, never FastAPI's
+    list of validation errors: those are in ``error.fields``.
+    """
+    return {"error": {"code": code, "message": message, **extra}, "detail": message}

@@ -37,6 +37,10 @@ class ErrorDetail(_Open):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+    detail: str = Field(
+        description="The same message as error.message: upstream's FastAPI field, which its"
+        " clients read"
+    )
 
 
 class RunRequest(BaseModel):

@@ -66,7 +66,8 @@ def json_response(status: int, data: Any) -> dict[str, Any]:
 
 
 def error_response(exc: AstromeshError) -> dict[str, Any]:
-    """The ``{"error": {code, message}}`` answer the REST API gives for the same error."""
+    """The ``{"error": {code, message}, "detail"}`` answer the REST API gives for the same
+    error."""
     response = json_response(exc.status, error_body(exc.code, exc.message))
     if isinstance(exc, Unauthorized):
         response["headers"]["www-authenticate"] = "Bearer"

@@ -60,6 +60,12 @@ BUILTIN_TOOLS: Final[tuple[str, ...]] = (
     "current_time",
     "calculator",
     "read_file",
+    # upstream's builtins
+    "datetime_now",
+    "get_current_time",
+    "http_request",
+    "web_scrape",
+    "send_webhook",
 )
 
 TOOL_TYPES: Final[tuple[str, ...]] = (

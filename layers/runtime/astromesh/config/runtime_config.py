@@ -52,9 +52,18 @@ DEFAULT_REGISTERED_BUILTINS: tuple[str, ...] = (
     "json_transform",
     "text_summarize",
     "http_get",
+    "datetime_now",
+    "get_current_time",
+    "http_request",
+    "web_scrape",
+    "send_webhook",
 )
-"""Builtins a registered agent may use by default: ``read_file`` is left out because it needs
-roots the operator lists (``file_roots``)."""
+"""Builtins a registered agent may use by default. The network ones (``http_get``,
+``http_request``, ``web_scrape``, ``send_webhook``) reach only public addresses through the
+SSRF guard, and only ``network_hosts`` when the policy sets it, as ``webhook`` tools do;
+private networks only when ``allow_private_network`` says so. Left out: ``read_file`` and
+``write_file`` (they need ``file_roots``), ``sql_query`` (it needs ``sql_dsns``), and what
+uses the operator's own accounts (``send_slack``, ``send_email``, ``web_search``)."""
 
 
 class RegistrationSettings(ConfigModel):

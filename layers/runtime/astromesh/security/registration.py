@@ -11,9 +11,10 @@ to widen. What a document can name, and what is asked of each:
   model files (``llamacpp``, ``onnx``) only by the names of shipped models, never a path.
 - ``spec.tools``: the type in ``tool_types``; builtins in ``builtins``; ``read_file`` roots
   inside ``file_roots`` and outside the forbidden folders; ``python`` handlers from
-  ``python_modules``; ``mcp`` never over stdio, over HTTP only under ``mcp_urls``; webhook and
-  ``http_get`` URLs through the SSRF guard (no private network unless the policy allows it,
-  only ``network_hosts`` when set), ``secret_env`` only from ``secret_envs``.
+  ``python_modules``; ``mcp`` never over stdio, over HTTP only under ``mcp_urls``; webhook
+  URLs and the network builtins (:data:`NETWORK_BUILTINS`) through the SSRF guard (no
+  private network unless the policy allows it, only ``network_hosts`` when set),
+  ``secret_env`` only from ``secret_envs``.
 - agents it would call (agent tools, pattern stages/targets/workers/members, chains): only
   agents the registering key may use.
 - ``spec.permissions``: may narrow the policy, never widen it.
@@ -40,6 +41,9 @@ LOCAL_MODEL_PROVIDERS = frozenset({"llamacpp", "onnx"})
 """Provider types that load a model file in-process when they have no endpoint."""
 
 _SETTING = "RuntimeConfig spec.registration"
+
+NETWORK_BUILTINS = frozenset({"http_get", "http_request", "web_scrape", "send_webhook"})
+"""Builtins that reach URLs through the SSRF guard and take ``allow_private_network``."""
 
 
 class _Issues:
@@ -334,16 +338,14 @@ def _check_builtin(
         problem = grants.root_refusal(_resolve(root, policy.base))
         if problem is not None:
             issues.add((*path, "config", "root"), problem, f"{_SETTING}.file_roots")
-    elif (
-        tool.name == "http_get"
-        and config.get("allow_private_network") is True
-        and not policy.allow_private_network
-    ):
-        issues.add(
-            (*path, "config", "allow_private_network"),
-            "registered agents may not reach private networks",
-            f"{_SETTING}.allow_private_network",
-        )
+    elif tool.name in NETWORK_BUILTINS and not policy.allow_private_network:
+        for key in ("allow_private_network", "allow_localhost"):  # ours, upstream's
+            if config.get(key) is True:
+                issues.add(
+                    (*path, "config", key),
+                    "registered agents may not reach private networks",
+                    f"{_SETTING}.allow_private_network",
+                )
 
 
 def _check_mcp(path: FieldPath, tool: Any, policy: RegistrationPolicy, issues: _Issues) -> None:

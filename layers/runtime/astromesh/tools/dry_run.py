@@ -2,8 +2,9 @@
 
 Upstream Astromesh documents the flag for agents that should be tried against real prompts
 without touching real systems. A tool counts as side-effecting when the runtime cannot tell
-that it is not: webhooks other than ``GET``, Python functions and MCP tools. Reading tools
-(builtins, RAG, ``GET`` webhooks) and agent tools (whose own permissions apply) run as usual.
+that it is not: webhooks other than ``GET``, Python functions, MCP tools and the builtins that
+send or write (:data:`SIDE_EFFECTING_BUILTINS`). Reading tools (the other builtins, RAG,
+``GET`` webhooks) and agent tools (whose own permissions apply) run as usual.
 The model gets a successful result saying what would have been done, so the run goes on.
 """
 
@@ -13,9 +14,14 @@ from typing import Any
 
 from astromesh.tools.base import Tool, ToolContext
 
+SIDE_EFFECTING_BUILTINS = frozenset({"http_request", "send_webhook"})
+"""Builtins that may change something elsewhere (``http_request`` can POST or DELETE)."""
+
 
 def is_side_effecting(cfg: Any) -> bool:
     """Whether a ``spec.tools[]`` entry may change something outside the run."""
+    if cfg.type == "builtin":
+        return cfg.name in SIDE_EFFECTING_BUILTINS
     if cfg.type == "webhook":
         return bool(cfg.method != "GET")
     return cfg.type in ("python", "mcp")

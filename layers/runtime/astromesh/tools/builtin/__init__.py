@@ -7,7 +7,12 @@
 ``current_time``   now, in a time zone (:mod:`.current_time`)
 ``calculator``     arithmetic without ``eval`` (:mod:`.calculator`)
 ``read_file``      a text file confined to ``config.root`` (:mod:`.read_file`)
+``http_request``   upstream's HTTP client, any method, guarded (:mod:`.http_request`)
+``web_scrape``     a page's text, guarded (:mod:`.web_scrape`)
+``send_webhook``   POST JSON to a URL the model names, guarded (:mod:`.send_webhook`)
 =================  =============================================================
+
+``datetime_now`` and ``get_current_time`` are upstream's names for ``current_time``.
 
 :func:`build_builtin` turns a ``type: builtin`` config into its tool; each module's
 ``*Config`` model checks ``config`` (unknown keys are errors) when the agent is built.
@@ -25,24 +30,41 @@ from astromesh.tools.builtin._common import parse_config
 from astromesh.tools.builtin.calculator import CalculatorTool
 from astromesh.tools.builtin.current_time import CurrentTimeConfig, CurrentTimeTool
 from astromesh.tools.builtin.http_get import HttpGetConfig, HttpGetTool
+from astromesh.tools.builtin.http_request import HttpRequestConfig, HttpRequestTool
 from astromesh.tools.builtin.json_transform import JsonTransformTool
 from astromesh.tools.builtin.read_file import ReadFileConfig, ReadFileTool
+from astromesh.tools.builtin.send_webhook import SendWebhookConfig, SendWebhookTool
 from astromesh.tools.builtin.text_summarize import (
     Summariser,
     SummarizeConfig,
     TextSummarizeTool,
     router_summariser,
 )
+from astromesh.tools.builtin.web_scrape import WebScrapeConfig, WebScrapeTool
 from astromesh.tools.ssrf import SSRFGuard
+
+CLOCK_NAMES = frozenset({"current_time", "datetime_now", "get_current_time"})
+"""Our name and upstream's two for the same tool."""
+
+_GUARDED: dict[str, tuple[type[Any], type[Any]]] = {
+    "http_request": (HttpRequestConfig, HttpRequestTool),
+    "web_scrape": (WebScrapeConfig, WebScrapeTool),
+    "send_webhook": (SendWebhookConfig, SendWebhookTool),
+}
+"""Builtins that reach a URL the model names: ``(config model, tool class)``, each built
+with the grants' SSRF guard."""
 
 __all__ = [
     "CalculatorTool",
     "CurrentTimeTool",
     "HttpGetTool",
+    "HttpRequestTool",
     "JsonTransformTool",
     "ReadFileTool",
+    "SendWebhookTool",
     "Summariser",
     "TextSummarizeTool",
+    "WebScrapeTool",
     "build_builtin",
     "router_summariser",
 ]
@@ -76,12 +98,17 @@ def build_builtin(
     if name == "json_transform":
         _no_config(name, raw)
         return JsonTransformTool(name, description)
-    if name == "current_time":
+    if name in CLOCK_NAMES:
         return CurrentTimeTool(name, description, config=parse_config(CurrentTimeConfig, name, raw))
     if name == "http_get":
         config = parse_config(HttpGetConfig, name, raw)
         guard = guard or grants.tool_guard(allow_private_network=config.allow_private_network)
         return HttpGetTool(name, description, config=config, guard=guard)
+    if name in _GUARDED:
+        model, tool_class = _GUARDED[name]
+        config = parse_config(model, name, raw)
+        guard = guard or grants.tool_guard(allow_private_network=config.allow_private_network)
+        return tool_class(name, description, config=config, guard=guard)
     if name == "read_file":
         return ReadFileTool.from_config(
             parse_config(ReadFileConfig, name, raw),

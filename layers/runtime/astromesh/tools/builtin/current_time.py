@@ -1,5 +1,9 @@
 """``current_time``: the current date and time in a time zone (IANA names, UTC by default).
 
+Also built under upstream's names ``datetime_now`` and ``get_current_time``; the answer
+carries upstream's keys (``datetime``, ``unix_timestamp``) beside ours, so a prompt written
+for either reads it.
+
 ``config.timezone`` sets the default zone; the model may ask for another by name. Models
 have no clock and a stale idea of "today", so this is the tool that grounds date questions.
 """
@@ -86,10 +90,12 @@ class CurrentTimeTool(Tool):
         now = self.clock().astimezone(zone(tz_name))
         return {
             "timezone": tz_name,
+            "datetime": now.isoformat(),
             "iso": now.isoformat(timespec="seconds"),
             "date": now.date().isoformat(),
             "time": now.strftime("%H:%M:%S"),
             "weekday": now.strftime("%A"),
             "utc_offset": now.strftime("%z"),
             "unix": int(now.timestamp()),
+            "unix_timestamp": now.timestamp(),
         }

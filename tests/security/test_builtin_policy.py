@@ -1,0 +1,91 @@
+"""Upstream's builtins under the registration policy: what a posted document gets by default,
+what it is refused (a 422 naming the field and the rule), and what its tools still cannot do
+at run time (the grants enforced where they connect)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.security.conftest import HostileApps, registered
+from tests.security.test_registration_policy import refusals
+from tests.support.canaries import LoopbackListener
+from tests.support.model_servers import Reply, ScriptedOpenAIServer
+
+NETWORK = ["http_request", "web_scrape", "send_webhook"]
+
+
+def _args(name: str, url: str) -> dict[str, object]:
+    if name == "http_request":
+        return {"method": "POST", "url": url, "body": {"x": 1}}
+    if name == "send_webhook":
+        return {"url": url, "payload": {"x": 1}}
+    return {"url": url}
+
+
+async def test_upstream_builtins_granted_by_default_register(hostile_app: HostileApps) -> None:
+    tools = [
+        {"name": name, "type": "builtin"} for name in ("datetime_now", "get_current_time", *NETWORK)
+    ]
+    response = await hostile_app().post("/v1/agents", json=registered(tools=tools))
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize("name", NETWORK)
+@pytest.mark.parametrize("key", ["allow_private_network", "allow_localhost"])
+async def test_private_network_flags_are_refused(
+    hostile_app: HostileApps, name: str, key: str
+) -> None:
+    tool = {"name": name, "type": "builtin", "config": {key: True}}
+    found = refusals(await hostile_app().post("/v1/agents", json=registered(tools=[tool])))
+    assert "registration.allow_private_network" in found[f"spec.tools[0].config.{key}"]
+
+
+async def test_an_operator_may_allow_private_networks(hostile_app: HostileApps) -> None:
+    tool = {"name": "http_request", "type": "builtin", "config": {"allow_localhost": True}}
+    client = hostile_app({"ASTROMESH_REGISTRATION_PRIVATE_NETWORK": "true"})
+    assert (await client.post("/v1/agents", json=registered(tools=[tool]))).status_code == 201
+
+
+@pytest.mark.parametrize("name", NETWORK)
+async def test_network_builtins_never_reach_loopback_or_metadata(
+    hostile_app: HostileApps,
+    listener: LoopbackListener,
+    openai_server: ScriptedOpenAIServer,
+    name: str,
+) -> None:
+    client = hostile_app()
+    tool = {"name": name, "type": "builtin"}
+    assert (await client.post("/v1/agents", json=registered(tools=[tool]))).status_code == 201
+    targets = [
+        f"{listener.url}/admin",
+        f"http://localhost:{listener.port}/admin",
+        f"http://[::ffff:127.0.0.1]:{listener.port}/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://2130706433/",
+    ]
+    openai_server.push(*(Reply(tool_calls=[(name, _args(name, url))]) for url in targets))
+    openai_server.push(Reply("done"))
+    run = (await client.post("/v1/agents/posted/run", json={"query": "go"})).json()
+    calls = [s for s in run["steps"] if s["type"] == "tool_call"]
+    assert len(calls) == len(targets)
+    assert [c["data"]["ok"] for c in calls] == [False] * len(targets), calls
+    assert listener.connections == 0
+
+
+async def test_network_hosts_narrow_the_network_builtins(
+    hostile_app: HostileApps, openai_server: ScriptedOpenAIServer, listener: LoopbackListener
+) -> None:
+    env = {
+        "ASTROMESH_REGISTRATION_NETWORK_HOSTS": "api.example.com",
+        "ASTROMESH_REGISTRATION_PRIVATE_NETWORK": "true",
+    }
+    client = hostile_app(env)
+    tool = {"name": "http_request", "type": "builtin", "config": {"allow_private_network": True}}
+    assert (await client.post("/v1/agents", json=registered(tools=[tool]))).status_code == 201
+    openai_server.push(
+        Reply(tool_calls=[("http_request", _args("http_request", listener.url))]), Reply("done")
+    )
+    run = (await client.post("/v1/agents/posted/run", json={"query": "go"})).json()
+    [call] = [s for s in run["steps"] if s["type"] == "tool_call"]
+    assert not call["data"]["ok"] and "allowed hosts" in str(call)
+    assert listener.connections == 0

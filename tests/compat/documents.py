@@ -202,3 +202,57 @@ def write_team(folder: Path, url: str, pattern: str) -> None:
     write(folder, "research-agent.agent.yaml", member_agent(url, "research-agent", "Finds facts"))
     write(folder, "writing-agent.agent.yaml", member_agent(url, "writing-agent", "Writes prose"))
     write(folder, "project-manager.agent.yaml", coordinator_agent(url, pattern))
+
+
+TEMPLATE = """\
+apiVersion: astromesh/v1
+kind: AgentTemplate
+metadata:
+  name: front-desk
+  version: "1.0.0"
+  category: hospitality
+  tags: [hotel, concierge]
+template:
+  display_name: "Front Desk"
+  description: "Answers guests for a hotel"
+  recommended_channels:
+    - channel: whatsapp
+      reason: "Guests write from their phones"
+  variables:
+    - key: hotel_name
+      label: "Your hotel's name"
+      required: true
+    - key: model_endpoint
+      label: "Where the model is served"
+      default: "http://127.0.0.1:9"
+    - key: checkout_time
+      label: "Checkout time"
+      placeholder: "11:00"
+  agent_config:
+    apiVersion: astromesh/v1
+    kind: Agent
+    metadata:
+      name: "{{hotel_name|slugify}}-desk"
+      labels:
+        template: front-desk
+    spec:
+      identity:
+        display_name: "{{hotel_name}} Front Desk"
+        role: "Receptionist"
+      model:
+        primary:
+          provider: openai_compat
+          model: scripted
+          endpoint: "{{model_endpoint}}"
+          temperature: 0.2
+      prompts:
+        system: |
+          You are {{ agent.display_name }} at {{hotel_name}}. Checkout is at {{checkout_time}}.
+      orchestration:
+        pattern: react
+        max_iterations: 4
+      memory:
+        conversational:
+          backend: in_memory
+          max_messages: 20
+"""

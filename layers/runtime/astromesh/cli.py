@@ -17,6 +17,7 @@ from rich.console import Console
 
 from astromesh import __version__
 from astromesh.cli_models import app as models_app
+from astromesh.cli_new import app as new_app
 from astromesh.cli_rag import register as register_rag
 from astromesh.errors import AstromeshError
 from astromesh.local.cli import app as local_app
@@ -300,6 +301,7 @@ keys_app = typer.Typer(help="API keys: create (printed once), list, revoke.", no
 app.add_typer(keys_app, name="keys")
 app.add_typer(models_app, name="models")
 app.add_typer(local_app, name="local")
+app.add_typer(new_app, name="new")
 register_rag(app)
 
 

@@ -66,6 +66,10 @@ ROUTE_ROLES: Mapping[tuple[str, str], Role | None] = {
     ("GET", "/v1/memory/{agent}/semantic"): Role.USER,
     ("GET", "/v1/tools"): Role.USER,
     ("POST", "/v1/rag/query"): Role.USER,
+    ("GET", "/v1/templates"): Role.USER,
+    ("GET", "/v1/templates/"): Role.USER,  # upstream's client sends the slash
+    ("GET", "/v1/templates/{name}"): Role.USER,
+    ("POST", "/v1/templates/{name}/render"): Role.USER,  # renders, registers nothing
     # -- manage the tenant's agents: developer (a file agent's status: admin, see below) ---
     ("POST", "/v1/agents"): Role.DEVELOPER,
     ("PUT", "/v1/agents/{name}"): Role.DEVELOPER,

@@ -17,11 +17,13 @@ KIND_AGENT: Final = "Agent"
 KIND_PROVIDER_CONFIG: Final = "ProviderConfig"
 KIND_RAG_PIPELINE: Final = "RAGPipeline"
 KIND_RUNTIME_CONFIG: Final = "RuntimeConfig"
+KIND_AGENT_TEMPLATE: Final = "AgentTemplate"
 KINDS: Final[tuple[str, ...]] = (
     KIND_AGENT,
     KIND_PROVIDER_CONFIG,
     KIND_RAG_PIPELINE,
     KIND_RUNTIME_CONFIG,
+    KIND_AGENT_TEMPLATE,
 )
 
 # Provider *types* (wire protocols). A candidate may also name a provider defined in a

@@ -8,6 +8,7 @@ validate`` prints all issues at once; the runtime serves the agents that are fin
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from astromesh.config.agent import AgentDocument
+from astromesh.config.agent_template import AgentTemplateDocument
 from astromesh.config.base import ConfigDocument, SourceRef
 from astromesh.config.compat import IGNORED_KINDS, apply_provider_alias, normalize
 from astromesh.config.constants import (
@@ -43,6 +45,7 @@ DOCUMENT_TYPES: dict[str, type[ConfigDocument]] = {
     "ProviderConfig": ProviderConfigDocument,
     "RAGPipeline": RAGPipelineDocument,
     "RuntimeConfig": RuntimeConfigDocument,
+    "AgentTemplate": AgentTemplateDocument,
 }
 assert tuple(DOCUMENT_TYPES) == KINDS
 
@@ -59,6 +62,7 @@ class LoadResult:
     routing: RoutingConfig | None = None
     rag_pipelines: dict[str, RAGPipelineDocument] = field(default_factory=dict)
     runtime: RuntimeConfigDocument | None = None
+    templates: dict[str, AgentTemplateDocument] = field(default_factory=dict)
     errors: list[ConfigIssue] = field(default_factory=list)
     warnings: list[ConfigIssue] = field(default_factory=list)
     """Upstream fields that load but mean nothing here (see :mod:`astromesh.config.compat`);
@@ -257,7 +261,42 @@ class _Session:
             self._add_rag(staged)
         for staged in by_kind.get(AgentDocument, []):
             self._add_agent(staged)
+        for staged in by_kind.get(AgentTemplateDocument, []):
+            self._add_template(staged)
         return self.result
+
+    def _add_template(self, staged: _Staged) -> None:
+        """Keep a template whose trial render (sample values) is a valid Agent."""
+        doc = staged.document
+        assert isinstance(doc, AgentTemplateDocument)
+        first = self.result.templates.get(doc.name)
+        if first is not None:
+            self._at(
+                staged,
+                ("metadata", "name"),
+                f"duplicate AgentTemplate name '{doc.name}': already defined in {first.source}",
+            )
+            return
+        rendered = normalize(doc.render(doc.sample_values()))
+        base: FieldPath = ("template", "agent_config")
+        if rendered.refusal is not None:
+            self._at(staged, (*base, *rendered.refusal.path), rendered.refusal.message)
+            return
+        try:
+            with document_templates():
+                AgentDocument.model_validate(rendered.data)
+        except ValidationError as exc:
+            for issue in issues_from_validation_error(
+                exc, model=AgentDocument, document=None, file=staged.file, data=rendered.data
+            ):
+                path = tuple(int(p) if p.isdigit() else p for p in _split(issue.field))
+                self._at(
+                    staged,
+                    (*base, *path),
+                    f"the agent it renders (with sample values) is not valid: {issue.message}",
+                )
+            return
+        self.result.templates[doc.name] = doc
 
     def _at(
         self,
@@ -495,3 +534,8 @@ def _validate(
     document.with_source(SourceRef(file, ydoc.start.line))
     document.warnings.extend(warnings)
     return (None if issues else document), sorted(issues, key=_issue_order), warnings
+
+
+def _split(field: str) -> list[str]:
+    """``spec.tools[1].name`` -> ``["spec", "tools", "1", "name"]``."""
+    return [part for part in re.split(r"[.\[\]\"]+", field) if part]

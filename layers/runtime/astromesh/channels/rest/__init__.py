@@ -1,6 +1,15 @@
 """The ``/v1`` REST routers, one module per resource."""
 
-from astromesh.channels.rest import agents, health, lifecycle, memory, rag, runs, tools
+from astromesh.channels.rest import (
+    agents,
+    health,
+    lifecycle,
+    memory,
+    rag,
+    runs,
+    templates,
+    tools,
+)
 
 ROUTERS = (
     health.router,
@@ -10,6 +19,7 @@ ROUTERS = (
     memory.router,
     tools.router,
     rag.router,
+    templates.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -82,13 +82,35 @@ def validation_problems(data: Any, schema: dict[str, Any]) -> list[str]:
         where = "$" + "".join(
             f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path
         )
-        message = error.message
+        message = _requirement(error)
         if len(message) > MAX_PROBLEM_CHARS:
             message = message[: MAX_PROBLEM_CHARS - 3] + "..."
         problems.append(f"{where}: {message}")
     if len(errors) > MAX_PROBLEMS:
         problems.append(f"({len(errors) - MAX_PROBLEMS} more)")
     return problems
+
+
+def _requirement(error: Any) -> str:
+    """What the failed keyword requires, in the schema's words only: never the answer's
+    value, so a problem quoted in a step, a repair request or a run error cannot carry text
+    the output guardrails have not screened."""
+    keyword, expected = error.validator, error.validator_value
+    if keyword == "required":
+        return str(error.message)  # names the property, which the schema declares
+    if keyword == "type":
+        return f"must be of type {expected!r}"
+    if keyword == "pattern":
+        return f"must match {expected!r}"
+    if keyword == "enum":
+        return f"must be one of {expected!r}"
+    if keyword == "const":
+        return f"must be {expected!r}"
+    if keyword in ("additionalProperties", "unevaluatedProperties") and expected is False:
+        return "has properties the schema does not declare"
+    if isinstance(expected, dict | list):
+        return f"does not satisfy '{keyword}'"
+    return f"must satisfy {keyword}={expected!r}"
 
 
 def shape(text: str, schema: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None]:

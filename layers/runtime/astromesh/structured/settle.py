@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from astromesh.guardrails.chain import BLOCKED_PLACEHOLDER
 from astromesh.models.types import GenerationParams, Message
 from astromesh.orchestration.base import Decision, Fail, Finish, StepContext
 from astromesh.structured.answer import OUTPUT_INVALID, response_format, shape
@@ -64,11 +65,36 @@ async def settle_answer(run: RunState, ctx: StepContext, decision: Decision) -> 
         run, ctx, run.messages, params=native_params(ctx.agent)
     )
     run.messages.append(Message.assistant(response.content))
+    await _screen_rejected(run, ctx.agent, decision.answer)
     _, problem = shape(response.content, schema)
     run.record(OUTPUT_CHECK, ok=problem is None, repair=True, problem=problem)
     if problem is not None:
         return _invalid(problem)
     return Finish(response.content)
+
+
+async def _screen_rejected(run: RunState, agent: Agent, rejected: str) -> None:
+    """Give the rejected answer's copies in the run (its assistant message, its model call's
+    ``content``) the output guardrails' treatment once the model has seen it for the repair.
+
+    Only the final answer goes through ``screen_answer``/``finalize``; without this the
+    answer the repair replaced would be stored as the model wrote it (on Step Functions the
+    step task saves the run right after). The verdicts are not recorded as steps: they are
+    recorded when the answer that stands is screened.
+    """
+    if not agent.guardrails.output or not rejected:
+        return
+    result = await agent.guardrails.check_output(rejected, run)
+    screened = BLOCKED_PLACEHOLDER if result.blocked is not None else result.text
+    if screened == rejected:
+        return
+    for message in run.messages:
+        if message.role == "assistant" and rejected in message.content:
+            message.content = message.content.replace(rejected, screened)
+    for step in run.steps:
+        content = step.data.get("content") if step.type == "model_call" else None
+        if isinstance(content, str) and rejected in content:
+            step.data["content"] = content.replace(rejected, screened)
 
 
 def repair_request(problem: str) -> str:

@@ -315,3 +315,15 @@ def test_a_message_that_cannot_be_read_as_valid_text_is_an_error_frame(
     assert (frame["type"], frame["code"]) == ("error", code)
     assert 400 <= answered["statusCode"] < 500
     assert aws.take_jobs() == [] and openai_server.requests == []
+
+
+@pytest.mark.parametrize("param", ["agent", "session_id", "tenant"])
+def test_a_connect_whose_query_is_not_valid_text_is_refused_422(handlers, param):
+    event = sample("ws_connect/connect")
+    event["queryStringParameters"][param] = "bad\x00"
+
+    refused = call(handlers["ws_connect"], event)
+
+    assert refused["statusCode"] == 422
+    assert json.loads(refused["body"])["error"]["code"] == "invalid_text"
+    assert f"query.{param}" in json.loads(refused["body"])["error"]["message"]

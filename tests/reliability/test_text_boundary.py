@@ -210,6 +210,25 @@ async def test_a_websocket_message_with_invalid_text_gets_an_invalid_text_frame(
     assert helper.requests == []
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["/v1/ws/agent/helper?session_id=%00", "/v1/ws/agent/help%ED%A0%80er", "/v1/ws/agent/h?x=%FF"],
+)
+async def test_a_websocket_handshake_with_invalid_text_is_refused_with_a_frame(
+    helper, make_app, url
+):
+    from starlette.testclient import TestClient
+    from starlette.websockets import WebSocketDisconnect
+
+    with TestClient(make_app()) as client, client.websocket_connect(url) as socket:
+        frame = socket.receive_json()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_json()
+    assert frame["code"] == "invalid_text"
+    assert closed.value.code == 4422
+    assert helper.requests == []
+
+
 def test_a_file_agent_with_invalid_text_is_skipped_with_the_reason(agents_dir, openai_server):
     from astromesh.config import load_path
 
@@ -333,3 +352,21 @@ async def test_an_emoji_escaped_as_a_surrogate_pair_is_one_character_not_invalid
 
     assert registered.status_code == 201, registered.text
     assert described.json()["spec"]["identity"]["description"] == "happy \U0001f600"
+
+
+def test_a_tool_named_and_described_with_invalid_text_lists_repaired():
+    """An MCP server names and describes its own tools; what the model and GET /v1/tools
+    are told is valid text."""
+    from astromesh.tools.python import PythonTool
+    from tests.support.tools import add
+
+    tool = PythonTool(
+        "add\ud800",
+        add,
+        description="adds \x00 numbers",
+        parameters={"type": "object", "properties": {"a\udfff": {"type": "integer"}}},
+    )
+
+    assert (tool.name, tool.description) == (f"add{REPLACEMENT}", f"adds {REPLACEMENT} numbers")
+    assert list(tool.parameters["properties"]) == [f"a{REPLACEMENT}"]
+    json.loads(tool.definition.model_dump_json())

@@ -405,6 +405,17 @@ def path_issues(raw_path: bytes) -> list[TextIssue]:
     return [issue] if issue is not None else []
 
 
+def require_valid_url(raw_path: bytes, query_string: bytes) -> None:
+    """Refuse a request line whose path or query string is not valid text once decoded.
+
+    Raises:
+        InvalidText: naming ``path`` or each ``query.<name>``.
+    """
+    issues = path_issues(raw_path) + query_issues(query_string)
+    if issues:
+        raise InvalidText(issues)
+
+
 def _decoded_issue(field: str, raw: bytes) -> TextIssue | None:
     decoded = unquote_to_bytes(raw)
     try:

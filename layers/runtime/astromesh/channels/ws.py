@@ -39,7 +39,7 @@ from astromesh.channels.services import Services
 from astromesh.errors import AstromeshError
 from astromesh.runs.events import RunEvent
 from astromesh.runs.state import RunState
-from astromesh.text_boundary import require_valid
+from astromesh.text_boundary import require_valid, require_valid_url
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,10 @@ async def agent_socket(websocket: WebSocket, name: str, session_id: str = "defau
     services = services_of(websocket)
     await websocket.accept()
     try:
+        # The HTTP middleware's text check, for the handshake's path and query string.
+        scope = websocket.scope
+        raw_path = scope.get("raw_path") or str(scope.get("path", "")).encode("utf-8", "replace")
+        require_valid_url(raw_path, scope.get("query_string", b""))
         principal = await authenticate(services, credential(websocket, allow_query=True))
         path = route_path(websocket)
         require_role(principal, route_role("WEBSOCKET", path), f"the WebSocket {path}")

@@ -20,7 +20,7 @@ from referencing.exceptions import Unresolvable
 from astromesh.errors import ToolError
 from astromesh.models.types import ToolDefinition
 from astromesh.security.regex import schema_validator_class
-from astromesh.text_boundary import Repaired, RepairedStr, repair_value
+from astromesh.text_boundary import Repaired, RepairedStr, repair, repair_value
 
 if TYPE_CHECKING:
     from astromesh.runs.state import RunState
@@ -60,9 +60,11 @@ class Tool(ABC):
     """A named capability with JSON-Schema parameters."""
 
     def __init__(self, name: str, description: str, parameters: dict[str, Any]) -> None:
-        self.name = name
-        self.description = description
-        self.parameters = parameters
+        # Repaired to valid text: an MCP server names and describes its own tools, and the
+        # tool list (GET /v1/tools, what the model is told) must always encode.
+        self.name = repair(name)
+        self.description = repair(description)
+        self.parameters = repair_value(parameters)
         self._validator = schema_validator_class()(parameters)
 
     @property

@@ -106,6 +106,7 @@ class WebSocketGateway:
         context = event["requestContext"]
         query = event.get("queryStringParameters") or {}
         try:
+            require_valid(dict(query), field="query")  # API Gateway has decoded it already
             principal = await authenticate(self.services, _credential(event))
             require_role(principal, route_role("WEBSOCKET", WEBSOCKET_PATH), "a WebSocket")
             principal = acting_as(principal, query.get(TENANT_PARAM) or None)

@@ -4,6 +4,8 @@ at run time (the grants enforced where they connect)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.security.conftest import HostileApps, registered
@@ -89,3 +91,64 @@ async def test_network_hosts_narrow_the_network_builtins(
     [call] = [s for s in run["steps"] if s["type"] == "tool_call"]
     assert not call["data"]["ok"] and "allowed hosts" in str(call)
     assert listener.connections == 0
+
+
+# -- write_file ------------------------------------------------------------------------------
+
+
+async def test_write_file_is_not_granted_by_default(hostile_app: HostileApps) -> None:
+    tool = {"name": "write_file", "type": "builtin", "config": {"root": "/tmp"}}
+    found = refusals(await hostile_app().post("/v1/agents", json=registered(tools=[tool])))
+    assert "registration.builtins" in found["spec.tools[0].name"]
+
+
+@pytest.mark.parametrize("root", ["/etc", "/proc/self", "/", "OTHER", "AGENTS", "AGENTS/sub"])
+async def test_write_file_roots_outside_the_policy_are_refused(
+    hostile_app: HostileApps, tmp_path: Path, root: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {
+        "ASTROMESH_REGISTRATION_BUILTINS": "write_file",
+        # the agents folder listed on purpose: still never writable by a registered agent
+        "ASTROMESH_REGISTRATION_FILE_ROOTS": f"{out},{hostile_app.agents_dir}",
+    }
+    root = root.replace("OTHER", str(tmp_path)).replace("AGENTS", str(hostile_app.agents_dir))
+    for config in ({"root": root}, {"allowed_paths": [root]}):
+        tool = {"name": "write_file", "type": "builtin", "config": config}
+        found = refusals(await hostile_app(env).post("/v1/agents", json=registered(tools=[tool])))
+        [field] = [f for f in found if f.startswith("spec.tools[0].config")]
+        assert "registration.file_roots" in found[field]
+
+
+async def test_write_file_under_a_granted_root_cannot_escape_it(
+    hostile_app: HostileApps, tmp_path: Path, openai_server: ScriptedOpenAIServer
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "up").symlink_to(tmp_path)
+    canary = tmp_path / "canary.txt"
+    env = {
+        "ASTROMESH_REGISTRATION_BUILTINS": "write_file",
+        "ASTROMESH_REGISTRATION_FILE_ROOTS": str(out),
+    }
+    client = hostile_app(env)
+    tool = {"name": "write_file", "type": "builtin", "config": {"root": str(out)}}
+    assert (await client.post("/v1/agents", json=registered(tools=[tool]))).status_code == 201
+    attempts = [
+        "ok.txt",
+        "../canary.txt",
+        "up/canary.txt",
+        str(canary),
+        f"../agents/{canary.name}",
+    ]
+    openai_server.push(
+        *(Reply(tool_calls=[("write_file", {"path": p, "content": "x"})]) for p in attempts),
+        Reply("done"),
+    )
+    run = (await client.post("/v1/agents/posted/run", json={"query": "write"})).json()
+    results = [s["data"]["ok"] for s in run["steps"] if s["type"] == "tool_call"]
+    assert results == [True, False, False, False, False], run["steps"]
+    assert (out / "ok.txt").read_text() == "x"
+    assert not canary.exists()
+    assert not (hostile_app.agents_dir / canary.name).exists()

@@ -68,6 +68,7 @@ BUILTIN_TOOLS: Final[tuple[str, ...]] = (
     "http_request",
     "web_scrape",
     "send_webhook",
+    "write_file",
 )
 
 TOOL_TYPES: Final[tuple[str, ...]] = (

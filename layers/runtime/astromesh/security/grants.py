@@ -48,7 +48,12 @@ class Grants:
             defines may reach (``None``: the operator's file, unguarded).
         mcp_urls: when set, the URL prefixes an MCP tool over HTTP may name.
         file_roots: when set, ``read_file`` roots must lie inside one of these.
+        write_roots: when set, ``write_file`` roots must lie inside one of these (a
+            registered agent's are the policy's ``file_roots``; ``filesystem.write`` narrows).
         forbidden_roots: folders no file tool may read, whatever else says so.
+        protected_roots: folders no file tool may *write* into, on top of the forbidden
+            ones: the agents folder, for registered agents (a module written there would
+            become an allowlisted ``python`` handler, a YAML file an operator's agent).
         tool_types: when set, the tool types that may be built.
         secret_envs: when set, the only environment variables tools may read secrets from
             (a webhook's ``secret_env``).
@@ -62,7 +67,9 @@ class Grants:
     model_hosts: tuple[str, ...] | None = None
     mcp_urls: tuple[str, ...] | None = None
     file_roots: tuple[Path, ...] | None = None
+    write_roots: tuple[Path, ...] | None = None
     forbidden_roots: tuple[Path, ...] = KERNEL_ROOTS
+    protected_roots: tuple[Path, ...] = ()
     tool_types: frozenset[str] | None = None
     secret_envs: frozenset[str] | None = None
     dry_run: bool = False
@@ -84,6 +91,13 @@ class Grants:
                 if self.root_refusal(root) is None
             )
             grants = dataclasses.replace(grants, file_roots=roots)
+        if permissions.filesystem is not None and permissions.filesystem.write:
+            roots = tuple(
+                root
+                for root in (_absolute(p, base) for p in permissions.filesystem.write)
+                if self.write_root_refusal(root) is None
+            )
+            grants = dataclasses.replace(grants, write_roots=roots)
         if permissions.execution is not None:
             execution = permissions.execution
             if execution.tool_types is not None:
@@ -189,6 +203,22 @@ class Grants:
         ):
             listed = ", ".join(str(r) for r in self.file_roots) or "none"
             return f"{root} is outside the folders this agent may read ({listed})"
+        return None
+
+    def write_root_refusal(self, root: Path) -> str | None:
+        """Why ``root`` (absolute, resolved) may not be written under, or ``None``: the
+        forbidden folders, the protected ones (either way: inside one, or containing one),
+        and outside :attr:`write_roots` when those are set."""
+        for forbidden in (*self.forbidden_roots, *self.protected_roots):
+            if root == forbidden or root.is_relative_to(forbidden):
+                return f"{root} is inside {forbidden}, which this agent may not write into"
+            if self.registered and forbidden.is_relative_to(root):
+                return f"{root} contains {forbidden}, which this agent may not write into"
+        if self.write_roots is not None and not any(
+            root == allowed or root.is_relative_to(allowed) for allowed in self.write_roots
+        ):
+            listed = ", ".join(str(r) for r in self.write_roots) or "none"
+            return f"{root} is outside the folders this agent may write into ({listed})"
         return None
 
     def check_root(self, root: Path, *, tool: str) -> Path:

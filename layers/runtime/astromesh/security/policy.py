@@ -152,7 +152,9 @@ class RegistrationPolicy:
             model_hosts=self.model_hosts,
             mcp_urls=self.mcp_urls,
             file_roots=self.file_roots,
+            write_roots=self.file_roots,
             forbidden_roots=self.forbidden_roots,
+            protected_roots=(self.base,),
             tool_types=self.tool_types,
             secret_envs=self.secret_envs,
         )

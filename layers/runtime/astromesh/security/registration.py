@@ -9,8 +9,9 @@ to widen. What a document can name, and what is asked of each:
   endpoint); a ProviderConfig provider keeps the operator's endpoint; any other HTTP provider
   only at a host of ``model_hosts`` (its default endpoint is the server's loopback); local
   model files (``llamacpp``, ``onnx``) only by the names of shipped models, never a path.
-- ``spec.tools``: the type in ``tool_types``; builtins in ``builtins``; ``read_file`` roots
-  inside ``file_roots`` and outside the forbidden folders; ``python`` handlers from
+- ``spec.tools``: the type in ``tool_types``; builtins in ``builtins``; ``read_file`` and
+  ``write_file`` roots inside ``file_roots`` and outside the forbidden folders (for writing,
+  outside the agents folder too); ``python`` handlers from
   ``python_modules``; ``mcp`` never over stdio, over HTTP only under ``mcp_urls``; webhook
   URLs and the network builtins (:data:`NETWORK_BUILTINS`) through the SSRF guard (no
   private network unless the policy allows it, only ``network_hosts`` when set),
@@ -338,6 +339,17 @@ def _check_builtin(
         problem = grants.root_refusal(_resolve(root, policy.base))
         if problem is not None:
             issues.add((*path, "config", "root"), problem, f"{_SETTING}.file_roots")
+    elif tool.name == "write_file":
+        grants = policy.grants().narrowed(doc.spec.permissions, base=policy.base)
+        for key in ("root", "allowed_paths"):  # ours, upstream's
+            roots = config.get(key)
+            for i, root in enumerate(roots if isinstance(roots, list) else [roots]):
+                if not isinstance(root, str):
+                    continue  # the builder reports a missing or malformed root
+                problem = grants.write_root_refusal(_resolve(root, policy.base))
+                if problem is not None:
+                    at = (*path, "config", key) if key == "root" else (*path, "config", key, i)
+                    issues.add(at, problem, f"{_SETTING}.file_roots")
     elif tool.name in NETWORK_BUILTINS and not policy.allow_private_network:
         for key in ("allow_private_network", "allow_localhost"):  # ours, upstream's
             if config.get(key) is True:

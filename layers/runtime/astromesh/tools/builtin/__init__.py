@@ -10,6 +10,7 @@
 ``http_request``   upstream's HTTP client, any method, guarded (:mod:`.http_request`)
 ``web_scrape``     a page's text, guarded (:mod:`.web_scrape`)
 ``send_webhook``   POST JSON to a URL the model names, guarded (:mod:`.send_webhook`)
+``write_file``     a text file written under a granted root (:mod:`.write_file`)
 =================  =============================================================
 
 ``datetime_now`` and ``get_current_time`` are upstream's names for ``current_time``.
@@ -41,6 +42,7 @@ from astromesh.tools.builtin.text_summarize import (
     router_summariser,
 )
 from astromesh.tools.builtin.web_scrape import WebScrapeConfig, WebScrapeTool
+from astromesh.tools.builtin.write_file import WriteFileConfig, WriteFileTool
 from astromesh.tools.ssrf import SSRFGuard
 
 CLOCK_NAMES = frozenset({"current_time", "datetime_now", "get_current_time"})
@@ -65,6 +67,7 @@ __all__ = [
     "Summariser",
     "TextSummarizeTool",
     "WebScrapeTool",
+    "WriteFileTool",
     "build_builtin",
     "router_summariser",
 ]
@@ -112,6 +115,14 @@ def build_builtin(
     if name == "read_file":
         return ReadFileTool.from_config(
             parse_config(ReadFileConfig, name, raw),
+            base=search_path,
+            name=name,
+            description=description,
+            grants=grants,
+        )
+    if name == "write_file":
+        return WriteFileTool.from_config(
+            parse_config(WriteFileConfig, name, raw),
             base=search_path,
             name=name,
             description=description,

@@ -108,7 +108,7 @@ def test_registered_grants_confine_the_root(tmp_path: Path, out: Path) -> None:
 
 
 def test_a_root_is_required_unless_a_write_permission_names_one(out: Path) -> None:
-    with pytest.raises(ConfigurationError, match="needs config.root"):
+    with pytest.raises(ConfigurationError, match=r"needs config\.root"):
         build_builtin(cfg())
     tool = build_builtin(cfg(), grants=Grants(write_roots=(out,)))
     assert isinstance(tool, WriteFileTool) and tool.root == out

@@ -268,3 +268,41 @@ async def test_a_parallel_chain_evaluates_every_guard_first(
     [issue] = response.json()["error"]["issues"]
     assert issue["field"] == "spec.chain.on_complete[1].when"
     assert "use mode: sequential" in issue["message"]
+
+
+async def test_a_link_is_retried_then_another_agent_runs_instead(
+    agents_dir, make_app, client_for, openai_server
+):
+    chain = {
+        "on_complete": [
+            {
+                "agent": "composer",
+                "retry": {"max_attempts": 2, "backoff": "fixed", "initial_delay_seconds": 0},
+                "on_error": "triage",
+            },
+            {"agent": "logger"},
+        ]
+    }
+    _qualifier_and_links(agents_dir, openai_server.url, chain)
+    openai_server.push(
+        Reply('{"score": 3}'),
+        Reply("refused", status=400),  # composer, attempt 1
+        Reply("refused", status=400),  # composer, attempt 2
+        Reply("Triaged."),  # triage, instead
+        Reply("Logged."),
+    )
+    client = client_for(make_app())
+
+    body = (await client.post("/v1/agents/qualifier/run", json={"query": "ACME"})).json()
+
+    links = body["chain"]["links"]
+    assert [(lk["agent"], lk["status"]) for lk in links] == [
+        ("composer", "error"),
+        ("triage", "success"),
+        ("logger", "success"),
+    ]
+    assert links[1]["instead_of"] == "composer" and links[1]["answer"] == "Triaged."
+    assert body["chain"]["status"] == "partial"
+    # each attempt was a child run of its own, then the one run instead
+    assert len(openai_server.requests) == 5
+    assert openai_server.requests[3]["messages"][-1]["content"] == '{"score": 3}'

@@ -116,6 +116,8 @@ def create_app(
     app.add_middleware(ErrorBoundary)  # added last: outermost of ours
     for issue in runtime.issues:
         logger.warning("skipped: %s", issue)
+    for warning in runtime.config.warnings:  # upstream fields that mean nothing here
+        logger.info("upstream field: %s", warning)
     return app
 
 

@@ -159,3 +159,25 @@ def test_the_compat_page_lists_the_catalog() -> None:
     page = (Path(__file__).resolve().parents[2] / "docs" / "upstream-compat.md").read_text()
     for entry in UPSTREAM_FIELDS:
         assert f"| {entry.kind} | `{entry.dotted}` | {entry.treatment} |" in page, entry.dotted
+
+
+async def test_read_file_without_root_says_which_folders_it_looked_for(tmp_path: Path) -> None:
+    """Upstream's copilot names no root and may read only ./config/ and ./docs/: here those
+    are taken from the agents folder, and when neither exists the build says so."""
+    text = upstream_agent("http://127.0.0.1:9") + (
+        "  permissions:\n    filesystem:\n      read: ['./config/', './docs/']\n"
+    )
+    write(tmp_path, "concierge.agent.yaml", text)
+    write(tmp_path, "billing.agent.yaml", billing_agent("http://127.0.0.1:9"))
+
+    async with AgentRuntime(tmp_path, env={}, offline=True) as runtime:
+        missing = (await runtime.check_agents()).get("concierge")
+    (tmp_path / "docs").mkdir()
+    async with AgentRuntime(tmp_path, env={}, offline=True) as runtime:
+        found = (await runtime.check_agents()).get("concierge")
+        tool = (await runtime.get("concierge")).tools.get("read_file")
+
+    assert missing is not None and missing.field == "spec.tools.0"
+    assert "names no config.root" in missing.message and "docs" in missing.message
+    assert found is None and tool is not None
+    assert tool.root == (tmp_path / "docs").resolve()  # type: ignore[attr-defined]

@@ -88,7 +88,15 @@ class ReadFileTool(Tool):
         if config.root is None:
             # The first folder the agent's permissions.filesystem.read lists that exists, else
             # the agents folder: upstream's agents say where they read there, if anywhere.
-            listed = [r for r in grants.file_roots or () if r.is_dir()]
+            allowed = grants.file_roots or ()
+            listed = [r for r in allowed if r.is_dir()]
+            if allowed and not listed:
+                raise ConfigurationError(
+                    f"builtin tool {name!r} names no config.root, so it reads under the first"
+                    " folder the agent may read that exists, and none does: "
+                    + ", ".join(str(r) for r in allowed)
+                    + " (set config.root, or create one of them)"
+                )
             root = listed[0] if listed else (base or Path.cwd())
             return cls(root, name, description, max_bytes=config.max_bytes, grants=grants)
         root = Path(config.root).expanduser()

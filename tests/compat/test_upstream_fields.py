@@ -64,6 +64,7 @@ def test_a_field_neither_upstream_nor_ours_is_still_an_error_with_a_suggestion()
         env={},
     )
     assert [i.field for i in tool_typo.errors] == ["spec.tools[0].permisions"]
+    assert "did you mean 'permissions'?" in tool_typo.errors[0].message  # upstream's, misspelt
 
 
 def test_glyph_is_refused_once_with_why() -> None:

@@ -20,6 +20,7 @@ from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from astromesh.config.base import ShapedAs
+from astromesh.config.compat.catalog import upstream_keys_at
 from astromesh.config.constants import GUARDRAIL_TYPES, TOOL_TYPES
 from astromesh.config.issues import (
     CONFIG_ERROR_TYPE,
@@ -59,7 +60,7 @@ def issues_from_validation_error(
     for err in error.errors(include_url=False):
         loc = tuple(err["loc"]) + _extra_field(err)
         walk = _walk(model, data, loc)
-        message, suggestion, path, prefer_key = _describe(err, walk)
+        message, suggestion, path, prefer_key = _describe(err, walk, _kind_of(model))
         if path in skip:
             continue
         if walk.union_branch:
@@ -250,8 +251,18 @@ _CONTAINER_NOUN = {
 _TAGS = {"tool": TOOL_TYPES, "guardrail": GUARDRAIL_TYPES}
 
 
-def _describe(err: ErrorDetails, walk: _Walk) -> tuple[str, str | None, FieldPath, bool]:
-    """(message, suggestion, path, point-at-key) for one pydantic error."""
+def _kind_of(model: type[BaseModel]) -> str | None:
+    """The ``kind`` a document model accepts (``Agent``), or ``None`` for other models."""
+    field = model.model_fields.get("kind")
+    args = get_args(field.annotation) if field is not None else ()
+    return args[0] if len(args) == 1 and isinstance(args[0], str) else None
+
+
+def _describe(
+    err: ErrorDetails, walk: _Walk, kind_name: str | None = None
+) -> tuple[str, str | None, FieldPath, bool]:
+    """(message, suggestion, path, point-at-key) for one pydantic error. A misspelt
+    upstream field (``permisions``) is suggested like one of ours."""
     kind = err["type"]
     ctx: dict[str, Any] = dict(err.get("ctx") or {})
     value = err.get("input")
@@ -264,6 +275,8 @@ def _describe(err: ErrorDetails, walk: _Walk) -> tuple[str, str | None, FieldPat
         return f"missing required field '{last}'", None, path, False
     if kind == "extra_forbidden":
         known = list(_field_names(walk.parent_model)) if walk.parent_model else []
+        if kind_name is not None:
+            known += upstream_keys_at(kind_name, path[:-1])
         hint = suggest(last, known)
         return with_suggestion(f"unknown field '{last}'", hint), hint, path, True
     if kind in ("literal_error", "enum"):

@@ -247,3 +247,18 @@ GLYPH_MESSAGE: Final = (
 def fields_of(kind: str, treatment: Treatment) -> list[UpstreamField]:
     """The catalog entries of ``kind`` with ``treatment``."""
     return [f for f in UPSTREAM_FIELDS if f.kind == kind and f.treatment == treatment]
+
+
+def upstream_keys_at(kind: str, parent: tuple[str | int, ...]) -> list[str]:
+    """The upstream field names the catalog knows directly under ``parent`` (a concrete
+    path) in a ``kind`` document: "did you mean" candidates for a misspelt upstream field."""
+    found: list[str] = []
+    for entry in UPSTREAM_FIELDS:
+        prefix = entry.path[:-1]
+        if (
+            entry.kind == kind
+            and len(prefix) == len(parent)
+            and all(want == ANY or want == got for want, got in zip(prefix, parent, strict=True))
+        ):
+            found.append(entry.path[-1])
+    return found

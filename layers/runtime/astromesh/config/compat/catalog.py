@@ -258,7 +258,7 @@ def upstream_keys_at(kind: str, parent: tuple[str | int, ...]) -> list[str]:
         if (
             entry.kind == kind
             and len(prefix) == len(parent)
-            and all(want == ANY or want == got for want, got in zip(prefix, parent, strict=True))
+            and all(want in (ANY, got) for want, got in zip(prefix, parent, strict=True))
         ):
             found.append(entry.path[-1])
     return found

@@ -9,6 +9,7 @@ import json
 import re
 
 from astromesh.runs.state import RunStatus
+from astromesh.runtime import child_run_id
 from tests.channels.conftest import agents_dir, client_for, make_app
 from tests.executors.conftest import aws_side, local_side, step_functions
 from tests.support.agents import agent_document, primary, write_agent
@@ -306,3 +307,22 @@ async def test_a_link_is_retried_then_another_agent_runs_instead(
     # each attempt was a child run of its own, then the one run instead
     assert len(openai_server.requests) == 5
     assert openai_server.requests[3]["messages"][-1]["content"] == '{"score": 3}'
+
+
+async def test_a_link_that_times_out_is_an_error_and_its_run_is_cancelled(
+    agents_dir, make_app, client_for, openai_server
+):
+    chain = {"on_complete": [{"agent": "composer", "timeout_seconds": 0.3}]}
+    _qualifier_and_links(agents_dir, openai_server.url, chain)
+    openai_server.push(Reply('{"score": 3}'), Reply("too late", delay=1.5))
+    app = make_app()
+    client = client_for(app)
+
+    body = (await client.post("/v1/agents/qualifier/run", json={"query": "ACME"})).json()
+
+    assert body["status"] == "succeeded" and body["chain"]["status"] == "failed"
+    [link] = body["chain"]["links"]
+    assert (link["status"], link["error"]) == ("error", "timed out after 0.3s")
+    runs = (await app.state.services.runtime.state()).runs
+    child = await runs.get(child_run_id(body["run_id"], "chain:0#1"))
+    assert child.status is RunStatus.CANCELLED and child.parent_run_id == body["run_id"]

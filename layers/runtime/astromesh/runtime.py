@@ -26,7 +26,13 @@ from astromesh.agent import Agent, system_prompt_variables
 from astromesh.chains import check_chain
 from astromesh.config import load_path
 from astromesh.config.unrunnable import build_issue
-from astromesh.errors import AgentUnrunnable, ConfigurationError, NotFoundError, StateUnavailable
+from astromesh.errors import (
+    AgentUnrunnable,
+    AstromeshError,
+    ConfigurationError,
+    NotFoundError,
+    StateUnavailable,
+)
 from astromesh.executors.local import LocalExecutor
 from astromesh.guardrails import BudgetLedger, build_guardrails, build_ledger
 from astromesh.guardrails.ledger import DEFAULT_REDIS_PREFIX as DEFAULT_BUDGET_PREFIX
@@ -39,10 +45,11 @@ from astromesh.models.factory import breaker_for, build_router
 from astromesh.models.health import HealthChecks
 from astromesh.models.router import ModelRouter
 from astromesh.orchestration import SwarmPattern, build_pattern, wiring
+from astromesh.orchestration.base import Fail
 from astromesh.prompts.render import PromptTemplate
 from astromesh.rag.pipeline import PipelineRegistry
 from astromesh.runs.events import EventSink, discard
-from astromesh.runs.state import RunState
+from astromesh.runs.state import RunState, RunStatus
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.stores.base import RunStore, StateBackend
 from astromesh.telemetry.metrics import Metrics, metrics_from_env
@@ -82,6 +89,27 @@ MAX_AGENT_DEPTH = 4
 def child_run_id(parent_id: str, key: str) -> str:
     """The id of ``parent_id``'s child started under ``key``: stable, shaped like any run id."""
     return "run_" + hashlib.sha256(f"{parent_id}:{key}".encode()).hexdigest()[:32]
+
+
+async def _abandon(runs: RunStore, run_id: str) -> None:
+    """Mark a child run its caller stopped waiting for as cancelled (best effort: a run that
+    ended meanwhile, or a store that cannot be written, is left as it is)."""
+    try:
+        run = await runs.get(run_id)
+        if run.status.is_terminal:
+            return
+        pipeline.stop(
+            run,
+            Fail(
+                "cancelled: its caller stopped waiting",
+                status=RunStatus.CANCELLED,
+                code="cancelled",
+            ),
+            answer="",
+        )
+        await runs.save(run)
+    except AstromeshError as exc:
+        logger.warning("run_id=<%s> | abandoned child not marked cancelled: %s", run_id, exc)
 
 
 def default_agents_dir() -> Path:
@@ -626,7 +654,13 @@ class AgentRuntime:
         )
         await pipeline.screen(child, agent)  # the child agent's own input guardrails
         child = await runs.create(child)
-        return await self._executor(runs).execute(child, agent, discard)
+        try:
+            return await self._executor(runs).execute(child, agent, discard)
+        except asyncio.CancelledError:
+            # The caller stopped waiting (a chain link's or a tool call's timeout): the child
+            # is ended as cancelled rather than left "running" in the store for ever.
+            await _abandon(runs, child.id)
+            raise
 
     def _executor(self, runs: RunStore) -> LocalExecutor:
         return LocalExecutor(runs, run_child=self.run_child)

@@ -65,11 +65,19 @@ ROUTE_ROLES: Mapping[tuple[str, str], Role | None] = {
     ("DELETE", "/v1/memory/{agent}/history/{session_id}"): Role.USER,
     ("GET", "/v1/memory/{agent}/semantic"): Role.USER,
     ("GET", "/v1/tools"): Role.USER,
+    ("GET", "/v1/tools/builtin"): Role.USER,
     ("POST", "/v1/rag/query"): Role.USER,
     ("GET", "/v1/templates"): Role.USER,
     ("GET", "/v1/templates/"): Role.USER,  # upstream's client sends the slash
     ("GET", "/v1/templates/{name}"): Role.USER,
     ("POST", "/v1/templates/{name}/render"): Role.USER,  # renders, registers nothing
+    ("GET", "/v1/rag/pipelines"): Role.USER,  # connection details redacted
+    ("GET", "/v1/rag/pipelines/{name}"): Role.USER,
+    ("GET", "/v1/system/status"): Role.USER,  # this process: version, uptime, agent count
+    # not stored yet: 501 naming the observability issue (rest/observability.py)
+    ("GET", "/v1/traces"): Role.USER,
+    ("GET", "/v1/traces/{trace_id}"): Role.USER,
+    ("GET", "/v1/metrics"): Role.USER,
     # -- manage the tenant's agents: developer (a file agent's status: admin, see below) ---
     ("POST", "/v1/agents"): Role.DEVELOPER,
     ("PUT", "/v1/agents/{name}"): Role.DEVELOPER,
@@ -77,9 +85,17 @@ ROUTE_ROLES: Mapping[tuple[str, str], Role | None] = {
     ("POST", "/v1/agents/{name}/pause"): Role.DEVELOPER,
     ("POST", "/v1/agents/{name}/resume"): Role.DEVELOPER,
     ("POST", "/v1/agents/{name}/deploy"): Role.DEVELOPER,
+    # running a builtin directly is what registering an agent with it allows: the same role,
+    # and the registration policy applies (astromesh/channels/builtin_calls.py)
+    ("POST", "/v1/tools/execute"): Role.DEVELOPER,
+    # refused (501 rag_pipelines_read_only): pipelines are the operator's documents
+    ("POST", "/v1/rag/pipelines"): Role.DEVELOPER,
+    ("PUT", "/v1/rag/pipelines/{name}"): Role.DEVELOPER,
+    ("DELETE", "/v1/rag/pipelines/{name}"): Role.DEVELOPER,
     # -- shared by every tenant: admin -----------------------------------------------------
     ("POST", "/v1/rag/ingest"): Role.ADMIN,  # RAG pipelines are the folder's, every tenant's
     ("GET", "/metrics"): Role.ADMIN,  # names every tenant's agents
+    ("GET", "/v1/system/doctor"): Role.ADMIN,  # the operator's infrastructure and its errors
 }
 """The least role of every route, ``(method, path template)`` -> role (``PUBLIC``: no key).
 

@@ -24,6 +24,7 @@ from astromesh.channels.middleware import BodyLimit, ErrorBoundary, TextBoundary
 from astromesh.channels.prometheus import load_exporter, metrics_router
 from astromesh.channels.services import Services
 from astromesh.channels.settings import ServerSettings
+from astromesh.channels.trailing_slash import TrailingSlash
 from astromesh.runtime import AgentRuntime
 from astromesh.telemetry.metrics import metrics_from_env
 
@@ -99,6 +100,7 @@ def create_app(
         docs_url="/docs",
         openapi_url="/openapi.json",
         redoc_url=None,
+        redirect_slashes=False,  # TrailingSlash serves both spellings; never a 307
         **_lenient_json(),
     )
     app.state.services = services
@@ -111,6 +113,7 @@ def create_app(
         app.include_router(metrics_router(prometheus))
     for router in (messaging_routes.router, console.router):  # webhooks; the console at /
         app.include_router(router)
+    app.add_middleware(TrailingSlash)  # /v1/agents/ is /v1/agents, no redirect (upstream CLI)
     app.add_middleware(TextBoundary)  # inside BodyLimit: the bodies it reads are bounded
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(ErrorBoundary)  # added last: outermost of ours

@@ -81,6 +81,15 @@ class NotConfigured(AstromeshError):
         self.code = code
 
 
+class ProviderOverrideRefused(AstromeshError):
+    """A run asked for a model provider or key of its own (upstream's
+    ``X-Astromesh-Provider-Name`` / ``-Key`` headers): refused rather than ignored, so a
+    caller never believes its key paid for a run the operator's key paid for."""
+
+    code = "provider_override_refused"
+    status = 422
+
+
 class AgentPaused(AstromeshError):
     code = "agent_paused"
     status = 409

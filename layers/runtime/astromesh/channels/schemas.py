@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from astromesh.config.issues import ConfigIssue
 from astromesh.text_boundary import Shallow
@@ -60,6 +60,23 @@ class RunRequest(BaseModel):
         alias="async",
         description="Ours: answer 202 with the run id at once (same as ?mode=async)",
     )
+    connections: dict[str, Any] | None = Field(
+        None,
+        description="Upstream's per-run credentials for integration tools. Refused (422) when"
+        " not empty: no tool here reads per-run credentials, and credentials a run cannot use"
+        " must not be accepted as if they were",
+    )
+
+    @field_validator("connections")
+    @classmethod
+    def _no_connections(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value:
+            raise ValueError(
+                "per-run connections are not supported here: no tool of this runtime reads"
+                " per-run credentials (tools get theirs from the server's configuration);"
+                " send null or {}"
+            )
+        return value
 
 
 class UsageLineView(_Open):
@@ -265,3 +282,79 @@ class Health(_Open):
     auth: Literal["required", "auto"] = Field(
         description="Ours: required, or auto (open while no API key exists)"
     )
+
+
+class SystemStatus(_Open):
+    """``GET /v1/system/status``: upstream's daemon status, in the fields its CLI prints."""
+
+    version: str
+    uptime_seconds: float
+    mode: Literal["dev", "lambda"] = Field(
+        description="dev: a long-lived server (astromesh dev); lambda: the api function"
+    )
+    agents_loaded: int = Field(description="File agents that can run here")
+    pid: int
+    services: dict[str, bool] = Field(
+        default_factory=dict, description="Upstream's node services: none here (always empty)"
+    )
+    peers: list[dict[str, Any]] = Field(
+        default_factory=list, description="Upstream's mesh peers: none here (always empty)"
+    )
+    mesh: dict[str, Any] | None = Field(None, description="Upstream's mesh: none here (null)")
+
+
+class DoctorCheck(_Open):
+    status: Literal["ok", "degraded", "error", "unavailable", "not_configured"]
+    message: str = ""
+
+
+class DoctorReport(BaseModel):
+    """``GET /v1/system/doctor``: ``healthy`` is true when no check is degraded, in error or
+    unavailable (a part that is not configured does not count against it)."""
+
+    healthy: bool
+    checks: dict[str, DoctorCheck]
+
+
+class BuiltinToolInfo(_Open):
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    allowed: bool = Field(
+        description="Ours: whether POST /v1/tools/execute may run it here (the registration"
+        " policy's builtins)"
+    )
+
+
+class BuiltinToolList(BaseModel):
+    tools: list[BuiltinToolInfo]
+    count: int
+
+
+class ToolExecuteRequest(BaseModel):
+    """``POST /v1/tools/execute``: upstream's ``tool_name`` and ``arguments``; ours adds the
+    tool's ``config`` (what an agent document's ``config`` would say), checked like a
+    registered agent's."""
+
+    model_config = ConfigDict(strict=True)
+
+    tool_name: str = Field(min_length=1, max_length=128)
+    arguments: Annotated[dict[str, Any], Shallow] = Field(default_factory=dict)
+    config: Annotated[dict[str, Any], Shallow] = Field(default_factory=dict)
+
+
+class ToolExecuteResult(_Open):
+    tool: str
+    status: Literal["ok", "error"]
+    result: Any = Field(description="The tool's value (status ok) or its error message")
+    duration_ms: float
+
+
+class RagPipelineSummary(_Open):
+    name: str
+    description: str
+    backend: str
+
+
+class RagPipelineList(BaseModel):
+    pipelines: list[RagPipelineSummary]

@@ -2,24 +2,30 @@
 
 from astromesh.channels.rest import (
     agents,
+    builtin_tools,
     health,
     lifecycle,
     memory,
+    observability,
     rag,
     runs,
+    system,
     templates,
     tools,
 )
 
 ROUTERS = (
     health.router,
+    system.router,
     agents.router,
     lifecycle.router,
     runs.router,
     memory.router,
     tools.router,
+    builtin_tools.router,
     rag.router,
     templates.router,
+    observability.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -14,6 +14,7 @@ from astromesh.channels.access import runnable_agent, visible_entry
 from astromesh.channels.errors import NotAvailable
 from astromesh.channels.launcher import RunInput
 from astromesh.channels.openapi import AGENT, AUTHENTICATED, RUNS, WITH_BODY, errors
+from astromesh.channels.overrides import refuse_provider_override
 from astromesh.channels.schemas import (
     AgentList,
     RunAccepted,
@@ -96,6 +97,7 @@ async def agent_chain(
 async def run_agent(
     name: str,
     body: RunRequest,
+    http: Request,
     principal: CurrentPrincipal,
     services: ServicesDep,
     catalog: CatalogDep,
@@ -104,6 +106,7 @@ async def run_agent(
     ] = None,
 ) -> Any:
     """Run the agent to completion (200), or start it and answer 202 with the run id."""
+    refuse_provider_override(http)
     agent = await runnable_agent(catalog, principal, name)
     request = RunInput(body.query, body.session_id, body.context, principal.tenant)
     if mode == "async" or body.run_async:
@@ -138,11 +141,13 @@ async def run_agent(
 async def stream_agent(
     name: str,
     body: RunRequest,
+    http: Request,
     principal: CurrentPrincipal,
     services: ServicesDep,
     catalog: CatalogDep,
 ) -> StreamingResponse:
     """Run the agent and stream its events as Server-Sent Events."""
+    refuse_provider_override(http)
     agent = await runnable_agent(catalog, principal, name)
     run, events = await services.launcher.start_stream(
         agent, RunInput(body.query, body.session_id, body.context, principal.tenant)

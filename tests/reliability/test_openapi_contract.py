@@ -26,6 +26,7 @@ import pytest
 import schemathesis
 import uvicorn
 from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
@@ -41,6 +42,16 @@ MAX_EXAMPLES = 80
 """Examples per operation in the fuzzing phase (the coverage phase adds its own)."""
 DOCUMENT_ROUTES = {"/v1/agents", "/v1/agents/{name}"}
 """Operations taking an agent document (see the exclusion in the test)."""
+NOT_BUILT = {
+    ("GET", "/v1/traces"),
+    ("GET", "/v1/traces/{trace_id}"),
+    ("GET", "/v1/metrics"),
+    ("POST", "/v1/rag/pipelines"),
+    ("PUT", "/v1/rag/pipelines/{name}"),
+    ("DELETE", "/v1/rag/pipelines/{name}"),
+}
+"""Upstream's operations whose documented answer to an authorised, valid request is 501 with
+a code naming why (observability not built yet; pipelines read-only through the API)."""
 
 
 @dataclass
@@ -145,6 +156,10 @@ def test_every_answer_is_the_documented_one(case: schemathesis.Case, served: Ser
         # templates, the registration policy), which no schema can say: 422 invalid_agent
         # names what is wrong with a well-formed one. Every other check still runs.
         excluded.append(positive_data_acceptance)
+    if (case.operation.method.upper(), case.operation.path) in NOT_BUILT:
+        # 501 is this operation's documented answer, not a server fault; the status, body
+        # and headers are still checked against the document.
+        excluded += [not_a_server_error, positive_data_acceptance]
     case.call_and_validate(headers={"x-api-key": served.key}, excluded_checks=excluded)
 
 

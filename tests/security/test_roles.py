@@ -126,6 +126,7 @@ PARAMS = {  # an agent nobody has: a route that lets the caller through answers 
     "run_id": "run_" + "0" * 32,
     "session_id": "s",
     "channel": "telegram",
+    "trace_id": "t",
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/v1/agents/{name}/run"): {"query": "q"},

@@ -62,6 +62,7 @@ class RunRequest(BaseModel):
     )
     connections: dict[str, Any] | None = Field(
         None,
+        json_schema_extra={"maxProperties": 0},
         description="Upstream's per-run credentials for integration tools. Refused (422) when"
         " not empty: no tool here reads per-run credentials, and credentials a run cannot use"
         " must not be accepted as if they were",

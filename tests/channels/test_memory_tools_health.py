@@ -86,7 +86,13 @@ async def test_health_and_openapi(agents_dir, make_app, client_for):
     assert {"RunRequest", "RunResponse", "ErrorResponse", "AgentList", "HistoryResponse"} <= set(
         schemas
     )
-    assert set(schemas["RunRequest"]["properties"]) == {"query", "session_id", "context", "async"}
+    assert set(schemas["RunRequest"]["properties"]) == {
+        "query",
+        "session_id",
+        "context",
+        "async",
+        "connections",
+    }
     run = spec["paths"]["/v1/agents/{name}/run"]["post"]
     assert {"200", "202", "404", "422", "429"} <= set(run["responses"])
     docs = await client.get("/docs")

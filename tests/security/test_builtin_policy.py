@@ -152,3 +152,37 @@ async def test_write_file_under_a_granted_root_cannot_escape_it(
     assert (out / "ok.txt").read_text() == "x"
     assert not canary.exists()
     assert not (hostile_app.agents_dir / canary.name).exists()
+
+
+# -- sql_query -------------------------------------------------------------------------------
+
+
+async def test_sql_query_needs_the_builtin_and_a_listed_dsn(
+    hostile_app: HostileApps, postgres_schema: str, openai_server: ScriptedOpenAIServer
+) -> None:
+    config = {"connection_string": postgres_schema}
+    tool = {"name": "sql_query", "type": "builtin", "config": config}
+    found = refusals(await hostile_app().post("/v1/agents", json=registered(tools=[tool])))
+    assert "registration.builtins" in found["spec.tools[0].name"]
+
+    granted = {"ASTROMESH_REGISTRATION_BUILTINS": "sql_query"}
+    # the server's own state database, unlisted: refused by name of the rule
+    state = {**granted, "ASTROMESH_POSTGRES_DSN": postgres_schema}
+    found = refusals(await hostile_app(state).post("/v1/agents", json=registered(tools=[tool])))
+    assert "registration.sql_dsns" in found["spec.tools[0].config.connection_string"]
+    dsn_alias = {"name": "sql_query", "type": "builtin", "config": {"dsn": "postgresql://x/y"}}
+    posted = await hostile_app(granted).post("/v1/agents", json=registered(tools=[dsn_alias]))
+    found = refusals(posted)
+    assert "registration.sql_dsns" in found["spec.tools[0].config.dsn"]
+
+    client = hostile_app({**granted, "ASTROMESH_REGISTRATION_SQL_DSNS": postgres_schema})
+    assert (await client.post("/v1/agents", json=registered(tools=[tool]))).status_code == 201
+    openai_server.push(
+        Reply(tool_calls=[("sql_query", {"query": "SELECT 40 + %s AS n", "params": [2]})]),
+        Reply(tool_calls=[("sql_query", {"query": "CREATE TABLE owned (x int)"})]),
+        Reply("done"),
+    )
+    run = (await client.post("/v1/agents/posted/run", json={"query": "q"})).json()
+    calls = [s for s in run["steps"] if s["type"] == "tool_call"]
+    assert [c["data"]["ok"] for c in calls] == [True, False], calls
+    assert "read-only" in str(calls[1])

@@ -69,6 +69,7 @@ BUILTIN_TOOLS: Final[tuple[str, ...]] = (
     "web_scrape",
     "send_webhook",
     "write_file",
+    "sql_query",
 )
 
 TOOL_TYPES: Final[tuple[str, ...]] = (

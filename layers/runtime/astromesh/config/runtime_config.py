@@ -91,6 +91,8 @@ class RegistrationSettings(ConfigModel):
             defined by a ProviderConfig (those keep the operator's endpoint).
         secret_envs: environment variables a webhook's ``secret_env`` may name (HMAC keys
             the operator shares with registered agents on purpose).
+        sql_dsns: connection strings ``sql_query`` may use (exactly as the document writes
+            them); the state database only if listed here.
         max_iterations / max_timeout_seconds / max_output_tokens / max_replans: the most a
             registered agent may ask for in ``orchestration`` and in a model candidate's
             ``parameters.max_tokens``: every iteration is a call of the operator's models,
@@ -106,6 +108,7 @@ class RegistrationSettings(ConfigModel):
     network_hosts: list[str] | None = None
     model_hosts: list[str] = Field(default_factory=list)
     secret_envs: list[str] = Field(default_factory=list)
+    sql_dsns: list[str] = Field(default_factory=list)
     max_iterations: int = Field(25, ge=1)
     max_timeout_seconds: float = Field(900, gt=0)
     max_output_tokens: int = Field(8192, ge=1)

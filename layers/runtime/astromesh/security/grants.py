@@ -54,6 +54,7 @@ class Grants:
         protected_roots: folders no file tool may *write* into, on top of the forbidden
             ones: the agents folder, for registered agents (a module written there would
             become an allowlisted ``python`` handler, a YAML file an operator's agent).
+        sql_dsns: when set, the only connection strings ``sql_query`` may use.
         tool_types: when set, the tool types that may be built.
         secret_envs: when set, the only environment variables tools may read secrets from
             (a webhook's ``secret_env``).
@@ -70,6 +71,7 @@ class Grants:
     write_roots: tuple[Path, ...] | None = None
     forbidden_roots: tuple[Path, ...] = KERNEL_ROOTS
     protected_roots: tuple[Path, ...] = ()
+    sql_dsns: frozenset[str] | None = None
     tool_types: frozenset[str] | None = None
     secret_envs: frozenset[str] | None = None
     dry_run: bool = False
@@ -234,6 +236,14 @@ class Grants:
         if self.secret_envs is None:
             return env
         return {name: env[name] for name in self.secret_envs if name in env}
+
+    def check_sql_dsn(self, dsn: str, *, tool: str) -> None:
+        """Refuse a ``sql_query`` connection string outside :attr:`sql_dsns`."""
+        if self.sql_dsns is not None and dsn not in self.sql_dsns:
+            raise ConfigurationError(
+                f"builtin tool {tool!r}: this database is not one the agent may query"
+                " (the operator lists them in spec.registration.sql_dsns)"
+            )
 
     # -- tool types --------------------------------------------------------------------------
 

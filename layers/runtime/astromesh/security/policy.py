@@ -16,6 +16,7 @@ agents-folder edits at deploy time, but it has environment):
 ``ASTROMESH_REGISTRATION_NETWORK_HOSTS``   ``network_hosts``
 ``ASTROMESH_REGISTRATION_MODEL_HOSTS``     ``model_hosts``
 ``ASTROMESH_REGISTRATION_SECRET_ENVS``     ``secret_envs``
+``ASTROMESH_REGISTRATION_SQL_DSNS``        ``sql_dsns``
 ``ASTROMESH_REGISTRATION_MAX_ITERATIONS``  ``max_iterations`` (and ``_MAX_TIMEOUT_SECONDS``,
                                            ``_MAX_OUTPUT_TOKENS``, ``_MAX_REPLANS``)
 =========================================  ======================================
@@ -53,6 +54,7 @@ _LIST_ENVS: dict[str, str] = {
     "network_hosts": f"{ENV_PREFIX}NETWORK_HOSTS",
     "model_hosts": f"{ENV_PREFIX}MODEL_HOSTS",
     "secret_envs": f"{ENV_PREFIX}SECRET_ENVS",
+    "sql_dsns": f"{ENV_PREFIX}SQL_DSNS",
 }
 PRIVATE_NETWORK_ENV = f"{ENV_PREFIX}PRIVATE_NETWORK"
 _NUMBER_ENVS: dict[str, str] = {
@@ -79,6 +81,7 @@ class RegistrationPolicy:
     network_hosts: tuple[str, ...] | None = None
     model_hosts: tuple[str, ...] = ()
     secret_envs: frozenset[str] = frozenset()
+    sql_dsns: frozenset[str] = frozenset()
     max_iterations: int = 25
     max_timeout_seconds: float = 900
     max_output_tokens: int = 8192
@@ -110,6 +113,7 @@ class RegistrationPolicy:
             ),
             model_hosts=tuple(settings.model_hosts),
             secret_envs=frozenset(settings.secret_envs),
+            sql_dsns=frozenset(settings.sql_dsns),
             max_iterations=settings.max_iterations,
             max_timeout_seconds=settings.max_timeout_seconds,
             max_output_tokens=settings.max_output_tokens,
@@ -157,6 +161,7 @@ class RegistrationPolicy:
             protected_roots=(self.base,),
             tool_types=self.tool_types,
             secret_envs=self.secret_envs,
+            sql_dsns=self.sql_dsns,
         )
 
 

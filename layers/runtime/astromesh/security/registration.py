@@ -350,6 +350,15 @@ def _check_builtin(
                 if problem is not None:
                     at = (*path, "config", key) if key == "root" else (*path, "config", key, i)
                     issues.add(at, problem, f"{_SETTING}.file_roots")
+    elif tool.name == "sql_query":
+        key = "dsn" if "dsn" in config else "connection_string"
+        dsn = config.get(key)
+        if isinstance(dsn, str) and dsn not in policy.sql_dsns:
+            issues.add(
+                (*path, "config", key),
+                "this database is not one registered agents may query",
+                f"{_SETTING}.sql_dsns",
+            )
     elif tool.name in NETWORK_BUILTINS and not policy.allow_private_network:
         for key in ("allow_private_network", "allow_localhost"):  # ours, upstream's
             if config.get(key) is True:

@@ -11,6 +11,7 @@
 ``web_scrape``     a page's text, guarded (:mod:`.web_scrape`)
 ``send_webhook``   POST JSON to a URL the model names, guarded (:mod:`.send_webhook`)
 ``write_file``     a text file written under a granted root (:mod:`.write_file`)
+``sql_query``      one read-only statement on an allowed database (:mod:`.sql_query`)
 =================  =============================================================
 
 ``datetime_now`` and ``get_current_time`` are upstream's names for ``current_time``.
@@ -35,6 +36,7 @@ from astromesh.tools.builtin.http_request import HttpRequestConfig, HttpRequestT
 from astromesh.tools.builtin.json_transform import JsonTransformTool
 from astromesh.tools.builtin.read_file import ReadFileConfig, ReadFileTool
 from astromesh.tools.builtin.send_webhook import SendWebhookConfig, SendWebhookTool
+from astromesh.tools.builtin.sql_query import SqlQueryConfig, SqlQueryTool
 from astromesh.tools.builtin.text_summarize import (
     Summariser,
     SummarizeConfig,
@@ -64,6 +66,7 @@ __all__ = [
     "JsonTransformTool",
     "ReadFileTool",
     "SendWebhookTool",
+    "SqlQueryTool",
     "Summariser",
     "TextSummarizeTool",
     "WebScrapeTool",
@@ -120,6 +123,10 @@ def build_builtin(
             description=description,
             grants=grants,
         )
+    if name == "sql_query":
+        config = parse_config(SqlQueryConfig, name, raw)
+        grants.check_sql_dsn(config.connection_string, tool=name)
+        return SqlQueryTool(name, description, config=config)
     if name == "write_file":
         return WriteFileTool.from_config(
             parse_config(WriteFileConfig, name, raw),

@@ -326,3 +326,29 @@ async def test_a_link_that_times_out_is_an_error_and_its_run_is_cancelled(
     runs = (await app.state.services.runtime.state()).runs
     child = await runs.get(child_run_id(body["run_id"], "chain:0#1"))
     assert child.status is RunStatus.CANCELLED and child.parent_run_id == body["run_id"]
+
+
+async def test_a_chained_agents_own_chain_runs_and_is_listed_via_it(
+    agents_dir, make_app, client_for, openai_server
+):
+    _qualifier_and_links(agents_dir, openai_server.url, {"on_complete": [{"agent": "composer"}]})
+    write_agent(
+        agents_dir,
+        "composer",
+        model=primary(openai_server.url),
+        chain={"on_complete": [{"agent": "logger", "input": "Log: {{ output.answer }}"}]},
+    )
+    openai_server.push(Reply('{"score": 4}'), Reply("Drafted."), Reply("Logged."))
+    client = client_for(make_app())
+
+    body = (await client.post("/v1/agents/qualifier/run", json={"query": "ACME"})).json()
+
+    links = body["chain"]["links"]
+    assert [(lk["agent"], lk["depth"], lk["via"], lk["status"]) for lk in links] == [
+        ("composer", 1, None, "success"),
+        ("logger", 2, "composer", "success"),
+    ]
+    assert openai_server.requests[2]["messages"][-1]["content"] == "Log: Drafted."
+    logger_run = (await client.get(f"/v1/runs/{links[1]['run_id']}")).json()
+    composer_run = (await client.get(f"/v1/runs/{links[0]['run_id']}")).json()
+    assert composer_run["chain"]["links"][0]["run_id"] == logger_run["run_id"]

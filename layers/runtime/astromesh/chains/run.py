@@ -133,7 +133,7 @@ class _ChainRun:
         try:
             rendered = self._render(step.when, f"spec.chain.on_complete[{index}].when")
         except AstromeshError as exc:
-            self._failed(step, step.agent, f"condition failed: {exc.message}")
+            self._failed(step.agent, f"condition failed: {exc.message}")
             self.stopped = self.stopped or step.on_error != "continue"
             return None
         fires = rendered.strip().lower() in TRUTHY
@@ -187,7 +187,7 @@ class _ChainRun:
         if isinstance(outcome, RunState):
             self._succeeded(step.agent, outcome, seconds)
             return
-        self._failed(step, step.agent, outcome)
+        self._failed(step.agent, outcome)
         if step.on_error == "continue":
             return
         if step.on_error == "stop" or not query:
@@ -199,7 +199,7 @@ class _ChainRun:
             self._succeeded(step.on_error, instead, time.perf_counter() - started)
             self.links[-1]["instead_of"] = step.agent
         else:
-            self._failed(step, step.on_error, instead)
+            self._failed(step.on_error, instead)
             self.stopped = True
 
     def _succeeded(self, name: str, child: RunState, seconds: float) -> None:
@@ -223,8 +223,8 @@ class _ChainRun:
             )
             self.errors = self.errors or nested.get("status") == "error"
 
-    def _failed(self, step: ChainStep, name: str, error: str) -> None:
-        """Record ``name``'s link (``step``'s agent, or the agent run instead) as failed."""
+    def _failed(self, name: str, error: str) -> None:
+        """Record ``name``'s link (a chained agent, or the agent run instead) as failed."""
         self.errors = True
         self.links.append(
             {"agent": name, "depth": 1, "via": None, "status": "error", "error": error}

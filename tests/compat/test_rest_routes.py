@@ -74,6 +74,19 @@ async def test_status_answers_what_astromeshctl_status_prints(
         assert data["services"] == {} and data["peers"] == [] and data["mesh"] is None
 
 
+async def test_status_in_the_lambda_api_says_lambda_and_needs_a_key(
+    agents_dir, make_app, client_for
+):
+    write_agent(agents_dir)
+    app = make_app(auth="required", background_runs=False)  # the api function's settings
+    client = client_for(app)
+    assert_upstream_error(await client.get("/v1/system/status/"), 401, "unauthorized")
+    user = await caller(app, client, "acme", Role.USER)
+    status = await user.get("/v1/system/status/")
+    assert status.status_code == 200, status.text
+    assert status.json()["mode"] == "lambda" and status.json()["agents_loaded"] == 1
+
+
 async def test_doctor_checks_the_real_parts_and_reports_healthy(
     agents_dir, make_app, client_for, openai_server, redis_url
 ):

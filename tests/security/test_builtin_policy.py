@@ -186,3 +186,29 @@ async def test_sql_query_needs_the_builtin_and_a_listed_dsn(
     calls = [s for s in run["steps"] if s["type"] == "tool_call"]
     assert [c["data"]["ok"] for c in calls] == [True, False], calls
     assert "read-only" in str(calls[1])
+
+
+# -- send_slack / send_email -----------------------------------------------------------------
+
+
+async def test_notifications_use_only_the_operators_accounts(
+    hostile_app: HostileApps, listener: LoopbackListener
+) -> None:
+    found = refusals(
+        await hostile_app().post(
+            "/v1/agents", json=registered(tools=[{"name": "send_email", "type": "builtin"}])
+        )
+    )
+    assert "registration.builtins" in found["spec.tools[0].name"]
+    client = hostile_app({"ASTROMESH_REGISTRATION_BUILTINS": "send_email,send_slack"})
+    email = {"name": "send_email", "type": "builtin", "config": {"smtp_host": "127.0.0.1"}}
+    slack = {
+        "name": "send_slack",
+        "type": "builtin",
+        "config": {"webhook_url": f"{listener.url}/hook", "allow_localhost": True},
+    }
+    found = refusals(await client.post("/v1/agents", json=registered(tools=[email, slack])))
+    assert "policy: never" in found["spec.tools[0].config.smtp_host"]
+    assert "loopback" in found["spec.tools[1].config.webhook_url"]
+    assert "allow_private_network" in found["spec.tools[1].config.allow_localhost"]
+    assert listener.connections == 0

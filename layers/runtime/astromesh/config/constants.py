@@ -70,6 +70,8 @@ BUILTIN_TOOLS: Final[tuple[str, ...]] = (
     "send_webhook",
     "write_file",
     "sql_query",
+    "send_slack",
+    "send_email",
 )
 
 TOOL_TYPES: Final[tuple[str, ...]] = (

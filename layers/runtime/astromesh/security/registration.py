@@ -43,7 +43,9 @@ LOCAL_MODEL_PROVIDERS = frozenset({"llamacpp", "onnx"})
 
 _SETTING = "RuntimeConfig spec.registration"
 
-NETWORK_BUILTINS = frozenset({"http_get", "http_request", "web_scrape", "send_webhook"})
+NETWORK_BUILTINS = frozenset(
+    {"http_get", "http_request", "web_scrape", "send_webhook", "send_slack"}
+)
 """Builtins that reach URLs through the SSRF guard and take ``allow_private_network``."""
 
 
@@ -350,6 +352,15 @@ def _check_builtin(
                 if problem is not None:
                     at = (*path, "config", key) if key == "root" else (*path, "config", key, i)
                     issues.add(at, problem, f"{_SETTING}.file_roots")
+    elif tool.name == "send_email":
+        for key in ("smtp_host", "smtp_port"):
+            if key in config:
+                issues.add(
+                    (*path, "config", key),
+                    "a registered agent sends email only through the operator's SMTP server"
+                    " (SMTP_HOST in the environment, shared through secret_envs)",
+                    "never",
+                )
     elif tool.name == "sql_query":
         key = "dsn" if "dsn" in config else "connection_string"
         dsn = config.get(key)
@@ -359,7 +370,9 @@ def _check_builtin(
                 "this database is not one registered agents may query",
                 f"{_SETTING}.sql_dsns",
             )
-    elif tool.name in NETWORK_BUILTINS and not policy.allow_private_network:
+    if tool.name == "send_slack" and isinstance(config.get("webhook_url"), str):
+        _check_url((*path, "config", "webhook_url"), config["webhook_url"], policy, issues)
+    if tool.name in NETWORK_BUILTINS and not policy.allow_private_network:
         for key in ("allow_private_network", "allow_localhost"):  # ours, upstream's
             if config.get(key) is True:
                 issues.add(
@@ -367,6 +380,21 @@ def _check_builtin(
                     "registered agents may not reach private networks",
                     f"{_SETTING}.allow_private_network",
                 )
+
+
+def _check_url(path: FieldPath, url: str, policy: RegistrationPolicy, issues: _Issues) -> None:
+    """A URL a registered document names, through the SSRF guard's literal check."""
+    from astromesh.tools.ssrf import SSRFGuard
+
+    guard = SSRFGuard(
+        allow_private_network=policy.allow_private_network, allowed_hosts=policy.network_hosts
+    )
+    try:
+        guard.check_literal(url)
+    except AstromeshError as exc:
+        issues.add(path, exc.message, f"{_SETTING}.network_hosts / SSRF guard")
+    except Exception:  # noqa: BLE001 - an unparsable URL
+        issues.add(path, f"{url!r} is not a valid URL", "SSRF guard")
 
 
 def _check_mcp(path: FieldPath, tool: Any, policy: RegistrationPolicy, issues: _Issues) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 
 from astromesh.tools.base import Tool, ToolContext
 
-SIDE_EFFECTING_BUILTINS = frozenset({"http_request", "send_webhook", "write_file"})
+SIDE_EFFECTING_BUILTINS = frozenset(
+    {"http_request", "send_webhook", "write_file", "send_slack", "send_email"}
+)
 """Builtins that may change something elsewhere (``http_request`` can POST or DELETE)."""
 
 

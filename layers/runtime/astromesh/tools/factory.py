@@ -156,7 +156,12 @@ def _build(
     kind = cfg.type
     if kind == "builtin":
         return build_builtin(
-            cfg, search_path=search_path, summariser=summariser, guard=guard, grants=grants
+            cfg,
+            search_path=search_path,
+            summariser=summariser,
+            guard=guard,
+            grants=grants,
+            env=env,
         )
     if kind == "python":
         return PythonTool(

@@ -12,6 +12,8 @@
 ``send_webhook``   POST JSON to a URL the model names, guarded (:mod:`.send_webhook`)
 ``write_file``     a text file written under a granted root (:mod:`.write_file`)
 ``sql_query``      one read-only statement on an allowed database (:mod:`.sql_query`)
+``send_slack``     a Slack message through the operator's webhook (:mod:`.notify`)
+``send_email``     an email through the operator's SMTP server (:mod:`.notify`)
 =================  =============================================================
 
 ``datetime_now`` and ``get_current_time`` are upstream's names for ``current_time``.
@@ -22,6 +24,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,12 @@ from astromesh.tools.builtin.current_time import CurrentTimeConfig, CurrentTimeT
 from astromesh.tools.builtin.http_get import HttpGetConfig, HttpGetTool
 from astromesh.tools.builtin.http_request import HttpRequestConfig, HttpRequestTool
 from astromesh.tools.builtin.json_transform import JsonTransformTool
+from astromesh.tools.builtin.notify import (
+    SendEmailConfig,
+    SendEmailTool,
+    SendSlackConfig,
+    SendSlackTool,
+)
 from astromesh.tools.builtin.read_file import ReadFileConfig, ReadFileTool
 from astromesh.tools.builtin.send_webhook import SendWebhookConfig, SendWebhookTool
 from astromesh.tools.builtin.sql_query import SqlQueryConfig, SqlQueryTool
@@ -65,6 +74,8 @@ __all__ = [
     "HttpRequestTool",
     "JsonTransformTool",
     "ReadFileTool",
+    "SendEmailTool",
+    "SendSlackTool",
     "SendWebhookTool",
     "SqlQueryTool",
     "Summariser",
@@ -83,6 +94,7 @@ def build_builtin(
     summariser: Summariser | None = None,
     guard: SSRFGuard | None = None,
     grants: Grants = FILE_AGENT_GRANTS,
+    env: Mapping[str, str] | None = None,
 ) -> Tool:
     """The builtin tool ``cfg.name`` configured by ``cfg.config``.
 
@@ -91,8 +103,10 @@ def build_builtin(
         search_path: the agents folder; a relative ``read_file`` root is taken from it.
         summariser: how ``text_summarize`` reaches the agent's model.
         guard: replaces ``http_get``'s SSRF guard (tests inject a fake resolver here).
-        grants: what the agent may reach: ``http_get``'s guard and ``read_file``'s roots
-            obey them.
+        grants: what the agent may reach: the network builtins' guards and the file
+            builtins' roots obey them.
+        env: where ``send_slack`` and ``send_email`` find the operator's settings (already
+            narrowed to what the agent may read).
 
     Raises:
         ConfigurationError: unknown name, invalid ``config``, or a missing dependency.
@@ -122,6 +136,14 @@ def build_builtin(
             name=name,
             description=description,
             grants=grants,
+        )
+    if name == "send_slack":
+        slack = parse_config(SendSlackConfig, name, raw)
+        guard = guard or grants.tool_guard(allow_private_network=slack.allow_private_network)
+        return SendSlackTool(name, description, config=slack, env=env, guard=guard)
+    if name == "send_email":
+        return SendEmailTool(
+            name, description, config=parse_config(SendEmailConfig, name, raw), env=env
         )
     if name == "sql_query":
         config = parse_config(SqlQueryConfig, name, raw)

@@ -38,7 +38,8 @@ Astromesh's `/v1` API, compatible with upstream Astromesh clients.
 Authenticate with `Authorization: Bearer <key>` or `x-api-key: <key>`
 (keys come from `astromesh keys create`).
 Errors are `{"error": {"code", "message"}, "detail": message}`
-(`detail` is upstream's FastAPI field, always the message string)."""
+(`detail` is upstream's FastAPI field, always the message string).
+Every path also answers with one trailing slash, without a redirect."""
 
 
 def create_app(

@@ -212,3 +212,21 @@ async def test_notifications_use_only_the_operators_accounts(
     assert "loopback" in found["spec.tools[1].config.webhook_url"]
     assert "allow_private_network" in found["spec.tools[1].config.allow_localhost"]
     assert listener.connections == 0
+
+
+# -- web_search / wikipedia ------------------------------------------------------------------
+
+
+async def test_search_endpoints_go_through_the_guard(
+    hostile_app: HostileApps, listener: LoopbackListener
+) -> None:
+    client = hostile_app({"ASTROMESH_REGISTRATION_BUILTINS": "web_search,wikipedia"})
+    tools = [
+        {"name": "wikipedia", "type": "builtin", "config": {"endpoint": listener.url}},
+        {"name": "web_search", "type": "builtin", "config": {"endpoint": "http://169.254.169.254"}},
+    ]
+    found = refusals(await client.post("/v1/agents", json=registered(tools=tools)))
+    assert "loopback" in found["spec.tools[0].config.endpoint"]
+    assert "metadata" in found["spec.tools[1].config.endpoint"]
+    plain = [{"name": "wikipedia", "type": "builtin"}]
+    assert (await hostile_app().post("/v1/agents", json=registered(tools=plain))).status_code == 201

@@ -72,6 +72,8 @@ BUILTIN_TOOLS: Final[tuple[str, ...]] = (
     "sql_query",
     "send_slack",
     "send_email",
+    "web_search",
+    "wikipedia",
 )
 
 TOOL_TYPES: Final[tuple[str, ...]] = (

@@ -44,7 +44,15 @@ LOCAL_MODEL_PROVIDERS = frozenset({"llamacpp", "onnx"})
 _SETTING = "RuntimeConfig spec.registration"
 
 NETWORK_BUILTINS = frozenset(
-    {"http_get", "http_request", "web_scrape", "send_webhook", "send_slack"}
+    {
+        "http_get",
+        "http_request",
+        "web_scrape",
+        "send_webhook",
+        "send_slack",
+        "web_search",
+        "wikipedia",
+    }
 )
 """Builtins that reach URLs through the SSRF guard and take ``allow_private_network``."""
 
@@ -370,8 +378,9 @@ def _check_builtin(
                 "this database is not one registered agents may query",
                 f"{_SETTING}.sql_dsns",
             )
-    if tool.name == "send_slack" and isinstance(config.get("webhook_url"), str):
-        _check_url((*path, "config", "webhook_url"), config["webhook_url"], policy, issues)
+    for key in ("webhook_url", "endpoint"):  # send_slack's; web_search's and wikipedia's
+        if tool.name in NETWORK_BUILTINS and isinstance(config.get(key), str):
+            _check_url((*path, "config", key), config[key], policy, issues)
     if tool.name in NETWORK_BUILTINS and not policy.allow_private_network:
         for key in ("allow_private_network", "allow_localhost"):  # ours, upstream's
             if config.get(key) is True:

@@ -14,6 +14,8 @@
 ``sql_query``      one read-only statement on an allowed database (:mod:`.sql_query`)
 ``send_slack``     a Slack message through the operator's webhook (:mod:`.notify`)
 ``send_email``     an email through the operator's SMTP server (:mod:`.notify`)
+``web_search``     Tavily search with the operator's or the agent's key (:mod:`.search`)
+``wikipedia``      a Wikipedia article's summary (:mod:`.search`)
 =================  =============================================================
 
 ``datetime_now`` and ``get_current_time`` are upstream's names for ``current_time``.
@@ -44,6 +46,12 @@ from astromesh.tools.builtin.notify import (
     SendSlackTool,
 )
 from astromesh.tools.builtin.read_file import ReadFileConfig, ReadFileTool
+from astromesh.tools.builtin.search import (
+    WebSearchConfig,
+    WebSearchTool,
+    WikipediaConfig,
+    WikipediaTool,
+)
 from astromesh.tools.builtin.send_webhook import SendWebhookConfig, SendWebhookTool
 from astromesh.tools.builtin.sql_query import SqlQueryConfig, SqlQueryTool
 from astromesh.tools.builtin.text_summarize import (
@@ -63,6 +71,7 @@ _GUARDED: dict[str, tuple[type[Any], type[Any]]] = {
     "http_request": (HttpRequestConfig, HttpRequestTool),
     "web_scrape": (WebScrapeConfig, WebScrapeTool),
     "send_webhook": (SendWebhookConfig, SendWebhookTool),
+    "wikipedia": (WikipediaConfig, WikipediaTool),
 }
 """Builtins that reach a URL the model names: ``(config model, tool class)``, each built
 with the grants' SSRF guard."""
@@ -81,6 +90,8 @@ __all__ = [
     "Summariser",
     "TextSummarizeTool",
     "WebScrapeTool",
+    "WebSearchTool",
+    "WikipediaTool",
     "WriteFileTool",
     "build_builtin",
     "router_summariser",
@@ -141,6 +152,10 @@ def build_builtin(
         slack = parse_config(SendSlackConfig, name, raw)
         guard = guard or grants.tool_guard(allow_private_network=slack.allow_private_network)
         return SendSlackTool(name, description, config=slack, env=env, guard=guard)
+    if name == "web_search":
+        search = parse_config(WebSearchConfig, name, raw)
+        guard = guard or grants.tool_guard(allow_private_network=search.allow_private_network)
+        return WebSearchTool(name, description, config=search, env=env, guard=guard)
     if name == "send_email":
         return SendEmailTool(
             name, description, config=parse_config(SendEmailConfig, name, raw), env=env

@@ -230,3 +230,11 @@ async def test_search_endpoints_go_through_the_guard(
     assert "metadata" in found["spec.tools[1].config.endpoint"]
     plain = [{"name": "wikipedia", "type": "builtin"}]
     assert (await hostile_app().post("/v1/agents", json=registered(tools=plain))).status_code == 201
+
+
+async def test_rag_ingest_writes_a_shared_index_so_it_is_not_granted_by_default(
+    hostile_app: HostileApps,
+) -> None:
+    tool = {"name": "rag_ingest", "type": "builtin"}
+    found = refusals(await hostile_app().post("/v1/agents", json=registered(tools=[tool])))
+    assert "registration.builtins" in found["spec.tools[0].name"]

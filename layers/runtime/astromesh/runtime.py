@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from astromesh.config.agent import SemanticMemory as SemanticMemoryConfig
     from astromesh.config.orchestration import OrchestrationSpec
     from astromesh.orchestration.base import Pattern
+    from astromesh.tools.factory import Ingester
     from astromesh.tools.rag import Retriever
     from astromesh.tools.registry import ToolRegistry
     from astromesh.tools.ssrf import SSRFGuard
@@ -306,6 +307,7 @@ class AgentRuntime:
                 known_agents=self.config.agents.keys(),
                 summariser=router_summariser(router),
                 retriever_for=self._retriever_for,
+                ingester_for=self._ingester_for,
                 env=grants.tool_env(self.env),
                 grants=grants,
             )
@@ -362,6 +364,18 @@ class AgentRuntime:
         )
         template.check(system_prompt_variables(doc, tools, context={}, session_id="trial"))
         return template
+
+    def _ingester_for(self, name: str | None) -> tuple[str, Ingester]:
+        """What a ``rag_ingest`` builtin calls: the named (or only) pipeline's ingest."""
+        pipeline, _ = self._retriever_for(name)
+
+        async def ingest(document: str, metadata: dict[str, Any], prefix: str) -> dict[str, Any]:
+            found = await (await (await self.rag()).get(pipeline)).ingest(
+                document, metadata, prefix
+            )
+            return {"doc_id": found.doc_id, "status": found.status, "chunks": len(found.chunks)}
+
+        return pipeline, ingest
 
     def _retriever_for(self, name: str | None) -> tuple[str, Retriever]:
         """What a ``rag`` tool calls: the named pipeline's query (checked at build time). A

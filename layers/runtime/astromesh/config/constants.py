@@ -74,6 +74,8 @@ BUILTIN_TOOLS: Final[tuple[str, ...]] = (
     "send_email",
     "web_search",
     "wikipedia",
+    "rag_query",
+    "rag_ingest",
 )
 
 TOOL_TYPES: Final[tuple[str, ...]] = (

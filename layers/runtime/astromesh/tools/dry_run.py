@@ -15,7 +15,7 @@ from typing import Any
 from astromesh.tools.base import Tool, ToolContext
 
 SIDE_EFFECTING_BUILTINS = frozenset(
-    {"http_request", "send_webhook", "write_file", "send_slack", "send_email"}
+    {"http_request", "send_webhook", "write_file", "send_slack", "send_email", "rag_ingest"}
 )
 """Builtins that may change something elsewhere (``http_request`` can POST or DELETE)."""
 

@@ -19,7 +19,8 @@ Dependencies are passed in, never looked up globally:
   working folder of stdio MCP servers);
 - ``summariser``: how ``text_summarize`` reaches the agent's model
   (:func:`astromesh.tools.builtin.router_summariser` over the agent's router);
-- ``retriever_for``: ``pipeline name -> Retriever`` for ``rag`` tools (from ``astromesh.rag``);
+- ``retriever_for``: ``pipeline name -> Retriever`` for ``rag`` tools and the ``rag_query``
+  builtin (from ``astromesh.rag``); ``ingester_for`` likewise for ``rag_ingest``;
 - ``env``: where ``secret_env`` values are read (the runtime's ``env``);
 - ``exit_stack``: the registry's ``AsyncExitStack``; tools holding connections (webhook,
   http_get, MCP sessions) push their ``aclose`` onto it, so ``registry.aclose()`` releases
@@ -33,7 +34,7 @@ Dependencies are passed in, never looked up globally:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,12 @@ from astromesh.tools.rag import RagTool, Retriever
 from astromesh.tools.ssrf import SSRFGuard
 from astromesh.tools.webhook import WebhookTool
 
+Ingester = Callable[[str, dict[str, Any], str], Awaitable[dict[str, Any]]]
+"""``(document, metadata, doc_id_prefix) -> {"doc_id", "status", "chunks"}``: index a text."""
+
+IngesterFactory = Callable[[str | None], tuple[str, Ingester]]
+"""``pipeline name -> (pipeline, Ingester)`` for ``rag_ingest``, like :data:`RetrieverFactory`."""
+
 RetrieverFactory = Callable[[str | None], tuple[str, Retriever]]
 """``pipeline name -> (pipeline, Retriever)``; ``None`` asks for the runtime's only pipeline.
 Raises ``ConfigurationError`` for an unknown pipeline (or no single one to default to)."""
@@ -60,6 +67,7 @@ def build_tool(
     search_path: Path | None = None,
     summariser: Summariser | None = None,
     retriever_for: RetrieverFactory | None = None,
+    ingester_for: IngesterFactory | None = None,
     env: Mapping[str, str] | None = None,
     guard: SSRFGuard | None = None,
     exit_stack: AsyncExitStack | None = None,
@@ -85,6 +93,7 @@ def build_tool(
         search_path=search_path,
         summariser=summariser,
         retriever_for=retriever_for,
+        ingester_for=ingester_for,
         env=os.environ if env is None else env,
         guard=guard,
         grants=grants,
@@ -104,6 +113,7 @@ async def build_tools(
     search_path: Path | None = None,
     summariser: Summariser | None = None,
     retriever_for: RetrieverFactory | None = None,
+    ingester_for: IngesterFactory | None = None,
     env: Mapping[str, str] | None = None,
     guard: SSRFGuard | None = None,
     grants: Grants = FILE_AGENT_GRANTS,
@@ -135,6 +145,7 @@ async def build_tools(
             search_path=search_path,
             summariser=summariser,
             retriever_for=retriever_for,
+            ingester_for=ingester_for,
             env=env,
             guard=guard,
             exit_stack=exit_stack,
@@ -149,6 +160,7 @@ def _build(
     search_path: Path | None,
     summariser: Summariser | None,
     retriever_for: RetrieverFactory | None,
+    ingester_for: IngesterFactory | None = None,
     env: Mapping[str, str],
     guard: SSRFGuard | None,
     grants: Grants,
@@ -162,6 +174,8 @@ def _build(
             guard=guard,
             grants=grants,
             env=env,
+            retriever_for=retriever_for,
+            ingester_for=ingester_for,
         )
     if kind == "python":
         return PythonTool(

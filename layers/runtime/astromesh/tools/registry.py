@@ -32,7 +32,7 @@ from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.agent import AgentTool
 from astromesh.tools.base import Tool, ToolContext, ToolResult, Toolset, ToolsetUnavailable
 from astromesh.tools.builtin import Summariser
-from astromesh.tools.factory import RetrieverFactory, build_tools
+from astromesh.tools.factory import IngesterFactory, RetrieverFactory, build_tools
 
 logger = logging.getLogger(__name__)
 
@@ -253,6 +253,7 @@ async def build_registry(
     known_agents: Collection[str] | None = None,
     summariser: Summariser | None = None,
     retriever_for: RetrieverFactory | None = None,
+    ingester_for: IngesterFactory | None = None,
     env: Mapping[str, str] | None = None,
     grants: Grants = FILE_AGENT_GRANTS,
 ) -> ToolRegistry:
@@ -261,7 +262,7 @@ async def build_registry(
 
     Args:
         known_agents: the agents an ``agent`` tool may name; ``None`` skips the check.
-        summariser / retriever_for / env: see :mod:`astromesh.tools.factory`.
+        summariser / retriever_for / ingester_for / env: see :mod:`astromesh.tools.factory`.
         grants: what the agent may use (:mod:`astromesh.security.grants`); a tool outside
             them is a configuration error, and tools connect and read within them.
 
@@ -283,6 +284,7 @@ async def build_registry(
                     search_path=search_path,
                     summariser=summariser,
                     retriever_for=retriever_for,
+                    ingester_for=ingester_for,
                     env=env,
                     grants=grants,
                 )
@@ -304,6 +306,7 @@ async def _add_tool(
     search_path: Path | None,
     summariser: Summariser | None,
     retriever_for: RetrieverFactory | None,
+    ingester_for: IngesterFactory | None,
     env: Mapping[str, str] | None,
     grants: Grants,
 ) -> None:
@@ -327,6 +330,7 @@ async def _add_tool(
         search_path=search_path,
         summariser=summariser,
         retriever_for=retriever_for,
+        ingester_for=ingester_for,
         env=env,
         grants=grants,
     ):

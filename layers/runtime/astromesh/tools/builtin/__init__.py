@@ -16,6 +16,8 @@
 ``send_email``     an email through the operator's SMTP server (:mod:`.notify`)
 ``web_search``     Tavily search with the operator's or the agent's key (:mod:`.search`)
 ``wikipedia``      a Wikipedia article's summary (:mod:`.search`)
+``rag_query``      search a RAGPipeline (:mod:`.rag_tools`)
+``rag_ingest``     index a text into a RAGPipeline, under the agent's ids (:mod:`.rag_tools`)
 =================  =============================================================
 
 ``datetime_now`` and ``get_current_time`` are upstream's names for ``current_time``.
@@ -26,7 +28,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,12 @@ from astromesh.tools.builtin.notify import (
     SendEmailTool,
     SendSlackConfig,
     SendSlackTool,
+)
+from astromesh.tools.builtin.rag_tools import (
+    RagIngestConfig,
+    RagIngestTool,
+    RagQueryConfig,
+    build_rag_query,
 )
 from astromesh.tools.builtin.read_file import ReadFileConfig, ReadFileTool
 from astromesh.tools.builtin.search import (
@@ -82,6 +90,7 @@ __all__ = [
     "HttpGetTool",
     "HttpRequestTool",
     "JsonTransformTool",
+    "RagIngestTool",
     "ReadFileTool",
     "SendEmailTool",
     "SendSlackTool",
@@ -106,6 +115,8 @@ def build_builtin(
     guard: SSRFGuard | None = None,
     grants: Grants = FILE_AGENT_GRANTS,
     env: Mapping[str, str] | None = None,
+    retriever_for: Callable[[str | None], tuple[str, Any]] | None = None,
+    ingester_for: Callable[[str | None], tuple[str, Any]] | None = None,
 ) -> Tool:
     """The builtin tool ``cfg.name`` configured by ``cfg.config``.
 
@@ -118,6 +129,8 @@ def build_builtin(
             builtins' roots obey them.
         env: where ``send_slack`` and ``send_email`` find the operator's settings (already
             narrowed to what the agent may read).
+        retriever_for / ingester_for: a RAGPipeline's query and ingest, by name, for
+            ``rag_query`` and ``rag_ingest`` (see :mod:`astromesh.tools.factory`).
 
     Raises:
         ConfigurationError: unknown name, invalid ``config``, or a missing dependency.
@@ -152,6 +165,14 @@ def build_builtin(
         slack = parse_config(SendSlackConfig, name, raw)
         guard = guard or grants.tool_guard(allow_private_network=slack.allow_private_network)
         return SendSlackTool(name, description, config=slack, env=env, guard=guard)
+    if name == "rag_query":
+        return build_rag_query(
+            name, description, parse_config(RagQueryConfig, name, raw), retriever_for
+        )
+    if name == "rag_ingest":
+        return RagIngestTool.from_config(
+            name, description, parse_config(RagIngestConfig, name, raw), ingester_for
+        )
     if name == "web_search":
         search = parse_config(WebSearchConfig, name, raw)
         guard = guard or grants.tool_guard(allow_private_network=search.allow_private_network)

@@ -55,6 +55,7 @@ from astromesh.stores.base import RunStore, StateBackend
 from astromesh.telemetry.metrics import Metrics, metrics_from_env
 from astromesh.tools.agent import AgentDepthExceeded
 from astromesh.tools.builtin import router_summariser
+from astromesh.tools.builtin.cache_store import ToolCache, build_tool_cache
 from astromesh.tools.registry import build_registry, check_agent_name
 
 if TYPE_CHECKING:
@@ -157,6 +158,7 @@ class AgentRuntime:
         """Where circuit opens, finished and failed runs and run costs are counted (EMF in
         Lambda)."""
         self._ledger: BudgetLedger | None = None  # cost_limit's shared budgets, built once
+        self._tool_cache: ToolCache | None = None  # cache_store's values, built once
         self._rag: PipelineRegistry | None = None
         self._agents: dict[str, Agent] = {}
         self._build_lock = asyncio.Lock()
@@ -308,6 +310,7 @@ class AgentRuntime:
                 summariser=router_summariser(router),
                 retriever_for=self._retriever_for,
                 ingester_for=self._ingester_for,
+                cache=self._cache_store(),
                 env=grants.tool_env(self.env),
                 grants=grants,
             )
@@ -459,6 +462,16 @@ class AgentRuntime:
             health_checks=self.health_checks,
             guard=guard,
         )
+
+    def _cache_store(self) -> ToolCache:
+        """Where ``cache_store`` builtins keep values: in Redis when a Redis URL is configured
+        (every instance sees the same values), in this process's memory otherwise."""
+        if self._tool_cache is None:
+            cfg = self.config.runtime.spec.state if self.config.runtime else None
+            self._tool_cache = build_tool_cache(
+                (cfg and cfg.redis_url) or self.env.get(REDIS_URL_ENV)
+            )
+        return self._tool_cache
 
     def _budget_ledger(self) -> BudgetLedger:
         """The one ledger of ``cost_limit``'s shared budgets (per session, per agent per day),
@@ -696,6 +709,9 @@ class AgentRuntime:
         if self._ledger is not None:
             await self._ledger.aclose()
             self._ledger = None
+        if self._tool_cache is not None:
+            await self._tool_cache.aclose()
+            self._tool_cache = None
         if self._owns_state:
             self._state = None
 

@@ -76,6 +76,7 @@ BUILTIN_TOOLS: Final[tuple[str, ...]] = (
     "wikipedia",
     "rag_query",
     "rag_ingest",
+    "cache_store",
 )
 
 TOOL_TYPES: Final[tuple[str, ...]] = (

@@ -59,6 +59,7 @@ DEFAULT_REGISTERED_BUILTINS: tuple[str, ...] = (
     "send_webhook",
     "wikipedia",
     "rag_query",
+    "cache_store",
 )
 """Builtins a registered agent may use by default. The network ones (``http_get``,
 ``http_request``, ``web_scrape``, ``send_webhook``, ``wikipedia``) reach only public addresses
@@ -67,7 +68,8 @@ private networks only when ``allow_private_network`` says so. Left out: ``read_f
 ``write_file`` (they need ``file_roots``), ``sql_query`` (it needs ``sql_dsns``), and what
 uses the operator's own accounts (``send_slack``, ``send_email``, ``web_search``), and
 ``rag_ingest`` (it writes into a pipeline every tenant shares). ``rag_query`` reads the
-operator's pipelines, as ``rag`` tools (granted by default) do."""
+operator's pipelines, as ``rag`` tools (granted by default) do; ``cache_store`` keeps bounded
+values in the agent's own namespace (tenant and agent)."""
 
 
 class RegistrationSettings(ConfigModel):

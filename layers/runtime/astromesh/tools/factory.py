@@ -21,6 +21,8 @@ Dependencies are passed in, never looked up globally:
   (:func:`astromesh.tools.builtin.router_summariser` over the agent's router);
 - ``retriever_for``: ``pipeline name -> Retriever`` for ``rag`` tools and the ``rag_query``
   builtin (from ``astromesh.rag``); ``ingester_for`` likewise for ``rag_ingest``;
+- ``cache``: the runtime's :class:`~astromesh.tools.builtin.cache_store.ToolCache` for
+  ``cache_store``;
 - ``env``: where ``secret_env`` values are read (the runtime's ``env``);
 - ``exit_stack``: the registry's ``AsyncExitStack``; tools holding connections (webhook,
   http_get, MCP sessions) push their ``aclose`` onto it, so ``registry.aclose()`` releases
@@ -42,7 +44,7 @@ from typing import Any
 from astromesh.errors import ConfigurationError
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.base import Tool, Toolset
-from astromesh.tools.builtin import Summariser, build_builtin
+from astromesh.tools.builtin import Summariser, ToolCache, build_builtin
 from astromesh.tools.client import ClientTool
 from astromesh.tools.dry_run import DryRunTool, is_side_effecting
 from astromesh.tools.python import PythonTool, import_handler
@@ -68,6 +70,7 @@ def build_tool(
     summariser: Summariser | None = None,
     retriever_for: RetrieverFactory | None = None,
     ingester_for: IngesterFactory | None = None,
+    cache: ToolCache | None = None,
     env: Mapping[str, str] | None = None,
     guard: SSRFGuard | None = None,
     exit_stack: AsyncExitStack | None = None,
@@ -94,6 +97,7 @@ def build_tool(
         summariser=summariser,
         retriever_for=retriever_for,
         ingester_for=ingester_for,
+        cache=cache,
         env=os.environ if env is None else env,
         guard=guard,
         grants=grants,
@@ -114,6 +118,7 @@ async def build_tools(
     summariser: Summariser | None = None,
     retriever_for: RetrieverFactory | None = None,
     ingester_for: IngesterFactory | None = None,
+    cache: ToolCache | None = None,
     env: Mapping[str, str] | None = None,
     guard: SSRFGuard | None = None,
     grants: Grants = FILE_AGENT_GRANTS,
@@ -146,6 +151,7 @@ async def build_tools(
             summariser=summariser,
             retriever_for=retriever_for,
             ingester_for=ingester_for,
+            cache=cache,
             env=env,
             guard=guard,
             exit_stack=exit_stack,
@@ -161,6 +167,7 @@ def _build(
     summariser: Summariser | None,
     retriever_for: RetrieverFactory | None,
     ingester_for: IngesterFactory | None = None,
+    cache: ToolCache | None = None,
     env: Mapping[str, str],
     guard: SSRFGuard | None,
     grants: Grants,
@@ -176,6 +183,7 @@ def _build(
             env=env,
             retriever_for=retriever_for,
             ingester_for=ingester_for,
+            cache=cache,
         )
     if kind == "python":
         return PythonTool(

@@ -31,7 +31,7 @@ from astromesh.models.types import ToolCall, ToolDefinition
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.agent import AgentTool
 from astromesh.tools.base import Tool, ToolContext, ToolResult, Toolset, ToolsetUnavailable
-from astromesh.tools.builtin import Summariser
+from astromesh.tools.builtin import Summariser, ToolCache
 from astromesh.tools.factory import IngesterFactory, RetrieverFactory, build_tools
 
 logger = logging.getLogger(__name__)
@@ -254,6 +254,7 @@ async def build_registry(
     summariser: Summariser | None = None,
     retriever_for: RetrieverFactory | None = None,
     ingester_for: IngesterFactory | None = None,
+    cache: ToolCache | None = None,
     env: Mapping[str, str] | None = None,
     grants: Grants = FILE_AGENT_GRANTS,
 ) -> ToolRegistry:
@@ -262,7 +263,7 @@ async def build_registry(
 
     Args:
         known_agents: the agents an ``agent`` tool may name; ``None`` skips the check.
-        summariser / retriever_for / ingester_for / env: see :mod:`astromesh.tools.factory`.
+        summariser / retriever_for / ingester_for / cache / env: see :mod:`astromesh.tools.factory`.
         grants: what the agent may use (:mod:`astromesh.security.grants`); a tool outside
             them is a configuration error, and tools connect and read within them.
 
@@ -285,6 +286,7 @@ async def build_registry(
                     summariser=summariser,
                     retriever_for=retriever_for,
                     ingester_for=ingester_for,
+                    cache=cache,
                     env=env,
                     grants=grants,
                 )
@@ -307,6 +309,7 @@ async def _add_tool(
     summariser: Summariser | None,
     retriever_for: RetrieverFactory | None,
     ingester_for: IngesterFactory | None,
+    cache: ToolCache | None,
     env: Mapping[str, str] | None,
     grants: Grants,
 ) -> None:
@@ -331,6 +334,7 @@ async def _add_tool(
         summariser=summariser,
         retriever_for=retriever_for,
         ingester_for=ingester_for,
+        cache=cache,
         env=env,
         grants=grants,
     ):

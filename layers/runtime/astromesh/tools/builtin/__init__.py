@@ -18,6 +18,7 @@
 ``wikipedia``      a Wikipedia article's summary (:mod:`.search`)
 ``rag_query``      search a RAGPipeline (:mod:`.rag_tools`)
 ``rag_ingest``     index a text into a RAGPipeline, under the agent's ids (:mod:`.rag_tools`)
+``cache_store``    a bounded key-value cache per tenant and agent (:mod:`.cache_store`)
 =================  =============================================================
 
 ``datetime_now`` and ``get_current_time`` are upstream's names for ``current_time``.
@@ -36,6 +37,12 @@ from astromesh.errors import ConfigurationError
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.base import Tool
 from astromesh.tools.builtin._common import parse_config
+from astromesh.tools.builtin.cache_store import (
+    CacheStoreConfig,
+    CacheStoreTool,
+    MemoryToolCache,
+    ToolCache,
+)
 from astromesh.tools.builtin.calculator import CalculatorTool
 from astromesh.tools.builtin.current_time import CurrentTimeConfig, CurrentTimeTool
 from astromesh.tools.builtin.http_get import HttpGetConfig, HttpGetTool
@@ -85,6 +92,7 @@ _GUARDED: dict[str, tuple[type[Any], type[Any]]] = {
 with the grants' SSRF guard."""
 
 __all__ = [
+    "CacheStoreTool",
     "CalculatorTool",
     "CurrentTimeTool",
     "HttpGetTool",
@@ -117,6 +125,7 @@ def build_builtin(
     env: Mapping[str, str] | None = None,
     retriever_for: Callable[[str | None], tuple[str, Any]] | None = None,
     ingester_for: Callable[[str | None], tuple[str, Any]] | None = None,
+    cache: ToolCache | None = None,
 ) -> Tool:
     """The builtin tool ``cfg.name`` configured by ``cfg.config``.
 
@@ -131,6 +140,8 @@ def build_builtin(
             narrowed to what the agent may read).
         retriever_for / ingester_for: a RAGPipeline's query and ingest, by name, for
             ``rag_query`` and ``rag_ingest`` (see :mod:`astromesh.tools.factory`).
+        cache: where ``cache_store`` keeps values (the runtime's; a process-local one
+            when not given).
 
     Raises:
         ConfigurationError: unknown name, invalid ``config``, or a missing dependency.
@@ -165,6 +176,13 @@ def build_builtin(
         slack = parse_config(SendSlackConfig, name, raw)
         guard = guard or grants.tool_guard(allow_private_network=slack.allow_private_network)
         return SendSlackTool(name, description, config=slack, env=env, guard=guard)
+    if name == "cache_store":
+        return CacheStoreTool(
+            name,
+            description,
+            cache=cache or MemoryToolCache(),
+            config=parse_config(CacheStoreConfig, name, raw),
+        )
     if name == "rag_query":
         return build_rag_query(
             name, description, parse_config(RagQueryConfig, name, raw), retriever_for

@@ -13,7 +13,7 @@ from tests.security.test_registration_policy import refusals
 from tests.support.canaries import LoopbackListener
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
 
-NETWORK = ["http_request", "web_scrape", "send_webhook"]
+NETWORK = ["http_request", "web_scrape", "send_webhook", "graphql_query"]
 
 
 def _args(name: str, url: str) -> dict[str, object]:
@@ -21,6 +21,8 @@ def _args(name: str, url: str) -> dict[str, object]:
         return {"method": "POST", "url": url, "body": {"x": 1}}
     if name == "send_webhook":
         return {"url": url, "payload": {"x": 1}}
+    if name == "graphql_query":
+        return {"endpoint": url, "query": "{ me { id } }"}
     return {"url": url}
 
 

@@ -221,3 +221,28 @@ def test_a_file_agents_grants_keep_private_networks_closed_when_narrowed() -> No
 def test_config_typos_fail_when_built(name: str, config: dict, words: str) -> None:
     with pytest.raises(ConfigurationError, match=words.replace(".", r"\.")):
         builtin(name, **config)
+
+
+async def test_graphql_query_posts_query_and_variables(server: ScriptedHTTPServer) -> None:
+    server.push(Canned(200, {"data": {"user": {"name": "Ada"}}}))
+    tool = builtin("graphql_query", **PRIVATE)
+    args = {
+        "endpoint": f"{server.url}/graphql",
+        "query": "query($id: ID!) { user(id: $id) { name } }",
+        "variables": {"id": "1"},
+    }
+    result = await tool.call(args, CTX)
+    assert result.ok, result.content
+    assert result.data == {"status_code": 200, "data": {"user": {"name": "Ada"}}}
+    assert server.requests[0].json() == {"query": args["query"], "variables": {"id": "1"}}
+
+
+async def test_graphql_query_refuses_loopback_and_non_json(server: ScriptedHTTPServer) -> None:
+    blocked = await builtin("graphql_query").call({"endpoint": server.url, "query": "{a}"}, CTX)
+    assert not blocked.ok and "loopback" in blocked.content
+    assert server.requests == []
+    server.push(Canned(502, "<html>bad gateway</html>"))
+    result = await builtin("graphql_query", **PRIVATE).call(
+        {"endpoint": server.url, "query": "{a}"}, CTX
+    )
+    assert not result.ok and "502" in result.content

@@ -77,6 +77,7 @@ BUILTIN_TOOLS: Final[tuple[str, ...]] = (
     "rag_query",
     "rag_ingest",
     "cache_store",
+    "graphql_query",
 )
 
 TOOL_TYPES: Final[tuple[str, ...]] = (

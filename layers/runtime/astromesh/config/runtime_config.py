@@ -60,10 +60,12 @@ DEFAULT_REGISTERED_BUILTINS: tuple[str, ...] = (
     "wikipedia",
     "rag_query",
     "cache_store",
+    "graphql_query",
 )
 """Builtins a registered agent may use by default. The network ones (``http_get``,
-``http_request``, ``web_scrape``, ``send_webhook``, ``wikipedia``) reach only public addresses
-through the SSRF guard, and only ``network_hosts`` when the policy sets it, as webhooks do;
+``http_request``, ``web_scrape``, ``send_webhook``, ``wikipedia``, ``graphql_query``) reach
+only public addresses through the SSRF guard, and only ``network_hosts`` when the policy sets
+it, as webhooks do;
 private networks only when ``allow_private_network`` says so. Left out: ``read_file`` and
 ``write_file`` (they need ``file_roots``), ``sql_query`` (it needs ``sql_dsns``), and what
 uses the operator's own accounts (``send_slack``, ``send_email``, ``web_search``), and

@@ -52,6 +52,7 @@ NETWORK_BUILTINS = frozenset(
         "send_slack",
         "web_search",
         "wikipedia",
+        "graphql_query",
     }
 )
 """Builtins that reach URLs through the SSRF guard and take ``allow_private_network``."""

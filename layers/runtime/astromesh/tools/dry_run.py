@@ -15,9 +15,18 @@ from typing import Any
 from astromesh.tools.base import Tool, ToolContext
 
 SIDE_EFFECTING_BUILTINS = frozenset(
-    {"http_request", "send_webhook", "write_file", "send_slack", "send_email", "rag_ingest"}
+    {
+        "http_request",
+        "send_webhook",
+        "write_file",
+        "send_slack",
+        "send_email",
+        "rag_ingest",
+        "graphql_query",
+    }
 )
-"""Builtins that may change something elsewhere (``http_request`` can POST or DELETE)."""
+"""Builtins that may change something elsewhere (``http_request`` can POST or DELETE, a
+GraphQL operation can be a mutation)."""
 
 
 def is_side_effecting(cfg: Any) -> bool:

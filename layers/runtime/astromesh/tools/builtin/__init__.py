@@ -9,6 +9,7 @@
 ``read_file``      a text file confined to ``config.root`` (:mod:`.read_file`)
 ``http_request``   upstream's HTTP client, any method, guarded (:mod:`.http_request`)
 ``web_scrape``     a page's text, guarded (:mod:`.web_scrape`)
+``graphql_query``  one GraphQL operation, guarded (:mod:`.graphql_query`)
 ``send_webhook``   POST JSON to a URL the model names, guarded (:mod:`.send_webhook`)
 ``write_file``     a text file written under a granted root (:mod:`.write_file`)
 ``sql_query``      one read-only statement on an allowed database (:mod:`.sql_query`)
@@ -45,6 +46,7 @@ from astromesh.tools.builtin.cache_store import (
 )
 from astromesh.tools.builtin.calculator import CalculatorTool
 from astromesh.tools.builtin.current_time import CurrentTimeConfig, CurrentTimeTool
+from astromesh.tools.builtin.graphql_query import GraphQLQueryConfig, GraphQLQueryTool
 from astromesh.tools.builtin.http_get import HttpGetConfig, HttpGetTool
 from astromesh.tools.builtin.http_request import HttpRequestConfig, HttpRequestTool
 from astromesh.tools.builtin.json_transform import JsonTransformTool
@@ -87,6 +89,7 @@ _GUARDED: dict[str, tuple[type[Any], type[Any]]] = {
     "web_scrape": (WebScrapeConfig, WebScrapeTool),
     "send_webhook": (SendWebhookConfig, SendWebhookTool),
     "wikipedia": (WikipediaConfig, WikipediaTool),
+    "graphql_query": (GraphQLQueryConfig, GraphQLQueryTool),
 }
 """Builtins that reach a URL the model names: ``(config model, tool class)``, each built
 with the grants' SSRF guard."""
@@ -95,6 +98,7 @@ __all__ = [
     "CacheStoreTool",
     "CalculatorTool",
     "CurrentTimeTool",
+    "GraphQLQueryTool",
     "HttpGetTool",
     "HttpRequestTool",
     "JsonTransformTool",

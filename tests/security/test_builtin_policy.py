@@ -240,3 +240,17 @@ async def test_rag_ingest_writes_a_shared_index_so_it_is_not_granted_by_default(
     tool = {"name": "rag_ingest", "type": "builtin"}
     found = refusals(await hostile_app().post("/v1/agents", json=registered(tools=[tool])))
     assert "registration.builtins" in found["spec.tools[0].name"]
+
+
+async def test_read_file_allowed_paths_are_checked_like_root(
+    hostile_app: HostileApps, tmp_path: Path
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    env = {
+        "ASTROMESH_REGISTRATION_BUILTINS": "read_file",
+        "ASTROMESH_REGISTRATION_FILE_ROOTS": str(docs),
+    }
+    tool = {"name": "read_file", "type": "builtin", "config": {"allowed_paths": ["/proc/self"]}}
+    found = refusals(await hostile_app(env).post("/v1/agents", json=registered(tools=[tool])))
+    assert "registration.file_roots" in found["spec.tools[0].config.allowed_paths[0]"]

@@ -124,3 +124,21 @@ def test_upstream_allowed_paths_is_one_root(out: Path, tmp_path: Path) -> None:
 def test_relative_roots_come_from_the_agents_folder(tmp_path: Path, out: Path) -> None:
     tool = build_builtin(cfg(root="out"), search_path=tmp_path)
     assert isinstance(tool, WriteFileTool) and tool.root == out
+
+
+# -- read_file in upstream's form ------------------------------------------------------------
+
+
+async def test_read_file_takes_upstreams_allowed_paths_and_encoding(out: Path) -> None:
+    (out / "latin.txt").write_bytes("año".encode("latin-1"))
+    reader = build_builtin(
+        TypeAdapter(AnyTool).validate_python(
+            {"type": "builtin", "name": "read_file", "config": {"allowed_paths": [str(out)]}}
+        )
+    )
+    result = await reader.call({"path": "latin.txt", "encoding": "latin-1"}, CTX)
+    assert result.ok and result.data["content"] == "año"
+    unknown = await reader.call({"path": "latin.txt", "encoding": "nope"}, CTX)
+    assert not unknown.ok and "unknown encoding" in unknown.content
+    escape = await reader.call({"path": "link_file"}, CTX)
+    assert not escape.ok

@@ -7,7 +7,9 @@ followed) and must stay inside the resolved root; the file is then opened withou
 a final symlink and, on Linux, the opened descriptor's real path is checked again, so
 swapping a path component for a symlink between the check and the open cannot escape
 either. At most ``config.max_bytes`` (default 256 KiB) are returned, with a note when the
-file is longer; bytes that are not UTF-8 are replaced.
+file is longer; bytes that are not valid in the ``encoding`` asked for (upstream's argument,
+UTF-8 by default) are replaced. Upstream's ``config.allowed_paths`` with one folder is read
+as ``root``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from astromesh.errors import ConfigurationError, ToolError
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
@@ -32,6 +34,21 @@ class ReadFileConfig(BuiltinConfig):
     """The folder files are read from; the agents folder when left out (upstream's agents
     name no root, and the agents folder is the one their author certainly chose)."""
     max_bytes: int = Field(256 * 1024, ge=1, le=50 * 1024 * 1024)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upstream_allowed_paths(cls, data: Any) -> Any:
+        """Upstream's ``allowed_paths`` with one folder is that folder as ``root``."""
+        if isinstance(data, dict) and "allowed_paths" in data:
+            data = dict(data)
+            paths = data.pop("allowed_paths")
+            if not isinstance(paths, list) or len(paths) != 1:
+                raise ValueError(
+                    "allowed_paths: read_file reads under one folder; give exactly one"
+                    " (or use root)"
+                )
+            data.setdefault("root", paths[0])
+        return data
 
 
 class FileRefused(ToolError):
@@ -69,6 +86,7 @@ class ReadFileTool(Tool):
                 "type": "object",
                 "properties": {
                     "path": {"type": "string", "description": "e.g. notes/today.md"},
+                    "encoding": {"type": "string", "default": "utf-8"},
                 },
                 "required": ["path"],
                 "additionalProperties": False,
@@ -126,7 +144,7 @@ class ReadFileTool(Tool):
             raise FileRefused(f"{requested} is not a regular file")
         return real
 
-    def read(self, requested: str) -> dict[str, Any]:
+    def read(self, requested: str, encoding: str = "utf-8") -> dict[str, Any]:
         real = self.resolve(requested)
         flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
         try:
@@ -137,7 +155,10 @@ class ReadFileTool(Tool):
             self._check_descriptor(fd, requested)
             size = os.fstat(fd).st_size
             data = handle.read(self.max_bytes)
-        text = data.decode("utf-8", errors="replace")
+        try:
+            text = data.decode(encoding, errors="replace")
+        except LookupError:
+            raise FileRefused(f"unknown encoding {encoding!r}") from None
         result: dict[str, Any] = {
             "path": real.relative_to(self.root).as_posix(),
             "size": size,
@@ -161,4 +182,6 @@ class ReadFileTool(Tool):
         return any(path.is_relative_to(folder) for folder in self.forbidden)
 
     async def invoke(self, arguments: dict[str, Any], context: ToolContext) -> Any:
-        return await asyncio.to_thread(self.read, arguments["path"])
+        return await asyncio.to_thread(
+            self.read, arguments["path"], arguments.get("encoding") or "utf-8"
+        )

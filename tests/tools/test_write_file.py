@@ -142,3 +142,12 @@ async def test_read_file_takes_upstreams_allowed_paths_and_encoding(out: Path) -
     assert not unknown.ok and "unknown encoding" in unknown.content
     escape = await reader.call({"path": "link_file"}, CTX)
     assert not escape.ok
+
+
+async def test_dry_run_describes_the_write_instead(out: Path) -> None:
+    from astromesh.tools.factory import build_tool
+
+    tool = build_tool(cfg(root=str(out)), grants=Grants(dry_run=True))
+    result = await tool.call({"path": "dry.txt", "content": "x"}, CTX)
+    assert result.ok and result.data["dry_run"] is True
+    assert not (out / "dry.txt").exists()

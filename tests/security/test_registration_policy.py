@@ -397,3 +397,21 @@ async def test_the_state_folder_is_never_readable(
     tool = {"name": "read_file", "type": "builtin", "config": {"root": path}}
     found = refusals(await hostile_app(env).post("/v1/agents", json=registered(tools=[tool])))
     assert ".astromesh" in found["spec.tools[0].config.root"]
+
+
+def test_the_shipped_runtime_config_writes_out_the_default_grants() -> None:
+    """``agents/runtime.yaml`` documents the policy by writing out its defaults: if it lagged
+    behind the code, a default checkout would silently grant less (or more) than the README
+    says."""
+    from pathlib import Path
+
+    from astromesh.config.runtime_config import (
+        DEFAULT_REGISTERED_BUILTINS,
+        RegistrationSettings,
+    )
+
+    shipped = Path(__file__).parents[2] / "agents" / "runtime.yaml"
+    document = yaml.safe_load(shipped.read_text(encoding="utf-8"))
+    written = RegistrationSettings.model_validate(document["spec"]["registration"])
+    assert tuple(written.builtins) == DEFAULT_REGISTERED_BUILTINS
+    assert written == RegistrationSettings()

@@ -281,3 +281,20 @@ async def test_a_rejected_answer_is_not_stored_unscreened(
     stored = await (await app.state.services.runtime.state()).runs.get(body["run_id"])
     assert "ana@acme.test" not in stored.model_dump_json()
     assert '{"score": "[EMAIL]"}' in [m.content for m in stored.messages]
+
+
+async def test_a_streamed_run_ends_with_the_data_and_chain_in_its_done_frame(
+    agents_dir, make_app, client_for, openai_server
+):
+    from tests.channels.conftest import parse_sse
+
+    _lead_agent(agents_dir, openai_server.url)
+    openai_server.push(Reply(json.dumps(GOOD)))
+    client = client_for(make_app())
+
+    response = await client.post("/v1/agents/qualifier/stream", json={"query": "ACME"})
+
+    assert response.status_code == 200
+    event, done = parse_sse(response.text)[-1]
+    assert event == "done" and done["status"] == "succeeded"
+    assert done["data"] == GOOD and done["chain"] is None

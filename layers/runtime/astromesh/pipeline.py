@@ -505,12 +505,16 @@ def stop(run: RunState, decision: Fail, answer: str) -> None:
 
 
 def done_frame(run: RunState) -> dict[str, object]:
+    """The last frame of a streamed run: what ``POST .../run`` answers, so a streaming client
+    gets the structured ``data`` and the ``chain`` block too, not only the text."""
     return {
         "answer": run.answer or "",
         "session_id": run.session_id,
         "run_id": run.id,
         "status": run.status.value,
         "usage": run.usage.model_dump(),
+        "data": run.data,
+        "chain": run.chain,
     }
 
 

@@ -14,9 +14,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -29,36 +28,11 @@ from astromesh.stores.base import SessionKey
 from tests.support.agents import primary, write_agent
 from tests.support.messaging import (
     PlatformServer,
-    signed,
-    wa_text,
-    whatsapp_delivery,
     whatsapp_env,
 )
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
 from tests.support.own_redis import OwnRedis
-
-WEBHOOK = "/v1/channels/whatsapp/webhook"
-RUN = "/v1/agents/helper/run"
-
-
-@pytest.fixture
-def own_redis() -> Iterator[OwnRedis]:
-    server = OwnRedis()
-    server.start()
-    yield server
-    server.kill()
-
-
-@pytest.fixture
-def graph() -> Iterator[PlatformServer]:
-    with PlatformServer() as server:
-        yield server
-
-
-@pytest.fixture
-def model() -> Iterator[ScriptedOpenAIServer]:
-    with ScriptedOpenAIServer() as server:
-        yield server
+from tests.support.state_faults import assert_unavailable, deliver, run, stored
 
 
 @pytest.fixture
@@ -85,38 +59,8 @@ async def app(
     await runtime.close()
 
 
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver", timeout=60
-    ) as http:
-        yield http
-
-
-def assert_unavailable(response: httpx.Response) -> None:
-    """A store fault as the API answers it: 503, Retry-After, the stable code."""
-    assert response.status_code == 503, response.text
-    assert response.headers.get("retry-after", "").isdigit(), response.headers
-    assert response.json()["error"]["code"] == "state_unavailable"
-
-
-async def run(client: httpx.AsyncClient, query: str) -> httpx.Response:
-    return await client.post(RUN, json={"query": query, "session_id": query})
-
-
-async def deliver(client: httpx.AsyncClient, message_id: str, text: str) -> httpx.Response:
-    body, headers = signed(whatsapp_delivery(wa_text(text, message_id=message_id, sender=text)))
-    return await client.post(WEBHOOK, content=body, headers=headers)
-
-
 async def drain(app: FastAPI) -> None:
     await app.state.channel_hub.drain(timeout=60)
-
-
-async def stored(client: httpx.AsyncClient, run_id: str) -> dict[str, Any]:
-    response = await client.get(f"/v1/runs/{run_id}")
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 async def test_runs_across_a_redis_kill_are_503_or_recorded_never_500(

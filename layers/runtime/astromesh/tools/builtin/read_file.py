@@ -19,36 +19,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from astromesh.errors import ConfigurationError, ToolError
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.base import Tool, ToolContext
-from astromesh.tools.builtin._common import BuiltinConfig
+from astromesh.tools.builtin._common import RootedConfig
 
 _PROC_FD = Path("/proc/self/fd")
 
 
-class ReadFileConfig(BuiltinConfig):
+class ReadFileConfig(RootedConfig):
+    one_folder = "read_file reads under one folder"
     root: str | None = None
     """The folder files are read from; the agents folder when left out (upstream's agents
     name no root, and the agents folder is the one their author certainly chose)."""
     max_bytes: int = Field(256 * 1024, ge=1, le=50 * 1024 * 1024)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _upstream_allowed_paths(cls, data: Any) -> Any:
-        """Upstream's ``allowed_paths`` with one folder is that folder as ``root``."""
-        if isinstance(data, dict) and "allowed_paths" in data:
-            data = dict(data)
-            paths = data.pop("allowed_paths")
-            if not isinstance(paths, list) or len(paths) != 1:
-                raise ValueError(
-                    "allowed_paths: read_file reads under one folder; give exactly one"
-                    " (or use root)"
-                )
-            data.setdefault("root", paths[0])
-        return data
 
 
 class FileRefused(ToolError):

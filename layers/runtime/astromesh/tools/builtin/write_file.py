@@ -25,12 +25,12 @@ import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
 from astromesh.errors import ConfigurationError, ToolError
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.base import Tool, ToolContext
-from astromesh.tools.builtin._common import BuiltinConfig
+from astromesh.tools.builtin._common import RootedConfig
 
 _PROC_FD = Path("/proc/self/fd")
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
@@ -38,23 +38,9 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 
 
-class WriteFileConfig(BuiltinConfig):
-    root: str | None = None
+class WriteFileConfig(RootedConfig):
+    one_folder = "write_file writes under one folder"
     max_bytes: int = Field(1024 * 1024, ge=1, le=50 * 1024 * 1024)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _upstream_allowed_paths(cls, data: Any) -> Any:
-        if isinstance(data, dict) and "allowed_paths" in data:
-            data = dict(data)
-            paths = data.pop("allowed_paths")
-            if not isinstance(paths, list) or len(paths) != 1:
-                raise ValueError(
-                    "allowed_paths: write_file writes under one folder; give exactly one"
-                    " (or use root)"
-                )
-            data.setdefault("root", paths[0])
-        return data
 
 
 class WriteRefused(ToolError):

@@ -342,25 +342,15 @@ def _check_builtin(
         )
         return
     config = tool.config if isinstance(tool.config, dict) else {}
-    if tool.name == "read_file":
+    if tool.name in ("read_file", "write_file"):
         grants = policy.grants().narrowed(doc.spec.permissions, base=policy.base)
+        refusal = grants.root_refusal if tool.name == "read_file" else grants.write_root_refusal
         for key in ("root", "allowed_paths"):  # ours, upstream's
             roots = config.get(key)
             for i, root in enumerate(roots if isinstance(roots, list) else [roots]):
                 if not isinstance(root, str):
                     continue  # the builder reports a missing or malformed root
-                problem = grants.root_refusal(_resolve(root, policy.base))
-                if problem is not None:
-                    at = (*path, "config", key) if key == "root" else (*path, "config", key, i)
-                    issues.add(at, problem, f"{_SETTING}.file_roots")
-    elif tool.name == "write_file":
-        grants = policy.grants().narrowed(doc.spec.permissions, base=policy.base)
-        for key in ("root", "allowed_paths"):  # ours, upstream's
-            roots = config.get(key)
-            for i, root in enumerate(roots if isinstance(roots, list) else [roots]):
-                if not isinstance(root, str):
-                    continue  # the builder reports a missing or malformed root
-                problem = grants.write_root_refusal(_resolve(root, policy.base))
+                problem = refusal(_resolve(root, policy.base))
                 if problem is not None:
                     at = (*path, "config", key) if key == "root" else (*path, "config", key, i)
                     issues.add(at, problem, f"{_SETTING}.file_roots")

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from astromesh.config import load_path, load_text
 from astromesh.config.compat import GLYPH_MESSAGE, UPSTREAM_FIELDS
 from astromesh.runs.state import RunStatus
 from astromesh.runtime import AgentRuntime
 from astromesh.stores.memory import MemoryBackend
+from astromesh.tools.builtin.read_file import FileRefused
 from tests.compat.documents import (
     GLYPH_AGENT,
     NODE_PROFILE,
@@ -162,23 +165,32 @@ def test_the_compat_page_lists_the_catalog() -> None:
         assert f"| {entry.kind} | `{entry.dotted}` | {entry.treatment} |" in page, entry.dotted
 
 
-async def test_read_file_without_root_says_which_folders_it_looked_for(tmp_path: Path) -> None:
-    """Upstream's copilot names no root and may read only ./config/ and ./docs/: here those
-    are taken from the agents folder, and when neither exists the build says so."""
+async def test_read_file_without_root_loads_and_reads_once_a_folder_exists(
+    tmp_path: Path,
+) -> None:
+    """Upstream's copilot names no root and may read only ./config/ and ./docs/ (from the
+    agents folder here). It loads, as upstream's does, while neither exists; a read then fails
+    naming both folders; once one exists the tool reads under it, and only under it."""
     text = upstream_agent("http://127.0.0.1:9") + (
         "  permissions:\n    filesystem:\n      read: ['./config/', './docs/']\n"
     )
     write(tmp_path, "concierge.agent.yaml", text)
     write(tmp_path, "billing.agent.yaml", billing_agent("http://127.0.0.1:9"))
+    write(tmp_path, "secret.txt", "not for the agent")
 
     async with AgentRuntime(tmp_path, env={}, offline=True) as runtime:
-        missing = (await runtime.check_agents()).get("concierge")
-    (tmp_path / "docs").mkdir()
-    async with AgentRuntime(tmp_path, env={}, offline=True) as runtime:
-        found = (await runtime.check_agents()).get("concierge")
+        assert (await runtime.check_agents()).get("concierge") is None
         tool = (await runtime.get("concierge")).tools.get("read_file")
+        assert tool is not None
+        with pytest.raises(FileRefused, match="none of them exists") as refused:
+            tool.read("notes.md")  # type: ignore[attr-defined]
+        assert "config" in str(refused.value) and "docs" in str(refused.value)
+        (tmp_path / "docs").mkdir()
+        (tmp_path / "docs" / "notes.md").write_text("hello")
+        assert tool.read("notes.md")["content"] == "hello"  # type: ignore[attr-defined]
+        with pytest.raises(FileRefused, match="outside the allowed folder"):
+            tool.read("../secret.txt")  # type: ignore[attr-defined]
 
-    assert missing is not None and missing.field == "spec.tools.0"
-    assert "names no config.root" in missing.message and "docs" in missing.message
-    assert found is None and tool is not None
+    async with AgentRuntime(tmp_path, env={}, offline=True) as runtime:
+        tool = (await runtime.get("concierge")).tools.get("read_file")
     assert tool.root == (tmp_path / "docs").resolve()  # type: ignore[attr-defined]

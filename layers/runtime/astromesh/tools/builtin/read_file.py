@@ -9,12 +9,15 @@ swapping a path component for a symlink between the check and the open cannot es
 either. At most ``config.max_bytes`` (default 256 KiB) are returned, with a note when the
 file is longer; bytes that are not valid in the ``encoding`` asked for (upstream's argument,
 UTF-8 by default) are replaced. Upstream's ``config.allowed_paths`` with one folder is read
-as ``root``.
+as ``root``. Without a root, the first folder of ``permissions.filesystem.read`` that exists
+is the root; when none exists yet the tool is still built (upstream's agent loads) and takes
+the first that exists on its first call, which fails, naming them, until one does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,8 @@ from astromesh.tools.base import Tool, ToolContext
 from astromesh.tools.builtin._common import RootedConfig
 
 _PROC_FD = Path("/proc/self/fd")
+
+logger = logging.getLogger(__name__)
 
 
 class ReadFileConfig(RootedConfig):
@@ -46,23 +51,23 @@ class ReadFileTool(Tool):
 
     def __init__(
         self,
-        root: Path,
+        root: Path | None,
         name: str = "read_file",
         description: str = "",
         *,
         max_bytes: int = 256 * 1024,
         grants: Grants = FILE_AGENT_GRANTS,
+        candidates: tuple[Path, ...] = (),
     ) -> None:
-        self.root = grants.check_root(root, tool=name)
-        if not self.root.exists():
-            raise ConfigurationError(f"builtin tool {name!r}: root {root} does not exist")
-        if not self.root.is_dir():
-            raise ConfigurationError(f"builtin tool {name!r}: root {root} is not a folder")
-        self.forbidden = tuple(
-            f for f in grants.forbidden_roots if f.is_relative_to(self.root) and f != self.root
-        )
-        """Forbidden folders inside the root (a file agent's root of ``/`` still never reads
-        ``/proc``): refused per read."""
+        self._grants = grants
+        self._name = name
+        self._candidates = candidates
+        """Without ``root``: the folders the agent may read, the first existing one chosen
+        on the first call (upstream's agents load without them and fail only when reading)."""
+        self._root: Path | None = None
+        self.forbidden: tuple[Path, ...] = ()
+        if root is not None:
+            self._use_root(root)
         self.max_bytes = max_bytes
         super().__init__(
             name=name,
@@ -79,6 +84,42 @@ class ReadFileTool(Tool):
             },
         )
 
+    def _use_root(self, root: Path) -> None:
+        resolved = self._grants.check_root(root, tool=self._name)
+        if not resolved.exists():
+            raise ConfigurationError(f"builtin tool {self._name!r}: root {root} does not exist")
+        if not resolved.is_dir():
+            raise ConfigurationError(f"builtin tool {self._name!r}: root {root} is not a folder")
+        self.forbidden = tuple(
+            f for f in self._grants.forbidden_roots if f.is_relative_to(resolved) and f != resolved
+        )
+        """Forbidden folders inside the root (a file agent's root of ``/`` still never reads
+        ``/proc``): refused per read."""
+        self._root = resolved
+
+    @property
+    def root(self) -> Path:
+        """The folder reads stay under; for a tool built without one, the first of its
+        candidate folders that exists now.
+
+        Raises:
+            FileRefused: none of the candidate folders exists (yet).
+        """
+        if self._root is None:
+            existing = [c for c in self._candidates if c.is_dir()]
+            if not existing:
+                raise FileRefused(
+                    "this agent may read only under "
+                    + ", ".join(str(c) for c in self._candidates)
+                    + " and none of them exists"
+                )
+            try:
+                self._use_root(existing[0])
+            except ConfigurationError as exc:
+                raise FileRefused(str(exc)) from None
+        assert self._root is not None
+        return self._root
+
     @classmethod
     def from_config(
         cls,
@@ -92,14 +133,24 @@ class ReadFileTool(Tool):
         if config.root is None:
             # The first folder the agent's permissions.filesystem.read lists that exists, else
             # the agents folder: upstream's agents say where they read there, if anywhere.
-            allowed = grants.file_roots or ()
+            # When none exists yet the tool is still built (upstream's agent loads) and picks
+            # its folder on its first call, which fails, naming them, while none exists.
+            allowed = tuple(grants.file_roots or ())
             listed = [r for r in allowed if r.is_dir()]
             if allowed and not listed:
-                raise ConfigurationError(
-                    f"builtin tool {name!r} names no config.root, so it reads under the first"
-                    " folder the agent may read that exists, and none does: "
-                    + ", ".join(str(r) for r in allowed)
-                    + " (set config.root, or create one of them)"
+                logger.warning(
+                    "tool=<%s> | names no config.root and none of the folders the agent may"
+                    " read exists yet (%s): reads fail until one does",
+                    name,
+                    ", ".join(str(r) for r in allowed),
+                )
+                return cls(
+                    None,
+                    name,
+                    description,
+                    max_bytes=config.max_bytes,
+                    grants=grants,
+                    candidates=allowed,
                 )
             root = listed[0] if listed else (base or Path.cwd())
             return cls(root, name, description, max_bytes=config.max_bytes, grants=grants)

@@ -7,9 +7,12 @@ repository: the documents are read from the clone with ``git show`` into a tempo
 The corpus is what upstream ships or shows: ``config/`` (agents, providers, RAG, runtime,
 templates, workflows, node profiles), ``astromesh-node/config/profiles``, the Helm values'
 embedded documents, and the YAML code blocks of ``README.md``, ``docs/*.md`` and the docs site
-that hold an ``apiVersion: astromesh/v1`` document. Each document is validated on its own, as
-``astromesh validate FILE`` would (validation, then an offline build of each valid agent);
-a document counts as valid when neither reports an error. Warnings do not count as errors.
+that hold an ``apiVersion: astromesh/v1`` document. Each document is validated as
+``astromesh validate FILE`` would (validation, then an offline build of each valid agent),
+laid out as upstream lays it out: a file of ``config/`` in its own folder beside the files
+upstream ships there (an agent chained from the next file resolves), a docs block beside the
+other blocks of its page. A document counts as valid when neither reports an error.
+Warnings do not count as errors.
 """
 
 from __future__ import annotations
@@ -97,15 +100,20 @@ def collect(repo: Path) -> list[tuple[str, str]]:
 
 async def _check(path: Path) -> list[str]:
     """Errors of ``astromesh validate path`` (validation, then an offline build)."""
-    from astromesh.config import load_path
-    from astromesh.runtime import AgentRuntime
+    from astromesh.validation import validate_path
 
-    result = load_path(path)
-    errors = [str(issue) for issue in result.errors]
-    if not errors:
-        async with AgentRuntime(path, offline=True) as runtime:
-            errors += [str(issue) for issue in (await runtime.check_agents()).values()]
-    return errors
+    return [str(issue) for issue in (await validate_path(path)).problems]
+
+
+def _place(root: Path, origin: str) -> Path:
+    """Where the document of ``origin`` (``path#block.doc``) is written under ``root``: a
+    shipped YAML file's documents in that file's folder, a docs page's blocks in a folder
+    of their own."""
+    name, _, index = origin.partition("#")
+    if name.endswith((".yaml", ".yml")):
+        stem = Path(name)
+        return root / stem.parent / f"{stem.stem}.{index}.yaml"
+    return root / name.replace(".", "_") / f"block{index}.yaml"
 
 
 def main() -> int:
@@ -118,11 +126,13 @@ def main() -> int:
     valid: Counter[str] = Counter()
     causes: Counter[str] = Counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for i, (origin, text) in enumerate(corpus):
+        placed = [(origin, text, _place(Path(tmp), origin)) for origin, text in corpus]
+        for _, text, file in placed:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            file.write_text(text, encoding="utf-8")
+        for origin, text, file in placed:
             kind = str((yaml.safe_load(text) or {}).get("kind"))
             kinds[kind] += 1
-            file = Path(tmp) / f"doc{i}.yaml"
-            file.write_text(text, encoding="utf-8")
             errors = asyncio.run(_check(file))
             if not errors:
                 valid[kind] += 1

@@ -25,7 +25,6 @@ from astromesh.runtime import AgentRuntime, default_agents_dir
 
 if TYPE_CHECKING:
     from astromesh.auth import ApiKey, KeyStore
-    from astromesh.config import ConfigIssue
 
 T = TypeVar("T")
 
@@ -65,42 +64,36 @@ def validate(
 ) -> None:
     """Check documents; exit 1 and print file:line: field: message for each problem.
 
-    Upstream fields that mean nothing here are printed as warnings and do not fail the check
-    unless ``--strict`` is given."""
-    from astromesh.config import load_path
+    A file is checked with the documents beside it (an agent it names may be defined in the
+    next file), reporting only its own problems. Upstream fields that mean nothing here are
+    printed as warnings and do not fail the check unless ``--strict`` is given."""
+    from astromesh.validation import validate_path
 
     target = path or default_agents_dir()
     if not target.exists():
         err.print(f"[red]error:[/] {target}: no such file or folder")
         raise typer.Exit(2)
-    result = load_path(target)
     # Every valid agent is built too (offline: no store is created or reached), so one that
     # validates but cannot run here (a refused webhook URL, a tool that does not import) is
     # an error now rather than a 409 on every run.
-    unrunnable = asyncio.run(_unrunnable(target))
-    problems = [*result.errors, *unrunnable]
+    checked = asyncio.run(validate_path(target))
+    problems = checked.problems
     if strict:
-        problems += result.warnings
+        problems += checked.warnings
     else:
-        for warning in result.warnings:
+        for warning in checked.warnings:
             err.print(f"[yellow]warning:[/] {warning}")
     for issue in problems:
         err.print(f"[red]error:[/] {issue}")
     counts = (
-        f"{len(result.agents) - len(unrunnable)} agent(s), {len(result.providers)} provider(s),"
-        f" {len(result.rag_pipelines)} RAG pipeline(s) in {len(result.files)} file(s)"
+        f"{checked.agents - len(checked.unrunnable)} agent(s), {checked.providers}"
+        f" provider(s), {checked.rag_pipelines} RAG pipeline(s) in {checked.files} file(s)"
     )
     if problems:
         err.print(f"{len(problems)} problem(s); {counts} valid")
         raise typer.Exit(1)
-    warned = f" ({len(result.warnings)} warning(s))" if result.warnings else ""
+    warned = f" ({len(checked.warnings)} warning(s))" if checked.warnings else ""
     typer.echo(f"ok: {counts}{warned}")
-
-
-async def _unrunnable(target: Path) -> list[ConfigIssue]:
-    """The issues of the agents under ``target`` that validate but cannot be built."""
-    async with AgentRuntime(target, offline=True) as runtime:
-        return list((await runtime.check_agents()).values())
 
 
 @app.command()

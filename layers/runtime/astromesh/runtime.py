@@ -132,6 +132,8 @@ class AgentRuntime:
         offline: every state backend is an in-memory one, whatever the documents say: for
             building agents to check them (``astromesh validate``) without creating or
             reaching a store.
+        config: documents already loaded (``astromesh validate FILE`` loads the file with
+            the documents beside it); ``agents_dir`` is then only where relative paths start.
     """
 
     def __init__(
@@ -142,6 +144,7 @@ class AgentRuntime:
         state: StateBackend | None = None,
         metrics: Metrics | None = None,
         offline: bool = False,
+        config: LoadResult | None = None,
     ) -> None:
         self.agents_dir = Path(agents_dir) if agents_dir is not None else default_agents_dir()
         self.offline = offline
@@ -162,7 +165,9 @@ class AgentRuntime:
         self._rag: PipelineRegistry | None = None
         self._agents: dict[str, Agent] = {}
         self._build_lock = asyncio.Lock()
-        self.config: LoadResult = load_path(self.agents_dir, env=self.env)
+        self.config: LoadResult = (
+            config if config is not None else load_path(self.agents_dir, env=self.env)
+        )
         self.skipped: dict[str, ConfigIssue] = {}
         """File agents that validate but cannot be built here, with where and why; they
         are not in :meth:`agent_names` and running one raises ``AgentUnrunnable``."""

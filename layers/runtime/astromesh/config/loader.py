@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +116,34 @@ def load_path(
     else:
         session.issue(ConfigIssue(str(root), None, None, "", "no such file or directory"))
     return session.finish()
+
+
+def load_files(files: Sequence[Path], *, env: Mapping[str, str] | None = None) -> LoadResult:
+    """Load exactly ``files``, in this order, as one set of documents (references between
+    them resolve, as in a folder)."""
+    session = _Session(env, ())
+    for file in files:
+        session.add_file(file)
+    return session.finish()
+
+
+def yaml_files_beside(file: Path) -> list[Path]:
+    """``file``, then the other documents of its folder (not below it): what one file is
+    checked together with, so that a chain or an agent tool naming an agent defined in the
+    next file resolves as it will when the folder is served. ``file`` comes first so that
+    its documents win a clash (a name, the one RuntimeConfig) with a neighbour: a folder of
+    alternatives, such as upstream's node profiles, holds one RuntimeConfig per file. Only
+    the folder itself, so checking ``~/draft.yaml`` never walks a home folder."""
+    siblings = sorted(
+        entry
+        for entry in file.parent.iterdir()
+        if entry.is_file()
+        and entry.name.endswith(YAML_SUFFIXES)
+        and not entry.name.startswith(".")
+        and entry.name not in IGNORED_FILE_NAMES
+        and entry != file
+    )
+    return [file, *siblings]
 
 
 def load_text(

@@ -55,6 +55,12 @@ async def test_agents_that_do_not_load_are_listed_as_drafts_with_their_error(
     assert user_view["skipped"] == []
     refused = await user.post("/v1/agents/scout/run", json={"query": "hi"})
     assert refused.status_code == 404 and openai_server.requests == []
+    # asked for by name, a draft is answered as listed (upstream answers what it could not
+    # deploy), not 404 for an agent that is there
+    described = await user.get("/v1/agents/scout")
+    assert described.status_code == 200
+    assert described.json() == {a["name"]: a for a in user_view["agents"]}["scout"]
+    assert (await user.get("/v1/agents/nobody")).status_code == 404
 
 
 async def test_a_registered_draft_is_listed_to_its_tenant_only(
@@ -91,3 +97,5 @@ async def test_a_registered_draft_is_listed_to_its_tenant_only(
     assert draft["status"] == "draft" and draft["origin"] == "registered"
     assert "python" in draft["error"] and draft["tenant"] == "acme"
     assert "private-helper" not in str(globex_view)
+    assert (await acme_later.get("/v1/agents/private-helper")).json()["status"] == "draft"
+    assert (await globex.get("/v1/agents/private-helper")).status_code == 404

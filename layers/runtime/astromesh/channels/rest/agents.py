@@ -61,8 +61,19 @@ async def describe_agent(
     name: str, principal: CurrentPrincipal, catalog: CatalogDep
 ) -> dict[str, Any]:
     """The agent's configuration, plus its status, origin and registry revision; a file
-    agent that cannot run here also has ``unrunnable``: where its file is at fault and why."""
-    entry = await visible_entry(catalog, principal, name)
+    agent that cannot run here also has ``unrunnable``: where its file is at fault and why.
+    An agent that does not load at all (its document fails to validate) is answered as
+    ``GET /v1/agents`` lists it, ``status: draft`` with its ``error``, as upstream answers
+    with the configuration it could not deploy, rather than a 404 for an agent that is
+    there."""
+    try:
+        entry = await visible_entry(catalog, principal, name)
+    except NotFoundError:
+        _, drafts = await catalog.listing(tenant=principal.tenant)
+        for draft in drafts:
+            if draft.name == name:
+                return draft.summary()
+        raise
     config = agent_config(entry)
     issue = catalog.skipped().get(name) if entry.origin == "file" else None
     if issue is not None:

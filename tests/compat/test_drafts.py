@@ -97,5 +97,6 @@ async def test_a_registered_draft_is_listed_to_its_tenant_only(
     assert draft["status"] == "draft" and draft["origin"] == "registered"
     assert "python" in draft["error"] and draft["tenant"] == "acme"
     assert "private-helper" not in str(globex_view)
-    assert (await acme_later.get("/v1/agents/private-helper")).json()["status"] == "draft"
+    described = await acme_later.get("/v1/agents/private-helper")
+    assert described.json().get("status") == "draft", described.text
     assert (await globex.get("/v1/agents/private-helper")).status_code == 404

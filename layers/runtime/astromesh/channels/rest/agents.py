@@ -28,7 +28,7 @@ from astromesh.channels.security import (
     listing_tenant,
 )
 from astromesh.channels.views import agent_config, agent_summary
-from astromesh.errors import NotFoundError
+from astromesh.errors import AgentUnrunnable, NotFoundError
 from astromesh.runs.events import RunEvent
 from astromesh.runs.views import run_response
 
@@ -68,7 +68,7 @@ async def describe_agent(
     there."""
     try:
         entry = await visible_entry(catalog, principal, name)
-    except NotFoundError:
+    except (NotFoundError, AgentUnrunnable):
         _, drafts = await catalog.listing(tenant=principal.tenant)
         for draft in drafts:
             if draft.name == name:

@@ -109,7 +109,6 @@ UPSTREAM_AGENT_WARNED = [
     "spec.guardrails.output[1].blocked_categories",
     "spec.memory.conversational.connection",
     "spec.tools[0].permissions",
-    "spec.tools[1].context_transform",
 ]
 
 

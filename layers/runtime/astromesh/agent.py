@@ -86,10 +86,13 @@ def system_prompt_variables(
     session_id: str,
 ) -> dict[str, Any]:
     """What a system prompt is rendered with; one function so the trial render at build time
-    sees the same variables (the agent, its real tools) as a run."""
+    sees the same variables (the agent, its real tools) as a run. The run's context is
+    ``context`` and, as upstream renders it, each of its keys on its own (``{{ company }}``)
+    unless it names one of the variables below, which win."""
     identity = config.spec.identity
     meta = config.metadata
-    return base_variables(
+    spread = {k: v for k, v in context.items() if isinstance(k, str) and k.isidentifier()}
+    return spread | base_variables(
         agent={
             "name": meta.name,
             "namespace": meta.namespace,

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
+from typing import Any, Protocol
 
 from astromesh.agent import Agent
 from astromesh.chains.run import run_chain
@@ -53,12 +54,23 @@ from astromesh.tools.client import pause_for_client, split_client_calls
 
 logger = logging.getLogger(__name__)
 
-ChildRunStarter = Callable[[RunState, str, str, str], Awaitable[RunState]]
-"""Starts agent ``name`` with ``query`` as a child of ``parent`` and waits for it:
-``(parent, name, query, key) -> finished child run``. ``key`` names the child within the
-parent (its tool call and the child's number in it), so a repeated call of the same tool
-call (a retried Lambda) finds the child the first attempt started instead of starting
-another. Supplied by the runtime to the executor."""
+class ChildRunStarter(Protocol):
+    """Starts agent ``name`` with ``query`` as a child of ``parent`` and waits for it:
+    ``(parent, name, query, key, context=...) -> finished child run``. ``key`` names the child
+    within the parent (its tool call and the child's number in it), so a repeated call of the
+    same tool call (a retried Lambda) finds the child the first attempt started instead of
+    starting another; ``context`` goes over the parent's. Supplied by the runtime to the
+    executor."""
+
+    def __call__(
+        self,
+        parent: RunState,
+        agent_name: str,
+        query: str,
+        key: str | None = None,
+        *,
+        context: Mapping[str, Any] | None = None,
+    ) -> Awaitable[RunState]: ...
 
 MAX_PARALLEL_ACTIONS = 8
 """Tool calls of one step run concurrently, at most this many at a time."""
@@ -365,10 +377,12 @@ def _child_runner(
 
     number = 0
 
-    async def run_child(agent_name: str, query: str) -> RunState:
+    async def run_child(
+        agent_name: str, query: str, *, context: Mapping[str, Any] | None = None
+    ) -> RunState:
         nonlocal number
         number += 1
-        child = await starter(parent, agent_name, query, f"{call_id}#{number}")
+        child = await starter(parent, agent_name, query, f"{call_id}#{number}", context=context)
         started[call_id] = child.id
         return child
 

@@ -633,13 +633,20 @@ class AgentRuntime:
         return await self.execute(run, agent, on_event)
 
     async def run_child(
-        self, parent: RunState, agent_name: str, query: str, key: str | None = None
+        self,
+        parent: RunState,
+        agent_name: str,
+        query: str,
+        key: str | None = None,
+        *,
+        context: Mapping[str, Any] | None = None,
     ) -> RunState:
         """Run ``agent_name`` as a child of ``parent`` (an agent tool's call) and return it.
 
         The child is a run of its own: stored with ``parent_run_id`` and ``depth``, in the
         session ``<parent session>/<agent>`` so its memory never mixes with the parent's
-        conversation, with the parent's context. Its events are not forwarded: the parent
+        conversation, with the parent's context (and ``context``, what an agent tool's
+        ``context_transform`` rendered, over it). Its events are not forwarded: the parent
         reports the call as a tool call.
 
         With ``key`` (the call that starts it, unique within the parent) the child's id is
@@ -679,7 +686,7 @@ class AgentRuntime:
             namespace=agent.namespace,
             session_id=f"{parent.session_id}/{agent.name}",
             query=query,
-            context=parent.context,
+            context={**(parent.context or {}), **context} if context else parent.context,
             tenant=parent.tenant,
             parent_run_id=parent.id,
             depth=depth,

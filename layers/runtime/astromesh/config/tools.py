@@ -322,6 +322,17 @@ class AgentTool(ToolConfig):
 
     type: Literal["agent"]
     agent: str
+    context_transform: str | None = None
+    """Upstream's: a template rendered with the call's arguments as ``data`` into a JSON
+    object, the child run's context (over the parent's); its keys are variables of the
+    child's system prompt. Checked here like every document template (bounded sandbox)."""
+
+    @field_validator("context_transform")
+    @classmethod
+    def _transform_template(cls, value: str | None) -> str | None:
+        from astromesh.config.templates import check_template
+
+        return None if value is None else check_template(value)
 
     def default_parameters(self) -> dict[str, Any]:
         return _query_schema("The request for the agent")

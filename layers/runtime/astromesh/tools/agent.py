@@ -9,11 +9,14 @@ with ``parent_run_id`` and ``depth``, and its answer is the tool's result.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from astromesh.errors import ToolError
+from astromesh.errors import AstromeshError, ToolError
 from astromesh.runs.state import RunStatus
 from astromesh.tools.base import Tool, ToolContext
+
+if TYPE_CHECKING:
+    from astromesh.prompts.render import PromptTemplate
 
 QUERY_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -43,6 +46,11 @@ class AgentTool(Tool):
         description: what the model is told; defaults to a sentence naming the agent.
         parameters: JSON Schema of the arguments; ``query`` (a string) by default. With other
             parameters the child's query is the arguments as JSON.
+        context_transform: upstream's template, rendered in the bounded sandbox with the
+            arguments as ``data`` into a JSON object that goes over the parent's context for
+            the child (its keys are variables of the child's system prompt). It renders what
+            a model asked for, so a render that fails or is not a JSON object fails the call,
+            never the run.
     """
 
     def __init__(
@@ -52,8 +60,16 @@ class AgentTool(Tool):
         *,
         description: str | None = None,
         parameters: dict[str, Any] | None = None,
+        context_transform: str | None = None,
     ) -> None:
         self.agent_name = agent_name
+        self._transform: PromptTemplate | None = None
+        if context_transform is not None:
+            from astromesh.prompts.render import PromptTemplate
+
+            self._transform = PromptTemplate(
+                name, context_transform, field=f"tool {name!r} context_transform"
+            )
         super().__init__(
             name=name,
             description=description or f"Ask the agent '{agent_name}' to handle a request.",
@@ -66,13 +82,40 @@ class AgentTool(Tool):
                 f"agent tool '{self.name}' needs an executor that runs child agents; "
                 "this one does not"
             )
-        child = await context.run_child(self.agent_name, child_query(arguments))
+        child = await context.run_child(
+            self.agent_name, child_query(arguments), context=self._child_context(arguments)
+        )
         if child.status is not RunStatus.SUCCEEDED:
             raise ChildRunFailed(
                 f"agent '{self.agent_name}' {child.status.value} (run {child.id}): "
                 f"{child.error or 'no answer'}"
             )
         return child.answer or ""
+
+    def _child_context(self, arguments: dict[str, Any]) -> dict[str, Any] | None:
+        """What ``context_transform`` renders from ``arguments``, or ``None`` without one.
+
+        Raises:
+            ToolError: the render failed or went over the sandbox's limits, or its text is
+                not one JSON object.
+        """
+        if self._transform is None:
+            return None
+        try:
+            rendered = self._transform.render({"data": arguments})
+        except AstromeshError as exc:  # a limit, an undefined name, a type error
+            raise ToolError(f"context_transform failed: {exc}") from None
+        try:
+            value = json.loads(rendered)
+        except (ValueError, RecursionError) as exc:
+            raise ToolError(
+                f"context_transform did not render JSON ({exc}): {rendered[:200]!r}"
+            ) from None
+        if not isinstance(value, dict):
+            raise ToolError(
+                f"context_transform must render a JSON object, got {type(value).__name__}"
+            )
+        return value
 
 
 def child_query(arguments: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ import json
 import logging
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
 
@@ -27,8 +27,14 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ChildRunner = Callable[[str, str], Awaitable["RunState"]]
-"""Runs another agent as a child of the current run: ``(agent_name, query) -> finished run``."""
+class ChildRunner(Protocol):
+    """Runs another agent as a child of the current run and returns the finished run; the
+    child's context is the parent's, with ``context`` (an agent tool's
+    ``context_transform``) over it."""
+
+    def __call__(
+        self, agent_name: str, query: str, *, context: Mapping[str, Any] | None = None
+    ) -> Awaitable[RunState]: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -324,6 +324,7 @@ async def _add_tool(
                 cfg.agent,
                 description=cfg.description or None,
                 parameters=cfg.json_schema(),
+                context_transform=cfg.context_transform,
             )
         )
         return

@@ -155,9 +155,9 @@ UPSTREAM_FIELDS: Final[tuple[UpstreamField, ...]] = (
     UpstreamField(
         "Agent",
         ("spec", "tools", ANY, "context_transform"),
-        "dropped",
-        "an agent tool passes the call's arguments to the child agent as its query (JSON when"
-        " there are several); reshaping them with a template is not supported",
+        "honoured",
+        "rendered with the call's arguments as `data` (bounded sandbox) into the child run's"
+        " context; its keys are variables of the child's system prompt",
     ),
     UpstreamField(
         "Agent",

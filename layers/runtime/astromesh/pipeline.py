@@ -54,6 +54,7 @@ from astromesh.tools.client import pause_for_client, split_client_calls
 
 logger = logging.getLogger(__name__)
 
+
 class ChildRunStarter(Protocol):
     """Starts agent ``name`` with ``query`` as a child of ``parent`` and waits for it:
     ``(parent, name, query, key, context=...) -> finished child run``. ``key`` names the child
@@ -71,6 +72,7 @@ class ChildRunStarter(Protocol):
         *,
         context: Mapping[str, Any] | None = None,
     ) -> Awaitable[RunState]: ...
+
 
 MAX_PARALLEL_ACTIONS = 8
 """Tool calls of one step run concurrently, at most this many at a time."""

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
 class ChildRunner(Protocol):
     """Runs another agent as a child of the current run and returns the finished run; the
     child's context is the parent's, with ``context`` (an agent tool's

@@ -47,11 +47,17 @@ class VectorStoreConfig(ConfigModel):
     connection: dict[str, Any] | str | None = None
     collection: str = "documents"
     path: str | None = None
+    ann_threshold: int | None = Field(None, ge=0)
+    """faiss: live vectors from which the index is HNSW instead of exact (default 20000;
+    0 keeps it exact at any size). See ``rag/vectorstores/faiss_ann.py``."""
 
     @model_validator(mode="after")
     def _path_only_for_faiss(self) -> VectorStoreConfig:
-        if self.path is not None and self.backend != "faiss":
-            raise config_error(f"'path' is for backend 'faiss', not '{self.backend}'", field="path")
+        for name in ("path", "ann_threshold"):
+            if getattr(self, name) is not None and self.backend != "faiss":
+                raise config_error(
+                    f"'{name}' is for backend 'faiss', not '{self.backend}'", field=name
+                )
         return self
 
     def dsn(self) -> str | None:

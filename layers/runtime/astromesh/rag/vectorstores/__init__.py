@@ -44,10 +44,14 @@ def build_vector_store(
         ConfigurationError: no DSN for pgvector, or the backend's client is not installed.
     """
     if config.backend == "faiss":
+        from astromesh.rag.vectorstores.faiss_ann import AnnSettings
         from astromesh.rag.vectorstores.faiss_store import FaissVectorStore
 
         path = config.path or DEFAULT_FAISS_DIR / f"{config.collection}.faiss"
-        return FaissVectorStore(path, dimension=dimension)
+        ann = AnnSettings()
+        if config.ann_threshold is not None:
+            ann = AnnSettings(threshold=config.ann_threshold or None)
+        return FaissVectorStore(path, dimension=dimension, ann=ann)
     if config.backend == "pgvector":
         dsn = config.dsn() or default_dsn
         if not dsn:

@@ -87,6 +87,48 @@ async def test_status_in_the_lambda_api_says_lambda_and_needs_a_key(
     assert status.json()["mode"] == "lambda" and status.json()["agents_loaded"] == 1
 
 
+async def test_providers_lists_what_astromeshctl_providers_prints_to_admins_only(
+    agents_dir, make_app, client_for
+):
+    write_agent(agents_dir)
+    (agents_dir / "providers.yaml").write_text(
+        """\
+apiVersion: astromesh/v1
+kind: ProviderConfig
+metadata: {name: models}
+spec:
+  providers:
+    gpu:
+      type: vllm
+      endpoint: http://10.0.0.7:8000/v1
+      models: [llama-3.1-8b]
+      api_key_env: GPU_KEY
+""",
+        encoding="utf-8",
+    )
+    app = make_app(auth="required", env={"GPU_KEY": "sk-secret-value"})
+    client = client_for(app)
+    admin = await caller(app, client, "acme", Role.ADMIN)
+    developer = await caller(app, client, "acme", Role.DEVELOPER)
+
+    listed = await admin.get("/v1/providers/")
+    refused = await developer.get("/v1/providers")
+
+    assert listed.status_code == 200, listed.text
+    # list_providers reads providers[].name, .endpoint and .models
+    assert listed.json()["providers"] == [
+        {
+            "name": "gpu",
+            "type": "vllm",
+            "endpoint": "http://10.0.0.7:8000/v1",
+            "models": ["llama-3.1-8b"],
+            "api_key_env": "GPU_KEY",
+        }
+    ]
+    assert "sk-secret-value" not in listed.text
+    assert_upstream_error(refused, 403, "forbidden")
+
+
 async def test_doctor_checks_the_real_parts_and_reports_healthy(
     agents_dir, make_app, client_for, openai_server, redis_url
 ):

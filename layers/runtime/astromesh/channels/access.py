@@ -96,6 +96,7 @@ ROUTE_ROLES: Mapping[tuple[str, str], Role | None] = {
     ("POST", "/v1/rag/ingest"): Role.ADMIN,  # RAG pipelines are the folder's, every tenant's
     ("GET", "/metrics"): Role.ADMIN,  # names every tenant's agents
     ("GET", "/v1/system/doctor"): Role.ADMIN,  # the operator's infrastructure and its errors
+    ("GET", "/v1/providers"): Role.ADMIN,  # the operator's model endpoints
 }
 """The least role of every route, ``(method, path template)`` -> role (``PUBLIC``: no key).
 

@@ -309,6 +309,25 @@ class DoctorCheck(_Open):
     message: str = ""
 
 
+class ProviderInfo(_Open):
+    """One provider a ProviderConfig names."""
+
+    name: str
+    type: str
+    endpoint: str = Field("", description="Empty for a provider type's default endpoint")
+    models: list[str]
+    api_key_env: str | None = Field(
+        None, description="The name of the variable holding the key, never the key"
+    )
+
+
+class ProviderList(BaseModel):
+    """``GET /v1/providers``: upstream's ``astromeshctl providers list`` reads ``providers``."""
+
+    providers: list[ProviderInfo]
+    count: int
+
+
 class DoctorReport(BaseModel):
     """``GET /v1/system/doctor``: ``healthy`` is true when no check is degraded, in error or
     unavailable (a part that is not configured does not count against it)."""

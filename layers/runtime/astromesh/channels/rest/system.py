@@ -1,5 +1,6 @@
-"""``GET /v1/system/status`` and ``GET /v1/system/doctor``: upstream's ``astromeshctl status``
-and ``doctor`` (logic in :mod:`astromesh.channels.system`)."""
+"""``GET /v1/system/status``, ``GET /v1/system/doctor`` and ``GET /v1/providers``: upstream's
+``astromeshctl status``, ``doctor`` and ``providers list`` (logic in
+:mod:`astromesh.channels.system`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from astromesh.channels.openapi import AUTHENTICATED, errors
-from astromesh.channels.schemas import DoctorReport, SystemStatus
+from astromesh.channels.schemas import DoctorReport, ProviderList, SystemStatus
 from astromesh.channels.security import CurrentPrincipal, ServicesDep
 from astromesh.channels.system import run_checks, system_status
 
@@ -28,3 +29,21 @@ async def doctor(_principal: CurrentPrincipal, services: ServicesDep) -> dict[st
     endpoint; ``healthy`` is false when one is degraded, in error or unavailable. Always 200
     with the findings (a failed check is a finding, not an error of this route)."""
     return await run_checks(services)
+
+
+@router.get("/v1/providers", response_model=ProviderList, responses=errors(AUTHENTICATED))
+async def providers(_principal: CurrentPrincipal, services: ServicesDep) -> dict[str, Any]:
+    """The providers the server's ProviderConfig documents name, with their endpoints and
+    models: the operator's infrastructure, so an admin's (the route's role). The names of the
+    key variables are shown, never their values."""
+    listed = [
+        {
+            "name": name,
+            "type": entry.type,
+            "endpoint": entry.endpoint or "",
+            "models": list(entry.models),
+            "api_key_env": entry.api_key_env,
+        }
+        for name, entry in sorted(services.runtime.config.providers.items())
+    ]
+    return {"providers": listed, "count": len(listed)}

@@ -68,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _results import record
 from psycopg.conninfo import conninfo_to_dict
 from rag_data import clustered, exact_top, generated_texts, neighbour_stats, random_unit
 
@@ -421,6 +422,7 @@ def store_default_ef() -> int:
 def add_row(dataset: Dataset, method: str, recall: float, times_ms: list[float]) -> None:
     row = Row(dataset.name, method, recall, pct(times_ms, 50), pct(times_ms, 99))
     ROWS.append(row)
+    record("rag", f"{dataset.name} | {method}", row.p50, "ms", recall=recall, p99=row.p99)
     print(f"  {method:<40} recall@10 {recall:6.3f}   p50 {row.p50:7.2f} ms   p99 {row.p99:7.2f} ms")
 
 

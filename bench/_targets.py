@@ -1,0 +1,130 @@
+"""Issue 18's targets, checked against one ``python -m bench`` run.
+
+Each target reads the figures benchmarks recorded (:mod:`_results`) or, for benchmarks that
+only print, the line of their output that holds the figure. A target whose figure is in
+neither says so (``NOT MEASURED``) rather than guessing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Rows = list[dict[str, Any]]
+Outputs = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    status: str  # PASS, MISS, NOT MEASURED
+    figure: str
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    check: Callable[[Rows, Outputs], Verdict]
+
+
+def _none(why: str) -> Verdict:
+    return Verdict("NOT MEASURED", why)
+
+
+def _ratio_target(bench: str, prefix: str, limit: float, what: str) -> Callable[..., Verdict]:
+    def check(rows: Rows, outputs: Outputs) -> Verdict:
+        found = [r for r in rows if r["bench"] == bench and r["measure"].startswith(prefix)]
+        found = [r for r in found if r.get("ratio") is not None]
+        if not found:
+            return _none(f"bench/{bench}.py recorded no '{prefix}' ratio ({what})")
+        worst = max(found, key=lambda r: r["ratio"])
+        status = "PASS" if worst["ratio"] <= limit else "MISS"
+        return Verdict(status, f"{worst['ratio']:.2f}x ({worst['measure']}); limit {limit}x")
+
+    return check
+
+
+def _steps_sqlite(rows: Rows, outputs: Outputs) -> Verdict:
+    text = outputs.get("steps", "")
+    match = re.search(r"runtime, sqlite store\s+[\d.]+\s+[-\d.]+\s+([\d.]+)", text)
+    if match is None:
+        return _none("no 'runtime, sqlite store' row in bench/steps.py's output")
+    ratio = float(match.group(1))
+    return Verdict("PASS" if ratio <= 2 else "MISS", f"{ratio:.1f}x the bare loop; limit 2x")
+
+
+def _transitions(rows: Rows, outputs: Outputs) -> Verdict:
+    counts: dict[tuple[int, int], float] = {}
+    for r in rows:
+        match = re.match(r"transitions, (\d+) iterations x (\d+) tool calls", r["measure"])
+        if r["bench"] == "cost_model" and match:
+            counts[int(match.group(1)), int(match.group(2))] = r["value"]
+    worst: tuple[float, int] | None = None
+    for (its, tools), value in counts.items():
+        fewer = [i for i, t in counts if t == tools and i < its]
+        if fewer:
+            low = max(fewer)
+            per = (value - counts[low, tools]) / (its - low)
+            if worst is None or per - (3 + tools) > worst[0] - (3 + worst[1]):
+                worst = (per, tools)
+    if worst is None:
+        return _none("bench/cost_model.py recorded no two run lengths to difference")
+    per, tools = worst
+    status = "PASS" if per <= 3 + tools else "MISS"
+    return Verdict(status, f"{per:.1f} per iteration with {tools} tool call(s); limit {3 + tools}")
+
+
+def _breaker(rows: Rows, outputs: Outputs) -> Verdict:
+    text = outputs.get("router", "")
+    found = re.findall(r"^\s+(\S*redis\S*)\s.*?overhead\s+([-\d.]+) us", text, re.M | re.I)
+    if not found:
+        return _none("no Redis breaker rows in bench/router.py's output (--redis)")
+    worst = max(float(us) for _, us in found)
+    status = "PASS" if worst <= 100 else "MISS"
+    return Verdict(status, f"{worst:.0f} us per model call (worst strategy); limit 100 us")
+
+
+def _faiss(rows: Rows, outputs: Outputs) -> Verdict:
+    found = [
+        r
+        for r in rows
+        if r["bench"] == "rag"
+        and r["measure"].startswith("clustered")
+        and "| faiss" in r["measure"]
+        and "1 thread" in r["measure"]
+    ]
+    if not found:
+        return _none("bench/rag.py recorded no FAISS row on the clustered set")
+    r = max(found, key=lambda r: int(re.sub(r"\D", "", r["measure"].split()[1]) or 0))
+    size = r["measure"].split(" | ")[0]
+    ok = r["recall"] >= 0.95 and r["value"] < 1.0
+    note = "" if "100k" in size else " (quick size; --full measures 100k)"
+    return Verdict(
+        "PASS" if ok else "MISS",
+        f"{size}: recall@10 {r['recall']:.3f}, p50 {r['value']:.2f} ms; limits 0.95, 1 ms{note}",
+    )
+
+
+TARGETS = [
+    Target(
+        "cold start: api <= 1.5x a minimal FastAPI+Mangum app",
+        _ratio_target("ingress", "cold api", 1.5, "cold api vs minimal app"),
+    ),
+    Target(
+        "cold start: light handlers <= 2.5x a minimal Powertools resolver",
+        _ratio_target("ingress", "cold light", 2.5, "cold light handler vs minimal resolver"),
+    ),
+    Target(
+        "REST per-iteration <= 2x the HTTP floor",
+        _ratio_target("peers", "per iteration, Astromesh REST", 2.0, "peers"),
+    ),
+    Target("bench/steps.py SQLite <= 2x the bare loop", _steps_sqlite),
+    Target("Step Functions: <= 3 + n transitions per iteration", _transitions),
+    Target(
+        "RAG functions <= 150 MB unzipped",
+        lambda rows, outputs: _none("cdk synth && python -m infra.sizes cdk.out (not run here)"),
+    ),
+    Target("FAISS ANN: recall@10 >= 0.95, p50 < 1 ms at 100k x 384", _faiss),
+    Target("breaker: <= 100 us per model call for the shared circuit", _breaker),
+]

@@ -45,7 +45,6 @@ DOCUMENT_ROUTES = {"/v1/agents", "/v1/agents/{name}"}
 NOT_BUILT = {
     ("GET", "/v1/traces"),
     ("GET", "/v1/traces/{trace_id}"),
-    ("GET", "/v1/metrics"),
     ("POST", "/v1/rag/pipelines"),
     ("PUT", "/v1/rag/pipelines/{name}"),
     ("DELETE", "/v1/rag/pipelines/{name}"),

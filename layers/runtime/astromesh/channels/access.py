@@ -77,7 +77,9 @@ ROUTE_ROLES: Mapping[tuple[str, str], Role | None] = {
     # not stored yet: 501 naming the observability issue (rest/observability.py)
     ("GET", "/v1/traces"): Role.USER,
     ("GET", "/v1/traces/{trace_id}"): Role.USER,
+    # the tenant's own spending (rest/usage.py): the key's tenant, and its agents only
     ("GET", "/v1/metrics"): Role.USER,
+    ("GET", "/v1/usage"): Role.USER,
     # -- manage the tenant's agents: developer (a file agent's status: admin, see below) ---
     ("POST", "/v1/agents"): Role.DEVELOPER,
     ("PUT", "/v1/agents/{name}"): Role.DEVELOPER,

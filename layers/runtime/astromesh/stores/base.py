@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from astromesh.models.types import Message
 from astromesh.runs.state import ActionResult, RunState
+from astromesh.telemetry.usage import UsageEntry, UsageQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,11 +102,26 @@ class HistoryStore(ABC):
         """Delete the session's history; return how many messages were removed."""
 
 
+class UsageStore(ABC):
+    """The usage ledger's entries (:mod:`astromesh.telemetry.usage`).
+
+    Written by the backend's own :class:`RunStore` whenever it stores a run in a terminal
+    state (in the same transaction where the backend has them), replacing that run's earlier
+    entries; read here.
+    """
+
+    @abstractmethod
+    async def entries(self, query: UsageQuery) -> list[UsageEntry]:
+        """The entries of ``query.tenant``'s runs started in ``[since, until)`` (of
+        ``query.agent`` only, when given)."""
+
+
 class StateBackend(ABC):
     """One backend's stores, opened and closed together."""
 
     runs: RunStore
     history: HistoryStore
+    usage: UsageStore
 
     async def open(self) -> None:  # noqa: B027 - optional hook, in-memory backends hold nothing
         """Connect and migrate now rather than on first use (fail fast at start-up)."""

@@ -9,11 +9,26 @@ from collections.abc import Sequence
 from astromesh.errors import ConflictError, NotFoundError
 from astromesh.models.types import Message
 from astromesh.runs.state import ActionResult, RunState, utcnow
-from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
+from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
+from astromesh.telemetry.usage import UsageEntry, UsageQuery, entries_of
+
+
+class MemoryUsageStore(UsageStore):
+    def __init__(self) -> None:
+        self._by_run: dict[str, list[UsageEntry]] = {}
+
+    def put(self, run: RunState) -> None:
+        """Replace ``run``'s entries when it is stored ended (see :class:`UsageStore`)."""
+        if run.status.is_terminal:
+            self._by_run[run.id] = entries_of(run)
+
+    async def entries(self, query: UsageQuery) -> list[UsageEntry]:
+        return [e for found in self._by_run.values() for e in found if query.matches(e)]
 
 
 class MemoryRunStore(RunStore):
-    def __init__(self) -> None:
+    def __init__(self, usage: MemoryUsageStore | None = None) -> None:
+        self.usage = usage or MemoryUsageStore()
         self._runs: dict[str, str] = {}
         self._results: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
@@ -35,6 +50,7 @@ class MemoryRunStore(RunStore):
             run.version = 1
             run.updated_at = utcnow()
             self._runs[run.id] = run.model_dump_json()
+            self.usage.put(run)
             return run
 
     async def get(self, run_id: str) -> RunState:
@@ -54,6 +70,7 @@ class MemoryRunStore(RunStore):
             run.version += 1
             run.updated_at = utcnow()
             self._runs[run.id] = run.model_dump_json()
+            self.usage.put(run)
             return run
 
     async def list_runs(
@@ -88,5 +105,6 @@ class MemoryHistoryStore(HistoryStore):
 
 class MemoryBackend(StateBackend):
     def __init__(self) -> None:
-        self.runs = MemoryRunStore()
+        self.usage = MemoryUsageStore()
+        self.runs = MemoryRunStore(self.usage)
         self.history = MemoryHistoryStore()

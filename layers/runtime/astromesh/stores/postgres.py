@@ -26,16 +26,17 @@ from astromesh.stores._common import (
     created_copy,
     saved_copy,
 )
-from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
+from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
 from astromesh.stores.faults import translate_faults
 from astromesh.stores.migrations import migrate_postgres
 from astromesh.stores.postgres_connect import PostgresConnector
+from astromesh.telemetry.usage import UsageEntry, UsageQuery, entries_of
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection
     from psycopg.abc import Query
 
-__all__ = ["PostgresBackend", "PostgresHistoryStore", "PostgresRunStore"]
+__all__ = ["PostgresBackend", "PostgresHistoryStore", "PostgresRunStore", "PostgresUsageStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class PostgresBackend(StateBackend):
         self._open_lock = asyncio.Lock()
         self.runs = PostgresRunStore(self)
         self.history = PostgresHistoryStore(self)
+        self.usage = PostgresUsageStore(self)
 
     def _make_pool(self) -> AsyncConnectionPool[AsyncConnection[Any]]:
         # open=False: psycopg would otherwise open it in the constructor, which needs a
@@ -114,14 +116,48 @@ class PostgresBackend(StateBackend):
         return rows
 
     async def execute_count(
-        self, query: Query, params: tuple[Any, ...] = ()
+        self, query: Query, params: tuple[Any, ...] = (), *, usage_of: RunState | None = None
     ) -> tuple[list[tuple[Any, ...]], int]:
-        """Like :meth:`execute`, also returning the affected row count."""
+        """Like :meth:`execute`, also returning the affected row count.
+
+        With ``usage_of`` (a finished run being written), the statement and the replacement
+        of that run's usage lines are one transaction; the lines are written only when the
+        statement changed a row (a lost compare-and-swap writes nothing).
+        """
         await self.open()
         async with self.pool.connection() as conn, conn.cursor() as cursor:
             await cursor.execute(query, params)
             rows = await cursor.fetchall() if cursor.description is not None else []
-            return rows, cursor.rowcount
+            count = cursor.rowcount
+            if usage_of is not None and count == 1:
+                await cursor.execute("DELETE FROM usage_lines WHERE run_id = %s", (usage_of.id,))
+                await cursor.executemany(
+                    "INSERT INTO usage_lines (run_id, line, tenant, agent, namespace, status,"
+                    " started_at, parent_run_id, provider, model, role, calls, tokens_in,"
+                    " tokens_out, cost)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [
+                        (
+                            e.run_id,
+                            line,
+                            e.tenant,
+                            e.agent,
+                            e.namespace,
+                            e.status,
+                            e.started_at,
+                            e.parent_run_id,
+                            e.provider,
+                            e.model,
+                            e.role,
+                            e.calls,
+                            e.tokens_in,
+                            e.tokens_out,
+                            e.cost,
+                        )
+                        for line, e in enumerate(entries_of(usage_of))
+                    ],
+                )
+            return rows, count
 
     async def close(self) -> None:
         """Close the pool; its connections are returned to the server. Later calls raise."""
@@ -160,6 +196,7 @@ class PostgresRunStore(RunStore):
             f"INSERT INTO runs (id, {_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
             " ON CONFLICT (id) DO NOTHING",
             (run.id, *_values(written)),
+            usage_of=_ended(written),
         )
         if count != 1:
             raise ConflictError(f"run {run.id!r} already exists")
@@ -180,6 +217,7 @@ class PostgresRunStore(RunStore):
             " version = %s, created_at = %s, updated_at = %s, document = %s::jsonb"
             " WHERE id = %s AND version = %s",
             (*_values(written), run.id, run.version),
+            usage_of=_ended(written),
         )
         if count == 1:
             return adopt(run, written)
@@ -225,6 +263,32 @@ class PostgresRunStore(RunStore):
             (run_id, wanted),
         )
         return {call_id: ActionResult.model_validate_json(doc) for call_id, doc in rows}
+
+
+def _ended(run: RunState) -> RunState | None:
+    """``run`` when its usage is to be written with it (it is stored ended)."""
+    return run if run.status.is_terminal else None
+
+
+@translate_faults("postgresql")
+class PostgresUsageStore(UsageStore):
+    """The ``usage_lines`` table (written by :class:`PostgresRunStore`)."""
+
+    def __init__(self, backend: PostgresBackend) -> None:
+        self._backend = backend
+
+    async def entries(self, query: UsageQuery) -> list[UsageEntry]:
+        sql = (
+            "SELECT run_id, tenant, agent, namespace, status, started_at, provider, model,"
+            " role, calls, tokens_in, tokens_out, cost, parent_run_id FROM usage_lines"
+            " WHERE tenant = %s AND started_at >= %s AND started_at < %s"
+        )
+        params: tuple[Any, ...] = (query.tenant, query.since, query.until)
+        if query.agent is not None:
+            sql += " AND agent = %s"
+            params = (*params, query.agent)
+        rows = await self._backend.execute(sql, params)
+        return [UsageEntry(*row[:5], as_utc(row[5]), *row[6:]) for row in rows]
 
 
 @translate_faults("postgresql")

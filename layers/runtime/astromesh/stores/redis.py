@@ -10,6 +10,10 @@ Layout, all under one ``prefix`` so tenants of a Redis (or test runs) never coll
 - ``{prefix}:durable_owed``: a set of run ids whose final state the tiered backend could not
   yet copy to PostgreSQL (no TTL: it empties itself as the copies are written).
 - ``{prefix}:hist:{session key}``: a list of message JSON, RPUSHed, with a TTL.
+- ``{prefix}:usage:run:{id}``: a finished run's usage ledger entries (a JSON list), and
+  ``{prefix}:usage:tenant:{tenant}``: a sorted set of those run ids scored by the run's start,
+  the index ``GET /v1/usage`` reads a window of. No TTL: spending is kept like an account,
+  not like a cache (behind the tiered backend, PostgreSQL keeps it and Redis writes none).
 
 Writes of a run go through Lua scripts so that the version check, the write and the index
 update happen as one atomic step: two writers holding the same version can never both win.
@@ -17,8 +21,10 @@ update happen as one atomic step: two writers holding the same version can never
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
@@ -33,14 +39,15 @@ from astromesh.stores._common import (
     created_copy,
     saved_copy,
 )
-from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
+from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
 from astromesh.stores.faults import translate_faults
 from astromesh.stores.redis_client import connect
+from astromesh.telemetry.usage import UsageEntry, UsageQuery, entries_of
 
 if TYPE_CHECKING:
     from redis.commands.core import AsyncScript
 
-__all__ = ["RedisBackend", "RedisHistoryStore", "RedisRunStore"]
+__all__ = ["RedisBackend", "RedisHistoryStore", "RedisRunStore", "RedisUsageStore"]
 
 logger = logging.getLogger(__name__)
 
@@ -106,6 +113,10 @@ class RedisBackend(StateBackend):
         self.client: aioredis.Redis = connect(url, decode_responses=True)
         self.runs = RedisRunStore(self)
         self.history = RedisHistoryStore(self)
+        self.usage = RedisUsageStore(self)
+        self.records_usage = True
+        """Whether finished runs' usage is written here (the tiered backend turns it off:
+        its durable tier keeps the ledger)."""
 
     def key(self, *parts: str) -> str:
         """``{prefix}:part:part...``: every key name goes through here."""
@@ -151,6 +162,7 @@ class RedisRunStore(RunStore):
         )
         if not created:
             raise ConflictError(f"run {run.id!r} already exists")
+        await self._backend.usage.put(written)
         return adopt(run, written)
 
     async def get(self, run_id: str) -> RunState:
@@ -169,6 +181,7 @@ class RedisRunStore(RunStore):
             raise NotFoundError(f"run {run.id!r} not found")
         if status == -2:
             raise conflict(run.id, int(version), run.version)
+        await self._backend.usage.put(written)
         return adopt(run, written)
 
     async def owe_durable(self, run_id: str) -> None:
@@ -243,6 +256,58 @@ class RedisRunStore(RunStore):
             for call_id, doc in zip(wanted, raw, strict=True)
             if doc is not None
         }
+
+
+@translate_faults("redis")
+class RedisUsageStore(UsageStore):
+    """Each finished run's entries as one JSON list, indexed per tenant by start time."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._backend = backend
+
+    async def put(self, run: RunState) -> None:
+        """Replace ``run``'s entries when it is stored ended (after the run's own write: a
+        process dying in between leaves that one run out of the ledger)."""
+        if not run.status.is_terminal or not self._backend.records_usage:
+            return
+        found = entries_of(run)
+        document = json.dumps([_entry_json(e) for e in found])
+        async with self._backend.client.pipeline(transaction=True) as pipe:
+            pipe.set(self._backend.key("usage", "run", run.id), document)
+            pipe.zadd(
+                self._backend.key("usage", "tenant", run.tenant),
+                {run.id: found[0].started_at.timestamp()},
+            )
+            await pipe.execute()
+
+    async def entries(self, query: UsageQuery) -> list[UsageEntry]:
+        client = self._backend.client
+        ids: list[str] = await client.zrangebyscore(
+            self._backend.key("usage", "tenant", query.tenant),
+            query.since.timestamp(),
+            f"({query.until.timestamp()}",
+        )
+        found: list[UsageEntry] = []
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            docs: list[str | None] = await client.mget(
+                [self._backend.key("usage", "run", i) for i in batch]
+            )
+            for doc in docs:
+                for item in json.loads(doc) if doc else ():
+                    entry = UsageEntry(
+                        **{**item, "started_at": datetime.fromisoformat(item["started_at"])}
+                    )
+                    if query.matches(entry):
+                        found.append(entry)
+        return found
+
+
+def _entry_json(entry: UsageEntry) -> dict[str, Any]:
+    return {
+        **{name: getattr(entry, name) for name in UsageEntry.__slots__},
+        "started_at": entry.started_at.isoformat(),
+    }
 
 
 @translate_faults("redis")

@@ -14,6 +14,7 @@ import logging
 import sqlite3
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -27,13 +28,15 @@ from astromesh.stores._common import (
     saved_copy,
     sortable_timestamp,
 )
-from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend
+from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
 from astromesh.stores.migrations import migrate_sqlite
+from astromesh.telemetry.usage import UsageEntry, UsageQuery, entries_of
 
 __all__ = [
     "SQLiteBackend",
     "SQLiteHistoryStore",
     "SQLiteRunStore",
+    "SQLiteUsageStore",
     "apply_erasure_pragmas",
     "checkpoint_truncate",
 ]
@@ -59,6 +62,7 @@ class SQLiteBackend(StateBackend):
         self._closed = False
         self.runs = SQLiteRunStore(self)
         self.history = SQLiteHistoryStore(self)
+        self.usage = SQLiteUsageStore(self)
 
     async def open(self) -> None:
         """Open the database and apply pending migrations now rather than on first use."""
@@ -156,6 +160,9 @@ class SQLiteRunStore(RunStore):
             except sqlite3.IntegrityError:
                 raise ConflictError(f"run {run.id!r} already exists") from None
 
+        if written.status.is_terminal:  # a finished run's copy: its usage goes in with it
+            insert = _with_usage(insert, written)
+
         await self._backend.call(insert)
         return adopt(run, written)
 
@@ -186,6 +193,8 @@ class SQLiteRunStore(RunStore):
                 raise NotFoundError(f"run {run.id!r} not found")
             raise conflict(run.id, row[0], run.version)
 
+        if written.status.is_terminal:
+            update = _with_usage(update, written)
         await self._backend.call(update)
         return adopt(run, written)
 
@@ -299,6 +308,84 @@ class SQLiteHistoryStore(HistoryStore):
             return cursor.rowcount
 
         return await self._backend.call(delete)
+
+
+class SQLiteUsageStore(UsageStore):
+    """The ``usage_lines`` table (written by :class:`SQLiteRunStore`)."""
+
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self._backend = backend
+
+    async def entries(self, query: UsageQuery) -> list[UsageEntry]:
+        sql = (
+            "SELECT run_id, tenant, agent, namespace, status, started_at, provider, model,"
+            " role, calls, tokens_in, tokens_out, cost, parent_run_id FROM usage_lines"
+            " WHERE tenant = ? AND started_at >= ? AND started_at < ?"
+        )
+        params: list[str] = [
+            query.tenant,
+            sortable_timestamp(query.since),
+            sortable_timestamp(query.until),
+        ]
+        if query.agent is not None:
+            sql += " AND agent = ?"
+            params.append(query.agent)
+
+        def select(conn: sqlite3.Connection) -> list[UsageEntry]:
+            return [
+                UsageEntry(
+                    *row[:5],
+                    datetime.strptime(row[5], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC),
+                    *row[6:],
+                )
+                for row in conn.execute(sql, params).fetchall()
+            ]
+
+        return await self._backend.call(select)
+
+
+def _with_usage(
+    write: Callable[[sqlite3.Connection], None], run: RunState
+) -> Callable[[sqlite3.Connection], None]:
+    """``write`` and the replacement of ``run``'s usage lines, in one transaction."""
+    rows = [
+        (
+            e.run_id,
+            line,
+            e.tenant,
+            e.agent,
+            e.namespace,
+            e.status,
+            sortable_timestamp(e.started_at),
+            e.parent_run_id,
+            e.provider,
+            e.model,
+            e.role,
+            e.calls,
+            e.tokens_in,
+            e.tokens_out,
+            e.cost,
+        )
+        for line, e in enumerate(entries_of(run))
+    ]
+
+    def both(conn: sqlite3.Connection) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            write(conn)
+            conn.execute("DELETE FROM usage_lines WHERE run_id = ?", (run.id,))
+            conn.executemany(
+                "INSERT INTO usage_lines (run_id, line, tenant, agent, namespace, status,"
+                " started_at, parent_run_id, provider, model, role, calls, tokens_in,"
+                " tokens_out, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    return both
 
 
 def _row(run: RunState) -> tuple[str, str, str, str, str, int, str, str, str]:

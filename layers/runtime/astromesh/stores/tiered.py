@@ -4,7 +4,9 @@ written to PostgreSQL too.
 Redis keeps run documents for ``ttl_seconds``; a run read after it expired there is served
 from PostgreSQL. Only terminal states are copied (a run is written to the durable tier once
 or twice, not at every step), so the per-step cost stays one Redis round trip. History stays
-in the hot tier (the conversation window, with its TTL).
+in the hot tier (the conversation window, with its TTL). The usage ledger is the durable
+tier's: a run's usage is written with its durable copy (so a copy owed while PostgreSQL was
+down brings its usage with it), and the hot tier writes none.
 
 When the durable tier fails (PostgreSQL restarting, failing over), a finished run is not
 lost either: its final state is in Redis, the run id is remembered there as owed, and the copy
@@ -178,6 +180,9 @@ class TieredBackend(StateBackend):
         self.durable_backend = durable
         self.runs = TieredRunStore(hot.runs, durable.runs)
         self.history = hot.history
+        self.usage = durable.usage
+        if hasattr(hot, "records_usage"):
+            hot.records_usage = False
 
     @property
     def dsn(self) -> str | None:

@@ -12,6 +12,7 @@ from astromesh.channels.rest import (
     system,
     templates,
     tools,
+    usage,
 )
 
 ROUTERS = (
@@ -26,6 +27,7 @@ ROUTERS = (
     rag.router,
     templates.router,
     observability.router,
+    usage.router,
 )
 
 __all__ = ["ROUTERS"]

@@ -1,5 +1,6 @@
-"""``GET /v1/traces``, ``GET /v1/traces/{trace_id}`` and ``GET /v1/metrics``: upstream's
-``astromeshctl traces``, ``trace``, ``metrics`` and ``cost``.
+"""``GET /v1/traces`` and ``GET /v1/traces/{trace_id}``: upstream's ``astromeshctl traces``
+and ``trace``. (``GET /v1/metrics``, for ``astromeshctl metrics`` and ``cost``, is served from
+the usage ledger by :mod:`astromesh.channels.rest.usage`.)
 
 A trace store and aggregated metrics are the observability issue's feature (issue 17:
 OpenTelemetry GenAI traces, a trace per run across every Lambda). Until it lands, these
@@ -22,11 +23,6 @@ _TRACES = (
     " feature, issue 17); a run's own trace is in its response (trace) and in"
     " GET /v1/runs/{run_id}"
 )
-_METRICS = (
-    "aggregated metrics (upstream's /v1/metrics/) are not served yet (the observability"
-    " feature, issue 17); Prometheus metrics are at GET /metrics (admin) on the local server,"
-    " and each run's usage and cost are in its response (usage) and GET /v1/runs/{run_id}"
-)
 
 
 @router.get("/v1/traces", responses=errors(AUTHENTICATED, 501))
@@ -39,9 +35,3 @@ async def list_traces(_principal: CurrentPrincipal) -> None:
 async def get_trace(trace_id: str, _principal: CurrentPrincipal) -> None:
     """Not served yet: ``501 traces_unavailable``."""
     raise NotAvailable("traces_unavailable", _TRACES)
-
-
-@router.get("/v1/metrics", responses=errors(AUTHENTICATED, 501))
-async def metrics(_principal: CurrentPrincipal) -> None:
-    """Not served yet: ``501 metrics_unavailable``."""
-    raise NotAvailable("metrics_unavailable", _METRICS)

@@ -1,0 +1,173 @@
+"""``GET /v1/usage`` and ``GET /v1/metrics``: what a tenant's runs spent, from the usage
+ledger (:mod:`astromesh.telemetry.usage`).
+
+Usage is tenant data: both read the caller's tenant only (an admin's ``?tenant=`` names
+another; anyone else naming one gets 403 from :func:`~astromesh.channels.access.acting_as`),
+and a key limited to some agents sees those agents' spending only. Bad ``from``, ``to`` or
+``group_by`` are a 422 naming the parameter.
+
+``/v1/metrics`` is upstream's JSON shape, ``{"counters": {name: number}, "histograms":
+{name: {count, sum, avg, min, max}}}``, which upstream's ``astromeshctl metrics`` and
+``astromeshctl cost`` print (cost counters as dollars, cost histograms as count, total and
+average). Upstream filled it from in-process counters; here it is the ledger's window (the
+last 30 days unless ``from`` / ``to`` say otherwise), so every instance answers the same.
+Prometheus' own exposition of the live counters stays at ``GET /metrics``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from pydantic import BeforeValidator, TypeAdapter, WithJsonSchema
+
+from astromesh.auth import Principal
+from astromesh.channels.access import require_agent
+from astromesh.channels.openapi import AUTHENTICATED, errors
+from astromesh.channels.security import CurrentPrincipal, ServicesDep
+from astromesh.telemetry.usage import (
+    GroupBy,
+    UsageEntry,
+    UsageQuery,
+    report,
+    summarise,
+    usage_query,
+)
+
+router = APIRouter(tags=["observability"])
+
+_DATETIME = TypeAdapter(datetime)
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _moment(value: object) -> object:
+    """A date (``YYYY-MM-DD``) or an RFC 3339 / ISO 8601 datetime; one error naming the
+    parameter otherwise (a ``date | datetime`` union would report one error per type)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        if not _ISO_DAY.match(value):  # pydantic would read "0.5" as a Unix time
+            raise ValueError(value)
+        return date.fromisoformat(value) if len(value) == 10 else _DATETIME.validate_python(value)
+    except ValueError:
+        raise ValueError("not a date (YYYY-MM-DD) or an ISO 8601 datetime") from None
+
+
+_MOMENT_SCHEMA = WithJsonSchema(
+    {"anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]}
+)
+AgentParam = Annotated[str | None, Query(description="Only this agent's runs")]
+FromParam = Annotated[
+    date | datetime | None,
+    BeforeValidator(_moment),
+    _MOMENT_SCHEMA,
+    Query(
+        alias="from",
+        description="Runs started at or after: a date (YYYY-MM-DD) or an ISO 8601 datetime"
+        " (UTC unless it says); default 30 days before `to`",
+    ),
+]
+ToParam = Annotated[
+    date | datetime | None,
+    BeforeValidator(_moment),
+    _MOMENT_SCHEMA,
+    Query(
+        alias="to",
+        description="Runs started before: a datetime, or a date (that whole day included);"
+        " default now",
+    ),
+]
+
+
+async def _entries(
+    services: ServicesDep,
+    principal: Principal,
+    agent: str | None,
+    since: date | datetime | None,
+    until: date | datetime | None,
+) -> tuple[UsageQuery, list[UsageEntry]]:
+    """The caller's tenant's entries in the window, of the agents its key may use."""
+    if agent:
+        require_agent(principal, agent)
+    query = usage_query(principal.tenant, agent=agent, since=since, until=until)
+    found = await (await services.runtime.state()).usage.entries(query)
+    return query, [e for e in found if principal.allows(e.agent)]
+
+
+@router.get("/v1/usage", responses=errors(AUTHENTICATED))
+async def usage(
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    agent: AgentParam = None,
+    since: FromParam = None,
+    until: ToParam = None,
+    group_by: Annotated[
+        GroupBy | None, Query(description="`day`, `agent` or `model`: one sum per group")
+    ] = None,
+) -> dict[str, Any]:
+    """Tokens in and out, USD and run counts of the tenant's finished runs (child runs and
+    side calls included), in total and per day, agent or model."""
+    query, entries = await _entries(services, principal, agent, since, until)
+    return report(query, entries, group_by)
+
+
+@router.get("/v1/metrics", responses=errors(AUTHENTICATED))
+async def metrics(
+    principal: CurrentPrincipal,
+    services: ServicesDep,
+    agent: AgentParam = None,
+    since: FromParam = None,
+    until: ToParam = None,
+) -> dict[str, Any]:
+    """Upstream's aggregated metrics (``counters``, ``histograms``) over the usage ledger."""
+    _query, entries = await _entries(services, principal, agent, since, until)
+    return upstream_metrics(entries)
+
+
+def upstream_metrics(entries: list[UsageEntry]) -> dict[str, Any]:
+    """Counters (runs, calls, tokens, cost: in total and per agent and status as
+    ``name{agent="a",status="s"}``) and per-run histograms (cost, tokens)."""
+    total, _ = summarise(entries, None)
+    counters: dict[str, int | float] = {
+        "runs_total": total.runs,
+        "model_calls_total": total.calls,
+        "tokens_input_total": total.tokens_in,
+        "tokens_output_total": total.tokens_out,
+        "cost_usd_total": float(total.cost),
+    }
+    per_run: dict[str, list[UsageEntry]] = defaultdict(list)
+    for entry in entries:
+        per_run[entry.run_id].append(entry)
+    labelled: dict[tuple[str, str], list[UsageEntry]] = defaultdict(list)
+    for lines in per_run.values():
+        labelled[(lines[0].agent, lines[0].status)].extend(lines)
+    for (agent, status), lines in sorted(labelled.items()):
+        group, _ = summarise(lines, None)
+        labels = f'{{agent="{agent}",status="{status}"}}'
+        counters[f"runs_total{labels}"] = group.runs
+        counters[f"tokens_total{labels}"] = group.tokens_in + group.tokens_out
+        counters[f"cost_usd_total{labels}"] = float(group.cost)
+    costs = [sum(e.cost for e in lines) for lines in per_run.values()]
+    tokens = [float(sum(e.tokens_in + e.tokens_out for e in lines)) for lines in per_run.values()]
+    histograms = {
+        name: _stats(values)
+        for name, values in (("run_cost_usd", costs), ("run_tokens", tokens))
+        if values
+    }
+    return {"counters": counters, "histograms": histograms}
+
+
+def _stats(values: list[float]) -> dict[str, float | int]:
+    return {
+        "count": len(values),
+        "sum": sum(values),
+        "avg": sum(values) / len(values),
+        "min": min(values),
+        "max": max(values),
+    }
+
+
+__all__ = ["router", "upstream_metrics"]

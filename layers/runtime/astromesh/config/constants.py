@@ -18,12 +18,14 @@ KIND_PROVIDER_CONFIG: Final = "ProviderConfig"
 KIND_RAG_PIPELINE: Final = "RAGPipeline"
 KIND_RUNTIME_CONFIG: Final = "RuntimeConfig"
 KIND_AGENT_TEMPLATE: Final = "AgentTemplate"
+KIND_WORKFLOW: Final = "Workflow"
 KINDS: Final[tuple[str, ...]] = (
     KIND_AGENT,
     KIND_PROVIDER_CONFIG,
     KIND_RAG_PIPELINE,
     KIND_RUNTIME_CONFIG,
     KIND_AGENT_TEMPLATE,
+    KIND_WORKFLOW,
 )
 
 # Provider *types* (wire protocols). A candidate may also name a provider defined in a

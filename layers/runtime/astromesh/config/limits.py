@@ -142,3 +142,26 @@ def check_name_length(value: str, *, limit: int = MAX_NAME_CHARS, what: str = "n
     if len(value) > limit:
         raise config_error(f"{what} too long: {len(value)} characters, the limit is {limit}")
     return value
+
+
+# -- Workflow documents (astromesh.config.workflow) ----------------------------------------
+
+MAX_WORKFLOW_STEPS: Final = 64
+"""Steps of one workflow (top level). Each is a persisted transition of every run."""
+
+MAX_PARALLEL_BRANCHES: Final = MAX_LIST_ITEMS
+"""Branches of one ``parallel`` step: each is a concurrent agent run or tool call."""
+
+MAX_SWITCH_CASES: Final = MAX_LIST_ITEMS
+"""Cases of one ``switch`` step: each is a template rendered at that step."""
+
+MAX_WORKFLOW_SECONDS: Final = 366 * 24 * 3600
+"""Any duration a workflow names (its timeout, a wait, an approval's timeout): one year,
+the longest a Step Functions Standard execution lives."""
+
+MAX_WORKFLOW_TRANSITIONS: Final = 1_000
+"""Steps one workflow run may enter in all (a loop through a wait or an approval goes
+round again): past it the run fails instead of looping for ever."""
+
+MAX_WORKFLOW_ARGUMENT_VALUES: Final = 256
+"""Values (nested) in one tool step's ``arguments``; each string is a template."""

@@ -32,6 +32,7 @@ from astromesh.config.pydantic_errors import issues_from_validation_error
 from astromesh.config.rag import RAGPipelineDocument
 from astromesh.config.runtime_config import RuntimeConfigDocument
 from astromesh.config.templates import document_templates
+from astromesh.config.workflow import WorkflowDocument
 from astromesh.config.yaml_source import (
     FieldPath,
     ParseFailure,
@@ -46,6 +47,7 @@ DOCUMENT_TYPES: dict[str, type[ConfigDocument]] = {
     "RAGPipeline": RAGPipelineDocument,
     "RuntimeConfig": RuntimeConfigDocument,
     "AgentTemplate": AgentTemplateDocument,
+    "Workflow": WorkflowDocument,
 }
 assert tuple(DOCUMENT_TYPES) == KINDS
 
@@ -63,6 +65,7 @@ class LoadResult:
     rag_pipelines: dict[str, RAGPipelineDocument] = field(default_factory=dict)
     runtime: RuntimeConfigDocument | None = None
     templates: dict[str, AgentTemplateDocument] = field(default_factory=dict)
+    workflows: dict[str, WorkflowDocument] = field(default_factory=dict)
     errors: list[ConfigIssue] = field(default_factory=list)
     warnings: list[ConfigIssue] = field(default_factory=list)
     """Upstream fields that load but mean nothing here (see :mod:`astromesh.config.compat`);
@@ -291,7 +294,36 @@ class _Session:
             self._add_agent(staged)
         for staged in by_kind.get(AgentTemplateDocument, []):
             self._add_template(staged)
+        for staged in by_kind.get(WorkflowDocument, []):
+            self._add_workflow(staged)
         return self.result
+
+    def _add_workflow(self, staged: _Staged) -> None:
+        """Keep a workflow whose name is new and whose agents are in this load."""
+        doc = staged.document
+        assert isinstance(doc, WorkflowDocument)
+        ok = True
+        for path, agent in doc.spec.agents():
+            if agent not in self.result.agents:
+                ok = False
+                hint = suggest(agent, self.result.agents)
+                self._at(
+                    staged,
+                    ("spec", *(int(p) if p.isdigit() else p for p in path.split("."))),
+                    with_suggestion(f"unknown agent '{agent}'", hint)
+                    + ("" if hint else " (no valid Agent document of that name was loaded)"),
+                    suggestion=hint,
+                )
+        first = self.result.workflows.get(doc.name)
+        if first is not None:
+            self._at(
+                staged,
+                ("metadata", "name"),
+                f"duplicate Workflow name '{doc.name}': already defined in {first.source}",
+            )
+            return
+        if ok:
+            self.result.workflows[doc.name] = doc
 
     def _add_template(self, staged: _Staged) -> None:
         """Keep a template whose trial render (sample values) is a valid Agent."""

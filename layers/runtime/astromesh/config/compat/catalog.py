@@ -226,6 +226,27 @@ UPSTREAM_FIELDS: Final[tuple[UpstreamField, ...]] = (
         " agent's `type: agent` tools; `glyph` (upstream's Glyph language, `spec.program`) is"
         " refused",
     ),
+    # --- Workflow ----------------------------------------------------------------------
+    UpstreamField(
+        "Workflow",
+        ("spec", "observability"),
+        "dropped",
+        "upstream's per-workflow trace collector; a workflow's agent steps are traced as"
+        " every run is (OpenTelemetry)",
+    ),
+    UpstreamField(
+        "Workflow",
+        ("spec", "steps", ANY, "context_transform"),
+        "dropped",
+        "upstream's per-step context template; an agent step's `input` is its whole input",
+    ),
+    UpstreamField(
+        "Workflow",
+        ("spec", "steps", ANY, "strict_conditions"),
+        "dropped",
+        "conditions are always strict here: a `when` reading an undefined name fails the"
+        " step (its `on_error` applies) instead of rendering false",
+    ),
 )
 """Every upstream field the loader knows, in the order the docs list them."""
 

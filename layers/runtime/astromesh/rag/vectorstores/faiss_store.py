@@ -2,7 +2,7 @@
 
 Below ``ann_threshold`` live vectors (20k by default) the index is exact inner product
 (``IndexFlatIP``; vectors are unit length, so inner product is cosine); from there it is an
-HNSW graph, ~0.1 ms per query at 100k x 384 against ~14 ms exact, with recall@10 ~0.98
+HNSW graph, ~0.2 ms per query at 100k x 384 against 5-15 ms exact, with recall@10 ~0.99
 (``faiss_ann.py`` has the settings, the figures, and how deletes work on a graph that cannot
 remove: tombstones and rebuilds). Either sits under an ``IndexIDMap2``, so a document's
 vectors are found by id when it changes.

@@ -12,6 +12,7 @@ from tests.security.conftest import HostileApps, registered
 from tests.security.test_registration_policy import refusals
 from tests.support.canaries import LoopbackListener
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
+from tests.support.postgres_roles import reader_role
 
 NETWORK = ["http_request", "web_scrape", "send_webhook", "graphql_query"]
 
@@ -177,17 +178,31 @@ async def test_sql_query_needs_the_builtin_and_a_listed_dsn(
     found = refusals(posted)
     assert "registration.sql_dsns" in found["spec.tools[0].config.dsn"]
 
-    client = hostile_app({**granted, "ASTROMESH_REGISTRATION_SQL_DSNS": postgres_schema})
-    assert (await client.post("/v1/agents", json=registered(tools=[tool]))).status_code == 201
-    openai_server.push(
-        Reply(tool_calls=[("sql_query", {"query": "SELECT 40 + %s AS n", "params": [2]})]),
-        Reply(tool_calls=[("sql_query", {"query": "CREATE TABLE owned (x int)"})]),
-        Reply("done"),
-    )
-    run = (await client.post("/v1/agents/posted/run", json={"query": "q"})).json()
-    calls = [s for s in run["steps"] if s["type"] == "tool_call"]
-    assert [c["data"]["ok"] for c in calls] == [True, False], calls
-    assert "read-only" in str(calls[1])
+    with reader_role(postgres_schema) as reader:
+        listed = {**granted, "ASTROMESH_REGISTRATION_SQL_DSNS": f"{reader},{postgres_schema}"}
+        client = hostile_app(listed)
+        readers = {**tool, "config": {"connection_string": reader}}
+        for posted_tool in (readers, tool):
+            document = registered(tools=[posted_tool])
+            assert (await client.post("/v1/agents", json=document)).status_code in (200, 201)
+            openai_server.push(
+                Reply(
+                    tool_calls=[
+                        (posted_tool["name"], {"query": "SELECT 40 + %s AS n", "params": [2]})
+                    ]
+                ),
+                Reply(tool_calls=[(posted_tool["name"], {"query": "CREATE TABLE owned (x int)"})]),
+                Reply("done"),
+            )
+            run = (await client.post("/v1/agents/posted/run", json={"query": "q"})).json()
+            calls = [s for s in run["steps"] if s["type"] == "tool_call"]
+            if posted_tool is readers:
+                assert [c["data"]["ok"] for c in calls] == [True, False], calls
+                assert "read-only" in str(calls[1])
+            else:  # a listed DSN still: READ ONLY does not stop a superuser's COPY TO PROGRAM
+                assert [c["data"]["ok"] for c in calls] == [False, False], calls
+                assert "is a superuser" in str(calls[0])
+            assert (await client.delete("/v1/agents/posted")).status_code == 200
 
 
 # -- send_slack / send_email -----------------------------------------------------------------

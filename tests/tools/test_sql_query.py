@@ -4,10 +4,12 @@ is refused by the database itself, one statement per call, time and rows bounded
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg import sql
 from pydantic import TypeAdapter
 
 from astromesh.config.tools import AnyTool
@@ -15,6 +17,7 @@ from astromesh.errors import ConfigurationError
 from astromesh.security.grants import Grants
 from astromesh.tools.base import ToolContext
 from astromesh.tools.builtin import build_builtin
+from tests.support.postgres_roles import reader_role
 
 CTX = ToolContext(run_id="run_1", agent="a", session_id="s")
 
@@ -27,18 +30,54 @@ def sql_tool(dsn: str, grants: Grants | None = None, **config):
 
 
 @pytest.fixture
-def shop(postgres_schema: str) -> str:
+def shop(postgres_schema: str) -> Iterator[str]:
+    """A DSN of a role that may only read the test schema's ``items`` (sql_query refuses a
+    privileged role); the schema's owner (the test server's superuser) made it."""
     with psycopg.connect(postgres_schema, autocommit=True) as conn:
         conn.execute("CREATE TABLE items (id int PRIMARY KEY, name text, price numeric)")
         conn.execute(
             "INSERT INTO items SELECT g, 'item ' || g, g * 1.5 FROM generate_series(1, 50) g"
         )
-    return postgres_schema
+    with reader_role(postgres_schema) as dsn:
+        yield dsn
 
 
 def count(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         return conn.execute("SELECT count(*) FROM items").fetchone()[0]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "COPY (SELECT 1) TO PROGRAM 'touch {canary}'",
+        "SELECT pg_read_file('/etc/hostname')",
+        "SELECT 1",
+    ],
+)
+async def test_a_superuser_connection_is_refused_before_any_statement(
+    postgres_schema: str, tmp_path: Path, query: str
+) -> None:
+    """READ ONLY does not stop a superuser: COPY ... TO PROGRAM runs a shell command on the
+    database host. The model writes the SQL, so the role is checked, not the statement."""
+    canary = tmp_path / "canary"
+    result = await sql_tool(postgres_schema).call({"query": query.format(canary=canary)}, CTX)
+
+    assert not result.ok
+    assert "is a superuser" in result.content and "COPY ... TO PROGRAM" in result.content
+    assert not canary.exists()
+
+
+async def test_a_member_of_pg_execute_server_program_is_refused(
+    shop: str, postgres_schema: str
+) -> None:
+    user = psycopg.conninfo.conninfo_to_dict(shop)["user"]
+    with psycopg.connect(postgres_schema, autocommit=True) as conn:  # the superuser grants it
+        conn.execute(sql.SQL("GRANT pg_execute_server_program TO {}").format(sql.Identifier(user)))
+
+    result = await sql_tool(shop).call({"query": "SELECT 1"}, CTX)
+
+    assert not result.ok and "a member of pg_execute_server_program" in result.content
 
 
 async def test_reads_with_params(shop: str) -> None:

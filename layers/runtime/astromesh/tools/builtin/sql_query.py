@@ -14,6 +14,13 @@ cannot tell a write from a read: CTEs, functions, comments):
   exactly one statement: ``SELECT 1; COMMIT; DROP ...`` is refused by the server), stops
   after ``max_rows`` (the rest is never sent to us), rolls back and closes. Writes fail
   with the server's own "cannot execute ... in a read-only transaction".
+- A read-only transaction does not stop a privileged role: a superuser (or a member of
+  ``pg_execute_server_program``, ``pg_read_server_files`` or ``pg_write_server_files``) can
+  run ``COPY (SELECT 1) TO PROGRAM '...'`` (a shell command on the database host) or read
+  any server file with ``pg_read_file``, inside ``READ ONLY``. The SQL is the model's, so a
+  prompt injection could write it: every call first asks the server what the connected role
+  may do and refuses a privileged one, naming why. Give ``sql_query`` a role that can only
+  ``SELECT``.
 - SQLite: the file is opened ``mode=ro`` with ``query_only`` on, an authorizer that refuses
   ``ATTACH`` (which would create and write another file) and ``PRAGMA``, one statement per
   call, and a progress handler that interrupts it at the time limit.
@@ -162,6 +169,7 @@ class SqlQueryTool(Tool):
         try:
             async with asyncio.timeout(self.config.timeout_seconds + 5):
                 await conn.execute("BEGIN READ ONLY")
+                await _refuse_privileged_role(conn)
                 await conn.execute(f"SET LOCAL statement_timeout = {ms}")
                 await conn.execute("SET LOCAL idle_in_transaction_session_timeout = 60000")
                 cursor = conn.cursor()
@@ -206,3 +214,36 @@ class SqlQueryTool(Tool):
             raise SqlRefused(f"{type(exc).__name__}: {exc}") from None
         finally:
             conn.close()
+
+
+_PRIVILEGED_ROLE = """
+SELECT
+  EXISTS (SELECT 1 FROM pg_roles r WHERE r.rolsuper AND pg_has_role(current_user, r.oid, 'MEMBER')),
+  ARRAY(
+    SELECT name FROM unnest(ARRAY[
+      'pg_execute_server_program', 'pg_read_server_files', 'pg_write_server_files'
+    ]) AS name
+    WHERE to_regrole(name) IS NOT NULL AND pg_has_role(current_user, name, 'MEMBER')
+  )
+"""
+"""Whether the connected role is (or may become) a superuser, and which of the roles that
+run programs or touch server files it is a member of (``MEMBER``: what it may ``SET ROLE``
+to counts, not only what it inherits)."""
+
+
+async def _refuse_privileged_role(conn: Any) -> None:
+    """Refuse a connection whose role could run programs or read and write server files.
+
+    Raises:
+        SqlRefused: naming the privilege and what to do instead.
+    """
+    cursor = await conn.execute(_PRIVILEGED_ROLE)
+    row = await cursor.fetchone()
+    superuser, server_roles = (bool(row[0]), list(row[1] or [])) if row else (False, [])
+    if superuser or server_roles:
+        what = "a superuser" if superuser else "a member of " + ", ".join(server_roles)
+        raise SqlRefused(
+            f"the database role of this connection is {what}: it could run programs on the"
+            " database host (COPY ... TO PROGRAM) or read server files, even in a read-only"
+            " transaction, so sql_query refuses it; connect as a role that may only SELECT"
+        )

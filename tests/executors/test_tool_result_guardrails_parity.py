@@ -14,8 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from astromesh.executors.driver import StepDriver, folder_agents
@@ -24,7 +22,6 @@ from astromesh.guardrails.chain import WITHHELD_MESSAGE
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.runtime import AgentRuntime
 from astromesh.stores.memory import MemoryBackend
-from astromesh.telemetry import tracing
 from tests.runtime.conftest import Recorder
 from tests.support.agents import primary, python_tool, write_agent
 from tests.support.executors import (
@@ -37,6 +34,7 @@ from tests.support.executors import (
 from tests.support.leaky_tools import EMAIL, FORBIDDEN
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
 from tests.support.orchestration import write_worker
+from tests.support.spans import recorded_spans
 from tests.support.stepfunctions import TOOL_EXECUTOR, LocalStepFunctions
 
 TOOLS = [
@@ -55,14 +53,10 @@ REDACTED_RECORD = "C-7: Ana Lopez, [EMAIL], [PHONE], premium plan"
 
 
 @pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+def spans() -> Iterator[InMemorySpanExporter]:
     """Spans of every stage, the Lambda handlers' included (they share the tracing module)."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("astromesh-test"))
-    yield exporter
-    provider.shutdown()
+    with recorded_spans() as exporter:
+        yield exporter
 
 
 def screenings(exporter: InMemorySpanExporter) -> list[str]:

@@ -12,19 +12,18 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from astromesh.executors.local import LocalExecutor
 from astromesh.executors.results import PREVIEW_LIMIT
 from astromesh.guardrails.chain import WITHHELD_MESSAGE
 from astromesh.runs.state import RunState, RunStatus
-from astromesh.telemetry import tracing
 from astromesh.tools.client import submit_tool_outputs
 from tests.support.agents import primary, python_tool, write_agent
 from tests.support.leaky_tools import EMAIL, FORBIDDEN, PHONE
 from tests.support.model_servers import Reply
+from tests.support.spans import recorded_spans
 
 TOOLS = [
     python_tool("add", "add"),
@@ -48,14 +47,10 @@ REDACTED_RECORD = "C-7: Ana Lopez, [EMAIL], [PHONE], premium plan"
 
 
 @pytest.fixture
-def spans(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemorySpanExporter]:
+def spans() -> Iterator[InMemorySpanExporter]:
     """The pipeline's spans, recorded by a tracer of this test's own (no global provider)."""
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    monkeypatch.setattr(tracing, "_tracer", provider.get_tracer("astromesh-test"))
-    yield exporter
-    provider.shutdown()
+    with recorded_spans() as exporter:
+        yield exporter
 
 
 def screening_spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:

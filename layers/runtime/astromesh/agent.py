@@ -44,6 +44,9 @@ class Agent:
     reserve_output: int = 512
     metrics: Metrics = field(default_factory=NullMetrics)
     """Where the run's ending is counted (the runtime's sink, shared by its agents)."""
+    capture_content: bool = False
+    """Message content (prompts, answers, tool arguments and results) goes on this agent's
+    spans, after its PII redaction (:mod:`astromesh.telemetry.content`)."""
 
     @property
     def name(self) -> str:

@@ -48,7 +48,8 @@ from astromesh.runs.state import ActionResult, RunState, RunStatus, utcnow
 from astromesh.runs.usage import counting
 from astromesh.structured.answer import OUTPUT_INVALID, shape
 from astromesh.structured.settle import settle_answer
-from astromesh.telemetry import stage
+from astromesh.telemetry import genai, operation, stage
+from astromesh.telemetry.scope import keep_spans, run_scope
 from astromesh.tools.base import ChildRunner, ToolContext
 from astromesh.tools.client import pause_for_client, split_client_calls
 
@@ -96,11 +97,15 @@ async def screen(run: RunState, agent: Agent) -> None:
     ``step`` answers it), so the caller gets a failed run with the guardrail's message as
     for any other block.
     """
-    with stage("screen_input", run_id=run.id, agent=agent.name):
-        try:
-            await guard_input(run, agent.guardrails)
-        except GuardrailBlocked as exc:
-            run.decision = decision_to_dict(Fail(exc.message, code=exc.code))
+    # The run's trace starts here (under the caller's span, if any), so its first write holds
+    # the trace context every later process continues.
+    with run_scope(run, agent):
+        with stage("screen_input", run_id=run.id, agent=agent.name):
+            try:
+                await guard_input(run, agent.guardrails)
+            except GuardrailBlocked as exc:
+                run.decision = decision_to_dict(Fail(exc.message, code=exc.code))
+        keep_spans(run)
 
 
 def _blocked_at_intake(run: RunState) -> GuardrailBlocked | None:
@@ -142,8 +147,12 @@ async def prepare(run: RunState, agent: Agent, emit: EventSink) -> None:
         )
         started = time.perf_counter()
         key = agent.session_key(run.session_id, run.tenant)
-        history = await agent.memory.recall(key)
-        memories = await agent.semantic.recall(key, run.query) if agent.semantic else []
+        with operation("astromesh.memory.recall", {"gen_ai.conversation.id": run.session_id}):
+            history = await agent.memory.recall(key)
+        memories = []
+        if agent.semantic is not None:
+            with genai.retrieval("semantic_memory"):
+                memories = await agent.semantic.recall(key, run.query)
         built = ContextBuilder(
             context_window=agent.context_window, reserve_output=agent.reserve_output
         ).build(
@@ -273,22 +282,24 @@ async def act(
                         "tool_call", {"id": call.id, "name": call.name, "arguments": call.arguments}
                     )
                 )
-                with counting() as model_calls:  # a tool's own model calls, if any
-                    outcome = await agent.tools.call(call, context)
-                # Screened before anything else sees it: the event, the kept full result
-                # (content_ref) and the step record all get the screened text only.
-                result = await screen_tool_result(
-                    run,
-                    agent,
-                    ActionResult(
-                        call_id=call.id,
-                        name=call.name,
-                        ok=outcome.ok,
-                        content=outcome.content,
-                        duration_ms=outcome.duration_ms,
-                        model_calls=model_calls,
-                    ),
-                )
+                with genai.execute_tool(call) as span:
+                    with counting() as model_calls:  # a tool's own model calls, if any
+                        outcome = await agent.tools.call(call, context)
+                    # Screened before anything else sees it: the event, the kept full result
+                    # (content_ref), the step record and the span all get the screened text.
+                    result = await screen_tool_result(
+                        run,
+                        agent,
+                        ActionResult(
+                            call_id=call.id,
+                            name=call.name,
+                            ok=outcome.ok,
+                            content=outcome.content,
+                            duration_ms=outcome.duration_ms,
+                            model_calls=model_calls,
+                        ),
+                    )
+                    genai.tool_result(span, result)
                 await emit(
                     RunEvent(
                         "tool_result",
@@ -427,7 +438,8 @@ async def screen_answer(run: RunState, agent: Agent, decision: Decision) -> Deci
         return decision
     if _answer_screened(run):
         return decision
-    checked = await guard_output(run, agent.guardrails, decision.answer)
+    with stage("screen_output", run_id=run.id, agent=agent.name):
+        checked = await guard_output(run, agent.guardrails, decision.answer)
     if checked.blocked is not None:
         return Fail(checked.blocked.user_message(Side.OUTPUT), code="guardrail_blocked")
     return Finish(checked.text)
@@ -454,14 +466,18 @@ async def finalize(
             run.status = RunStatus.SUCCEEDED
             run.answer = decision.answer
             key = agent.session_key(run.session_id, run.tenant)
-            with counting() as summaries:  # the summary strategy folds old turns here
+            with (
+                operation("astromesh.memory.remember", {"gen_ai.conversation.id": run.session_id}),
+                counting() as summaries,  # the summary strategy folds old turns here
+            ):
                 await agent.memory.remember(key, run.query, decision.answer)
             run.usage.add_calls(summaries)
             if agent.semantic is not None:
                 # Scoped to the session: one user's turns must never surface in another's.
-                await agent.semantic.remember(
-                    key, f"Q: {run.query}\nA: {decision.answer}", session_only=True
-                )
+                with operation("astromesh.memory.remember_semantic"):
+                    await agent.semantic.remember(
+                        key, f"Q: {run.query}\nA: {decision.answer}", session_only=True
+                    )
             if agent.config.spec.chain is not None and run.chain is None:
                 with stage("chain", run_id=run.id, agent=agent.name):
                     run.chain = await run_chain(run, agent, run_child)
@@ -488,6 +504,7 @@ async def finalize(
             )
             await emit(RunEvent("done", done_frame(run)))
         agent.metrics.run_finished(run)
+    genai.end_run(run, agent)
 
 
 def structured_data(run: RunState, agent: Agent, decision: Decision) -> Decision:

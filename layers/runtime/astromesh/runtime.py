@@ -52,6 +52,7 @@ from astromesh.runs.events import EventSink, discard
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.stores.base import RunStore, StateBackend
+from astromesh.telemetry.content import capture_from_env
 from astromesh.telemetry.metrics import Metrics, metrics_from_env
 from astromesh.tools.agent import AgentDepthExceeded
 from astromesh.tools.builtin import router_summariser
@@ -339,6 +340,7 @@ class AgentRuntime:
                 system_prompt=self._system_prompt(doc, system, tools),
                 max_iterations=orchestration.max_iterations,
                 timeout_seconds=orchestration.timeout_seconds,
+                capture_content=self._capture_content(),
                 semantic=await self._build_semantic(memory_spec.semantic if memory_spec else None),
                 episodic=(
                     build_episodic_memory(await self._backend(memory_spec.episodic.backend))
@@ -448,6 +450,13 @@ class AgentRuntime:
         """What a pattern's tool for agent ``name`` is described as (its identity)."""
         doc = self.config.agents[name]
         return doc.description or f"Ask the agent '{name}' to handle a request."
+
+    def _capture_content(self) -> bool:
+        """Whether message content goes on spans (RuntimeConfig, or the conventions' env)."""
+        runtime_doc = self.config.runtime
+        if runtime_doc is not None and runtime_doc.spec.telemetry.capture_message_content:
+            return True
+        return capture_from_env(self.env)
 
     def _build_router(self, doc: AgentDocument, *, guard: SSRFGuard | None = None) -> ModelRouter:
         """The agent's router; one circuit breaker per runtime, so every agent calling the

@@ -153,6 +153,14 @@ class RegistrationSettings(ConfigModel):
         return value
 
 
+class TelemetrySettings(ConfigModel):
+    """What goes on the runtime's trace spans."""
+
+    capture_message_content: bool = False
+    """Prompts, answers, tool arguments and results on spans (after each agent's PII
+    redaction), as ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`` does."""
+
+
 class RuntimeConfigSpec(ConfigModel):
     """``spec`` of a RuntimeConfig."""
 
@@ -160,6 +168,7 @@ class RuntimeConfigSpec(ConfigModel):
     defaults: RuntimeDefaults = Field(default_factory=RuntimeDefaults)
     state: StateSettings = Field(default_factory=StateSettings)
     registration: RegistrationSettings = Field(default_factory=RegistrationSettings)
+    telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
 
 
 class RuntimeConfigDocument(ConfigDocument):

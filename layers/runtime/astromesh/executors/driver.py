@@ -33,7 +33,9 @@ from astromesh.orchestration.base import (
 from astromesh.runs.events import EventSink, discard
 from astromesh.runs.state import ActionResult, RunState, RunStatus
 from astromesh.stores.base import RunStore
+from astromesh.telemetry import genai
 from astromesh.telemetry.metrics import Metrics, NullMetrics
+from astromesh.telemetry.scope import begin_trace, keep_spans, run_scope, take_spans
 
 AgentSource = Callable[[str, str], Awaitable[Agent]]
 """Gives the built agent of a run from its agent's name and its tenant: a registered agent is
@@ -140,12 +142,14 @@ class StepDriver:
         run = await self.runs.get(run_id)
         if run.messages or run.decision is not None or run.status.is_terminal:
             return {"run_id": run_id}
-        try:  # an agent that cannot be found or built here fails the run, like a bad prompt
-            agent = await self.agents(run.agent, run.tenant)
-            await pipeline.prepare(run, agent, self.emit)
-        except AstromeshError as exc:
-            _fail_on(run, exc)
-        await self._save(run)
+        with run_scope(run):
+            try:  # an agent that cannot be found or built here fails the run, like a bad prompt
+                agent = await self.agents(run.agent, run.tenant)
+                with run_scope(run, agent):
+                    await pipeline.prepare(run, agent, self.emit)
+            except AstromeshError as exc:
+                _fail_on(run, exc)
+            await self._save(run)
         return {"run_id": run_id}
 
     # -- step ---------------------------------------------------------------------------------
@@ -156,12 +160,13 @@ class StepDriver:
         decision = _settled_decision(run)
         if decision is None:
             agent = await self.agents(run.agent, run.tenant)
-            # The answer is screened before it is stored (finalize runs in another task).
-            decision = await pipeline.screen_answer(run, agent, await self._decide(run, agent))
-            if isinstance(decision, Act):
-                run.pending_actions = list(decision.actions)
-            run.decision = decision_to_dict(decision)
-            await self._save(run)
+            with run_scope(run, agent):
+                # The answer is screened before it is stored (finalize runs in another task).
+                decision = await pipeline.screen_answer(run, agent, await self._decide(run, agent))
+                if isinstance(decision, Act):
+                    run.pending_actions = list(decision.actions)
+                run.decision = decision_to_dict(decision)
+                await self._save(run)
             if isinstance(decision, Fail) and self._worth_retrying(decision, run, agent):
                 raise TransientProviderFailure(decision.reason)
         return _answer(run, decision)
@@ -205,23 +210,32 @@ class StepDriver:
         if time_limit is not None:
             seconds = min(seconds, time_limit)
         child_run_id = None
-        try:
-            [result] = await asyncio.wait_for(
-                pipeline.act(run, agent, [call], self.emit, run_child=self.run_child),
-                timeout=max(seconds, 0.001),
-            )
-            # act's record of this call (guardrail steps of its result may follow it)
-            child_run_id = next(
-                (s.data.get("child_run_id") for s in reversed(run.steps) if s.type == "tool_call"),
-                None,
-            )
-        except TimeoutError:
-            result = ActionResult(
-                call_id=call.id,
-                name=call.name,
-                ok=False,
-                content=f"tool '{call.name}' did not finish within {max(seconds, 0):.3g} seconds",
-            )
+        with run_scope(run, agent):
+            try:
+                [result] = await asyncio.wait_for(
+                    pipeline.act(run, agent, [call], self.emit, run_child=self.run_child),
+                    timeout=max(seconds, 0.001),
+                )
+                # act's record of this call (guardrail steps of its result may follow it)
+                child_run_id = next(
+                    (
+                        s.data.get("child_run_id")
+                        for s in reversed(run.steps)
+                        if s.type == "tool_call"
+                    ),
+                    None,
+                )
+            except TimeoutError:
+                result = ActionResult(
+                    call_id=call.id,
+                    name=call.name,
+                    ok=False,
+                    content=(
+                        f"tool '{call.name}' did not finish within {max(seconds, 0):.3g} seconds"
+                    ),
+                )
+            # This process never saves the run: the call's spans travel in its result.
+            result = result.model_copy(update={"spans": take_spans(run_id)})
         await self.runs.put_result(run_id, result)
         return {"call_id": call_id, "ok": result.ok, "child_run_id": child_run_id}
 
@@ -241,6 +255,10 @@ class StepDriver:
         agent = await self.agents(run.agent, run.tenant)
         calls = list(run.pending_actions)
         stored = await self.runs.get_results(run_id, [c.id for c in calls])
+        for call_id in sorted(stored):  # the calls' spans, kept with the run once
+            if stored[call_id].spans:
+                begin_trace(run).keep(stored[call_id].spans)
+                stored[call_id] = stored[call_id].model_copy(update={"spans": []})
         results = [
             preview(stored[c.id])
             if c.id in stored
@@ -249,17 +267,18 @@ class StepDriver:
             )
             for c in calls
         ]
-        try:
-            # The calls' records say whether each tool was permitted, which for an MCP tool
-            # is known once its server is loaded: in a container that has not loaded it yet,
-            # this is its first use (the run's next step, here too, needs it anyway).
-            await agent.tools.ensure_ready()
-            children = {a["call_id"]: c for a in acted or () if (c := a.get("child_run_id"))}
-            pipeline.record_actions(run, agent, calls, results, child_runs=children)
-            pipeline.observe(run, agent, results)
-        except AstromeshError as exc:
-            _fail_on(run, exc)
-        await self._save(run)
+        with run_scope(run, agent):
+            try:
+                # The calls' records say whether each tool was permitted, which for an MCP
+                # tool is known once its server is loaded: in a container that has not loaded
+                # it yet, this is its first use (the run's next step, here too, needs it).
+                await agent.tools.ensure_ready()
+                children = {a["call_id"]: c for a in acted or () if (c := a.get("child_run_id"))}
+                pipeline.record_actions(run, agent, calls, results, child_runs=children)
+                pipeline.observe(run, agent, results)
+            except AstromeshError as exc:
+                _fail_on(run, exc)
+            await self._save(run)
         return {"run_id": run_id}
 
     # -- finalize -----------------------------------------------------------------------------
@@ -275,17 +294,24 @@ class StepDriver:
         if run.status.is_terminal and run.answer is not None:  # finalized already
             return {"run_id": run_id, "status": run.status.value}
         decision = _final_decision(run, error)
-        try:
-            agent = await self.agents(run.agent, run.tenant)
-        except AstromeshError as exc:
-            # Nothing of the agent's (guardrails, memory) can run without it; the run must
-            # still end, or its caller would wait on it forever.
-            stopped = decision if isinstance(decision, Fail) else Fail(exc.message, code=exc.code)
-            pipeline.stop(run, stopped, answer="")
-            self.metrics.run_finished(run)
-        else:
-            await pipeline.finalize(run, agent, decision, self.emit, run_child=self.run_child)
-        await self._save_final(run)
+        with run_scope(run):
+            try:
+                agent = await self.agents(run.agent, run.tenant)
+            except AstromeshError as exc:
+                # Nothing of the agent's (guardrails, memory) can run without it; the run
+                # must still end, or its caller would wait on it forever.
+                stopped = (
+                    decision if isinstance(decision, Fail) else Fail(exc.message, code=exc.code)
+                )
+                pipeline.stop(run, stopped, answer="")
+                self.metrics.run_finished(run)
+                genai.end_run(run, None)
+            else:
+                with run_scope(run, agent):
+                    await pipeline.finalize(
+                        run, agent, decision, self.emit, run_child=self.run_child
+                    )
+            await self._save_final(run)
         return {"run_id": run_id, "status": run.status.value}
 
     # -- saving -------------------------------------------------------------------------------
@@ -296,6 +322,7 @@ class StepDriver:
         This mirrors the local loop, whose checkpoint turns the same conflict into a cancel
         that still finalizes what the run had done.
         """
+        keep_spans(run)
         try:
             await self.runs.save(run)
         except ConflictError:
@@ -310,6 +337,7 @@ class StepDriver:
 
     async def _save_final(self, run: RunState) -> None:
         """The final save wins over a concurrent cancel: the run did finish."""
+        keep_spans(run)
         try:
             await self.runs.save(run)
         except ConflictError:

@@ -19,6 +19,7 @@ from astromesh.orchestration.base import Act, Decision, Fail
 from astromesh.runs.events import EventSink
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.stores.base import RunStore
+from astromesh.telemetry.scope import keep_spans, run_scope
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,12 @@ class LocalExecutor(Executor):
         return await self._run(run, agent, emit, prepared=True)
 
     async def _run(
+        self, run: RunState, agent: Agent, emit: EventSink, *, prepared: bool
+    ) -> RunState:
+        with run_scope(run, agent):  # every span below continues the run's trace
+            return await self._loop(run, agent, emit, prepared=prepared)
+
+    async def _loop(
         self, run: RunState, agent: Agent, emit: EventSink, *, prepared: bool
     ) -> RunState:
         decision: Decision
@@ -108,6 +115,7 @@ class LocalExecutor(Executor):
     async def _save_final_retrying(self, run: RunState) -> None:
         """The final write, retried while the store is unavailable (see
         :data:`FINAL_SAVE_DELAYS`); the last failure is raised."""
+        keep_spans(run)
         for delay in (*FINAL_SAVE_DELAYS, None):
             try:
                 await self._save_final(run)
@@ -120,6 +128,7 @@ class LocalExecutor(Executor):
                 await asyncio.sleep(delay)
 
     async def _checkpoint(self, run: RunState) -> None:
+        keep_spans(run)
         try:
             await self.runs.save(run)
         except ConflictError:

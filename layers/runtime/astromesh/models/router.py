@@ -60,6 +60,7 @@ from astromesh.models.types import (
     TextDelta,
     ToolDefinition,
 )
+from astromesh.telemetry import genai
 
 logger = logging.getLogger(__name__)
 
@@ -294,12 +295,14 @@ class ModelRouter:
                 spoke = False
                 started = time.perf_counter()
                 try:
-                    async for event in model.stream(messages, tools=tools, params=params):
-                        if isinstance(event, ModelResponse):
-                            await self._succeeded(model, key, event, started)
-                        else:
-                            spoke = spoke or isinstance(event, TextDelta)
-                        yield event
+                    with genai.chat(model.settings.provider_type, model.model, messages) as span:
+                        async for event in model.stream(messages, tools=tools, params=params):
+                            if isinstance(event, ModelResponse):
+                                await self._succeeded(model, key, event, started)
+                                span.answered(event)
+                            else:
+                                spoke = spoke or isinstance(event, TextDelta)
+                            yield event
                     return
                 except ProviderError as exc:
                     if not exc.retryable:

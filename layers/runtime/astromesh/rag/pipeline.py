@@ -22,6 +22,7 @@ from astromesh.rag.embeddings import Embedder, build_embedder
 from astromesh.rag.rerank import NoReranker, Reranker, build_reranker
 from astromesh.rag.types import Chunk, Hit, Record
 from astromesh.rag.vectorstores import VectorStore, build_vector_store
+from astromesh.telemetry import genai
 
 if TYPE_CHECKING:
     from astromesh.config.rag import RAGPipelineDocument
@@ -147,11 +148,14 @@ class RAGPipeline:
 
     async def search(self, text: str, top_k: int = 5) -> list[Hit]:
         """The ``top_k`` best hits for ``text`` after threshold and reranking."""
-        vector = await self.embedder.embed_one(text)
-        hits = await self.store.search(
-            vector, max(self.candidates, top_k), threshold=self.similarity_threshold
-        )
-        return await self.reranker.rerank(text, hits, top_k)
+        with genai.retrieval(self.name, top_k=top_k) as span:
+            vector = await self.embedder.embed_one(text)
+            hits = await self.store.search(
+                vector, max(self.candidates, top_k), threshold=self.similarity_threshold
+            )
+            found = await self.reranker.rerank(text, hits, top_k)
+            span.set_attribute("astromesh.results", len(found))
+            return found
 
     async def query(self, text: str, top_k: int = 5) -> list[dict[str, Any]]:
         """``POST /v1/rag/query``'s ``results``: ``[{content, metadata, score, ...}]``."""

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from astromesh.models.types import Message, ToolCall, Usage
+from astromesh.runs.trace import RunTrace
 from astromesh.runs.usage import ModelCall
 from astromesh.text_boundary import RepairedStr, dump_json
 
@@ -124,6 +125,9 @@ class ActionResult(BaseModel):
     model_calls: list[ModelCall] = Field(default_factory=list)
     """Model calls the tool made (a summarising tool), counted into the run's usage when the
     call is recorded: they travel with the result for the same reason as ``guardrails``."""
+    spans: list[dict[str, Any]] = Field(default_factory=list)
+    """Trace spans the call recorded in a tool executor (its ``execute_tool`` span and what
+    ran under it), kept with the run when the call is recorded: same reason again."""
 
     def model_dump_json(self, **kwargs: Any) -> str:
         """JSON for the stores, always valid text (:func:`~astromesh.text_boundary.dump_json`)."""
@@ -169,6 +173,9 @@ class RunState(BaseModel):
     parent_run_id: str | None = None
     depth: int = 0
     """How deep in agent-calls-agent this run is (0 for a run a caller started)."""
+    trace: RunTrace | None = None
+    """The run's trace context and recorded spans (:mod:`astromesh.telemetry`); set when the
+    run is screened, before its first write."""
     version: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)

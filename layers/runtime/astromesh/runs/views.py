@@ -19,11 +19,32 @@ def run_response(run: RunState) -> dict[str, Any]:
             "model": run.usage.model,
             "by_model": [line.model_dump() for line in run.usage.by_model],
         },
-        "trace": None,
+        "trace": trace_summary(run),
         "data": run.data,
         "chain": run.chain,
         "run_id": run.id,
         "status": run.status.value,
         "session_id": run.session_id,
         "error": run.error,
+    }
+
+
+def trace_summary(run: RunState) -> dict[str, Any] | None:
+    """The run's ``trace``: its trace id and a summary of the spans kept with it (the spans
+    themselves are at ``GET /v1/traces/{trace_id}``)."""
+    context = run.trace
+    if context is None:
+        return None
+    operations: dict[str, int] = {}
+    for span in context.spans:
+        operation = span["attributes"].get("gen_ai.operation.name") or span["name"]
+        operations[operation] = operations.get(operation, 0) + 1
+    return {
+        "trace_id": context.trace_id,
+        "span_id": context.span_id,
+        "parent_span_id": context.parent_span_id,
+        "traceparent": context.traceparent,
+        "spans": len(context.spans),
+        "dropped_spans": context.dropped,
+        "operations": operations,
     }

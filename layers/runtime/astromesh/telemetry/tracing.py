@@ -1,7 +1,9 @@
-"""Spans for pipeline stages, through the OpenTelemetry API.
+"""Spans for pipeline stages and the runtime's other internal operations.
 
-Without an SDK configured the API is a no-op costing a function call, so stages are always
-traced and a deployment turns export on with the usual ``OTEL_*`` settings.
+Recorded on the runtime's own provider (:mod:`astromesh.telemetry.provider`, built with the
+first span), so they are kept with the run that was being worked on and exported when OTLP is
+configured. The GenAI spans (model calls, tool calls, the agent run) are in
+:mod:`astromesh.telemetry.genai`.
 """
 
 from __future__ import annotations
@@ -10,22 +12,26 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
+from astromesh.telemetry.provider import tracing
 
-_tracer = trace.get_tracer("astromesh")
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
 logger = logging.getLogger("astromesh.pipeline")
 
 
 @contextmanager
-def stage(name: str, **attributes: Any) -> Iterator[trace.Span]:
-    """Trace one named stage (``astromesh.prepare``, ``astromesh.step``...) and log its time."""
+def stage(name: str, **attributes: Any) -> Iterator[Span]:
+    """Trace one named stage (``astromesh.prepare``, ``astromesh.step``...) and log its time.
+
+    Keyword attributes become ``astromesh.<key>`` (``None`` values are left out).
+    """
     started = time.perf_counter()
-    with _tracer.start_as_current_span(f"astromesh.{name}") as span:
-        for key, value in attributes.items():
-            if value is not None:
-                span.set_attribute(f"astromesh.{key}", value)
+    with operation(
+        f"astromesh.{name}", {f"astromesh.{k}": v for k, v in attributes.items()}
+    ) as span:
         try:
             yield span
         finally:
@@ -35,3 +41,30 @@ def stage(name: str, **attributes: Any) -> Iterator[trace.Span]:
                 attributes.get("run_id"),
                 (time.perf_counter() - started) * 1000.0,
             )
+
+
+@contextmanager
+def operation(name: str, attributes: dict[str, Any] | None = None) -> Iterator[Span]:
+    """A span named ``name`` around the block, current inside it (its children nest under
+    it); an exception leaving the block marks it failed with ``error.type``."""
+    with tracing().tracer.start_as_current_span(
+        name, record_exception=False, set_status_on_exception=False
+    ) as span:
+        for key, value in (attributes or {}).items():
+            if value is not None:
+                span.set_attribute(key, value)
+        try:
+            yield span
+        except GeneratorExit:  # the consumer stopped reading: not a failure
+            raise
+        except BaseException as exc:
+            fail(span, type(exc).__name__, str(exc))
+            raise
+
+
+def fail(span: Span, error_type: str, message: str = "") -> None:
+    """Mark ``span`` failed the conventions' way: ``error.type`` and an error status."""
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_attribute("error.type", error_type)
+    span.set_status(Status(StatusCode.ERROR, message[:500] or None))

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from astromesh.errors import AstromeshError, ConfigurationError
 from astromesh.rag.types import Vector
+from astromesh.telemetry import genai
 
 
 class EmbeddingError(AstromeshError):
@@ -47,7 +48,12 @@ class Embedder(ABC):
         """Vectors for one batch, in the order of ``texts``."""
 
     async def embed(self, texts: Sequence[str]) -> list[Vector]:
-        """Unit-length vectors for ``texts``, in order."""
+        """Unit-length vectors for ``texts``, in order (one ``embeddings`` span)."""
+        with genai.embeddings(self.provider, self.model, len(texts)):
+            return await self._embed(texts)
+
+    async def _embed(self, texts: Sequence[str]) -> list[Vector]:
+        """Backends whose own batching is better override this (ONNX encodes in one pass)."""
         vectors: list[Vector] = []
         for start in range(0, len(texts), self.batch_size):
             batch = list(texts[start : start + self.batch_size])

@@ -203,7 +203,7 @@ class OnnxEmbedder(Embedder):
             out[rows] = vectors
         return out
 
-    async def embed(self, texts: Sequence[str]) -> list[Vector]:
+    async def _embed(self, texts: Sequence[str]) -> list[Vector]:
         if not texts:
             return []
         matrix = await asyncio.to_thread(self.encode, list(texts))

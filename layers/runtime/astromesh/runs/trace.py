@@ -1,0 +1,46 @@
+"""A run's trace context and the spans kept with it.
+
+One trace per run: the context (W3C ids) is fixed when the run is created and stored in the
+run record, so every process that later works on the run (a Lambda task, a tool executor, a
+child run) continues the same trace, whatever the state machine's payloads carry. The spans
+each process records are kept here too (bounded), so a trace can be read back from the run
+store on any backend, however many functions produced it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+MAX_SPANS_PER_RUN = 512
+"""Spans kept per run document; later ones are counted in ``dropped`` instead. A ReAct
+iteration makes about six (step, chat, act, execute_tool, observe, a guardrail), so this holds
+some eighty iterations; child runs keep their own."""
+
+
+class RunTrace(BaseModel):
+    """``RunState.trace``: where the run sits in its trace, and its recorded spans.
+
+    ``span_id`` is the run's own ``invoke_agent`` span, recorded when the run ends but
+    referenced as the parent by every span before; ``parent_span_id`` is the span the run was
+    started under (the caller's ``traceparent``, or the parent run's ``execute_tool`` span).
+    """
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None = None
+    spans: list[dict[str, Any]] = Field(default_factory=list)
+    dropped: int = 0
+    """Spans recorded past :data:`MAX_SPANS_PER_RUN`, not kept."""
+
+    @property
+    def traceparent(self) -> str:
+        """The W3C ``traceparent`` of the run's root span (sampled)."""
+        return f"00-{self.trace_id}-{self.span_id}-01"
+
+    def keep(self, spans: list[dict[str, Any]]) -> None:
+        """Append ``spans`` up to the bound; count the rest as dropped."""
+        room = max(0, MAX_SPANS_PER_RUN - len(self.spans))
+        self.spans.extend(spans[:room])
+        self.dropped += max(0, len(spans) - room)

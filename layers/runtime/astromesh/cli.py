@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from astromesh import __version__
+from astromesh.cli_cost import register as register_cost
 from astromesh.cli_models import app as models_app
 from astromesh.cli_new import app as new_app
 from astromesh.cli_rag import register as register_rag
@@ -296,6 +297,7 @@ app.add_typer(models_app, name="models")
 app.add_typer(local_app, name="local")
 app.add_typer(new_app, name="new")
 register_rag(app)
+register_cost(app)
 
 
 @keys_app.command("create")

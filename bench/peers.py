@@ -13,7 +13,8 @@ and one tool call. Per-iteration time = the run's wall time / K.
   from a kept-alive ``httpx.Client``.
 - LangGraph: ``create_react_agent`` over ``ChatOpenAI``, no checkpointer.
 - Strands Agents: ``Agent`` over its ``OpenAIModel``, a fresh agent per run (its history
-  would otherwise grow across runs), no callback handler.
+  would otherwise grow across runs; building it is timed with the run, a small share of
+  K iterations), no callback handler.
 
 The configurations take turns, one run each per round, so other jobs' load falls on all of
 them alike; each prints its median, quartiles and ratio to the floor. A framework that is
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -97,7 +99,7 @@ def floor(url: str, k: int) -> Runner:
             if not message.get("tool_calls"):
                 return
             for call in message["tool_calls"]:
-                args = yaml.safe_load(call["function"]["arguments"])
+                args = json.loads(call["function"]["arguments"])
                 messages.append(
                     {"role": "tool", "tool_call_id": call["id"], "content": str(add(**args))}
                 )

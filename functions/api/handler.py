@@ -17,7 +17,7 @@ import asyncio
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -25,12 +25,13 @@ from mangum import Mangum
 
 from astromesh.channels import ServerSettings, create_app
 from astromesh.channels.aws.admin import ADMIN_FIELD, handle_admin, is_admin_event
+from astromesh.channels.aws.tracing import lambda_tracer
 from astromesh.runtime import AgentRuntime
 
 SERVICE = "astromesh-api"
 
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+tracer = lambda_tracer(SERVICE)  # X-Ray's SDK is imported only when tracing is on
 metrics = Metrics(namespace="Astromesh", service=SERVICE)
 
 app = create_app(AgentRuntime(), ServerSettings.from_env(os.environ, lambda_=True))

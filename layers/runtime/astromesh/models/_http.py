@@ -21,7 +21,7 @@ import json
 import math
 import ssl
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
@@ -29,7 +29,13 @@ import httpx
 
 from astromesh.errors import ProviderError, ProviderTimeout
 from astromesh.models.base import Model, ProviderSettings
-from astromesh.models.types import Message, ToolCall, ToolDefinition, Usage
+from astromesh.models.estimate import (  # noqa: F401 - the providers import them from here
+    completion_texts,
+    estimate_tokens,
+    prompt_texts,
+    resolve_usage,
+)
+from astromesh.models.types import ToolDefinition
 
 MAX_CONNECT_TIMEOUT = 10.0
 """A refused or unroutable host should fail fast even when reads may legitimately take long."""
@@ -112,46 +118,6 @@ def _finite(value: str | None) -> float | None:
 
 def _clamp(seconds: float) -> float:
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
-
-
-def estimate_tokens(*texts: str) -> int:
-    """A rough token count (about four characters per token, at least one per non-empty text).
-
-    Used only when a backend reports no usage, so cost limits and usage lines still see a
-    plausible number; the result is flagged ``Usage.estimated``.
-    """
-    return sum(max(1, math.ceil(len(text) / 4)) for text in texts if text)
-
-
-def prompt_texts(messages: Sequence[Message], tools: Sequence[ToolDefinition]) -> list[str]:
-    """The pieces of a request that cost input tokens, for :func:`estimate_tokens`."""
-    texts: list[str] = []
-    for message in messages:
-        texts.append(message.content)
-        texts.extend(json.dumps(call.arguments) for call in message.tool_calls)
-    texts.extend(json.dumps(tool.model_dump()) for tool in tools)
-    return texts
-
-
-def completion_texts(content: str, tool_calls: Sequence[ToolCall]) -> list[str]:
-    """The pieces of an answer that cost output tokens, for :func:`estimate_tokens`."""
-    return [content, *(call.name + json.dumps(call.arguments) for call in tool_calls)]
-
-
-def resolve_usage(
-    tokens_in: int | None,
-    tokens_out: int | None,
-    *,
-    prompt: Iterable[str],
-    completion: Iterable[str],
-) -> Usage:
-    """Usage from the backend's counts, estimating whichever count it did not send."""
-    estimated = tokens_in is None or tokens_out is None
-    if tokens_in is None:
-        tokens_in = estimate_tokens(*prompt)
-    if tokens_out is None:
-        tokens_out = estimate_tokens(*completion)
-    return Usage(tokens_in=tokens_in, tokens_out=tokens_out, estimated=estimated)
 
 
 def parse_arguments(raw: Any) -> dict[str, Any]:

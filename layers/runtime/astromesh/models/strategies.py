@@ -25,9 +25,9 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from astromesh.models._http import estimate_tokens, prompt_texts
 from astromesh.models.base import Model
 from astromesh.models.catalog import PriceTable
+from astromesh.models.estimate import estimate_tokens, prompt_texts
 from astromesh.models.types import GenerationParams, Message, ToolDefinition
 
 DEFAULT_OUTPUT_ESTIMATE = 512

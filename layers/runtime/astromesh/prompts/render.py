@@ -5,6 +5,9 @@ keeps a template from reaching Python internals (``{{ ''.__class__.__mro__ }}`` 
 through :mod:`astromesh.prompts.sandbox`, from using unbounded time or memory.
 Templates are compiled and trial-rendered once when the agent is built, so a syntax error or a
 template bomb surfaces at load (or registration) time rather than in every run.
+
+Jinja2 and the sandbox are imported when a template is first compiled, not with this module
+(docs/performance.md, "Lazy imports").
 """
 
 from __future__ import annotations
@@ -13,10 +16,8 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from jinja2 import TemplateSyntaxError
-
 from astromesh.errors import ConfigurationError
-from astromesh.prompts.sandbox import TemplateLimitError, compile_template, render_bounded
+from astromesh.prompts.limits import TemplateLimitError
 
 
 class PromptTemplate:
@@ -34,6 +35,10 @@ class PromptTemplate:
         self.name = name
         self.source = source
         self.field = field
+        from jinja2 import TemplateSyntaxError
+
+        from astromesh.prompts.sandbox import compile_template
+
         try:
             self._template = compile_template(source)
         except TemplateSyntaxError as exc:
@@ -59,6 +64,8 @@ class PromptTemplate:
             TemplateLimitError: the render went over the sandbox's time or size budget.
             ConfigurationError: anything else the template raised.
         """
+        from astromesh.prompts.sandbox import render_bounded
+
         try:
             return render_bounded(self._template, variables).strip()
         except TemplateLimitError as exc:
@@ -114,6 +121,8 @@ def sample_variables(**extra: Any) -> dict[str, Any]:
 def template_problem(source: str) -> str | None:
     """Why ``source`` cannot be a document's template, or ``None``: a syntax error, or a
     trial render (with :func:`sample_variables`) that goes over the sandbox's limits."""
+    from jinja2 import TemplateSyntaxError
+
     try:
         PromptTemplate("template", source).check()
     except TemplateLimitError as exc:

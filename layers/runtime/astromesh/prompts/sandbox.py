@@ -48,7 +48,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 
-from astromesh.errors import ConfigurationError
+from astromesh.prompts.limits import TemplateLimitError
 
 RENDER_BUDGET_SECONDS: Final = 0.25
 """Wall-clock time one render may take. A real prompt renders in well under a millisecond;
@@ -90,30 +90,6 @@ DOCUMENT_BUDGET_SECONDS: Final = 0.5
 """Wall-clock time the trial renders of one document's templates may take together, so a
 document with a hundred templates each just under :data:`RENDER_BUDGET_SECONDS` cannot hold
 the event loop for half a minute at registration."""
-
-TEMPLATE_LIMIT_CODE: Final = "template_limit"
-
-
-class TemplateLimitError(ConfigurationError):
-    """A template was refused or stopped because it exceeded one of this module's limits.
-
-    A ``ConfigurationError`` so registration turns it into a 422 and a run fails with a clear
-    code, like any other unusable agent document. ``field`` is the document field of the
-    template (``spec.prompts.system``) when the caller knows it.
-    """
-
-    code = TEMPLATE_LIMIT_CODE
-    status = 422
-
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        self.reason = message
-        self.field = field
-        super().__init__(f"{field}: {message}" if field else message)
-
-    def at(self, field: str) -> TemplateLimitError:
-        """The same refusal, reported under ``field`` (when it has none yet)."""
-        return self if self.field else TemplateLimitError(self.reason, field=field)
-
 
 # -- the per-render budget ---------------------------------------------------------------------
 

@@ -39,18 +39,21 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from astromesh.errors import ConfigurationError
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.base import Tool, Toolset
-from astromesh.tools.builtin import Summariser, ToolCache, build_builtin
+from astromesh.tools.builtin import build_builtin
 from astromesh.tools.client import ClientTool
 from astromesh.tools.dry_run import DryRunTool, is_side_effecting
 from astromesh.tools.python import PythonTool, import_handler
 from astromesh.tools.rag import RagTool, Retriever
-from astromesh.tools.ssrf import SSRFGuard
-from astromesh.tools.webhook import WebhookTool
+
+if TYPE_CHECKING:
+    from astromesh.tools.builtin.cache_store import ToolCache
+    from astromesh.tools.builtin.text_summarize import Summariser
+    from astromesh.tools.ssrf import SSRFGuard
 
 Ingester = Callable[[str, dict[str, Any], str], Awaitable[dict[str, Any]]]
 """``(document, metadata, doc_id_prefix) -> {"doc_id", "status", "chunks"}``: index a text."""
@@ -193,6 +196,8 @@ def _build(
             parameters=cfg.json_schema() if cfg.parameters else None,
         )
     if kind == "webhook":
+        from astromesh.tools.webhook import WebhookTool  # httpx: only for agents with webhooks
+
         guard = guard or grants.tool_guard(allow_private_network=cfg.allow_private_network)
         return WebhookTool.from_config(cfg, env=env, guard=guard)
     if kind == "rag":

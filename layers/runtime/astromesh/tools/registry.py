@@ -24,15 +24,18 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from astromesh.errors import AstromeshError, ConfigurationError
 from astromesh.models.types import ToolCall, ToolDefinition
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
 from astromesh.tools.agent import AgentTool
 from astromesh.tools.base import Tool, ToolContext, ToolResult, Toolset, ToolsetUnavailable
-from astromesh.tools.builtin import Summariser, ToolCache
 from astromesh.tools.factory import IngesterFactory, RetrieverFactory, build_tools
+
+if TYPE_CHECKING:
+    from astromesh.tools.builtin.cache_store import ToolCache
+    from astromesh.tools.builtin.text_summarize import Summariser
 
 logger = logging.getLogger(__name__)
 

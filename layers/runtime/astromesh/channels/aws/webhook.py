@@ -6,20 +6,23 @@
 an asynchronous self-invocation (:mod:`.invoke`) before the ``200``. If that hand-off fails
 the message's claim is released and the answer is ``503``, so the platform redelivers and
 the message is not lost. :func:`answer` is the self-invocation: run the agent, reply.
+
+The event parsing and the messaging adapters are imported by the functions that use them,
+so a webhook handler's module load stays light (docs/performance.md, "Lazy imports").
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from astromesh.channels.aws.invoke import HasFunctionArn, dispatch
-from astromesh.channels.aws.proxy import error_response, json_response, text_response
-from astromesh.channels.aws.proxy import webhook_request as parse_event
-from astromesh.channels.aws.worker import ChannelWorker
-from astromesh.channels.messaging.base import Work
 from astromesh.errors import AstromeshError
+
+if TYPE_CHECKING:
+    from astromesh.channels.aws.worker import ChannelWorker
+    from astromesh.channels.messaging.base import Work
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,9 @@ def receive(
     worker: ChannelWorker, channel: str, event: Mapping[str, Any], context: HasFunctionArn
 ) -> dict[str, Any]:
     """Answer one webhook request of ``channel`` (a proxy response, never an exception)."""
+    from astromesh.channels.aws.proxy import error_response, json_response, text_response
+    from astromesh.channels.aws.proxy import webhook_request as parse_event
+
     try:
         request = parse_event(event)
         inbox = worker.hub.inbox(channel)
@@ -52,6 +58,8 @@ def receive(
 
 def answer(worker: ChannelWorker, job: Mapping[str, Any]) -> dict[str, Any]:
     """The self-invocation: run the agent for one message (or send its notice) and reply."""
+    from astromesh.channels.messaging.base import Work
+
     work = Work.from_dict(job["work"])
     worker.run(lambda: worker.hub.answer(job["channel"], work))
     return {"channel": job["channel"], "message_id": work.message.message_id}

@@ -6,6 +6,10 @@ control plane (API keys, registered agents), the channel hub (adapters, Redis gu
 HTTP client) and the WebSocket gateway (its connection registry). One loop for the
 container's life, because connections (Redis, httpx, providers) belong to the loop that
 opened them and a fresh ``asyncio.run`` per invocation would strand them.
+
+Nothing of the runtime is imported with this module: each property imports what it builds
+when first used, so a handler's module load costs Powertools and this file, not the agent
+runtime (docs/performance.md, "Lazy imports").
 """
 
 from __future__ import annotations
@@ -13,14 +17,12 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from astromesh.channels.aws.connections import open_registry
-from astromesh.channels.aws.websocket import WebSocketGateway
-from astromesh.channels.messaging.inbox import DEFAULT_PREFIX, PREFIX_ENV, ChannelHub
-from astromesh.channels.services import Services
-from astromesh.channels.settings import ServerSettings
-from astromesh.runtime import REDIS_URL_ENV, AgentRuntime
+if TYPE_CHECKING:
+    from astromesh.channels.aws.websocket import WebSocketGateway
+    from astromesh.channels.messaging.inbox import ChannelHub
+    from astromesh.channels.services import Services
 
 T = TypeVar("T")
 
@@ -37,6 +39,10 @@ class ChannelWorker:
     @property
     def services(self) -> Services:
         if self._services is None:
+            from astromesh.channels.services import Services
+            from astromesh.channels.settings import ServerSettings
+            from astromesh.runtime import AgentRuntime
+
             runtime = AgentRuntime()
             self._services = Services.build(runtime, ServerSettings.from_env(lambda_=True))
         return self._services
@@ -44,6 +50,8 @@ class ChannelWorker:
     @property
     def hub(self) -> ChannelHub:
         if self._hub is None:
+            from astromesh.channels.messaging.inbox import ChannelHub
+
             self._hub = ChannelHub.build(self.services)
         return self._hub
 
@@ -51,6 +59,11 @@ class ChannelWorker:
     def gateway(self) -> WebSocketGateway:
         """The WebSocket routes, over a registry in ``ASTROMESH_REDIS_URL``'s Redis."""
         if self._gateway is None:
+            from astromesh.channels.aws.connections import open_registry
+            from astromesh.channels.aws.websocket import WebSocketGateway
+            from astromesh.channels.messaging.inbox import DEFAULT_PREFIX, PREFIX_ENV
+            from astromesh.runtime import REDIS_URL_ENV
+
             registry = open_registry(
                 os.environ.get(REDIS_URL_ENV),
                 prefix=os.environ.get(PREFIX_ENV) or DEFAULT_PREFIX,

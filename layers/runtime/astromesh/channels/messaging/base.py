@@ -21,14 +21,15 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from astromesh.channels.errors import BadRequest, Unauthorized
 from astromesh.channels.messaging.text import split_text
 from astromesh.errors import NotFoundError
 from astromesh.text_boundary import repair
+
+if TYPE_CHECKING:
+    import httpx
 
 MessageKind = Literal["text", "media", "status", "reaction", "other", "malformed"]
 """What a parsed item is. Only ``text`` starts a run; ``media`` gets a canned reply;

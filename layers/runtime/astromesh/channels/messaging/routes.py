@@ -15,17 +15,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import PlainTextResponse
 
 from astromesh.channels.errors import NotAvailable
 from astromesh.channels.messaging.base import WebhookRequest
-from astromesh.channels.messaging.inbox import ChannelHub
 from astromesh.channels.openapi import AGENT, errors
 from astromesh.channels.schemas import WebhookAccepted
 from astromesh.channels.security import services_of
+
+if TYPE_CHECKING:
+    from astromesh.channels.messaging.inbox import ChannelHub
 
 _HUB = "channel_hub"
 
@@ -47,6 +49,8 @@ def hub_of(request: Request) -> ChannelHub:
     state = request.app.state
     hub: ChannelHub | None = getattr(state, _HUB, None)
     if hub is None:
+        from astromesh.channels.messaging.inbox import ChannelHub  # httpx: on the first webhook
+
         hub = ChannelHub.build(services_of(request))
         setattr(state, _HUB, hub)
     return hub

@@ -9,18 +9,20 @@ them.
 A run's agent is found by name as the API found it (the agent registry first, then the
 agents folder: :func:`astromesh.channels.control_plane.agent_source`), so a run of an agent
 registered through ``POST /v1/agents`` runs on the state machine like a file agent.
+
+The runtime is imported where it is first built (:meth:`LambdaWorker._with_driver`), so a
+handler's module load costs Powertools and this file (docs/performance.md, "Lazy imports").
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from astromesh.channels.control_plane import agent_source
-from astromesh.channels.settings import ServerSettings
-from astromesh.executors.driver import StepDriver
-from astromesh.runtime import AgentRuntime
+if TYPE_CHECKING:
+    from astromesh.executors.driver import StepDriver
+    from astromesh.runtime import AgentRuntime
 
 T = TypeVar("T")
 
@@ -40,6 +42,11 @@ class LambdaWorker:
 
     async def _with_driver(self, work: Callable[[StepDriver], Awaitable[T]]) -> T:
         if self._driver is None:
+            from astromesh.channels.control_plane import agent_source
+            from astromesh.channels.settings import ServerSettings
+            from astromesh.executors.driver import StepDriver
+            from astromesh.runtime import AgentRuntime
+
             runtime = AgentRuntime()
             runs = (await runtime.state()).runs
             agents, self._close_agents = await agent_source(

@@ -26,97 +26,78 @@
 
 :func:`build_builtin` turns a ``type: builtin`` config into its tool; each module's
 ``*Config`` model checks ``config`` (unknown keys are errors) when the agent is built.
+
+Each tool's module is imported when a tool of its kind is first built (and the names below
+on first access, through the package's ``__getattr__``): the network tools bring httpx and
+the SSRF guard, which an agent without them, or a handler that builds no agent, never loads
+(docs/performance.md, "Lazy imports").
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from astromesh.errors import ConfigurationError
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
-from astromesh.tools.base import Tool
-from astromesh.tools.builtin._common import parse_config
-from astromesh.tools.builtin.cache_store import (
-    CacheStoreConfig,
-    CacheStoreTool,
-    MemoryToolCache,
-    ToolCache,
-)
-from astromesh.tools.builtin.calculator import CalculatorTool
-from astromesh.tools.builtin.current_time import CurrentTimeConfig, CurrentTimeTool
-from astromesh.tools.builtin.graphql_query import GraphQLQueryConfig, GraphQLQueryTool
-from astromesh.tools.builtin.http_get import HttpGetConfig, HttpGetTool
-from astromesh.tools.builtin.http_request import HttpRequestConfig, HttpRequestTool
-from astromesh.tools.builtin.json_transform import JsonTransformTool
-from astromesh.tools.builtin.notify import (
-    SendEmailConfig,
-    SendEmailTool,
-    SendSlackConfig,
-    SendSlackTool,
-)
-from astromesh.tools.builtin.rag_tools import (
-    RagIngestConfig,
-    RagIngestTool,
-    RagQueryConfig,
-    build_rag_query,
-)
-from astromesh.tools.builtin.read_file import ReadFileConfig, ReadFileTool
-from astromesh.tools.builtin.search import (
-    WebSearchConfig,
-    WebSearchTool,
-    WikipediaConfig,
-    WikipediaTool,
-)
-from astromesh.tools.builtin.send_webhook import SendWebhookConfig, SendWebhookTool
-from astromesh.tools.builtin.sql_query import SqlQueryConfig, SqlQueryTool
-from astromesh.tools.builtin.text_summarize import (
-    Summariser,
-    SummarizeConfig,
-    TextSummarizeTool,
-    router_summariser,
-)
-from astromesh.tools.builtin.web_scrape import WebScrapeConfig, WebScrapeTool
-from astromesh.tools.builtin.write_file import WriteFileConfig, WriteFileTool
-from astromesh.tools.ssrf import SSRFGuard
+
+if TYPE_CHECKING:
+    from astromesh.tools.base import Tool
+    from astromesh.tools.builtin.cache_store import ToolCache
+    from astromesh.tools.builtin.text_summarize import Summariser
+    from astromesh.tools.ssrf import SSRFGuard
 
 CLOCK_NAMES = frozenset({"current_time", "datetime_now", "get_current_time"})
 """Our name and upstream's two for the same tool."""
 
-_GUARDED: dict[str, tuple[type[Any], type[Any]]] = {
-    "http_request": (HttpRequestConfig, HttpRequestTool),
-    "web_scrape": (WebScrapeConfig, WebScrapeTool),
-    "send_webhook": (SendWebhookConfig, SendWebhookTool),
-    "wikipedia": (WikipediaConfig, WikipediaTool),
-    "graphql_query": (GraphQLQueryConfig, GraphQLQueryTool),
+_GUARDED: dict[str, tuple[str, str, str]] = {
+    "http_request": ("http_request", "HttpRequestConfig", "HttpRequestTool"),
+    "web_scrape": ("web_scrape", "WebScrapeConfig", "WebScrapeTool"),
+    "send_webhook": ("send_webhook", "SendWebhookConfig", "SendWebhookTool"),
+    "wikipedia": ("search", "WikipediaConfig", "WikipediaTool"),
+    "graphql_query": ("graphql_query", "GraphQLQueryConfig", "GraphQLQueryTool"),
 }
-"""Builtins that reach a URL the model names: ``(config model, tool class)``, each built
-with the grants' SSRF guard."""
+"""Builtins that reach a URL the model names: ``(module, config model, tool class)``, each
+built with the grants' SSRF guard."""
 
-__all__ = [
-    "CacheStoreTool",
-    "CalculatorTool",
-    "CurrentTimeTool",
-    "GraphQLQueryTool",
-    "HttpGetTool",
-    "HttpRequestTool",
-    "JsonTransformTool",
-    "RagIngestTool",
-    "ReadFileTool",
-    "SendEmailTool",
-    "SendSlackTool",
-    "SendWebhookTool",
-    "SqlQueryTool",
-    "Summariser",
-    "TextSummarizeTool",
-    "WebScrapeTool",
-    "WebSearchTool",
-    "WikipediaTool",
-    "WriteFileTool",
-    "build_builtin",
-    "router_summariser",
-]
+_EXPORTS: dict[str, str] = {
+    "CacheStoreTool": "cache_store",
+    "CalculatorTool": "calculator",
+    "CurrentTimeTool": "current_time",
+    "GraphQLQueryTool": "graphql_query",
+    "HttpGetTool": "http_get",
+    "HttpRequestTool": "http_request",
+    "JsonTransformTool": "json_transform",
+    "RagIngestTool": "rag_tools",
+    "ReadFileTool": "read_file",
+    "SendEmailTool": "notify",
+    "SendSlackTool": "notify",
+    "SendWebhookTool": "send_webhook",
+    "SqlQueryTool": "sql_query",
+    "Summariser": "text_summarize",
+    "TextSummarizeTool": "text_summarize",
+    "ToolCache": "cache_store",
+    "WebScrapeTool": "web_scrape",
+    "WebSearchTool": "search",
+    "WikipediaTool": "search",
+    "WriteFileTool": "write_file",
+    "router_summariser": "text_summarize",
+}
+"""Where each public name lives, for :func:`__getattr__`."""
+
+__all__ = [*sorted(_EXPORTS), "build_builtin"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _module(name: str) -> Any:
+    return import_module(f"{__name__}.{name}")
 
 
 def build_builtin(
@@ -150,25 +131,35 @@ def build_builtin(
     Raises:
         ConfigurationError: unknown name, invalid ``config``, or a missing dependency.
     """
+    from astromesh.tools.builtin._common import parse_config
+
     name, description, raw = cfg.name, cfg.description, dict(cfg.config)
     if name == "calculator":
         _no_config(name, raw)
-        return CalculatorTool(name, description)
+        return _module("calculator").CalculatorTool(name, description)
     if name == "json_transform":
         _no_config(name, raw)
-        return JsonTransformTool(name, description)
+        return _module("json_transform").JsonTransformTool(name, description)
     if name in CLOCK_NAMES:
-        return CurrentTimeTool(name, description, config=parse_config(CurrentTimeConfig, name, raw))
+        clock = _module("current_time")
+        config = parse_config(clock.CurrentTimeConfig, name, raw)
+        return clock.CurrentTimeTool(name, description, config=config)
     if name == "http_get":
+        from astromesh.tools.builtin.http_get import HttpGetConfig, HttpGetTool
+
         config = parse_config(HttpGetConfig, name, raw)
         guard = guard or grants.tool_guard(allow_private_network=config.allow_private_network)
         return HttpGetTool(name, description, config=config, guard=guard)
     if name in _GUARDED:
-        model, tool_class = _GUARDED[name]
+        module_name, model_name, class_name = _GUARDED[name]
+        module = _module(module_name)
+        model, tool_class = getattr(module, model_name), getattr(module, class_name)
         config = parse_config(model, name, raw)
         guard = guard or grants.tool_guard(allow_private_network=config.allow_private_network)
         return tool_class(name, description, config=config, guard=guard)
     if name == "read_file":
+        from astromesh.tools.builtin.read_file import ReadFileConfig, ReadFileTool
+
         return ReadFileTool.from_config(
             parse_config(ReadFileConfig, name, raw),
             base=search_path,
@@ -177,10 +168,18 @@ def build_builtin(
             grants=grants,
         )
     if name == "send_slack":
+        from astromesh.tools.builtin.notify import SendSlackConfig, SendSlackTool
+
         slack = parse_config(SendSlackConfig, name, raw)
         guard = guard or grants.tool_guard(allow_private_network=slack.allow_private_network)
         return SendSlackTool(name, description, config=slack, env=env, guard=guard)
     if name == "cache_store":
+        from astromesh.tools.builtin.cache_store import (
+            CacheStoreConfig,
+            CacheStoreTool,
+            MemoryToolCache,
+        )
+
         return CacheStoreTool(
             name,
             description,
@@ -188,26 +187,38 @@ def build_builtin(
             config=parse_config(CacheStoreConfig, name, raw),
         )
     if name == "rag_query":
+        from astromesh.tools.builtin.rag_tools import RagQueryConfig, build_rag_query
+
         return build_rag_query(
             name, description, parse_config(RagQueryConfig, name, raw), retriever_for
         )
     if name == "rag_ingest":
+        from astromesh.tools.builtin.rag_tools import RagIngestConfig, RagIngestTool
+
         return RagIngestTool.from_config(
             name, description, parse_config(RagIngestConfig, name, raw), ingester_for
         )
     if name == "web_search":
+        from astromesh.tools.builtin.search import WebSearchConfig, WebSearchTool
+
         search = parse_config(WebSearchConfig, name, raw)
         guard = guard or grants.tool_guard(allow_private_network=search.allow_private_network)
         return WebSearchTool(name, description, config=search, env=env, guard=guard)
     if name == "send_email":
+        from astromesh.tools.builtin.notify import SendEmailConfig, SendEmailTool
+
         return SendEmailTool(
             name, description, config=parse_config(SendEmailConfig, name, raw), env=env
         )
     if name == "sql_query":
+        from astromesh.tools.builtin.sql_query import SqlQueryConfig, SqlQueryTool
+
         config = parse_config(SqlQueryConfig, name, raw)
         grants.check_sql_dsn(config.connection_string, tool=name)
         return SqlQueryTool(name, description, config=config)
     if name == "write_file":
+        from astromesh.tools.builtin.write_file import WriteFileConfig, WriteFileTool
+
         return WriteFileTool.from_config(
             parse_config(WriteFileConfig, name, raw),
             base=search_path,
@@ -216,6 +227,8 @@ def build_builtin(
             grants=grants,
         )
     if name == "text_summarize":
+        from astromesh.tools.builtin.text_summarize import SummarizeConfig, TextSummarizeTool
+
         if summariser is None:
             raise ConfigurationError(
                 "builtin tool 'text_summarize' needs the agent's model: build the registry "

@@ -1,0 +1,89 @@
+"""What each handler imports at module load (a fresh interpreter, as a Lambda init does).
+
+A structural check, not a timing: the modules a handler's first request does not need stay
+out of ``sys.modules`` after its module is loaded (docs/performance.md, "Lazy imports"), so
+a change that makes them eager again fails here, whatever the machine's speed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.agents import write_agent
+
+REPO = Path(__file__).resolve().parents[2]
+
+HEAVY = (
+    "aws_xray_sdk",  # Powertools' Tracer imports it even when tracing is off
+    "opentelemetry.sdk",
+    "jinja2",
+    "jsonschema",
+    "httpx",
+    "rich",
+    "click",
+    "numpy",
+    "faiss",
+    "onnxruntime",
+    "mcp",
+)
+"""Never at a handler's module load (the API renders its agents' prompts: ``jinja2`` aside)."""
+
+RUNTIME = ("astromesh.runtime", "astromesh.agent", "pydantic", "yaml", "fastapi", "ahocorasick")
+"""What the light handlers build on their first invocation (the worker's properties)."""
+
+LIGHT = ("ws_connect", "ws_message", "whatsapp", "telegram", "orchestration_step", "tool_executor")
+
+_PROBE = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps([name for name in sys.argv[2:] if name in sys.modules]))
+"""
+
+
+def _loaded(handler: str, names: tuple[str, ...], tmp_path: Path) -> list[str]:
+    agents = tmp_path / "agents"
+    write_agent(agents, "assistant", prompts={"system": "Hello {{ agent.name }}."})
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "ASTROMESH_AGENTS_DIR": str(agents),
+        "ASTROMESH_STATE_BACKEND": "sqlite",
+        "ASTROMESH_STATE_PATH": str(tmp_path / "state.db"),
+        "POWERTOOLS_SERVICE_NAME": "astromesh-test",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    env.pop("LAMBDA_TASK_ROOT", None)  # outside Lambda: tracing is off, as in the bench
+    path = REPO / "functions" / handler / "handler.py"
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(path), *names],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("handler", LIGHT)
+def test_light_handlers_load_neither_the_runtime_nor_heavy_libraries(handler, tmp_path):
+    assert _loaded(handler, HEAVY + RUNTIME, tmp_path) == []
+
+
+def test_the_api_loads_its_app_without_xray_otel_sdk_http_clients_or_ml(tmp_path):
+    """The app and the agents are built at init (what its first request needs); the X-Ray
+    SDK only when tracing is on, httpx when a provider, tool or webhook is first used."""
+    heavy = tuple(name for name in HEAVY if name != "jinja2")
+    assert _loaded("api", (*heavy, "fastapi"), tmp_path) == ["fastapi"]
+
+
+def test_the_ingestion_handler_leaves_the_ml_stack_to_its_first_pipeline(tmp_path):
+    assert _loaded("ingestion", HEAVY, tmp_path) == []

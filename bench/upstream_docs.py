@@ -9,10 +9,10 @@ templates, workflows, node profiles), ``astromesh-node/config/profiles``, the He
 embedded documents, and the YAML code blocks of ``README.md``, ``docs/*.md`` and the docs site
 that hold an ``apiVersion: astromesh/v1`` document. Each document is validated as
 ``astromesh validate FILE`` would (validation, then an offline build of each valid agent),
-laid out as upstream lays it out: a file of ``config/`` in its own folder beside the files
-upstream ships there (an agent chained from the next file resolves), a docs block beside the
-other blocks of its page. A document counts as valid when neither reports an error.
-Warnings do not count as errors.
+laid out as upstream lays it out: a file of ``config/`` served with the rest of ``config/``,
+as upstream serves it (an agent chained from the next file, or run by a workflow,
+resolves), a docs block beside the other blocks of its page. A document counts as valid
+when neither reports an error. Warnings do not count as errors.
 """
 
 from __future__ import annotations
@@ -98,11 +98,12 @@ def collect(repo: Path) -> list[tuple[str, str]]:
     return corpus
 
 
-async def _check(path: Path) -> list[str]:
-    """Errors of ``astromesh validate path`` (validation, then an offline build)."""
+async def _check(path: Path, served: Path | None) -> list[str]:
+    """Errors of ``astromesh validate path --agents served`` (validation, then an offline
+    build)."""
     from astromesh.validation import validate_path
 
-    return [str(issue) for issue in (await validate_path(path)).problems]
+    return [str(issue) for issue in (await validate_path(path, served)).problems]
 
 
 def _place(root: Path, origin: str) -> Path:
@@ -133,7 +134,10 @@ def main() -> int:
         for origin, text, file in placed:
             kind = str((yaml.safe_load(text) or {}).get("kind"))
             kinds[kind] += 1
-            errors = asyncio.run(_check(file))
+            # upstream serves config/ (its agents, workflows, providers); a docs block stands
+            # with the other blocks of its page
+            served = Path(tmp) / "config" if origin.startswith("config/") else None
+            errors = asyncio.run(_check(file, served))
             if not errors:
                 valid[kind] += 1
                 continue

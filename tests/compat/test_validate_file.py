@@ -74,3 +74,35 @@ def test_a_file_check_does_not_walk_below_the_folder(tmp_path: Path) -> None:
 
     assert done.returncode == 1
     assert "agent 'composer', chained by 'qualifier', is not defined" in done.stderr
+
+
+WORKFLOW = """\
+apiVersion: astromesh/v1
+kind: Workflow
+metadata:
+  name: lead-flow
+spec:
+  steps:
+    - name: qualify
+      agent: billing
+      input: "{{ trigger.query }}"
+"""
+
+
+def test_a_file_checks_against_the_folder_it_is_served_from(tmp_path: Path) -> None:
+    """Upstream serves config/: its workflows/ run agents of agents/. Given that folder
+    (``--agents``, or the agents folder holding the file by default), the step's agent
+    resolves; checked with its own folder only, it does not."""
+    write(tmp_path / "config" / "agents", "billing.agent.yaml", billing_agent(URL))
+    flow = write(tmp_path / "config" / "workflows", "lead.workflow.yaml", WORKFLOW)
+
+    alone = astromesh("validate", str(flow))
+    served = astromesh("validate", str(flow), "--agents", str(tmp_path / "config"))
+    by_default = astromesh(
+        "validate", str(flow), env={"ASTROMESH_AGENTS_DIR": str(tmp_path / "config")}
+    )
+
+    assert alone.returncode == 1 and "unknown agent 'billing'" in alone.stderr
+    assert served.returncode == 0, served.stderr
+    assert "in 1 file(s)" in served.stdout and "1 agent(s)" not in served.stdout
+    assert by_default.returncode == 0, by_default.stderr

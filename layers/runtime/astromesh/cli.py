@@ -62,11 +62,20 @@ def validate(
         bool,
         typer.Option("--strict", help="Treat warnings (upstream fields ignored here) as errors"),
     ] = False,
+    served: Annotated[
+        Path | None,
+        typer.Option(
+            "--agents",
+            help="For a file: the folder it is served from, whose documents its references"
+            " resolve against [default: the agents folder if it holds the file, else the"
+            " file's own folder]",
+        ),
+    ] = None,
 ) -> None:
     """Check documents; exit 1 and print file:line: field: message for each problem.
 
-    A file is checked with the documents beside it (an agent it names may be defined in the
-    next file), reporting only its own problems. Upstream fields that mean nothing here are
+    A file is checked with the documents it is served with (an agent it names may be defined
+    in another file), reporting only its own problems. Upstream fields that mean nothing here are
     printed as warnings and do not fail the check unless ``--strict`` is given."""
     from astromesh.validation import validate_path
 
@@ -77,7 +86,7 @@ def validate(
     # Every valid agent is built too (offline: no store is created or reached), so one that
     # validates but cannot run here (a refused webhook URL, a tool that does not import) is
     # an error now rather than a 409 on every run.
-    checked = asyncio.run(validate_path(target))
+    checked = asyncio.run(validate_path(target, served))
     problems = checked.problems
     if strict:
         problems += checked.warnings

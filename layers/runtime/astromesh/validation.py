@@ -1,9 +1,12 @@
 """What ``astromesh validate PATH`` checks: the documents validate, and each valid agent builds.
 
 A folder is checked as the runtime serves it. A single file is checked together with the
-documents beside it (its folder, not below), because that is how it will run: upstream's
+documents it will be served with, because that is how it will run: upstream's
 ``config/agents/sales-qualifier.agent.yaml`` chains ``email-composer``, defined in the next
-file, and checking the file alone would report a missing agent that is not missing. Only the
+file, and its ``config/workflows/example.workflow.yaml`` runs agents of ``config/agents/``;
+checked alone, each would report a missing agent that is not missing. Those documents are the
+served folder's (``--agents``; by default the agents folder when the file is inside it) or,
+for a file outside one, its own folder's (not below). Only the
 file's own problems are reported, and the file wins a clash with a neighbour (the same agent
 name, a second RuntimeConfig: upstream's node profiles are one RuntimeConfig per file, each
 an alternative); its neighbours are context, and a folder check reports theirs.
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from astromesh.config import ConfigIssue, LoadResult, load_path
 from astromesh.config.loader import load_files, yaml_files_beside
-from astromesh.runtime import AgentRuntime
+from astromesh.runtime import AgentRuntime, default_agents_dir
 
 
 @dataclass(slots=True)
@@ -39,8 +42,9 @@ class Validation:
         return [*self.errors, *self.unrunnable]
 
 
-async def validate_path(target: Path) -> Validation:
-    """Check ``target`` (a file or a folder); see the module docstring."""
+async def validate_path(target: Path, served: Path | None = None) -> Validation:
+    """Check ``target`` (a file or a folder); see the module docstring. ``served``: the
+    folder a file is served from (``None``: the agents folder if it holds the file)."""
     if target.is_dir():
         result = load_path(target)
         async with AgentRuntime(target, offline=True) as runtime:
@@ -54,9 +58,11 @@ async def validate_path(target: Path) -> Validation:
             rag_pipelines=len(result.rag_pipelines),
             files=len(result.files),
         )
-    result = load_files(yaml_files_beside(target))
+    if served is None and target.resolve().is_relative_to(default_agents_dir().resolve()):
+        served = default_agents_dir()
+    result = load_files(yaml_files_beside(target, served))
     mine = _same_file(target)
-    async with AgentRuntime(target.parent, offline=True, config=result) as runtime:
+    async with AgentRuntime(served or target.parent, offline=True, config=result) as runtime:
         skipped = await runtime.check_agents()
     own_agents = [
         name for name, doc in result.agents.items() if doc.source and mine(doc.source.file)

@@ -130,23 +130,27 @@ def load_files(files: Sequence[Path], *, env: Mapping[str, str] | None = None) -
     return session.finish()
 
 
-def yaml_files_beside(file: Path) -> list[Path]:
-    """``file``, then the other documents of its folder (not below it): what one file is
-    checked together with, so that a chain or an agent tool naming an agent defined in the
-    next file resolves as it will when the folder is served. ``file`` comes first so that
-    its documents win a clash (a name, the one RuntimeConfig) with a neighbour: a folder of
-    alternatives, such as upstream's node profiles, holds one RuntimeConfig per file. Only
-    the folder itself, so checking ``~/draft.yaml`` never walks a home folder."""
-    siblings = sorted(
-        entry
-        for entry in file.parent.iterdir()
-        if entry.is_file()
-        and entry.name.endswith(YAML_SUFFIXES)
-        and not entry.name.startswith(".")
-        and entry.name not in IGNORED_FILE_NAMES
-        and entry != file
-    )
-    return [file, *siblings]
+def yaml_files_beside(file: Path, served: Path | None = None) -> list[Path]:
+    """``file``, then the documents it is checked together with: those of ``served`` (the
+    folder a server would serve the file from, recursively, as it is loaded) or, without
+    one, of the file's own folder (not below it, so checking ``~/draft.yaml`` never walks a
+    home folder). A chain, an agent tool or a workflow step naming an agent defined in
+    another file then resolves as it will when served. ``file`` comes first so that its
+    documents win a clash (a name, the one RuntimeConfig) with a neighbour: a folder of
+    alternatives, such as upstream's node profiles, holds one RuntimeConfig per file."""
+    if served is not None:
+        others = [f for f in _yaml_files(served) if f.resolve() != file.resolve()]
+    else:
+        others = sorted(
+            entry
+            for entry in file.parent.iterdir()
+            if entry.is_file()
+            and entry.name.endswith(YAML_SUFFIXES)
+            and not entry.name.startswith(".")
+            and entry.name not in IGNORED_FILE_NAMES
+            and entry != file
+        )
+    return [file, *others]
 
 
 def load_text(

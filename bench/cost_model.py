@@ -16,7 +16,8 @@ ignored, fixed costs such as RDS, ElastiCache and NAT left out):
 - Step Functions Standard (async and channel runs): state transitions;
 - Step Functions Express (sync REST runs): one request per execution plus duration, billed
   in 64 MB and 100 ms steps (the payloads here are far below 64 MB);
-- API Gateway REST: one request per sync run; two per async run (start, fetch the result).
+- API Gateway REST and the api function: a sync run is one request whose api function waits
+  for the Express execution; an async run is two (start, fetch the result), ~20 ms each.
 
     python bench/cost_model.py [--iterations 1 5 10] [--tool-calls 1 3]
         [--model-seconds 1.0] [--tool-seconds 0.05]
@@ -139,27 +140,36 @@ class Measured:
     largest_payload: int
 
 
+API_CALL_SECONDS = 0.02
+"""Assumed time of the api function answering an async start or a result fetch (warm)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """USD per 1,000 runs, by item."""
+    """USD per 1,000 runs, by item; ``api_*`` differ by how the run is started: sync (one
+    request, the api function waiting for the Express execution) or async (a start and a
+    result fetch, the run on the Standard machine)."""
 
     lambda_compute: float
     lambda_requests: float
     transitions: float
     express: float
-    api_gateway: float
+    api_sync: tuple[float, float]
+    """(API Gateway, api function) for a sync run."""
+    api_async: tuple[float, float]
+    """(API Gateway, api function) for an async run."""
 
     @property
     def standard(self) -> float:
-        return self.lambda_compute + self.lambda_requests + self.transitions + self.api_gateway
+        return self.lambda_compute + self.lambda_requests + self.transitions + sum(self.api_async)
 
     @property
     def sync(self) -> float:
-        return self.lambda_compute + self.lambda_requests + self.express + self.api_gateway
+        return self.lambda_compute + self.lambda_requests + self.express + sum(self.api_sync)
 
 
 def memory_gb() -> dict[str, float]:
-    """Each step-loop function's memory, as ``infra/functions.py`` deploys it."""
+    """Each function's memory, as ``infra/functions.py`` deploys it."""
     from infra.functions import BY_NAME
 
     return {f"astromesh-{n.replace('_', '-')}": BY_NAME[n].memory_mb / 1024 for n in BY_NAME}
@@ -183,16 +193,25 @@ def price(m: Measured, model_s: float, tool_s: float) -> Cost:
     tool_wall = seconds.get(TOOL_EXECUTOR, 0.0) / max(m.tools, 1)
     express_s = math.ceil((step_s + tool_wall) * 10) / 10
     runs = 1000
+    gb_price, request = PRICES["lambda_gb_s_arm64"], PRICES["lambda_request"]
+    api_gb = gb["astromesh-api"]
     return Cost(
-        lambda_compute=runs * gb_s * PRICES["lambda_gb_s_arm64"],
-        lambda_requests=runs * requests * PRICES["lambda_request"],
+        lambda_compute=runs * gb_s * gb_price,
+        lambda_requests=runs * requests * request,
         transitions=runs * m.transitions * PRICES["sfn_standard_transition"],
         express=runs
         * (
             PRICES["sfn_express_request"]
             + express_s * EXPRESS_MEMORY_GB * PRICES["sfn_express_gb_s"]
         ),
-        api_gateway=runs * PRICES["apigw_rest_request"],  # sync; async adds one fetch below
+        api_sync=(
+            runs * PRICES["apigw_rest_request"],
+            runs * (express_s * api_gb * gb_price + request),
+        ),
+        api_async=(
+            runs * 2 * PRICES["apigw_rest_request"],
+            runs * 2 * (API_CALL_SECONDS * api_gb * gb_price + request),
+        ),
     )
 
 
@@ -283,14 +302,42 @@ def growth(runs: Sequence[Measured], model_s: float, tool_s: float) -> None:
         )
 
 
+def breakdown(m: Measured, model_s: float, tool_s: float) -> None:
+    """Each item's share of 1,000 typical runs, both ways they are started."""
+    cost = price(m, model_s, tool_s)
+    gb = memory_gb()
+    print()
+    print(
+        f"typical run: {m.iterations} iterations x {m.tools} tool call(s); per run"
+        f" {m.transitions} transitions, largest state payload {m.largest_payload} B, invocations"
+        + "".join(f" {f}: {n} ({gb[f] * 1024:.0f} MB)" for f, n in sorted(m.invocations.items()))
+    )
+    items = [
+        ("Lambda GB-s", cost.lambda_compute, cost.lambda_compute),
+        ("Lambda requests", cost.lambda_requests, cost.lambda_requests),
+        ("Step Functions Standard transitions", cost.transitions, 0.0),
+        ("Step Functions Express requests + duration", 0.0, cost.express),
+        ("API Gateway REST requests", cost.api_async[0], cost.api_sync[0]),
+        ("api function (start/fetch; sync: waits)", cost.api_async[1], cost.api_sync[1]),
+    ]
+    print(f"  {'per 1,000 runs':<44}{'async (Standard)':>18}{'sync (Express)':>16}")
+    for name, async_usd, sync_usd in items:
+        print(f"  {name:<44}{usd(async_usd):>18}{usd(sync_usd):>16}")
+    print(f"  {'total':<44}{usd(cost.standard):>18}{usd(cost.sync):>16}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, nargs="+", default=[1, 5, 10])
     parser.add_argument("--tool-calls", type=int, nargs="+", default=[1, 3])
     parser.add_argument("--model-seconds", type=float, default=1.0, help="per model call")
     parser.add_argument("--tool-seconds", type=float, default=0.05, help="per tool call")
+    parser.add_argument(
+        "--typical", type=int, nargs=2, default=[3, 1], metavar=("ITERATIONS", "TOOLS")
+    )
     args = parser.parse_args()
-    grid = [(i, t) for i in args.iterations for t in args.tool_calls]
+    typical = (args.typical[0], args.typical[1])
+    grid = sorted({(i, t) for i in args.iterations for t in args.tool_calls} | {typical})
     runs = asyncio.run(measure(grid))
     model_s, tool_s = args.model_seconds, args.tool_seconds
     print(f"AWS cost per 1,000 runs (us-east-1 list prices of {PRICES_DATE}, arm64, no free tier)")
@@ -306,24 +353,25 @@ def main() -> None:
     print(header)
     for m in runs:
         cost = price(m, model_s, tool_s)
-        fetch = 1000 * PRICES["apigw_rest_request"]  # async: one more request for the result
         handler_ms = sum(m.handler_seconds.values()) * 1000
         print(
             f"{m.iterations:>5}{m.tools:>10}{m.transitions:>12}{sum(m.invocations.values()):>12}"
             f"{handler_ms:>11.1f}{m.largest_payload:>10}"
             f"{usd(cost.lambda_compute + cost.lambda_requests):>10}{usd(cost.transitions):>11}"
-            f"{usd(cost.express):>10}{usd(cost.standard + fetch):>13}{usd(cost.sync):>13}"
+            f"{usd(cost.express):>10}{usd(cost.standard):>13}{usd(cost.sync):>13}"
         )
         label = f"{m.iterations} iterations x {m.tools} tool calls"
         record("cost_model", f"transitions, {label}", m.transitions, "transitions")
-        record("cost_model", f"USD per 1,000 async runs, {label}", cost.standard + fetch, "USD")
+        record("cost_model", f"USD per 1,000 async runs, {label}", cost.standard, "USD")
         record("cost_model", f"USD per 1,000 sync runs, {label}", cost.sync, "USD")
     growth(runs, model_s, tool_s)
+    breakdown(next(m for m in runs if (m.iterations, m.tools) == typical), model_s, tool_s)
     print()
     print(
         "Lambda = GB-s (handler time + the model/tool waits) and requests; Standard = state"
         " transitions; Express = requests + duration (64 MB, 100 ms steps); async = Lambda +"
-        " Standard + 2 API Gateway requests; sync = Lambda + Express + 1 API Gateway request."
+        " Standard + 2 API requests (gateway + api function); sync = Lambda + Express + 1 API"
+        " request whose api function waits for the run."
     )
 
 

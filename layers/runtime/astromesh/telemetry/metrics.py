@@ -8,10 +8,10 @@ Three events matter enough to page someone, and only the runtime sees them
 - a run ends failed or timed out (:data:`RUNS_FAILED`), whichever executor ran it,
 - what a run cost (:data:`RUN_COST`), summed into a cost-per-day alarm.
 
-Three more describe the traffic, for dashboards rather than pages: every finished run by agent
+Four more describe the traffic, for dashboards rather than pages: every finished run by agent
 and status (:data:`RUNS_FINISHED`), its wall-clock duration (:data:`RUN_DURATION`, a
-histogram in seconds), and the webhook items acknowledged without an answer because their
-shape is wrong (:data:`MESSAGES_IGNORED`).
+histogram in seconds), its tokens in and out (:data:`RUN_TOKENS`), and the webhook items
+acknowledged without an answer because their shape is wrong (:data:`MESSAGES_IGNORED`).
 
 Where they go depends on where the runtime runs, so the sink is chosen once per
 :class:`~astromesh.runtime.AgentRuntime` (:func:`metrics_from_env`):
@@ -22,7 +22,7 @@ Where they go depends on where the runtime runs, so the sink is chosen once per
   is what the alarms in ``infra/stacks/observability.py`` watch. Only the alarmed three are
   written: every EMF line costs log bytes on every run, and Step Functions already publishes
   run counts and durations per state machine (``ExecutionsSucceeded``, ``ExecutionTime``...);
-- everywhere else, the OpenTelemetry metrics API (:class:`OtelMetrics`): all six, a no-op
+- everywhere else, the OpenTelemetry metrics API (:class:`OtelMetrics`): all seven, a no-op
   until an SDK is configured. The local server (``astromesh dev``) configures one with a
   Prometheus reader and serves it at ``GET /metrics`` (:mod:`astromesh.telemetry.prometheus`);
   any other process can configure the global provider (OTLP...) with the usual settings.
@@ -136,6 +136,16 @@ RUN_DURATION = RuntimeMetric(
     # for milliseconds and would put every run in the first few.
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1800),
 )
+RUN_TOKENS = RuntimeMetric(
+    "RunTokens",
+    "astromesh.run.tokens",
+    "Count",
+    "{token}",
+    "Sum",
+    "a run is finalized: its tokens over every model call it made, side calls included, twice:"
+    " direction input and direction output (agent and status as attributes)",
+    emf=False,
+)
 MESSAGES_IGNORED = RuntimeMetric(
     "MessagesIgnored",
     "astromesh.messages.ignored",
@@ -153,6 +163,7 @@ RUNTIME_METRICS = (
     RUN_COST,
     RUNS_FINISHED,
     RUN_DURATION,
+    RUN_TOKENS,
     MESSAGES_IGNORED,
 )
 """Every metric the runtime emits (all of them through OpenTelemetry)."""
@@ -201,6 +212,8 @@ class Metrics(ABC):
         self.emit(RUN_COST, run.usage.cost, **properties)
         self.emit(RUNS_FINISHED, 1, **properties)
         self.emit(RUN_DURATION, _seconds_since(run.created_at), **properties)
+        self.emit(RUN_TOKENS, run.usage.tokens_in, direction="input", **properties)
+        self.emit(RUN_TOKENS, run.usage.tokens_out, direction="output", **properties)
 
 
 def _seconds_since(start: datetime) -> float:
@@ -363,6 +376,7 @@ __all__ = [
     "RUNTIME_METRICS",
     "RUN_COST",
     "RUN_DURATION",
+    "RUN_TOKENS",
     "STAGE_DIMENSION",
     "STAGE_ENV",
     "EmfMetrics",

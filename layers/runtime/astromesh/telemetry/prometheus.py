@@ -28,8 +28,10 @@ labels, never the run id):
 
 - ``astromesh_runs_finished_total`` and ``astromesh_runs_failed_total``,
 - ``astromesh_run_cost_usd_total``,
+- ``astromesh_run_tokens_total`` (label ``direction``: ``input`` or ``output``),
 - ``astromesh_run_duration_seconds`` (histogram),
 - ``astromesh_circuit_opened_total`` (label ``circuit``),
+- ``astromesh_messages_ignored_total`` (labels ``channel`` and ``reason``),
 - ``target_info`` (the OpenTelemetry resource: ``service.name`` is ``astromesh`` unless
   ``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` say otherwise).
 

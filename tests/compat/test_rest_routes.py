@@ -369,12 +369,29 @@ async def test_per_run_connections_and_provider_keys_are_refused_with_the_reason
 # -- traces / metrics / rag pipelines --------------------------------------------------------
 
 
-async def test_traces_and_metrics_name_the_missing_feature_not_404(make_app, client_for):
+async def test_traces_as_upstreams_client_reads_them(
+    agents_dir, openai_server, make_app, client_for
+):
+    write_agent(agents_dir, model=primary(openai_server.url))
+    openai_server.push(Reply("Hello."))
     client = client_for(make_app())
-    traces = await client.get("/v1/traces/", params={"agent": "helper", "limit": 10})
-    assert "issue 17" in assert_upstream_error(traces, 501, "traces_unavailable")
-    one = await client.get("/v1/traces/abc123")
-    assert_upstream_error(one, 501, "traces_unavailable")
+    ran = await client.post("/v1/agents/helper/run", json={"query": "Hi"})
+    trace_id = ran.json()["trace"]["trace_id"]
+
+    # astromeshctl traces list helper --last 10: GET /v1/traces/?agent=&limit=
+    listed = await client.get("/v1/traces/", params={"agent": "helper", "limit": 10})
+    assert listed.status_code == 200, listed.text
+    [item] = listed.json()["traces"]
+    assert (item["trace_id"], item["agent"], item["status"]) == (trace_id, "helper", "ok")
+    assert item["started_at"] and isinstance(item["duration_ms"], float)
+    # astromeshctl trace ID: a tree of {name, duration_ms, children}
+    one = await client.get(f"/v1/traces/{trace_id}")
+    assert one.status_code == 200, one.text
+    [root] = one.json()["spans"]
+    assert (root["name"], one.json()["agent"]) == ("invoke_agent helper", "helper")
+    assert {c["name"] for c in root["children"]} >= {"astromesh.prepare", "astromesh.step"}
+    missing = await client.get("/v1/traces/0123456789abcdef0123456789abcdef")
+    assert_upstream_error(missing, 404, "not_found")
 
 
 async def test_rag_pipelines_are_listed_read_and_never_created_through_the_api(

@@ -74,7 +74,7 @@ ROUTE_ROLES: Mapping[tuple[str, str], Role | None] = {
     ("GET", "/v1/rag/pipelines"): Role.USER,  # connection details redacted
     ("GET", "/v1/rag/pipelines/{name}"): Role.USER,
     ("GET", "/v1/system/status"): Role.USER,  # this process: version, uptime, agent count
-    # not stored yet: 501 naming the observability issue (rest/observability.py)
+    # the tenant's own traces, kept with its runs (rest/observability.py)
     ("GET", "/v1/traces"): Role.USER,
     ("GET", "/v1/traces/{trace_id}"): Role.USER,
     # the tenant's own spending (rest/usage.py): the key's tenant, and its agents only

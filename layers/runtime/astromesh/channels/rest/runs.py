@@ -22,7 +22,7 @@ from astromesh.tools import client as client_tools
 router = APIRouter(tags=["runs"])
 
 
-async def _visible_run(services: ServicesDep, principal: Principal, run_id: str) -> RunState:
+async def visible_run(services: ServicesDep, principal: Principal, run_id: str) -> RunState:
     """The run, if it is the key's tenant's (any tenant's for an admin) and the key may use
     its agent; otherwise the same 404 as an unknown id (another tenant's run ids are not
     confirmed to exist)."""
@@ -36,7 +36,7 @@ async def _visible_run(services: ServicesDep, principal: Principal, run_id: str)
 @router.get("/v1/runs/{run_id}", response_model=RunResponse, responses=errors(AUTHENTICATED, AGENT))
 async def get_run(run_id: str, principal: CurrentPrincipal, services: ServicesDep) -> Any:
     """The run as the run route answers it, plus agent, query and timestamps."""
-    return run_view(await _visible_run(services, principal, run_id))
+    return run_view(await visible_run(services, principal, run_id))
 
 
 @router.post(
@@ -48,7 +48,7 @@ async def cancel_run(
     run_id: str, principal: CurrentPrincipal, services: ServicesDep
 ) -> RunCancelled:
     """Mark the run cancelled; its loop stops before its next step (409 if it ended)."""
-    await _visible_run(services, principal, run_id)
+    await visible_run(services, principal, run_id)
     run = await services.launcher.cancel(run_id)
     return RunCancelled(run_id=run.id, status=run.status.value)
 
@@ -63,7 +63,7 @@ async def submit_tool_outputs(
 ) -> Any:
     """Answer a ``requires_action`` run's client tool calls and continue it to its end (or
     its next pause); 409 when the run is not waiting, 422 when outputs do not match."""
-    run = await _visible_run(services, principal, run_id)
+    run = await visible_run(services, principal, run_id)
     catalog = await services.catalog()
     agent = await catalog.agent(await catalog.entry(run.agent, tenant=run.tenant))
     finished = await client_tools.submit_tool_outputs(

@@ -52,17 +52,24 @@ def test_expand_swaps_the_preview_inside_any_message_built_from_it():
 
 async def test_resolve_reads_the_store_only_for_references():
     backend = MemoryBackend()
-    results = RunResults(backend.runs, "run_1")
-    kept = await results.keep(result(big_text(PREVIEW_LIMIT + 1)))
+    run = await backend.runs.create(RunState(agent="a", query="q"))
+    results = RunResults(backend.runs, run.id)
+    kept = results.keep(result(big_text(PREVIEW_LIMIT + 1)))
     plain = [Message.system("s"), Message.user("q")]
     assert await results.resolve(plain) == plain
 
     ref = Message.tool(kept.content, tool_call_id="call_1", name="big_text")
     ref.content_ref = "call_1"
+    # Kept but not yet checkpointed: resolved from what waits for the next write.
+    assert await backend.runs.get_results(run.id, ["call_1"]) == {}
+    assert len((await results.resolve([*plain, ref]))[2].content) == PREVIEW_LIMIT + 1
+
+    await results.checkpoint(run)  # the run and its results in one write
+    assert results.unsaved == [] and run.version == 2
     resolved = await results.resolve([*plain, ref])
 
     assert resolved[:2] == plain and len(resolved[2].content) == PREVIEW_LIMIT + 1
-    stored = await backend.runs.get_results("run_1", ["call_1"])
+    stored = await backend.runs.get_results(run.id, ["call_1"])
     assert not stored["call_1"].truncated and len(stored["call_1"].content) == PREVIEW_LIMIT + 1
 
 

@@ -395,3 +395,35 @@ async def test_parallel_result_writers_never_conflict(backend: StateBackend) -> 
     await asyncio.gather(*(backend.runs.put_result("r", r) for r in results))
     found = await backend.runs.get_results("r", [r.call_id for r in results])
     assert [found[f"c{i}"].content for i in range(20)] == [str(i) for i in range(20)]
+
+
+async def test_checkpoint_writes_the_run_and_its_results_together(backend: StateBackend) -> None:
+    run = await backend.runs.create(RunState(agent="a", query="q"))
+    run.iteration = 1
+    results = [ActionResult(call_id=f"c{i}", name="t", ok=True, content=str(i)) for i in range(3)]
+
+    saved = await backend.runs.checkpoint(run, results)
+
+    assert saved is run and run.version == 2
+    assert (await backend.runs.get(run.id)).iteration == 1
+    found = await backend.runs.get_results(run.id, ["c0", "c1", "c2"])
+    assert [found[f"c{i}"].content for i in range(3)] == ["0", "1", "2"]
+    await backend.runs.checkpoint(run)  # no results: a plain save
+    assert (await backend.runs.get(run.id)).version == 3
+
+
+async def test_a_stale_checkpoint_conflicts_and_writes_no_run(backend: StateBackend) -> None:
+    run = await backend.runs.create(RunState(agent="a", query="q"))
+    other = await backend.runs.get(run.id)
+    await backend.runs.save(other)
+    run.answer = "lost"
+
+    with pytest.raises(ConflictError):
+        await backend.runs.checkpoint(
+            run, [ActionResult(call_id="c", name="t", ok=True, content="x")]
+        )
+
+    stored = await backend.runs.get(run.id)
+    assert stored.version == 2 and stored.answer is None
+    with pytest.raises(NotFoundError):
+        await backend.runs.checkpoint(RunState(agent="a", query="never created"))

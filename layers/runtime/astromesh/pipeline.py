@@ -78,9 +78,10 @@ class ChildRunStarter(Protocol):
 MAX_PARALLEL_ACTIONS = 8
 """Tool calls of one step run concurrently, at most this many at a time."""
 
-ResultKeeper = Callable[[ActionResult], Awaitable[ActionResult]]
-"""Stores an action's full result beside the run and returns what the run document keeps
-(the result itself, or a preview of a large one: see ``astromesh.executors.results``)."""
+ResultKeeper = Callable[[ActionResult], ActionResult]
+"""Keeps an action's full result for the run store (written with the executor's next
+checkpoint) and returns what the run document keeps (the result itself, or a preview of a
+large one: see ``astromesh.executors.results``)."""
 
 
 async def screen(run: RunState, agent: Agent) -> None:
@@ -259,7 +260,7 @@ async def act(
 ) -> list[ActionResult]:
     """Execute the step's tool calls concurrently (bounded) and record each one.
 
-    ``keep`` stores each full result beside the run; the run records what it returns.
+    ``keep`` takes each full result for the run store; the run records what it returns.
 
     ``run_child`` lets agent tools start child runs of this run; the id of the child a call
     started is recorded in that call's ``tool_call`` step (``child_run_id``).
@@ -316,7 +317,7 @@ async def act(
         server_calls, client_calls = split_client_calls(actions, agent.tools.available())
         results = await asyncio.gather(*(one(call) for call in server_calls))
         if keep is not None:
-            results = await asyncio.gather(*(keep(result) for result in results))
+            results = [keep(result) for result in results]
         record_actions(run, agent, server_calls, results, child_runs=child_runs)
         if client_calls:  # the caller runs these; the executor saves and returns the run
             run.results = list(results)

@@ -1,8 +1,10 @@
 """LocalExecutor: the step loop in-process (CLI, local server, tests).
 
-The run is saved after prepare, after every observe and at the end, with the store's
-optimistic concurrency: if someone else wrote the run meanwhile (a cancel request), the save
-fails, the executor reloads, and a cancelled run stops before its next step.
+The run is saved after prepare, after every observe and at the end, each time as one write
+that also carries the full results of the step's tool calls (``RunStore.checkpoint``), with
+the store's optimistic concurrency: if someone else wrote the run meanwhile (a cancel
+request), the save fails, the executor reloads, and a cancelled run stops before its next
+step.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ class LocalExecutor(Executor):
         try:
             if not prepared:
                 await pipeline.prepare(run, agent, emit)
-                await self._checkpoint(run)
+                await self._checkpoint(run, kept)
             while True:
                 limit = pipeline.check_limits(run, agent)
                 if limit is not None:
@@ -91,10 +93,10 @@ class LocalExecutor(Executor):
                     keep=kept.keep,
                 )
                 if run.status is RunStatus.REQUIRES_ACTION:
-                    await self._checkpoint(run)  # paused for the caller: no finalize
+                    await self._checkpoint(run, kept)  # paused for the caller: no finalize
                     return run
                 pipeline.observe(run, agent, results)
-                await self._checkpoint(run)
+                await self._checkpoint(run, kept)
         except RunCancelled:
             decision = Fail("cancelled by request", status=RunStatus.CANCELLED, code="cancelled")
         except AstromeshError as exc:  # a known failure (a prompt that cannot render...)
@@ -109,16 +111,16 @@ class LocalExecutor(Executor):
             # the run is recorded as failed for that reason rather than left running.
             logger.warning("run_id=<%s> | finalize failed: %s", run.id, exc.message)
             await pipeline.finalize(run, agent, Fail(exc.message, code=exc.code), emit)
-        await self._save_final_retrying(run)
+        await self._save_final_retrying(run, kept)
         return run
 
-    async def _save_final_retrying(self, run: RunState) -> None:
+    async def _save_final_retrying(self, run: RunState, kept: RunResults) -> None:
         """The final write, retried while the store is unavailable (see
         :data:`FINAL_SAVE_DELAYS`); the last failure is raised."""
         keep_spans(run)
         for delay in (*FINAL_SAVE_DELAYS, None):
             try:
-                await self._save_final(run)
+                await self._save_final(run, kept)
                 return
             except StateUnavailable as exc:
                 if delay is None:
@@ -127,10 +129,10 @@ class LocalExecutor(Executor):
                 logger.warning("run_id=<%s> | final write failed, retrying: %s", run.id, exc)
                 await asyncio.sleep(delay)
 
-    async def _checkpoint(self, run: RunState) -> None:
+    async def _checkpoint(self, run: RunState, kept: RunResults) -> None:
         keep_spans(run)
         try:
-            await self.runs.save(run)
+            await kept.checkpoint(run)
         except ConflictError:
             stored = await self.runs.get(run.id)
             if stored.status is RunStatus.CANCELLED:
@@ -138,11 +140,11 @@ class LocalExecutor(Executor):
                 raise RunCancelled from None
             raise
 
-    async def _save_final(self, run: RunState) -> None:
+    async def _save_final(self, run: RunState, kept: RunResults) -> None:
         """The final save wins over a concurrent cancel: the run did finish."""
         try:
-            await self.runs.save(run)
+            await kept.checkpoint(run)
         except ConflictError:
             stored = await self.runs.get(run.id)
             run.version = stored.version
-            await self.runs.save(run)
+            await kept.checkpoint(run)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from astromesh.models.types import Message
-from astromesh.runs.state import ActionResult
+from astromesh.runs.state import ActionResult, RunState
 from astromesh.stores.base import RunStore
 
 PREVIEW_LIMIT = 8 * 1024
@@ -52,20 +52,34 @@ def _preview_text(result: ActionResult, limit: int) -> str:
 
 
 class RunResults:
-    """One run's results in the store: what executors keep and what model calls resolve."""
+    """One run's results in the store: what executors keep and what model calls resolve.
+
+    Kept results wait in :attr:`unsaved` until the executor's next checkpoint writes them
+    with the run (``RunStore.checkpoint``): one write per iteration instead of one per call.
+    """
 
     def __init__(self, runs: RunStore, run_id: str) -> None:
         self.runs = runs
         self.run_id = run_id
+        self.unsaved: list[ActionResult] = []
 
-    async def keep(self, result: ActionResult) -> ActionResult:
-        """Store the full result beside the run; return what the run document holds."""
-        await self.runs.put_result(self.run_id, result)
+    def keep(self, result: ActionResult) -> ActionResult:
+        """Note the full result for the next checkpoint; return what the run document holds."""
+        self.unsaved.append(result)
         return preview(result)
 
+    async def checkpoint(self, run: RunState) -> RunState:
+        """Save ``run`` with the results kept since the last checkpoint, as one write."""
+        await self.runs.checkpoint(run, self.unsaved)
+        self.unsaved = []
+        return run
+
     async def load(self, call_ids: Sequence[str]) -> dict[str, ActionResult]:
-        """The full results stored for ``call_ids`` (missing ones are absent)."""
-        return await self.runs.get_results(self.run_id, call_ids)
+        """The full results stored, or kept for the next checkpoint, for ``call_ids``
+        (missing ones are absent)."""
+        waiting = {r.call_id: r for r in self.unsaved if r.call_id in call_ids}
+        rest = [c for c in call_ids if c not in waiting]
+        return {**(await self.runs.get_results(self.run_id, rest) if rest else {}), **waiting}
 
     async def resolve(self, messages: Sequence[Message]) -> list[Message]:
         """``messages`` with every ``content_ref`` preview expanded to the full result.

@@ -66,6 +66,18 @@ class RunStore(ABC):
             NotFoundError: the run was never created.
         """
 
+    async def checkpoint(self, run: RunState, results: Sequence[ActionResult] = ()) -> RunState:
+        """:meth:`save` ``run`` together with the full results of the step that produced it.
+
+        The step loop's one write per iteration: the durable backends override this to write
+        the results and the run in one round trip and one transaction (a conflict leaves
+        neither written). This default writes the results first, so a run document never
+        refers to a result that is not stored.
+        """
+        for result in results:
+            await self.put_result(run.id, result)
+        return await self.save(run)
+
     @abstractmethod
     async def list_runs(
         self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50

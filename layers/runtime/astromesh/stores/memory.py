@@ -30,6 +30,7 @@ class MemoryRunStore(RunStore):
     def __init__(self, usage: MemoryUsageStore | None = None) -> None:
         self.usage = usage or MemoryUsageStore()
         self._runs: dict[str, str] = {}
+        self._versions: dict[str, int] = {}  # compare-and-swap without parsing the document
         self._results: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
 
@@ -50,6 +51,7 @@ class MemoryRunStore(RunStore):
             run.version = 1
             run.updated_at = utcnow()
             self._runs[run.id] = run.model_dump_json()
+            self._versions[run.id] = 1
             self.usage.put(run)
             return run
 
@@ -61,15 +63,18 @@ class MemoryRunStore(RunStore):
 
     async def save(self, run: RunState) -> RunState:
         async with self._lock:
-            current = await self.get(run.id)
-            if current.version != run.version:
+            stored = self._versions.get(run.id)
+            if stored is None:
+                raise NotFoundError(f"run {run.id!r} not found")
+            if stored != run.version:
                 raise ConflictError(
                     f"run {run.id!r} was modified concurrently "
-                    f"(stored version {current.version}, writer had {run.version})"
+                    f"(stored version {stored}, writer had {run.version})"
                 )
             run.version += 1
             run.updated_at = utcnow()
             self._runs[run.id] = run.model_dump_json()
+            self._versions[run.id] = run.version
             self.usage.put(run)
             return run
 

@@ -33,7 +33,7 @@ from astromesh.stores.postgres_connect import PostgresConnector
 from astromesh.telemetry.usage import UsageEntry, UsageQuery, entries_of
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection
+    from psycopg import AsyncConnection, AsyncCursor
     from psycopg.abc import Query
 
 __all__ = ["PostgresBackend", "PostgresHistoryStore", "PostgresRunStore", "PostgresUsageStore"]
@@ -130,33 +130,7 @@ class PostgresBackend(StateBackend):
             rows = await cursor.fetchall() if cursor.description is not None else []
             count = cursor.rowcount
             if usage_of is not None and count == 1:
-                await cursor.execute("DELETE FROM usage_lines WHERE run_id = %s", (usage_of.id,))
-                await cursor.executemany(
-                    "INSERT INTO usage_lines (run_id, line, tenant, agent, namespace, status,"
-                    " started_at, parent_run_id, provider, model, role, calls, tokens_in,"
-                    " tokens_out, cost)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    [
-                        (
-                            e.run_id,
-                            line,
-                            e.tenant,
-                            e.agent,
-                            e.namespace,
-                            e.status,
-                            e.started_at,
-                            e.parent_run_id,
-                            e.provider,
-                            e.model,
-                            e.role,
-                            e.calls,
-                            e.tokens_in,
-                            e.tokens_out,
-                            e.cost,
-                        )
-                        for line, e in enumerate(entries_of(usage_of))
-                    ],
-                )
+                await _replace_usage(cursor, usage_of)
             return rows, count
 
     async def close(self) -> None:
@@ -164,6 +138,37 @@ class PostgresBackend(StateBackend):
         self._closed = True
         self._opened = False
         await self.pool.close()
+
+
+async def _replace_usage(cursor: AsyncCursor[Any], run: RunState) -> None:
+    """Replace ``run``'s usage lines, inside the caller's transaction."""
+    await cursor.execute("DELETE FROM usage_lines WHERE run_id = %s", (run.id,))
+    await cursor.executemany(
+        "INSERT INTO usage_lines (run_id, line, tenant, agent, namespace, status,"
+        " started_at, parent_run_id, provider, model, role, calls, tokens_in,"
+        " tokens_out, cost)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        [
+            (
+                e.run_id,
+                line,
+                e.tenant,
+                e.agent,
+                e.namespace,
+                e.status,
+                e.started_at,
+                e.parent_run_id,
+                e.provider,
+                e.model,
+                e.role,
+                e.calls,
+                e.tokens_in,
+                e.tokens_out,
+                e.cost,
+            )
+            for line, e in enumerate(entries_of(run))
+        ],
+    )
 
 
 _COLUMNS = "agent, session_id, namespace, status, version, created_at, updated_at, document"
@@ -181,6 +186,19 @@ def _values(run: RunState) -> tuple[Any, ...]:
         as_utc(run.updated_at),
         run.model_dump_json(),
     )
+
+
+_UPDATE_RUN = (
+    "UPDATE runs SET agent = %s, session_id = %s, namespace = %s, status = %s, version = %s,"
+    " created_at = %s, updated_at = %s, document = %s::jsonb WHERE id = %s AND version = %s"
+)
+_UPSERT_RESULT = (
+    "INSERT INTO action_results (run_id, call_id, document) VALUES (%s, %s, %s::jsonb)"
+    " ON CONFLICT (run_id, call_id) DO UPDATE SET document = excluded.document"
+)
+"""The step loop's statements, constant text so psycopg prepares them server-side after a
+few uses on a connection and reuses the plan (``prepare_threshold``, off behind RDS Proxy:
+see :mod:`astromesh.stores.postgres_connect`)."""
 
 
 @translate_faults("postgresql")
@@ -211,20 +229,31 @@ class PostgresRunStore(RunStore):
         return RunState.model_validate_json(rows[0][0])
 
     async def save(self, run: RunState) -> RunState:
+        return await self.checkpoint(run)
+
+    async def checkpoint(self, run: RunState, results: Sequence[ActionResult] = ()) -> RunState:
+        """The step's results, the run's compare-and-swap and (once it ended) its usage lines
+        in one transaction on one connection; a lost swap rolls the results back with it."""
         written = saved_copy(run)
-        _, count = await self._backend.execute_count(
-            "UPDATE runs SET agent = %s, session_id = %s, namespace = %s, status = %s,"
-            " version = %s, created_at = %s, updated_at = %s, document = %s::jsonb"
-            " WHERE id = %s AND version = %s",
-            (*_values(written), run.id, run.version),
-            usage_of=_ended(written),
-        )
-        if count == 1:
-            return adopt(run, written)
-        rows = await self._backend.execute("SELECT version FROM runs WHERE id = %s", (run.id,))
-        if not rows:
-            raise NotFoundError(f"run {run.id!r} not found")
-        raise conflict(run.id, rows[0][0], run.version)
+        documents = [(run.id, r.call_id, r.model_dump_json()) for r in results]
+        await self._backend.open()
+        async with (
+            self._backend.pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cursor,
+        ):
+            if documents:
+                await cursor.executemany(_UPSERT_RESULT, documents)
+            await cursor.execute(_UPDATE_RUN, (*_values(written), run.id, run.version))
+            if cursor.rowcount != 1:
+                await cursor.execute("SELECT version FROM runs WHERE id = %s", (run.id,))
+                row = await cursor.fetchone()
+                if row is None:
+                    raise NotFoundError(f"run {run.id!r} not found")
+                raise conflict(run.id, row[0], run.version)
+            if written.status.is_terminal:
+                await _replace_usage(cursor, written)
+        return adopt(run, written)
 
     async def list_runs(
         self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50
@@ -248,9 +277,7 @@ class PostgresRunStore(RunStore):
 
     async def put_result(self, run_id: str, result: ActionResult) -> None:
         await self._backend.execute_count(
-            "INSERT INTO action_results (run_id, call_id, document) VALUES (%s, %s, %s::jsonb)"
-            " ON CONFLICT (run_id, call_id) DO UPDATE SET document = excluded.document",
-            (run_id, result.call_id, result.model_dump_json()),
+            _UPSERT_RESULT, (run_id, result.call_id, result.model_dump_json())
         )
 
     async def get_results(self, run_id: str, call_ids: Sequence[str]) -> dict[str, ActionResult]:

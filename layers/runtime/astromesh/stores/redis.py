@@ -172,11 +172,27 @@ class RedisRunStore(RunStore):
         return RunState.model_validate_json(raw)
 
     async def save(self, run: RunState) -> RunState:
+        return await self.checkpoint(run)
+
+    async def checkpoint(self, run: RunState, results: Sequence[ActionResult] = ()) -> RunState:
+        """The step's results and the run's compare-and-swap in one ``MULTI`` round trip.
+
+        Results written beside a run whose swap then loses are harmless: they are keyed by
+        call id, and the winner (a cancel) finalizes with the same calls.
+        """
         written = saved_copy(run)
-        status, version = await self._save(
-            keys=[self._run_key(run.id), *self._index_keys(written)],
-            args=[*self._write_args(written), run.version],
-        )
+        keys = [self._run_key(run.id), *self._index_keys(written)]
+        args = [*self._write_args(written), run.version]
+        if results:
+            name = self._backend.key("results", run.id)
+            async with self._backend.client.pipeline(transaction=True) as pipe:
+                pipe.hset(name, mapping={r.call_id: r.model_dump_json() for r in results})
+                if self._backend.ttl_seconds:
+                    pipe.expire(name, self._backend.ttl_seconds)
+                await self._save(keys=keys, args=args, client=pipe)
+                status, version = (await pipe.execute())[-1]
+        else:
+            status, version = await self._save(keys=keys, args=args)
         if status == -1:
             raise NotFoundError(f"run {run.id!r} not found")
         if status == -2:

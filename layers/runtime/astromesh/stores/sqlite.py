@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
@@ -149,19 +150,19 @@ class SQLiteRunStore(RunStore):
 
     async def create(self, run: RunState) -> RunState:
         written = created_copy(run)
+        usage = _usage_rows(written)  # a finished run's copy: its usage goes in with it
 
         def insert(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute(
-                    "INSERT INTO runs (id, agent, session_id, namespace, status, version,"
-                    " created_at, updated_at, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    _row(written),
-                )
-            except sqlite3.IntegrityError:
-                raise ConflictError(f"run {run.id!r} already exists") from None
-
-        if written.status.is_terminal:  # a finished run's copy: its usage goes in with it
-            insert = _with_usage(insert, written)
+            with _transaction(conn):
+                try:
+                    conn.execute(
+                        "INSERT INTO runs (id, agent, session_id, namespace, status, version,"
+                        " created_at, updated_at, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        _row(written),
+                    )
+                except sqlite3.IntegrityError:
+                    raise ConflictError(f"run {run.id!r} already exists") from None
+                _replace_usage(conn, run.id, usage)
 
         await self._backend.call(insert)
         return adopt(run, written)
@@ -176,25 +177,33 @@ class SQLiteRunStore(RunStore):
         return await self._backend.call(select)
 
     async def save(self, run: RunState) -> RunState:
+        return await self.checkpoint(run)
+
+    async def checkpoint(self, run: RunState, results: Sequence[ActionResult] = ()) -> RunState:
+        """The run, its step's results and (once it ended) its usage lines in one worker call
+        and one transaction.
+
+        One hop to the worker thread and one commit per iteration instead of one per write;
+        a lost compare-and-swap rolls the results back with it.
+        """
         written = saved_copy(run)
+        values = _row(written)
+        documents = [(run.id, r.call_id, r.model_dump_json()) for r in results]
+        usage = _usage_rows(written)
 
         def update(conn: sqlite3.Connection) -> None:
-            values = _row(written)
-            cursor = conn.execute(
-                "UPDATE runs SET agent = ?, session_id = ?, namespace = ?, status = ?,"
-                " version = ?, created_at = ?, updated_at = ?, document = ?"
-                " WHERE id = ? AND version = ?",
-                (*values[1:], run.id, run.version),
-            )
-            if cursor.rowcount == 1:
-                return
-            row = conn.execute("SELECT version FROM runs WHERE id = ?", (run.id,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"run {run.id!r} not found")
-            raise conflict(run.id, row[0], run.version)
+            with _transaction(conn):
+                if documents:
+                    conn.executemany(_UPSERT_RESULT, documents)
+                cursor = conn.execute(_UPDATE_RUN, (*values[1:], run.id, run.version))
+                if cursor.rowcount == 1:
+                    _replace_usage(conn, run.id, usage)
+                    return
+                row = conn.execute("SELECT version FROM runs WHERE id = ?", (run.id,)).fetchone()
+                if row is None:
+                    raise NotFoundError(f"run {run.id!r} not found")
+                raise conflict(run.id, row[0], run.version)
 
-        if written.status.is_terminal:
-            update = _with_usage(update, written)
         await self._backend.call(update)
         return adopt(run, written)
 
@@ -224,11 +233,7 @@ class SQLiteRunStore(RunStore):
         document = result.model_dump_json()
 
         def upsert(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "INSERT INTO action_results (run_id, call_id, document) VALUES (?, ?, ?)"
-                " ON CONFLICT (run_id, call_id) DO UPDATE SET document = excluded.document",
-                (run_id, result.call_id, document),
-            )
+            conn.execute(_UPSERT_RESULT, (run_id, result.call_id, document))
 
         await self._backend.call(upsert)
 
@@ -263,18 +268,12 @@ class SQLiteHistoryStore(HistoryStore):
         rows = [(skey, m.role.value, m.model_dump_json(), now) for m in messages]
 
         def insert(conn: sqlite3.Connection) -> None:
-            # One transaction: a reader never sees half of a turn's messages.
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _transaction(conn):  # a reader never sees half of a turn's messages
                 conn.executemany(
                     "INSERT INTO messages (session_key, role, content, created_at)"
                     " VALUES (?, ?, ?, ?)",
                     rows,
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
 
         await self._backend.call(insert)
 
@@ -344,11 +343,12 @@ class SQLiteUsageStore(UsageStore):
         return await self._backend.call(select)
 
 
-def _with_usage(
-    write: Callable[[sqlite3.Connection], None], run: RunState
-) -> Callable[[sqlite3.Connection], None]:
-    """``write`` and the replacement of ``run``'s usage lines, in one transaction."""
-    rows = [
+def _usage_rows(run: RunState) -> list[tuple[object, ...]] | None:
+    """The ``usage_lines`` rows of ``run`` once it ended; ``None`` while it runs (its lines
+    are written when it is stored ended)."""
+    if not run.status.is_terminal:
+        return None
+    return [
         (
             e.run_id,
             line,
@@ -369,23 +369,46 @@ def _with_usage(
         for line, e in enumerate(entries_of(run))
     ]
 
-    def both(conn: sqlite3.Connection) -> None:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            write(conn)
-            conn.execute("DELETE FROM usage_lines WHERE run_id = ?", (run.id,))
-            conn.executemany(
-                "INSERT INTO usage_lines (run_id, line, tenant, agent, namespace, status,"
-                " started_at, parent_run_id, provider, model, role, calls, tokens_in,"
-                " tokens_out, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
 
-    return both
+def _replace_usage(
+    conn: sqlite3.Connection, run_id: str, rows: list[tuple[object, ...]] | None
+) -> None:
+    """Replace ``run_id``'s usage lines with ``rows``, inside the caller's transaction."""
+    if rows is None:
+        return
+    conn.execute("DELETE FROM usage_lines WHERE run_id = ?", (run_id,))
+    conn.executemany(
+        "INSERT INTO usage_lines (run_id, line, tenant, agent, namespace, status,"
+        " started_at, parent_run_id, provider, model, role, calls, tokens_in,"
+        " tokens_out, cost) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+
+
+_UPDATE_RUN = (
+    "UPDATE runs SET agent = ?, session_id = ?, namespace = ?, status = ?, version = ?,"
+    " created_at = ?, updated_at = ?, document = ? WHERE id = ? AND version = ?"
+)
+_UPSERT_RESULT = (
+    "INSERT INTO action_results (run_id, call_id, document) VALUES (?, ?, ?)"
+    " ON CONFLICT (run_id, call_id) DO UPDATE SET document = excluded.document"
+)
+"""Statements kept as module constants: the ``sqlite3`` module caches each prepared statement
+by its text (``cached_statements``), so the step loop's writes are prepared once per
+connection."""
+
+
+@contextmanager
+def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception (the connection is in
+    autocommit mode, so this is the only transaction there is)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _row(run: RunState) -> tuple[str, str, str, str, str, int, str, str, str]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from astromesh.auth import Role
 from astromesh.config import load_path
 from astromesh.runs.state import RunStatus
@@ -179,3 +181,30 @@ async def test_new_agent_and_new_tool_scaffold_files_that_validate_and_run(
         run = await runtime.run("clerk", "Where is A-17?")
     assert run.status is RunStatus.SUCCEEDED, run.error
     assert "lookup_order received: A-17" in openai_server.requests[1]["messages"][-1]["content"]
+
+
+def test_new_workflow_scaffolds_a_workflow_of_the_folders_agent_that_validates(
+    tmp_path: Path, openai_server: ScriptedOpenAIServer
+) -> None:
+    agents = tmp_path / "agents"
+    made = astromesh(
+        "new", "agent", "clerk", "--agents", str(agents), "--provider", "openai_compat",
+        "--model", "scripted", "--endpoint", openai_server.url,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+
+    flow = astromesh(
+        "new", "workflow", "order-flow", "--agent", "clerk", "--approval", "--agents", str(agents)
+    )
+    typo = astromesh("new", "workflow", "other", "--agent", "clerc", "--agents", str(agents))
+
+    written = agents / "workflows" / "order-flow.workflow.yaml"
+    assert flow.returncode == 0, flow.stderr
+    assert f"created {written}" in flow.stdout
+    assert typo.returncode == 1 and "unknown agent 'clerc'" in typo.stderr
+    assert not (agents / "workflows" / "other.workflow.yaml").exists()
+    checked = astromesh("validate", str(agents))
+    assert checked.returncode == 0, checked.stderr
+    document = yaml.safe_load(written.read_text())
+    assert [step["name"] for step in document["spec"]["steps"]] == ["answer", "review"]
+    assert document["spec"]["steps"][1]["approval"]["on_reject"] == "fail"

@@ -1,4 +1,5 @@
-"""``astromesh new agent|tool``: scaffold files that validate, like upstream's ``astromeshctl new``.
+"""``astromesh new agent|workflow|tool``: scaffold files that validate, like upstream's
+``astromeshctl new``.
 
 ``new agent NAME`` writes ``NAME.agent.yaml`` into the agents folder: from an AgentTemplate of
 that folder (``--template``, with ``--var key=value`` for its blanks) or a plain ReAct agent
@@ -6,13 +7,17 @@ on the embedded model (``--provider``/``--model`` to choose another). The docume
 validated before it is written, so a bad value is an error naming the field, not a broken
 file. ``new tool NAME`` writes ``NAME.py`` (a typed Python function: its JSON schema comes
 from the hints) into the agents folder, where ``type: python`` handlers are imported from,
-and prints the lines that give it to an agent. (Upstream's ``new workflow`` waits for the
-Workflow kind.)
+and prints the lines that give it to an agent. ``new workflow NAME --agent A`` writes
+``workflows/NAME.workflow.yaml``: one step running agent ``A`` of the folder on the trigger's
+query (upstream's scaffold has no steps, which a Workflow must have), and with ``--approval``
+a human approval of its answer; it is validated with the folder's agents before it is
+written.
 """
 
 from __future__ import annotations
 
 import keyword
+import tempfile
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -23,9 +28,12 @@ from rich.console import Console
 from astromesh.config import load_path, load_text
 from astromesh.config.agent_template import TemplateVariableError
 from astromesh.config.constants import NAME_RE, PATTERNS
+from astromesh.config.loader import load_files, yaml_files_beside
 from astromesh.runtime import default_agents_dir
 
-app = typer.Typer(help="Scaffold agents and tools (files that validate).", no_args_is_help=True)
+app = typer.Typer(
+    help="Scaffold agents, workflows and tools (files that validate).", no_args_is_help=True
+)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 AgentsOption = Annotated[
@@ -82,6 +90,72 @@ def new_agent(
     for warning in result.warnings:
         err.print(f"[yellow]warning:[/] {warning}")
     typer.echo(f"created {dest}")
+
+
+@app.command("workflow")
+def new_workflow(
+    name: Annotated[str, typer.Argument(help="Workflow name (lowercase, e.g. lead-flow)")],
+    agent: Annotated[
+        str, typer.Option("--agent", help="The agent of the agents folder its step runs")
+    ],
+    description: Annotated[str, typer.Option(help="What the workflow does")] = "",
+    approval: Annotated[
+        bool, typer.Option("--approval", help="Add a human approval of the agent's answer")
+    ] = False,
+    agents_dir: AgentsOption = None,
+    force: ForceOption = False,
+) -> None:
+    """Write workflows/NAME.workflow.yaml: a step running AGENT, optionally approved."""
+    folder = agents_dir or default_agents_dir()
+    if not NAME_RE.match(name):
+        _fail(f"'{name}' is not a valid workflow name: lowercase letters, digits, '-' and '_'")
+    text = yaml.safe_dump(
+        _workflow(name, agent, description, approval), sort_keys=False, allow_unicode=True
+    )
+    dest = folder / "workflows" / f"{name}.workflow.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        draft = Path(tmp) / dest.name
+        draft.write_text(text, encoding="utf-8")
+        served = folder if folder.is_dir() else None
+        result = load_files(yaml_files_beside(draft, served), env={})
+        problems = [issue for issue in result.errors if Path(issue.file) == draft]
+        warnings = [issue for issue in result.warnings if Path(issue.file) == draft]
+    if problems:
+        for issue in problems:
+            err.print(f"[red]error:[/] {str(issue).replace(str(draft), str(dest))}")
+        _fail("nothing written: the workflow would not be valid")
+    written = _write(dest, text, force=force)
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {warning}")
+    typer.echo(f"created {written}")
+
+
+def _workflow(name: str, agent: str, description: str, approval: bool) -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [
+        {"name": "answer", "agent": agent, "input": "{{ trigger.query }}"}
+    ]
+    if approval:
+        steps.append(
+            {
+                "name": "review",
+                "approval": {
+                    "prompt": "Send this answer? {{ steps.answer.output.answer }}",
+                    "timeout_seconds": 86400,
+                    "on_reject": "fail",
+                },
+            }
+        )
+    return {
+        "apiVersion": "astromesh/v1",
+        "kind": "Workflow",
+        "metadata": {"name": name, "version": "0.1.0", "namespace": "default"},
+        "spec": {
+            "description": description or f"Workflow {name}",
+            "trigger": "api",
+            "timeout_seconds": 3600 * 24 * 2 if approval else 600,
+            "steps": steps,
+        },
+    }
 
 
 @app.command("tool")

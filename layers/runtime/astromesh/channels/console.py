@@ -1,9 +1,10 @@
 """The web console at ``/``: plain HTML, CSS and JavaScript shipped as package data.
 
-No build step and nothing fetched from a CDN: three files in ``channels/static/`` served
+No build step and nothing fetched from a CDN: a few files in ``channels/static/`` served
 from memory, under a Content-Security-Policy that allows only this origin (and its
 WebSocket). The page talks to the same ``/v1`` API as any client: ``GET /v1/agents`` to
-list agents, the WebSocket to chat, ``GET /v1/runs/{id}`` for a finished run's steps; the
+list agents, the WebSocket to chat, ``GET /v1/runs/{id}`` for a finished run's steps,
+``GET /v1/usage`` for the tenant's spending by day and agent (``usage.js``); the
 API key typed in is kept in the browser's ``localStorage``, never by the server.
 """
 
@@ -23,6 +24,7 @@ _TYPES = {
     "index.html": "text/html; charset=utf-8",
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
+    "usage.js": "text/javascript; charset=utf-8",
 }
 _HEADERS = {
     "Content-Security-Policy": (

@@ -27,6 +27,7 @@ from astromesh.channels import ServerSettings, create_app
 from astromesh.channels.aws.admin import ADMIN_FIELD, handle_admin, is_admin_event
 from astromesh.channels.aws.tracing import lambda_tracer
 from astromesh.runtime import AgentRuntime
+from astromesh.telemetry.provider import flush
 
 SERVICE = "astromesh-api"
 
@@ -57,7 +58,10 @@ def _admin(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def _http(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    response = _adapter(event, context)
+    try:
+        response = _adapter(event, context)
+    finally:
+        flush()  # the runs' spans, before the container may be frozen (OTLP export only)
     status = int(response.get("statusCode", 500))
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     if status >= 500:

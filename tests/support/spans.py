@@ -1,6 +1,6 @@
 """The SDK's in-memory exporter on the runtime's own tracer provider, shared by the tests that
-look at spans (the provider keeps its processors for the process's life: one exporter is
-attached once and emptied around each test)."""
+look at spans (a provider keeps its processors for its life: one exporter is attached once
+per provider and emptied around each test)."""
 
 from __future__ import annotations
 
@@ -12,19 +12,21 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from astromesh.telemetry.provider import tracing
 
-_EXPORTER = InMemorySpanExporter()
-_attached_to: list[object] = []
+_exporters: dict[int, tuple[object, InMemorySpanExporter]] = {}
 
 
 @contextmanager
 def recorded_spans() -> Iterator[InMemorySpanExporter]:
-    """The exporter, empty, receiving every span the runtime finishes in the block."""
+    """The exporter, empty, receiving every span the runtime finishes in the block (one per
+    provider: a test that rebuilds the provider, for OTLP export, shuts the old one's down)."""
     provider = tracing().provider
-    if provider not in _attached_to:  # a test may have rebuilt the provider (OTLP export)
-        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
-        _attached_to.append(provider)
-    _EXPORTER.clear()
+    if id(provider) not in _exporters:
+        exporter = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        _exporters[id(provider)] = (provider, exporter)
+    exporter = _exporters[id(provider)][1]
+    exporter.clear()
     try:
-        yield _EXPORTER
+        yield exporter
     finally:
-        _EXPORTER.clear()
+        exporter.clear()

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from astromesh.runtime import AgentRuntime
 from astromesh.stores.memory import MemoryBackend
+from tests.executors.conftest import aws_side, local_side, step_functions  # noqa: F401
 from tests.support.spans import recorded_spans
 
 

@@ -37,8 +37,15 @@ class LambdaWorker:
         self._close_agents: Callable[[], Awaitable[None]] | None = None
 
     def run(self, work: Callable[[StepDriver], Awaitable[T]]) -> T:
-        """Run ``work(driver)`` to completion on the container's loop (one invocation)."""
-        return self._loop.run_until_complete(self._with_driver(work))
+        """Run ``work(driver)`` to completion on the container's loop (one invocation), then
+        send the spans it recorded when OTLP export is on (the container may be frozen as
+        soon as the handler returns, with the batch still waiting)."""
+        try:
+            return self._loop.run_until_complete(self._with_driver(work))
+        finally:
+            from astromesh.telemetry.provider import flush  # loaded by the first span anyway
+
+            flush()
 
     async def _with_driver(self, work: Callable[[StepDriver], Awaitable[T]]) -> T:
         if self._driver is None:

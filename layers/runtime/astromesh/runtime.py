@@ -477,6 +477,11 @@ class AgentRuntime:
             guard=guard,
         )
 
+    def tool_cache(self) -> ToolCache:
+        """Where ``cache_store`` keeps values: one per runtime, shared by its agents' tools
+        and a workflow's tool steps."""
+        return self._cache_store()
+
     def _cache_store(self) -> ToolCache:
         """Where ``cache_store`` builtins keep values: in Redis when a Redis URL is configured
         (every instance sees the same values), in this process's memory otherwise."""

@@ -74,6 +74,13 @@ ROUTE_ROLES: Mapping[tuple[str, str], Role | None] = {
     ("GET", "/v1/rag/pipelines"): Role.USER,  # connection details redacted
     ("GET", "/v1/rag/pipelines/{name}"): Role.USER,
     ("GET", "/v1/system/status"): Role.USER,  # this process: version, uptime, agent count
+    # workflows: run and read as agents; approvals are decided by APPROVE_ROLE (below)
+    ("GET", "/v1/workflows"): Role.USER,
+    ("GET", "/v1/workflows/{name}"): Role.USER,
+    ("POST", "/v1/workflows/{name}/run"): Role.USER,
+    ("GET", "/v1/workflows/runs/{run_id}"): Role.USER,
+    ("POST", "/v1/workflows/runs/{run_id}/resume"): Role.USER,
+    ("GET", "/v1/workflows/approvals"): Role.USER,
     # the tenant's own traces, kept with its runs (rest/observability.py)
     ("GET", "/v1/traces"): Role.USER,
     ("GET", "/v1/traces/{trace_id}"): Role.USER,
@@ -90,6 +97,9 @@ ROUTE_ROLES: Mapping[tuple[str, str], Role | None] = {
     # running a builtin directly is what registering an agent with it allows: the same role,
     # and the registration policy applies (astromesh/channels/builtin_calls.py)
     ("POST", "/v1/tools/execute"): Role.DEVELOPER,
+    ("POST", "/v1/workflows/register"): Role.DEVELOPER,  # with the registration policy
+    ("POST", "/v1/workflows/runs/{run_id}/approve"): Role.DEVELOPER,  # APPROVE_ROLE
+    ("POST", "/v1/workflows/runs/{run_id}/reject"): Role.DEVELOPER,
     # refused (501 rag_pipelines_read_only): pipelines are the operator's documents
     ("POST", "/v1/rag/pipelines"): Role.DEVELOPER,
     ("PUT", "/v1/rag/pipelines/{name}"): Role.DEVELOPER,
@@ -108,6 +118,28 @@ line. Pausing, resuming or deploying a *file* agent changes it for every tenant 
 :data:`FILE_AGENT_STATUS_ROLE` on top of the route's role."""
 
 FILE_AGENT_STATUS_ROLE = Role.ADMIN
+
+APPROVE_ROLE = Role.DEVELOPER
+"""The least role that decides a workflow's approval: the key that only runs workflows
+(``user``) cannot approve its own request. A step's ``approver: role:admin`` raises it."""
+
+
+def require_approver(principal: Principal, asked: str | None, approver: str) -> None:
+    """Refuse a decision the key may not make on an approval that asks ``asked``.
+
+    ``asked`` is the step's ``approver``: ``role:<role>`` needs that role (at least
+    :data:`APPROVE_ROLE`); a name must be the ``approver`` the decision is made as.
+
+    Raises:
+        Forbidden: naming the role or the approver the approval needs.
+    """
+    needed = APPROVE_ROLE
+    if asked is not None and asked.startswith("role:"):
+        wanted = Role(asked.removeprefix("role:"))
+        needed = wanted if wanted.includes(needed) else needed
+    require_role(principal, needed, "deciding this workflow approval")
+    if asked is not None and not asked.startswith("role:") and approver != asked:
+        raise Forbidden(f"this approval asks {asked!r}; the decision was made as {approver!r}")
 
 
 def route_role(method: str, path: str) -> Role | None:

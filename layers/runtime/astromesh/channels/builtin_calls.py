@@ -57,14 +57,14 @@ def list_builtins(runtime: AgentRuntime, policy: RegistrationPolicy) -> list[dic
     for name in BUILTIN_TOOLS:
         entry: dict[str, Any] = {"name": name, "description": "", "parameters": {}}
         try:
-            tool = _build(runtime, name, {}, grants=FILE_AGENT_GRANTS)
+            tool = build_builtin_tool(runtime, name, {}, grants=FILE_AGENT_GRANTS)
         except ConfigurationError as exc:
             entry["error"] = exc.message
         else:
             definition = tool.definition
             entry["description"] = definition.description
             entry["parameters"] = definition.parameters
-        entry["allowed"] = _refusal(policy, name) is None and name not in NEEDS_AN_AGENT
+        entry["allowed"] = builtin_refusal(policy, name) is None and name not in NEEDS_AN_AGENT
         listed.append(entry)
     return listed
 
@@ -97,7 +97,7 @@ async def execute_builtin(
             f"tool_name: no builtin tool {tool_name!r}{suffix} (builtins: "
             f"{', '.join(BUILTIN_TOOLS)})"
         )
-    refusal = _refusal(policy, tool_name)
+    refusal = builtin_refusal(policy, tool_name)
     if refusal is not None:
         raise Forbidden(f"tool_name: {refusal}")
     if tool_name in NEEDS_AN_AGENT:
@@ -107,7 +107,7 @@ async def execute_builtin(
         )
     _check_policy(runtime, policy, tool_name, config)
     try:
-        tool = _build(runtime, tool_name, config, grants=policy.grants())
+        tool = build_builtin_tool(runtime, tool_name, config, grants=policy.grants())
     except ConfigurationError as exc:
         raise ValidationFailed(f"config: {exc.message}") from None
     problems = tool.argument_errors(arguments)
@@ -131,7 +131,7 @@ async def execute_builtin(
     }
 
 
-def _refusal(policy: RegistrationPolicy, name: str) -> str | None:
+def builtin_refusal(policy: RegistrationPolicy, name: str) -> str | None:
     """Why the policy refuses the builtin ``name`` to API callers, or ``None``."""
     if "builtin" not in policy.tool_types:
         return (
@@ -183,14 +183,22 @@ def _check_policy(
         raise Forbidden(f"the registration policy refuses this tool: {reasons}")
 
 
-def _build(runtime: AgentRuntime, name: str, config: dict[str, Any], *, grants: Any) -> Tool:
+def build_builtin_tool(
+    runtime: AgentRuntime, name: str, config: dict[str, Any], *, grants: Any
+) -> Tool:
     from astromesh.config.tools import BuiltinTool
 
     try:
         cfg = BuiltinTool.model_validate({"type": "builtin", "name": name, "config": config})
     except ValidationError as exc:
         raise ConfigurationError(str(exc.errors()[0]["msg"])) from None
-    return build_builtin(cfg, search_path=runtime.agents_dir, summariser=_no_model, grants=grants)
+    return build_builtin(
+        cfg,
+        search_path=runtime.agents_dir,
+        summariser=_no_model,
+        grants=grants,
+        cache=runtime.tool_cache(),
+    )
 
 
 async def _close(tool: Tool) -> None:

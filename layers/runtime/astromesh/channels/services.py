@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from astromesh.auth import KeyStore
 from astromesh.channels.catalog import AgentCatalog
@@ -23,6 +24,11 @@ from astromesh.channels.control_plane import (
 from astromesh.channels.launcher import RunLauncher
 from astromesh.channels.settings import ServerSettings
 from astromesh.runtime import AgentRuntime
+from astromesh.workflows.engine import WorkflowEngine
+
+if TYPE_CHECKING:
+    from astromesh.agent import Agent
+    from astromesh.workflows.run import WorkflowRun
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +42,7 @@ class Services:
     launcher: RunLauncher
     _control: ControlPlane | None = None
     _catalog: AgentCatalog | None = None
+    _workflows: WorkflowEngine | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @classmethod
@@ -66,12 +73,34 @@ class Services:
         assert self._catalog is not None
         return self._catalog
 
+    async def workflows(self) -> WorkflowEngine:
+        """The workflow engine over this app's catalog: a registered workflow's agent steps
+        resolve in its run's tenant, its tools run under the registration policy. Built on
+        first use, when it also carries on the runs a previous process left unfinished."""
+        if self._workflows is None:
+            catalog = await self.catalog()
+
+            async def agent_of(name: str, run: WorkflowRun) -> Agent:
+                if run.origin == "file":
+                    return await self.runtime.get(name)
+                return await catalog.agent(await catalog.entry(name, tenant=run.tenant))
+
+            engine = WorkflowEngine(self.runtime, agents=agent_of, policy=catalog.policy)
+            async with self._lock:
+                if self._workflows is None:
+                    self._workflows = engine
+                    await engine.recover()
+        return self._workflows
+
     async def keys(self) -> KeyStore:
         return (await self.control()).keys
 
     async def aclose(self) -> None:
         """Stop background runs, close registered agents and any backend opened here."""
         await self.launcher.aclose()
+        if self._workflows is not None:
+            await self._workflows.aclose()
+            self._workflows = None
         if self._catalog is not None:
             await self._catalog.aclose()
         if self._control is not None:

@@ -159,16 +159,19 @@ def load_text(
     source: str = "<string>",
     env: Mapping[str, str] | None = None,
     known_providers: Collection[str] = (),
+    known_agents: Collection[str] = (),
     repair_text: bool = False,
 ) -> LoadResult:
     """Load documents from text (e.g. a REST request body; JSON is valid YAML).
 
     For text from outside (REST), pass ``env={}`` or a restricted mapping: with the default,
     ``${VAR}`` would copy this process's environment (secrets included) into the agent.
-    ``repair_text`` repairs invalid text instead of reporting it (documents read back from a
-    store, whose writer cannot be told; see :mod:`astromesh.text_boundary`).
+    ``known_agents`` are agent names defined elsewhere (a tenant's registered agents) that a
+    Workflow may name. ``repair_text`` repairs invalid text instead of reporting it
+    (documents read back from a store, whose writer cannot be told; see
+    :mod:`astromesh.text_boundary`).
     """
-    session = _Session(env, known_providers, repair_text=repair_text)
+    session = _Session(env, known_providers, repair_text=repair_text, known_agents=known_agents)
     session.add_text(text, source)
     return session.finish()
 
@@ -203,8 +206,10 @@ class _Session:
         known_providers: Collection[str],
         *,
         repair_text: bool = False,
+        known_agents: Collection[str] = (),
     ) -> None:
         self._env = os.environ if env is None else env
+        self._known_agents = set(known_agents)
         self._repair_text = repair_text
         self._known_providers = set(known_providers)
         self._staged: list[_Staged] = []
@@ -308,9 +313,9 @@ class _Session:
         assert isinstance(doc, WorkflowDocument)
         ok = True
         for path, agent in doc.spec.agents():
-            if agent not in self.result.agents:
+            if agent not in self.result.agents and agent not in self._known_agents:
                 ok = False
-                hint = suggest(agent, self.result.agents)
+                hint = suggest(agent, [*self.result.agents, *sorted(self._known_agents)])
                 self._at(
                     staged,
                     ("spec", *(int(p) if p.isdigit() else p for p in path.split("."))),

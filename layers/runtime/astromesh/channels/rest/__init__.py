@@ -13,6 +13,7 @@ from astromesh.channels.rest import (
     templates,
     tools,
     usage,
+    workflows,
 )
 
 ROUTERS = (
@@ -28,6 +29,7 @@ ROUTERS = (
     templates.router,
     observability.router,
     usage.router,
+    workflows.router,
 )
 
 __all__ = ["ROUTERS"]

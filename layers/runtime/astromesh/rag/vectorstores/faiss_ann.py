@@ -10,7 +10,9 @@ the vector stays in the graph but its id leaves the store's records, and searche
 that have no record. When tombstones pass :attr:`AnnSettings.max_dead` of the index, the
 store rebuilds it from the live vectors (read back from the graph's own storage), choosing
 exact or HNSW again by the live count. Both index kinds sit under an ``IndexIDMap2``, so ids
-survive rebuilds and persist with the index file.
+survive rebuilds and persist with the index file. The choice is made on writes: an exact
+index written before this existed (or under a higher threshold) becomes HNSW at its next
+write, e.g. the next ingestion.
 """
 
 from __future__ import annotations

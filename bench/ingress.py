@@ -6,7 +6,8 @@ Prints, with no asserts:
    with the others) of ``python -c pass``, of a minimal FastAPI+Mangum app, of a minimal
    Powertools resolver, and of loading each ``functions/*/handler.py`` (imports plus what
    the module builds, what a Lambda init does), over a folder with one agent; each handler
-   as a ratio of its reference app, against issue 18's target (PASS/MISS).
+   as a ratio of its reference app, against issue 18's target (PASS/MISS). Two more rows
+   import what the light handlers' workers load on their first invocation.
 2. Per request, in one warm process: API Gateway events through ``handler`` (Powertools
    decorators, Mangum, our middleware, auth, FastAPI) against a bare Starlette route behind
    Mangum, for ``GET /v1/health`` and for a run of an agent whose model answers at once
@@ -100,9 +101,29 @@ TARGETS: dict[str, tuple[str, float | None]] = {
     "api": ("fastapi+mangum", 1.5),
     **dict.fromkeys(LIGHT, ("powertools", 2.5)),
     "ingestion": ("powertools", None),
+    "first use: channel workers": ("powertools", None),
+    "first use: step workers": ("powertools", None),
 }
 """Issue 18's targets: ``api`` within 1.5x the minimal FastAPI app, the light handlers within
 2.5x the minimal Powertools resolver (``ingestion`` carries the ML stack: reported only)."""
+
+
+FIRST_USE = {
+    "first use: channel workers": (
+        "astromesh.runtime",
+        "astromesh.channels.services",
+        "astromesh.channels.aws.websocket",
+        "astromesh.channels.messaging.inbox",
+    ),
+    "first use: step workers": (
+        "astromesh.runtime",
+        "astromesh.channels.control_plane",
+        "astromesh.executors.driver",
+    ),
+}
+"""What the light handlers' workers import when they first build the runtime (on the first
+invocation, not at module load): printed beside the handlers so that the cost moved out of
+the init stays in view."""
 
 
 def cold_start(env: dict[str, str], runs: int, folder: Path) -> dict[str, float]:
@@ -117,6 +138,8 @@ def cold_start(env: dict[str, str], runs: int, folder: Path) -> dict[str, float]
         rows[name] = [python, "-c", _load_command(path)]
     for path in HANDLERS:
         rows[path.parent.name] = [python, "-c", _load_command(path)]
+    for label, modules in FIRST_USE.items():
+        rows[label] = [python, "-c", "import " + ", ".join(modules)]
     samples: dict[str, list[float]] = {label: [] for label in rows}
     failed: dict[str, str] = {}
     for _ in range(runs):

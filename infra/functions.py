@@ -32,12 +32,15 @@ class FunctionSpec:
         concern: one line for the README table and the function's description.
         memory_mb / timeout_s: Lambda settings. API Gateway gives up on an integration at
             29 s; a function that invokes itself needs the longer timeout for that work.
-        ml: always carries the heavy ``ml`` layer (numpy, onnxruntime, FAISS, tokenizers,
-            pgvector, the embedding model): the RAG functions.
+        ml: always carries the ``ml`` layer (numpy, onnxruntime, tokenizers, pgvector's
+            adapter, the embedding model): the RAG functions. Such a function carries the
+            ``faiss`` layer too when some pipeline or semantic memory of the deployment uses
+            FAISS (:func:`agents_need_faiss`; in AWS the store is pgvector).
         runs_agents: executes agents' steps (prepare, tool calls, finalize), so it carries
             the ``ml`` layer too when some agent of the deployment retrieves (a ``rag`` tool,
-            semantic memory, a RAG pipeline: :func:`agents_need_ml`), and only then; light
-            otherwise, for its cold start.
+            semantic memory, a RAG pipeline: :func:`agents_need_ml`), the ``mcp`` layer when
+            some agent has an MCP tool (:func:`agents_need_mcp`), and only then; light
+            otherwise, for its cold start and size.
         model_keys: gets the provider API keys (it calls models or embedders).
         starts_runs: may start executions on both state machines.
         posts_frames: pushes WebSocket frames through the API Gateway Management API.
@@ -190,9 +193,38 @@ def agents_need_ml(agents: LoadResult) -> bool:
     return False
 
 
+def agents_need_faiss(agents: LoadResult) -> bool:
+    """Whether some RAG pipeline or semantic memory of the deployment keeps its vectors in
+    FAISS (the ``faiss`` layer), rather than pgvector or an external store."""
+    if any(doc.spec.vector_store.backend == "faiss" for doc in agents.rag_pipelines.values()):
+        return True
+    return any(
+        doc.spec.memory is not None
+        and doc.spec.memory.semantic is not None
+        and doc.spec.memory.semantic.backend == "faiss"
+        for doc in agents.agents.values()
+    )
+
+
+def agents_need_mcp(agents: LoadResult) -> bool:
+    """Whether some agent of the deployment has an MCP tool (the ``mcp`` layer)."""
+    return any(tool.type == "mcp" for doc in agents.agents.values() for tool in doc.spec.tools)
+
+
 def carries_ml(spec: FunctionSpec, agents: LoadResult) -> bool:
     """Whether ``spec``'s function gets the ``ml`` layer for these agents."""
     return spec.ml or (spec.runs_agents and agents_need_ml(agents))
+
+
+def carries_faiss(spec: FunctionSpec, agents: LoadResult) -> bool:
+    """Whether ``spec``'s function gets the ``faiss`` layer (beside ``ml``)."""
+    return carries_ml(spec, agents) and agents_need_faiss(agents)
+
+
+def carries_mcp(spec: FunctionSpec, agents: LoadResult) -> bool:
+    """Whether ``spec``'s function gets the ``mcp`` layer: it runs agents (the API runs
+    synchronous runs in-process) and one of them has an MCP tool."""
+    return (spec.runs_agents or spec.name == "api") and agents_need_mcp(agents)
 
 
 def present() -> tuple[FunctionSpec, ...]:

@@ -2,7 +2,9 @@
 
 Each function gets its own role holding only what its row asks for, its own log group, the
 runtime and agents layers (the ``ml`` layer where the row says so, or where it runs agents and
-some agent of ``agents/`` retrieves: :func:`infra.functions.carries_ml`), and an environment
+some agent of ``agents/`` retrieves: :func:`infra.functions.carries_ml`; ``faiss`` and ``mcp``
+only where some document uses them: :func:`~infra.functions.carries_faiss`,
+:func:`~infra.functions.carries_mcp`), and an environment
 that names where its secrets are rather than holding them (the resolver reads them at cold
 start; see infra/lambda_env/astromesh_env.py).
 
@@ -26,9 +28,9 @@ from constructs import Construct
 
 from astromesh.config import load_path
 from infra import environment as env
-from infra.bundling import agents_recipe, ml_recipe, runtime_recipe
+from infra.bundling import agents_recipe, faiss_recipe, mcp_recipe, ml_recipe, runtime_recipe
 from infra.config import Names, StageSettings
-from infra.functions import FUNCTIONS, FunctionSpec, carries_ml
+from infra.functions import FUNCTIONS, FunctionSpec, carries_faiss, carries_mcp, carries_ml
 from infra.metrics import NAMESPACE
 from infra.stacks import _common
 from infra.stacks.data import DataStack
@@ -62,14 +64,25 @@ class RuntimeStack(Stack):
             self, "RuntimeLayer", runtime_recipe(), settings, "astromesh runtime (light)"
         )
         self.ml_layer = _common.layer(
-            self, "MlLayer", ml_recipe(), settings, "numpy, onnxruntime, FAISS, tokenizers, MiniLM"
+            self, "MlLayer", ml_recipe(), settings, "numpy, onnxruntime, tokenizers, MiniLM"
         )
         agents = agents_recipe()
         self.agents_layer = _common.layer(
             self, "AgentsLayer", agents, settings, "agents/ at /opt/agents"
         )
         self.agents = load_path(agents.source)
-        """The documents the agents layer ships: which functions need ``ml`` depends on them."""
+        """The documents the agents layer ships: which functions need ``ml``, ``faiss`` and
+        ``mcp`` depends on them."""
+        self.faiss_layer: lambda_.LayerVersion | None = None
+        self.mcp_layer: lambda_.LayerVersion | None = None
+        if any(s.exists and carries_faiss(s, self.agents) for s in FUNCTIONS):
+            self.faiss_layer = _common.layer(
+                self, "FaissLayer", faiss_recipe(), settings, "FAISS (beside the ml layer)"
+            )
+        if any(s.exists and carries_mcp(s, self.agents) for s in FUNCTIONS):
+            self.mcp_layer = _common.layer(
+                self, "McpLayer", mcp_recipe(), settings, "the MCP SDK (agents with MCP tools)"
+            )
         self.adot_layer = (
             lambda_.LayerVersion.from_layer_version_arn(self, "Adot", settings.adot_layer_arn)
             if settings.adot_layer_arn
@@ -114,6 +127,10 @@ class RuntimeStack(Stack):
         layers: list[lambda_.ILayerVersion] = [self.runtime_layer, self.agents_layer]
         if carries_ml(spec, self.agents):
             layers.append(self.ml_layer)
+        if self.faiss_layer is not None and carries_faiss(spec, self.agents):
+            layers.append(self.faiss_layer)
+        if self.mcp_layer is not None and carries_mcp(spec, self.agents):
+            layers.append(self.mcp_layer)
         if self.adot_layer is not None:
             layers.append(self.adot_layer)
         function = _common.python_function(

@@ -15,7 +15,11 @@ from infra.functions import (
     FUNCTIONS,
     FUNCTIONS_DIR,
     FunctionSpec,
+    agents_need_faiss,
+    agents_need_mcp,
     agents_need_ml,
+    carries_faiss,
+    carries_mcp,
     carries_ml,
 )
 from tests.support.agents import write_agent
@@ -209,6 +213,39 @@ def test_functions_running_agents_that_retrieve_carry_the_ml_layer(tmp_path, ret
     assert carrying == {
         "api", "ingestion", "ws_message", "whatsapp", "telegram", "orchestration_step",
         "tool_executor",
+    }  # fmt: skip
+
+
+def test_the_repository_agents_need_neither_faiss_nor_mcp(synthesized):
+    """In AWS the vector store is pgvector: no function carries FAISS (30 MB) or the MCP SDK
+    (18 MB, cryptography included) unless a document of the deployment uses them."""
+    runtime = synthesized.stacks.runtime
+    assert not agents_need_faiss(runtime.agents) and not agents_need_mcp(runtime.agents)
+    assert runtime.faiss_layer is None and runtime.mcp_layer is None
+
+
+def test_only_faiss_documents_add_the_faiss_layer_beside_ml(tmp_path):
+    write_agent(tmp_path, "reader", memory={"semantic": {"backend": "pgvector"}})
+    agents = load_path(tmp_path)
+    assert agents_need_ml(agents) and not agents_need_faiss(agents)
+    write_agent(tmp_path, "local", memory={"semantic": {"backend": "faiss"}})
+    agents = load_path(tmp_path)
+    assert agents_need_faiss(agents)
+    carrying = {spec.name for spec in FUNCTIONS if carries_faiss(spec, agents)}
+    assert carrying == {spec.name for spec in FUNCTIONS if carries_ml(spec, agents)}
+    assert "ws_connect" not in carrying
+
+
+def test_only_functions_running_agents_with_mcp_tools_carry_the_mcp_layer(tmp_path):
+    write_agent(tmp_path, "plain")
+    assert not agents_need_mcp(load_path(tmp_path))
+    tool = {"name": "files", "type": "mcp", "command": "mcp-server-files"}
+    write_agent(tmp_path, "mcp_user", tools=[tool])
+    agents = load_path(tmp_path)
+    assert agents_need_mcp(agents)
+    carrying = {spec.name for spec in FUNCTIONS if carries_mcp(spec, agents)}
+    assert carrying == {
+        "api", "ws_message", "whatsapp", "telegram", "orchestration_step", "tool_executor",
     }  # fmt: skip
 
 

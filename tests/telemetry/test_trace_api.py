@@ -102,3 +102,30 @@ async def test_a_runs_trace_is_read_back_by_its_tenant_only(
     ):
         bad = await acme.get("/v1/traces", params=params)
         assert bad.status_code == 422 and field in bad.text, bad.text
+
+
+async def test_a_run_joins_the_callers_traceparent(
+    agents_dir, openai_server, app_factory, client_for
+):
+    write_agent(agents_dir, model=primary(openai_server.url))
+    openai_server.push(Reply("Hello."), Reply("Again."))
+    client = client_for(app_factory())
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+
+    ran = await client.post(
+        "/v1/agents/helper/run",
+        json={"query": "Hi"},
+        headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"},
+    )
+
+    summary = ran.json()["trace"]
+    assert (summary["trace_id"], summary["parent_span_id"]) == (caller_trace, caller_span)
+    document = (await client.get(f"/v1/traces/{caller_trace}")).json()
+    [root] = document["spans"]  # the caller's span is not kept: the run's root is the top
+    assert (root["name"], root["parent_span_id"]) == ("invoke_agent helper", caller_span)
+    # a malformed header starts a trace of the run's own, never an error
+    again = await client.post(
+        "/v1/agents/helper/run", json={"query": "Hi"}, headers={"traceparent": "00-zz-1-01"}
+    )
+    assert again.status_code == 200
+    assert again.json()["trace"]["trace_id"] == again.json()["run_id"].removeprefix("run_")

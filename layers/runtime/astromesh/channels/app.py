@@ -24,6 +24,7 @@ from astromesh.channels.middleware import BodyLimit, ErrorBoundary, TextBoundary
 from astromesh.channels.prometheus import load_exporter, metrics_router
 from astromesh.channels.services import Services
 from astromesh.channels.settings import ServerSettings
+from astromesh.channels.trace_context import TraceParent
 from astromesh.channels.trailing_slash import TrailingSlash
 from astromesh.runtime import AgentRuntime
 from astromesh.telemetry.metrics import metrics_from_env
@@ -114,6 +115,7 @@ def create_app(
         app.include_router(metrics_router(prometheus))
     for router in (messaging_routes.router, console.router):  # webhooks; the console at /
         app.include_router(router)
+    app.add_middleware(TraceParent)  # a run started here joins the caller's trace
     app.add_middleware(TrailingSlash)  # /v1/agents/ is /v1/agents, no redirect (upstream CLI)
     app.add_middleware(TextBoundary)  # inside BodyLimit: the bodies it reads are bounded
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)

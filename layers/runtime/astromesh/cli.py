@@ -20,6 +20,7 @@ from astromesh.cli_cost import register as register_cost
 from astromesh.cli_models import app as models_app
 from astromesh.cli_new import app as new_app
 from astromesh.cli_rag import register as register_rag
+from astromesh.cli_traces import register as register_traces
 from astromesh.errors import AstromeshError
 from astromesh.local.cli import app as local_app
 from astromesh.runtime import AgentRuntime, default_agents_dir
@@ -307,6 +308,7 @@ app.add_typer(local_app, name="local")
 app.add_typer(new_app, name="new")
 register_rag(app)
 register_cost(app)
+register_traces(app)
 
 
 @keys_app.command("create")

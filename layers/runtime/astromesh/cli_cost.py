@@ -60,14 +60,14 @@ def cost(
         "from": since,
         "to": until,
     }
-    body = _get(url, "/v1/usage", {k: v for k, v in params.items() if v}, api_key)
+    body = api_get(url, "/v1/usage", {k: v for k, v in params.items() if v}, api_key)
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
     Console(highlight=False).print(usage_table(body))
 
 
-def _get(url: str, path: str, params: dict[str, str], api_key: str | None) -> dict[str, Any]:
+def api_get(url: str, path: str, params: dict[str, str], api_key: str | None) -> dict[str, Any]:
     """The JSON body of ``GET url+path``; exit 1 with the server's message otherwise."""
     headers = {"x-api-key": api_key} if api_key else {}
     try:
@@ -123,4 +123,4 @@ def register(app: typer.Typer) -> None:
     app.command("cost")(cost)
 
 
-__all__ = ["cost", "register", "usage_table"]
+__all__ = ["api_get", "cost", "register", "usage_table"]

@@ -3,7 +3,7 @@
 Starts the command as a developer does (``tests/support/local_server.py``): first on an empty
 ``--cdk-out`` (it synthesizes), then ``--starts`` more times on that assembly (fresh: no
 synth). On the last one it times REST runs of an agent on the scripted model server through
-the Express machine (``prepare`` -> ``step`` -> ``act`` -> ``observe`` -> ``step`` ->
+the Express machine (``prepare`` -> ``step`` -> ``act`` -> ``step``, which observes, ->
 ``finalize``, one tool call): the first (cold: every function imported) and ``--runs`` warm
 ones. Prints figures only, no asserts.
 

@@ -2,8 +2,10 @@
 
 Invoked by the Step Functions state machine of ``astromesh.executors.stepfunctions``.
 Event: ``{"action": "prepare" | "step" | "observe" | "finalize", "run_id": "..."}``, plus
-``"acted": [{"call_id", "ok", "child_run_id"}...]`` for ``observe`` (the Map's output) and
-``"error": {"Error", "Cause"}`` for ``finalize`` on the state machine's failure path.
+``"acted": [{"call_id", "ok", "child_run_id"}...]`` for ``step`` (the Map's output, observed
+before the next decision; ``observe`` takes it too, for executions started on a definition
+that still had an ``Observe`` task) and ``"error": {"Error", "Cause"}`` for ``finalize`` on
+the state machine's failure path.
 Answers with ids only; ``step`` answers ``{"next": "act" | "finish" | "fail", "actions":
 [{"run_id", "call_id"}...]}``.
 """
@@ -27,8 +29,8 @@ ACTIONS = ("prepare", "step", "observe", "finalize")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     action, run_id = event["action"], event["run_id"]
     logger.append_keys(run_id=run_id, action=action)
-    if action == "observe":
-        answer = worker.run(lambda driver: driver.observe(run_id, event.get("acted")))
+    if action in ("step", "observe"):
+        answer = worker.run(lambda driver: getattr(driver, action)(run_id, event.get("acted")))
     elif action == "finalize":
         answer = worker.run(lambda driver: driver.finalize(run_id, event.get("error")))
     elif action in ACTIONS:

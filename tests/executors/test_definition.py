@@ -16,7 +16,6 @@ from astromesh.executors.stepfunctions.definition import (
     FINALIZE,
     FINALIZE_ERROR,
     LAMBDA_SERVICE_ERRORS,
-    OBSERVE,
     PREPARE,
     STEP,
 )
@@ -82,12 +81,9 @@ def test_every_target_exists_and_every_state_is_reachable(asl):
 def test_the_loop_has_the_protocols_shape(asl):
     states = asl["States"]
     assert asl["StartAt"] == PREPARE
-    assert [states[s]["Next"] for s in (PREPARE, STEP, ACT, OBSERVE)] == [
-        STEP,
-        DECIDE,
-        OBSERVE,
-        STEP,
-    ]
+    # Step observes the last Act's results and decides: no Observe state in the loop
+    assert [states[s]["Next"] for s in (PREPARE, STEP, ACT)] == [STEP, DECIDE, STEP]
+    assert "Observe" not in states
     rules = {c["StringEquals"]: c["Next"] for c in states[DECIDE]["Choices"]}
     assert {c["Variable"] for c in states[DECIDE]["Choices"]} == {"$.step.next"}
     assert rules == {"act": ACT, "finish": FINALIZE, "fail": FINALIZE}
@@ -100,14 +96,14 @@ def test_the_loop_has_the_protocols_shape(asl):
 
 
 def test_every_task_calls_the_right_function_with_ids_only(asl):
-    for name in (PREPARE, STEP, OBSERVE, FINALIZE, FINALIZE_ERROR):
+    for name in (PREPARE, STEP, FINALIZE, FINALIZE_ERROR):
         task = asl["States"][name]
         assert task["Type"] == "Task" and task["Parameters"]["FunctionName"] == STEP_ARN
         payload = task["Parameters"]["Payload"]
         assert payload["run_id.$"] == "$.run_id"
         assert set(payload) <= {"action", "run_id.$", "error.$", "acted.$"}
     assert asl["States"][FINALIZE_ERROR]["Parameters"]["Payload"]["error.$"] == "$.error"
-    assert asl["States"][OBSERVE]["Parameters"]["Payload"]["acted.$"] == "$.acted"
+    assert asl["States"][STEP]["Parameters"]["Payload"]["acted.$"] == "$.acted"
     # what reaches the state data: nothing but ids, the step's answer and the calls' answers
     assert asl["States"][STEP]["ResultSelector"] == {
         "next.$": "$.Payload.next",
@@ -120,9 +116,9 @@ def test_every_task_calls_the_right_function_with_ids_only(asl):
         "ok.$": "$.Payload.ok",
         "child_run_id.$": "$.Payload.child_run_id",
     }
-    for name in (PREPARE, OBSERVE):  # the state is back to {"run_id"} before each Step
-        assert asl["States"][name]["ResultSelector"] == {"run_id.$": "$.Payload.run_id"}
-        assert "ResultPath" not in asl["States"][name]
+    # before the first Step the state is the run id and no calls' answers
+    assert asl["States"][PREPARE]["ResultSelector"] == {"run_id.$": "$.Payload.run_id", "acted": []}
+    assert "ResultPath" not in asl["States"][PREPARE]
 
 
 def test_every_task_retries_lambda_errors_and_failures_end_in_finalize_error(asl):
@@ -132,7 +128,7 @@ def test_every_task_retries_lambda_errors_and_failures_end_in_finalize_error(asl
                 continue
             retried = [e for r in state["Retry"] for e in r["ErrorEquals"]]
             assert set(LAMBDA_SERVICE_ERRORS) <= set(retried), name
-    for name in (PREPARE, STEP, ACT, OBSERVE):
+    for name in (PREPARE, STEP, ACT):
         assert asl["States"][name]["Catch"] == [
             {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": FINALIZE_ERROR}
         ]

@@ -121,6 +121,38 @@ async def test_the_stages_in_order_then_each_again_does_nothing(setup, openai_se
     assert len(openai_server.requests) == 2
 
 
+async def test_step_observes_the_acted_calls_then_decides_in_one_save(setup, openai_server):
+    """The state machine's Step after Act: observe and decide in one invocation; a retry of
+    it, once saved, neither observes again nor calls the model again."""
+    driver, _, new_run = await setup(primary(openai_server.url))
+    openai_server.push(
+        Reply(tool_calls=[("add", {"a": 1, "b": 2})]),
+        Reply(tool_calls=[("add", {"a": 3, "b": 4})]),
+        Reply("3, 7"),
+    )
+    run = await new_run(through="prepare")
+    first = await driver.step(run.id, [])
+    [ref] = first["actions"]
+    acted = [await driver.act(run.id, ref["call_id"])]
+    before = (await driver.runs.get(run.id)).version
+
+    second = await driver.step(run.id, acted)
+
+    after = await driver.runs.get(run.id)
+    assert after.version == before + 1  # observed and decided: one write
+    assert [s.type for s in after.steps] == ["prepare", "model_call", "tool_call", "model_call"]
+    assert after.iteration == 1 and second["next"] == "act"
+    assert second["actions"] != first["actions"]
+    # A retry of that Step (same input): the new calls have not run, nothing is observed
+    assert await driver.step(run.id, acted) == second
+    assert (await driver.runs.get(run.id)).version == after.version
+    assert len(openai_server.requests) == 2
+    acted = [await driver.act(run.id, a["call_id"]) for a in second["actions"]]
+    assert await driver.step(run.id, acted) == {"next": "finish", "actions": []}
+    done = await driver.runs.get(run.id)
+    assert [s.data["result"] for s in done.steps if s.type == "tool_call"] == ["3", "7"]
+
+
 async def test_a_retried_act_does_not_run_the_tool_twice(setup, openai_server):
     driver, _, new_run = await setup(primary(openai_server.url))
     openai_server.push(Reply(tool_calls=[("counted", {"key": "retried-act"})]))

@@ -65,8 +65,7 @@ async def test_tool_call_then_answer(local_side, aws_side, step_functions):
         (ORCHESTRATION_STEP, "prepare"),
         (ORCHESTRATION_STEP, "step"),
         (TOOL_EXECUTOR, None),
-        (ORCHESTRATION_STEP, "observe"),
-        (ORCHESTRATION_STEP, "step"),
+        (ORCHESTRATION_STEP, "step"),  # observes the call's result, then decides
         (ORCHESTRATION_STEP, "finalize"),
     ]
     # memory written back on both sides: the session's history holds the turn
@@ -111,7 +110,9 @@ async def test_a_failing_tool(local_side, aws_side, step_functions):
     assert there.steps[2].data["ok"] is False
     assert there.steps[2].data["result"] == "tool 'explode' failed: ValueError: disk on fire"
     # a tool failure is a result, not a Lambda error: no task failed
-    assert [i.error for i in step_functions.invocations] == [None] * 6
+    assert [i.error for i in step_functions.invocations] == [
+        None
+    ] * 5  # prepare, step, the call, step, finalize
 
 
 async def test_a_large_result_is_kept_by_reference(local_side, aws_side, step_functions):

@@ -7,8 +7,8 @@ the local loop calls, save with the store's optimistic concurrency, and answer w
 (the state machine's payloads never carry conversation text).
 
 The calls are safe to repeat, because Step Functions retries a task whose Lambda failed after
-it may already have saved: ``prepare`` of a prepared run, ``step`` while its actions are not
-yet observed, ``observe`` of an observed run and ``finalize`` of a finished run do nothing
+it may already have saved: ``prepare`` of a prepared run, ``step`` while its actions have not
+run, ``step`` or ``observe`` of an observed run and ``finalize`` of a finished run do nothing
 again and answer as the first time did.
 """
 
@@ -154,12 +154,25 @@ class StepDriver:
 
     # -- step ---------------------------------------------------------------------------------
 
-    async def step(self, run_id: str) -> StepAnswer:
-        """Ask the pattern what to do next, within the run's limits, and store the decision."""
+    async def step(self, run_id: str, acted: Sequence[ActAnswer] | None = None) -> StepAnswer:
+        """Observe the last step's calls (when that is still to do), then ask the pattern what
+        to do next within the run's limits, and store both with one save.
+
+        Observing here rather than in a task of its own saves the state machine one Lambda
+        invocation and one transition per iteration (``acted`` is the Map's output, as for
+        :meth:`observe`). The calls are observed only when ``acted`` answers for exactly the
+        pending ones: a retried step whose first attempt already saved its next ``act`` has
+        new pending calls that have not run (call ids are unique within a run; ``act``
+        relies on that too), and answers that decision again.
+        """
         run = await self.runs.get(run_id)
+        agent = None
+        if acted and _awaits_observation(run) and _answers_pending(run, acted):
+            agent = await self.agents(run.agent, run.tenant)
+            await self._observe(run, agent, acted)
         decision = _settled_decision(run)
         if decision is None:
-            agent = await self.agents(run.agent, run.tenant)
+            agent = agent or await self.agents(run.agent, run.tenant)
             with run_scope(run, agent):
                 # The answer is screened before it is stored (finalize runs in another task).
                 decision = await pipeline.screen_answer(run, agent, await self._decide(run, agent))
@@ -169,6 +182,9 @@ class StepDriver:
                 await self._save(run)
             if isinstance(decision, Fail) and self._worth_retrying(decision, run, agent):
                 raise TransientProviderFailure(decision.reason)
+        elif agent is not None:  # observed, and the observation settled the run (a failure)
+            with run_scope(run, agent):
+                await self._save(run)
         return _answer(run, decision)
 
     async def _decide(self, run: RunState, agent: Agent) -> Decision:
@@ -246,15 +262,27 @@ class StepDriver:
     ) -> dict[str, str]:
         """Hand the stored results of the pending calls to the pattern and close the iteration.
 
-        ``acted`` is what the calls' ``act`` answered (the Map's output); it carries the ids
-        of child runs into the ``tool_call`` steps.
+        The state machine observes inside :meth:`step`; this stays for executions started on
+        a definition that still had an ``Observe`` task (a Standard execution keeps the
+        definition it started with). ``acted`` is what the calls' ``act`` answered (the Map's
+        output); it carries the ids of child runs into the ``tool_call`` steps.
         """
         run = await self.runs.get(run_id)
-        if not run.pending_actions or not isinstance(_settled_decision(run), Act):
+        if not _awaits_observation(run):
             return {"run_id": run_id}  # observed already, or the run was cancelled meanwhile
         agent = await self.agents(run.agent, run.tenant)
+        await self._observe(run, agent, acted)
+        with run_scope(run, agent):
+            await self._save(run)
+        return {"run_id": run_id}
+
+    async def _observe(
+        self, run: RunState, agent: Agent, acted: Sequence[ActAnswer] | None
+    ) -> None:
+        """Record the pending calls from their stored results and hand them to the pattern
+        (in memory: the caller saves). A known failure becomes the run's ``fail`` decision."""
         calls = list(run.pending_actions)
-        stored = await self.runs.get_results(run_id, [c.id for c in calls])
+        stored = await self.runs.get_results(run.id, [c.id for c in calls])
         for call_id in sorted(stored):  # the calls' spans, kept with the run once
             if stored[call_id].spans:
                 begin_trace(run).keep(stored[call_id].spans)
@@ -278,8 +306,6 @@ class StepDriver:
                 pipeline.observe(run, agent, results)
             except AstromeshError as exc:
                 _fail_on(run, exc)
-            await self._save(run)
-        return {"run_id": run_id}
 
     # -- finalize -----------------------------------------------------------------------------
 
@@ -359,6 +385,16 @@ def _settled_decision(run: RunState) -> Decision | None:
     if isinstance(decision, Fail) and decision.code in TRANSIENT_CODES:
         return None
     return decision
+
+
+def _awaits_observation(run: RunState) -> bool:
+    """The run's last step decided to act and its calls' results are not observed yet."""
+    return bool(run.pending_actions) and isinstance(_settled_decision(run), Act)
+
+
+def _answers_pending(run: RunState, acted: Sequence[ActAnswer]) -> bool:
+    """``acted`` is the Map's output for the run's pending calls (not an earlier step's)."""
+    return sorted(a["call_id"] for a in acted) == sorted(c.id for c in run.pending_actions)
 
 
 def _fail_on(run: RunState, exc: AstromeshError) -> None:

@@ -3,14 +3,19 @@
 It is the loop :class:`~astromesh.executors.local.LocalExecutor` runs in-process, with every
 stage a Lambda task on :class:`~astromesh.executors.driver.StepDriver`::
 
-    Prepare -> Step -> Decide -> act:    Act (Map: one ExecuteTool task per call) -> Observe -> Step
+    Prepare -> Step -> Decide -> act:    Act (Map: one ExecuteTool task per call) -> Step
                               -> finish / fail: Finalize
     any task failing for good (Catch States.ALL) -> FinalizeError (the run ends with the error)
 
-Payloads carry ids only: ``{"run_id"}``, the step's answer ``{"next", "actions": [{"run_id",
-"call_id"}...]}`` and, from Act to Observe, what each call answered ``[{"call_id", "ok",
-"child_run_id"}...]``; so they stay a few hundred bytes however long the conversation is (the
-limit is 256 KB). Observe resets the state to ``{"run_id"}`` for the next iteration.
+``Step`` observes the previous Act's results and decides in one Lambda invocation, so an
+iteration with n tool calls costs 3 + n transitions (Step, Decide, Act, ExecuteTool x n);
+there is no ``Observe`` task (the handler still answers one, for executions started on the
+definition that had it).
+
+Payloads carry ids only: ``{"run_id", "acted"}``, the step's answer ``{"next", "actions":
+[{"run_id", "call_id"}...]}`` and what each call answered, ``acted``: ``[{"call_id", "ok",
+"child_run_id"}...]`` (empty before the first Step, replaced by every Act); so they stay a few
+hundred bytes however long the conversation is (the limit is 256 KB).
 
 The Lambda ARNs are parameters; the defaults are ``${...}`` placeholders for CloudFormation's
 ``DefinitionSubstitutions``. JSONPath only (no JSONata).
@@ -30,7 +35,6 @@ STEP = "Step"
 DECIDE = "Decide"
 ACT = "Act"
 EXECUTE_TOOL = "ExecuteTool"
-OBSERVE = "Observe"
 FINALIZE = "Finalize"
 FINALIZE_ERROR = "FinalizeError"
 NO_DECISION = "NoDecision"
@@ -70,8 +74,7 @@ def build_definition(
     """The step loop's state machine.
 
     Args:
-        orchestration_step_arn: the ``orchestration_step`` function (prepare/step/observe/
-            finalize).
+        orchestration_step_arn: the ``orchestration_step`` function (prepare/step/finalize).
         tool_executor_arn: the ``tool_executor`` function (one tool call per Map item).
         max_concurrency: tool calls of one step run at most this many at a time (as locally).
         provider_retry_seconds / provider_retry_attempts: how a step whose every model
@@ -90,16 +93,15 @@ def build_definition(
         "BackoffRate": 2.0,
     }
     finalize_result = {"run_id.$": "$.Payload.run_id", "status.$": "$.Payload.status"}
-    only_the_run = {"run_id.$": "$.Payload.run_id"}
     states: dict[str, Any] = {
         PREPARE: {
             **step_task("prepare"),
-            "ResultSelector": only_the_run,
+            "ResultSelector": {"run_id.$": "$.Payload.run_id", "acted": []},
             "Catch": catch,
             "Next": STEP,
         },
         STEP: {
-            **step_task("step"),
+            **step_task("step", **{"acted.$": "$.acted"}),
             "Retry": [_LAMBDA_RETRY, provider_retry],
             "ResultSelector": {"next.$": "$.Payload.next", "actions.$": "$.Payload.actions"},
             "ResultPath": "$.step",
@@ -141,12 +143,6 @@ def build_definition(
             },
             "ResultPath": "$.acted",
             "Catch": catch,
-            "Next": OBSERVE,
-        },
-        OBSERVE: {
-            **step_task("observe", **{"acted.$": "$.acted"}),
-            "ResultSelector": only_the_run,
-            "Catch": catch,
             "Next": STEP,
         },
         FINALIZE: {**step_task("finalize"), "ResultSelector": finalize_result, "End": True},
@@ -158,7 +154,7 @@ def build_definition(
     }
     return StateMachineDefinition(
         {
-            "Comment": "Astromesh step loop: prepare -> (step -> act -> observe)* -> finalize",
+            "Comment": "Astromesh step loop: prepare -> (step -> act)* -> step -> finalize",
             "QueryLanguage": "JSONPath",
             "StartAt": PREPARE,
             "States": states,

@@ -174,3 +174,72 @@ def test_each_run_is_its_own_conversation_unless_continued(openai_server, tmp_pa
     assert three.returncode == 0, three.stderr
     assert any("Ada" in str(m) for m in openai_server.requests[2]["messages"])
     assert f"session {first}" in three.stderr
+
+
+def test_run_a_workflow_with_an_approval_then_the_server_approves_it(openai_server, tmp_path):
+    """``astromesh run --workflow`` stops at the approval; ``astromesh dev``'s app over the
+    same state lists it, and approving it there completes the run."""
+    import asyncio
+
+    import httpx
+
+    from astromesh.channels import ServerSettings, create_app
+    from astromesh.runtime import AgentRuntime
+
+    agents = tmp_path / "agents"
+    write_agent(agents, "writer", model=primary(openai_server.url))
+    (agents / "outreach.workflow.yaml").write_text(
+        """apiVersion: astromesh/v1
+kind: Workflow
+metadata: {name: outreach}
+spec:
+  steps:
+    - name: draft
+      agent: writer
+    - name: review
+      approval: {prompt: "Send {{ steps.draft.output }}?"}
+    - name: stamp
+      tool: current_time
+"""
+    )
+    openai_server.push(Reply("Hi ACME"))
+    env = {"ASTROMESH_STATE_PATH": str(tmp_path / "state.db")}
+    result = astromesh(
+        "run",
+        "--workflow",
+        "outreach",
+        "--input",
+        '{"query": "ACME"}',
+        "--agents",
+        str(agents),
+        "--json",
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["state"] == "awaiting_approval"
+    assert body["pending_approval"]["prompt"] == "Send Hi ACME?"
+
+    async def approve() -> dict:
+        runtime = AgentRuntime(agents, env=env)
+        app = create_app(runtime, ServerSettings())
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            decided = await client.post(
+                f"/v1/workflows/runs/{body['run_id']}/approve", json={"approver": "me"}
+            )
+            record = (await client.get(f"/v1/workflows/runs/{body['run_id']}")).json()
+        await app.state.services.aclose()
+        await runtime.close()
+        return {"decided": decided.json(), "record": record}
+
+    answers = asyncio.run(approve())
+    assert answers["decided"]["state"] == "completed"
+    assert answers["record"]["steps"]["stamp"]["status"] == "succeeded"
+
+
+def test_run_a_missing_workflow_is_a_clean_error(tmp_path):
+    (tmp_path / "agents").mkdir()
+    result = astromesh("run", "--workflow", "nope", "--agents", str(tmp_path / "agents"))
+    assert result.returncode == 2
+    assert "workflow 'nope' not found" in result.stderr

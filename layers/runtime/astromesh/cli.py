@@ -124,9 +124,16 @@ def agents(agents_dir: AgentsOption = None) -> None:
 
 @app.command()
 def run(
-    agent: Annotated[str, typer.Argument(help="Agent name")],
-    query: Annotated[str, typer.Argument(help="What to ask")],
+    agent: Annotated[str | None, typer.Argument(help="Agent name")] = None,
+    query: Annotated[str | None, typer.Argument(help="What to ask")] = None,
     agents_dir: AgentsOption = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", help="Run this Workflow instead of an agent")
+    ] = None,
+    workflow_input: Annotated[
+        str | None,
+        typer.Option("--input", help="The workflow's trigger: a JSON object (or a query)"),
+    ] = None,
     session: Annotated[
         str | None,
         typer.Option(
@@ -142,7 +149,17 @@ def run(
 
     Each run without ``--session`` is a conversation of its own (two unrelated questions must
     not see each other's turns); the summary line names it, so ``--session`` can continue it.
+    With ``--workflow NAME --input JSON`` it runs a workflow instead (see docs/workflows.md).
     """
+    if workflow is not None:
+        from astromesh.cli_workflows import run_workflow
+
+        raise typer.Exit(
+            asyncio.run(run_workflow(workflow, workflow_input, agents_dir, as_json, err))
+        )
+    if agent is None or query is None:
+        err.print("[red]error:[/] give AGENT and QUERY, or --workflow NAME --input JSON")
+        raise typer.Exit(2)
     session = session or f"cli-{secrets.token_hex(4)}"
     status = asyncio.run(_run(agent, query, agents_dir, session, as_json))
     raise typer.Exit(status)

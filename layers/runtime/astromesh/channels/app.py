@@ -71,6 +71,9 @@ def create_app(
         # Build every file agent now: one that cannot run here is skipped, logged with its
         # file, line and why, and never listed as runnable (see AgentRuntime.check_agents).
         await runtime.check_agents()
+        # Carry on the workflow runs a previous server left unfinished: due waits fire,
+        # expired approvals follow on_reject, interrupted steps run again.
+        await services.workflows()
         if settings.auth == "required":
             logger.info("auth: API keys required")
         elif await keys.has_active():

@@ -22,7 +22,7 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BeforeValidator, TypeAdapter, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, WithJsonSchema
 
 from astromesh.auth import Principal
 from astromesh.channels.access import require_agent
@@ -38,6 +38,55 @@ from astromesh.telemetry.usage import (
 )
 
 router = APIRouter(tags=["observability"])
+
+
+class UsageSums(BaseModel):
+    """What runs spent: their count, model calls, tokens and US dollars."""
+
+    runs: int
+    calls: int
+    tokens_in: int
+    tokens_out: int
+    tokens: int
+    cost_usd: float
+
+
+class UsageGroupSums(UsageSums):
+    """One group's sums, with the group's key under the ``group_by`` name (``day``,
+    ``agent`` or ``model``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class UsageReport(BaseModel):
+    """``GET /v1/usage``: the window's total and, with ``group_by``, one sum per group."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    tenant: str
+    agent: str | None
+    since: str = Field(alias="from")
+    to: str
+    group_by: GroupBy | None
+    total: UsageSums
+    groups: list[UsageGroupSums]
+
+
+class HistogramStats(BaseModel):
+    count: int
+    sum: float
+    avg: float
+    min: float
+    max: float
+
+
+class UpstreamMetrics(BaseModel):
+    """Upstream's ``/v1/metrics/`` body (cost counters are floats: its client prints a float
+    counter whose name holds ``cost`` as dollars)."""
+
+    counters: dict[str, int | float]
+    histograms: dict[str, HistogramStats]
+
 
 _DATETIME = TypeAdapter(datetime)
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -97,7 +146,7 @@ async def _entries(
     return query, [e for e in found if principal.allows(e.agent)]
 
 
-@router.get("/v1/usage", responses=errors(AUTHENTICATED))
+@router.get("/v1/usage", response_model=UsageReport, responses=errors(AUTHENTICATED))
 async def usage(
     principal: CurrentPrincipal,
     services: ServicesDep,
@@ -114,7 +163,7 @@ async def usage(
     return report(query, entries, group_by)
 
 
-@router.get("/v1/metrics", responses=errors(AUTHENTICATED))
+@router.get("/v1/metrics", response_model=UpstreamMetrics, responses=errors(AUTHENTICATED))
 async def metrics(
     principal: CurrentPrincipal,
     services: ServicesDep,

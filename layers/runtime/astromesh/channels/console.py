@@ -4,7 +4,8 @@ No build step and nothing fetched from a CDN: a few files in ``channels/static/`
 from memory, under a Content-Security-Policy that allows only this origin (and its
 WebSocket). The page talks to the same ``/v1`` API as any client: ``GET /v1/agents`` to
 list agents, the WebSocket to chat, ``GET /v1/runs/{id}`` for a finished run's steps,
-``GET /v1/usage`` for the tenant's spending by day and agent (``usage.js``); the
+``GET /v1/usage`` for the tenant's spending by day and agent (``usage.js``), the workflow
+approvals waiting for a person, approved or rejected from the page (``approvals.js``); the
 API key typed in is kept in the browser's ``localStorage``, never by the server.
 """
 
@@ -25,6 +26,7 @@ _TYPES = {
     "console.css": "text/css; charset=utf-8",
     "console.js": "text/javascript; charset=utf-8",
     "usage.js": "text/javascript; charset=utf-8",
+    "approvals.js": "text/javascript; charset=utf-8",
 }
 _HEADERS = {
     "Content-Security-Policy": (

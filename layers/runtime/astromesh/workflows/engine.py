@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 SYNC_SECONDS = 25.0
 """How long a run request waits for the run to end before answering 202 with its id."""
 
+_DOCUMENT_CACHE = 256
+"""Validated workflow documents kept by run id (validation trial-renders every template)."""
+
 FILE = "file"
 REGISTERED = "registered"
 
@@ -95,6 +98,8 @@ class WorkflowEngine:
         key = json.dumps(run.document, sort_keys=True)
         cached = self._documents.get(run.id)
         if cached is None or cached[0] != key:
+            if len(self._documents) >= _DOCUMENT_CACHE:
+                self._documents.pop(next(iter(self._documents)))
             cached = self._documents[run.id] = (key, WorkflowDocument.model_validate(run.document))
         return cached[1]
 

@@ -24,9 +24,14 @@ from astromesh.config.limits import MAX_NAMED_ITEMS, check_name_length
 
 
 class ConfigModel(BaseModel):
-    """Base of every config model: unknown fields are errors; numbers are accepted as text."""
+    """Base of every config model: unknown fields are errors; numbers are accepted as text.
 
-    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+    ``defer_build``: a model's validator is built when it first validates (or is used in a
+    schema), not when its module is imported, so the kinds and fields a deployment never uses
+    cost nothing at a cold start (docs/performance.md, "Lazy imports").
+    """
+
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True, defer_build=True)
 
 
 @dataclass(frozen=True, slots=True)

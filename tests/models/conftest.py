@@ -12,12 +12,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from astromesh.models.breaker import (
-    BreakerSettings,
-    CircuitBreaker,
-    MemoryCircuitBreaker,
-    RedisCircuitBreaker,
-)
+from astromesh.models.breaker import BreakerSettings, CircuitBreaker, MemoryCircuitBreaker
+from astromesh.models.breaker_redis import RedisCircuitBreaker
 
 RECOVERY = 0.3
 """Seconds; short so the Redis variant (real time, Redis's clock) stays fast."""

@@ -12,9 +12,9 @@ from astromesh.models.breaker import (
     BreakerState,
     CircuitBreaker,
     MemoryCircuitBreaker,
-    RedisCircuitBreaker,
     build_breaker,
 )
+from astromesh.models.breaker_redis import RedisCircuitBreaker
 from astromesh.models.openai_compat import OpenAICompatModel
 from astromesh.models.router import ModelRouter, RetryPolicy
 from astromesh.models.strategies import candidate_key

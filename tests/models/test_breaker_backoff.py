@@ -12,12 +12,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from astromesh.config.provider import RoutingConfig
-from astromesh.models.breaker import (
-    BreakerSettings,
-    BreakerState,
-    MemoryCircuitBreaker,
-    RedisCircuitBreaker,
-)
+from astromesh.models.breaker import BreakerSettings, BreakerState, MemoryCircuitBreaker
+from astromesh.models.breaker_redis import RedisCircuitBreaker
 from astromesh.models.factory import breaker_for
 from tests.models.conftest import FakeClock, Subject
 

@@ -10,7 +10,8 @@ import yaml
 
 from astromesh.config import load_path
 from astromesh.models import Message
-from astromesh.models.breaker import MemoryCircuitBreaker, RedisCircuitBreaker
+from astromesh.models.breaker import MemoryCircuitBreaker
+from astromesh.models.breaker_redis import RedisCircuitBreaker
 from astromesh.models.factory import breaker_for, build_router, price_table
 from astromesh.models.hf_tgi import TGIModel
 from astromesh.models.openai_compat import VLLMModel

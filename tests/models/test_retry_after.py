@@ -22,10 +22,10 @@ from astromesh.models.breaker import (
     BreakerState,
     CircuitBreaker,
     MemoryCircuitBreaker,
-    RedisCircuitBreaker,
     Refusal,
     Verdict,
 )
+from astromesh.models.breaker_redis import RedisCircuitBreaker
 from astromesh.models.hf_tgi import TGIModel
 from astromesh.models.ollama import OllamaModel
 from astromesh.models.openai_compat import OpenAICompatModel

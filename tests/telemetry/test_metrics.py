@@ -12,7 +12,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from astromesh.errors import ConfigurationError
-from astromesh.models.breaker import BreakerSettings, MemoryCircuitBreaker, RedisCircuitBreaker
+from astromesh.models.breaker import BreakerSettings, MemoryCircuitBreaker
+from astromesh.models.breaker_redis import RedisCircuitBreaker
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.telemetry.metrics import (
     ALARMED_METRICS,

@@ -27,9 +27,11 @@ Hints are clamped to ``MAX_RETRY_AFTER`` (one hour) where they are parsed
 Two stores behave identically (the same tests run against both):
 
 - :class:`MemoryCircuitBreaker`: one process (the CLI, the local server, tests).
-- :class:`RedisCircuitBreaker`: every Lambda instance sees the same circuit. Each transition is
-  one Lua script, so two instances can never both claim the half-open trial, and the clock is
-  Redis's ``TIME`` so instances with skewed clocks agree on when the circuit may close.
+- :class:`~astromesh.models.breaker_redis.RedisCircuitBreaker`: every Lambda instance sees the
+  same circuit. Each transition is one Lua script, so two instances can never both claim the
+  half-open trial, and the clock is Redis's ``TIME`` so instances with skewed clocks agree on
+  when the circuit may close; a short per-process cache of the circuit's state spares a
+  healthy model call its round trips (that module says what it trades).
 
 A breaker that cannot reach Redis lets calls through (fails open) and logs a warning: losing
 the breaker must not take the models down with it.
@@ -42,15 +44,12 @@ once per opening however many instances share the circuit.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from typing import Any
 
-from astromesh.stores.redis_client import LoopBoundRedis
 from astromesh.telemetry.metrics import Metrics, NullMetrics
 
 logger = logging.getLogger(__name__)
@@ -332,238 +331,6 @@ class _Circuit:
     """Failed trials in a row since the circuit was last closed (the backoff's exponent)."""
 
 
-# Each script reads the circuit's hash, decides with Redis's own clock and writes back in one
-# atomic step. Fields: s (state), f (consecutive failures), t (opened at), r (open until),
-# u (trial until), h (rate-limit hold until), n (failed trials in a row: the backoff's
-# exponent). A hash written before ``r`` existed has only
-# ``t``: its circuit stays open until ``t + recovery_timeout``, as it did then. The key's TTL
-# is only ever raised (``keep``), so a long hold or opening is never cut short by a later
-# write with the ordinary TTL.
-_NOW = "local tm = redis.call('TIME'); local now = tonumber(tm[1]) + tonumber(tm[2]) / 1000000\n"
-_KEEP = """
-local function keep(ttl)
-  if redis.call('TTL', KEYS[1]) < tonumber(ttl) then redis.call('EXPIRE', KEYS[1], ttl) end
-end
-"""
-_OPEN_UNTIL = """
-local function open_until(v_r, v_t, recovery)
-  return tonumber(v_r) or (tonumber(v_t or '0') + tonumber(recovery))
-end
-"""
-
-# ARGV: recovery_timeout, trial_seconds, ttl. Returns 1 (allowed), 2 (the trial) or
-# {0, reason, seconds until it lapses}.
-_ALLOW_LUA = (
-    _NOW
-    + _KEEP
-    + _OPEN_UNTIL
-    + """
-local v = redis.call('HMGET', KEYS[1], 's', 'h', 'r', 't', 'u')
-local h = tonumber(v[2])
-if h and now < h then return {0, 'held', tostring(h - now)} end
-local s = v[1]
-if not s or s == 'closed' then return 1 end
-if s == 'open' then
-  local r = open_until(v[3], v[4], ARGV[1])
-  if now < r then return {0, 'open', tostring(r - now)} end
-else
-  local u = tonumber(v[5] or '0')
-  if now < u then return {0, 'trial', tostring(u - now)} end
-end
-redis.call('HSET', KEYS[1], 's', 'half_open', 'u', tostring(now + tonumber(ARGV[2])))
-keep(ARGV[3])
-return 2
-"""
-)
-
-_SUCCESS_LUA = (
-    _NOW
-    + """
-local v = redis.call('HMGET', KEYS[1], 's', 'h')
-if v[1] == 'open' then return 0 end
-local h = tonumber(v[2])
-if h and now < h then
-  redis.call('HDEL', KEYS[1], 's', 'f', 't', 'r', 'u', 'n')
-  return 1
-end
-redis.call('DEL', KEYS[1])
-return 1
-"""
-)
-
-# ARGV: failure_threshold, recovery_timeout, ttl, hint (0 = none), first_trial_after.
-# Returns 1 when it opened.
-_FAILURE_LUA = (
-    _NOW
-    + _KEEP
-    + _OPEN_UNTIL
-    + """
-local v = redis.call('HMGET', KEYS[1], 's', 'r', 't', 'n')
-local recovery = tonumber(ARGV[2])
-local hint = tonumber(ARGV[4])
-local n = tonumber(v[4] or '0')
-if v[1] == 'open' then
-  if hint > 0 and now + hint > open_until(v[2], v[3], recovery) then
-    redis.call('HSET', KEYS[1], 'r', tostring(now + hint))
-    keep(ARGV[3])
-  end
-  return 0
-end
-local f = redis.call('HINCRBY', KEYS[1], 'f', 1)
-local duration = 0
-if v[1] == 'half_open' then n = n + 1 end
-if v[1] == 'half_open' or f >= tonumber(ARGV[1]) then
-  local backoff = math.min(recovery, tonumber(ARGV[5]) * 2 ^ math.min(n, 64))
-  duration = math.max(backoff, hint)
-elseif hint > 0 then
-  duration = hint
-end
-local opened = 0
-if duration > 0 then
-  redis.call('HSET', KEYS[1], 's', 'open', 't', tostring(now), 'r', tostring(now + duration),
-    'n', tostring(n))
-  opened = 1
-else
-  redis.call('HSET', KEYS[1], 's', 'closed')
-end
-keep(ARGV[3])
-return opened
-"""
-)
-
-# ARGV: hold seconds (0 = none), ttl.
-_RATE_LIMITED_LUA = (
-    _NOW
-    + _KEEP
-    + """
-local v = redis.call('HMGET', KEYS[1], 's', 'h')
-local hold = tonumber(ARGV[1])
-if v[1] == 'half_open' then
-  redis.call('HSET', KEYS[1], 's', 'closed', 'f', '0')
-  redis.call('HDEL', KEYS[1], 'u', 'n')
-end
-if hold > 0 and now + hold > tonumber(v[2] or '0') then
-  redis.call('HSET', KEYS[1], 'h', tostring(now + hold))
-end
-if v[1] == 'half_open' or hold > 0 then keep(ARGV[2]) end
-return 1
-"""
-)
-
-# ARGV: recovery_timeout.
-_STATUS_LUA = (
-    _NOW
-    + _OPEN_UNTIL
-    + """
-local v = redis.call('HMGET', KEYS[1], 's', 'f', 'r', 't', 'h')
-local r = 0
-if v[1] == 'open' then r = open_until(v[3], v[4], ARGV[1]) end
-return {v[1] or 'closed', v[2] or '0', tostring(r), v[5] or '0', tostring(now)}
-"""
-)
-
-_REFUSALS = {"open": Refusal.OPEN, "trial": Refusal.TRIAL_RUNNING, "held": Refusal.HELD}
-
-
-class RedisCircuitBreaker(CircuitBreaker):
-    """Circuits in Redis, shared by every process that uses the same URL and prefix.
-
-    Args:
-        url: ``redis://host:port/db``.
-        settings: thresholds and timeouts (each process passes its own; keep them equal).
-        prefix: key namespace; one hash per circuit under ``{prefix}:{provider}/{model}``.
-        socket_timeout: seconds before a Redis call gives up (the breaker then fails open).
-        metrics: where a transition to open is counted.
-    """
-
-    def __init__(
-        self,
-        url: str,
-        settings: BreakerSettings | None = None,
-        *,
-        prefix: str = DEFAULT_PREFIX,
-        socket_timeout: float = 0.5,
-        metrics: Metrics | None = None,
-    ) -> None:
-        super().__init__(settings, metrics=metrics)
-        self.url = url
-        self.prefix = prefix
-        self._redis = LoopBoundRedis(
-            url,
-            socket_timeout=socket_timeout,
-            scripts={
-                "allow": _ALLOW_LUA,
-                "success": _SUCCESS_LUA,
-                "failure": _FAILURE_LUA,
-                "rate_limited": _RATE_LIMITED_LUA,
-                "status": _STATUS_LUA,
-            },
-        )
-
-    def _key(self, key: str) -> str:
-        return f"{self.prefix}:{key}"
-
-    @property
-    def _ttl(self) -> int:
-        """Seconds a circuit's record outlives its last change: long enough to stay open and
-        count consecutive failures, short enough that abandoned keys disappear."""
-        return max(600, int(self.settings.recovery_timeout * 4) + 1)
-
-    def _ttl_with(self, hint: float | None) -> int:
-        """The TTL of a record that must also outlive a hinted opening or hold."""
-        return self._ttl + (math.ceil(hint) if hint else 0)
-
-    async def _run(self, name: str, key: str, *args: Any) -> Any:
-        from redis.exceptions import RedisError
-
-        try:
-            return await self._redis.script(name)(keys=[self._key(key)], args=list(args))
-        except (RedisError, OSError) as exc:
-            logger.warning("breaker=<%s> | redis unavailable, failing open: %s", key, exc)
-            return None
-
-    async def admit(self, key: str) -> Admission:
-        s = self.settings
-        result = await self._run("allow", key, s.recovery_timeout, s.trial_seconds, self._ttl)
-        if result is None or result == 1:
-            return ALLOWED
-        if result == 2:
-            return TRIAL
-        _, reason, wait = result
-        return Admission(Verdict.REFUSED, _REFUSALS[reason], max(0.0, float(wait)))
-
-    async def record_success(self, key: str) -> None:
-        await self._run("success", key)
-
-    async def _record_failure(self, key: str, retry_after: float | None) -> bool:
-        s = self.settings
-        opened = await self._run(
-            "failure",
-            key,
-            s.failure_threshold,
-            s.recovery_timeout,
-            self._ttl_with(retry_after),
-            retry_after or 0,
-            s.first_trial_after,
-        )
-        return opened is not None and int(opened) == 1
-
-    async def _record_rate_limited(self, key: str, retry_after: float | None) -> None:
-        await self._run("rate_limited", key, retry_after or 0, self._ttl_with(retry_after))
-
-    async def status(self, key: str) -> BreakerStatus:
-        result = await self._run("status", key, self.settings.recovery_timeout)
-        if result is None:
-            return BreakerStatus(BreakerState.CLOSED)
-        state, failures, open_until, hold_until, now = result
-        retry_in = max(0.0, float(open_until) - float(now)) if state == BreakerState.OPEN else 0.0
-        held_for = max(0.0, float(hold_until) - float(now))
-        return BreakerStatus(BreakerState(state), int(failures), retry_in, held_for)
-
-    async def aclose(self) -> None:
-        await self._redis.aclose()
-
-
 def build_breaker(
     redis_url: str | None,
     *,
@@ -578,6 +345,8 @@ def build_breaker(
         failure_threshold, recovery_timeout, first_trial_after=first_trial_after
     )
     if redis_url:
+        from astromesh.models.breaker_redis import RedisCircuitBreaker
+
         return RedisCircuitBreaker(redis_url, settings, prefix=prefix, metrics=metrics)
     return MemoryCircuitBreaker(settings, metrics=metrics)
 
@@ -591,7 +360,6 @@ __all__ = [
     "BreakerStatus",
     "CircuitBreaker",
     "MemoryCircuitBreaker",
-    "RedisCircuitBreaker",
     "Refusal",
     "Verdict",
     "breaker_key",

@@ -5,7 +5,8 @@ from memory, under a Content-Security-Policy that allows only this origin (and i
 WebSocket). The page talks to the same ``/v1`` API as any client: ``GET /v1/agents`` to
 list agents, the WebSocket to chat, ``GET /v1/runs/{id}`` for a finished run's steps,
 ``GET /v1/usage`` for the tenant's spending by day and agent (``usage.js``), the workflow
-approvals waiting for a person, approved or rejected from the page (``approvals.js``); the
+approvals waiting for a person, approved or rejected from the page (``approvals.js``),
+``GET /v1/traces/{run_id}`` for a finished run's trace waterfall (``trace.js``); the
 API key typed in is kept in the browser's ``localStorage``, never by the server.
 """
 
@@ -27,6 +28,7 @@ _TYPES = {
     "console.js": "text/javascript; charset=utf-8",
     "usage.js": "text/javascript; charset=utf-8",
     "approvals.js": "text/javascript; charset=utf-8",
+    "trace.js": "text/javascript; charset=utf-8",
 }
 _HEADERS = {
     "Content-Security-Policy": (

@@ -166,6 +166,10 @@ class StepDriver:
         relies on that too), and answers that decision again.
         """
         run = await self.runs.get(run_id)
+        with run_scope(run):  # one scope: the observation's spans are kept with the decision's
+            return await self._step(run, acted)
+
+    async def _step(self, run: RunState, acted: Sequence[ActAnswer] | None) -> StepAnswer:
         agent = None
         if acted and _awaits_observation(run) and _answers_pending(run, acted):
             agent = await self.agents(run.agent, run.tenant)
@@ -271,8 +275,8 @@ class StepDriver:
         if not _awaits_observation(run):
             return {"run_id": run_id}  # observed already, or the run was cancelled meanwhile
         agent = await self.agents(run.agent, run.tenant)
-        await self._observe(run, agent, acted)
         with run_scope(run, agent):
+            await self._observe(run, agent, acted)
             await self._save(run)
         return {"run_id": run_id}
 

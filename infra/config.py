@@ -215,7 +215,8 @@ class Names:
         return f"{self.prefix}-{name.replace('_', '-')}"
 
     def state_machine(self, kind: str) -> str:
-        """``kind``: ``express`` (sync runs) or ``standard`` (async and channel runs)."""
+        """``kind``: ``express`` (sync runs), ``standard`` (async and channel runs) or
+        ``workflows`` (workflow runs)."""
         return f"{self.prefix}-runs-{kind}"
 
     def parameter(self, path: str) -> str:

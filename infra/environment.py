@@ -19,6 +19,7 @@ from astromesh.channels.messaging.inbox import PREFIX_ENV as CHANNELS_PREFIX_ENV
 from astromesh.channels.settings import AUTH_ENV, MAX_BODY_ENV, MAX_INFLIGHT_ENV
 from astromesh.channels.settings import EXPRESS_MACHINE_ENV as SFN_EXPRESS_ARN_ENV
 from astromesh.channels.settings import STANDARD_MACHINE_ENV as SFN_STANDARD_ARN_ENV
+from astromesh.channels.settings import WORKFLOW_MACHINE_ENV as SFN_WORKFLOW_ARN_ENV
 from astromesh.runtime import (
     AGENTS_DIR_ENV,
     BUDGET_PREFIX_ENV,
@@ -55,6 +56,7 @@ __all__ = [
     "RESOLVE_ENV",
     "SFN_EXPRESS_ARN_ENV",
     "SFN_STANDARD_ARN_ENV",
+    "SFN_WORKFLOW_ARN_ENV",
     "STAGE_ENV",
     "STATE_BACKEND_ENV",
     "WS_CALLBACK_URL_ENV",

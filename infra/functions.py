@@ -43,6 +43,8 @@ class FunctionSpec:
             otherwise, for its cold start and size.
         model_keys: gets the provider API keys (it calls models or embedders).
         starts_runs: may start executions on both state machines.
+        runs_workflows: starts executions of the workflow machine and answers its approvals
+            (``SendTaskSuccess`` / ``SendTaskFailure`` with a stored task token): the API only.
         posts_frames: pushes WebSocket frames through the API Gateway Management API.
         channel: its messaging channel's secret becomes its environment.
         reads_documents: reads the documents bucket (S3 ingestion).
@@ -59,6 +61,7 @@ class FunctionSpec:
     runs_agents: bool = False
     model_keys: bool = True
     starts_runs: bool = False
+    runs_workflows: bool = False
     posts_frames: bool = False
     channel: Channel | None = None
     reads_documents: bool = False
@@ -87,6 +90,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         timeout_s=29,
         ml=True,
         starts_runs=True,
+        runs_workflows=True,
     ),
     FunctionSpec(
         "ws_connect",
@@ -137,6 +141,14 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
         "One tool call of a run (child agents run in-process), the Map state's task",
         memory_mb=1024,
         timeout_s=300,
+        runs_agents=True,
+    ),
+    FunctionSpec(
+        "workflow_step",
+        "One step of a workflow run (advance / apply / await approval / fail), a Step "
+        "Functions task of the workflow machine",
+        memory_mb=1024,
+        timeout_s=120,
         runs_agents=True,
     ),
     FunctionSpec(

@@ -231,6 +231,8 @@ class RuntimeStack(Stack):
             variables[env.MAX_BODY_ENV] = str(self.settings.max_body_bytes)
         if spec.starts_runs:
             self._start_runs(variables, role)
+        if spec.runs_workflows:
+            self._run_workflows(variables, role)
         if spec.posts_frames:
             parameter = self.names.parameter(WS_CALLBACK_PARAMETER)
             resolve.append({"env": env.WS_CALLBACK_URL_ENV, "parameter": parameter})
@@ -261,6 +263,22 @@ class RuntimeStack(Stack):
         )
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=["states:StartExecution"], resources=[standard])
+        )
+
+    def _run_workflows(self, variables: dict[str, str], role: iam.Role) -> None:
+        """Start workflow executions, and resume the approvals they wait on."""
+        workflows = self.state_machine_arn("workflows")
+        variables[env.SFN_WORKFLOW_ARN_ENV] = workflows
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=["states:StartExecution"], resources=[workflows])
+        )
+        # A task token of a service-integration Task (lambda:invoke.waitForTaskToken) cannot
+        # be scoped by IAM: SendTaskSuccess / SendTaskFailure take '*' (the role's cdk-nag
+        # acknowledgement of IAM5[Resource::*] is function_role's). Only this row has them.
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["states:SendTaskSuccess", "states:SendTaskFailure"], resources=["*"]
+            )
         )
 
     def state_machine_arn(self, kind: str) -> str:

@@ -32,6 +32,9 @@ pytestmark = pytest.mark.infra
 REPO = Path(__file__).resolve().parents[2]
 MISSING = [spec.name for spec in FUNCTIONS if not spec.exists]
 
+TASK_TOKEN_ACTIONS = {"states:SendTaskSuccess", "states:SendTaskFailure"}
+"""A callback task's token cannot be scoped by IAM: '*' for the API (approve / reject) only."""
+
 STAR_ACTIONS = {
     # Lambda in a VPC (AWSLambdaVPCAccessExecutionRole's actions).
     "ec2:CreateNetworkInterface",
@@ -97,7 +100,7 @@ def test_the_table_is_complete_once_every_handler_exists():
     """The issue's full set; rows whose handler is still being written are reported here."""
     assert set(BY_NAME) == {
         "api", "ws_connect", "ws_message", "whatsapp", "telegram",
-        "orchestration_step", "tool_executor", "ingestion",
+        "orchestration_step", "tool_executor", "workflow_step", "ingestion",
     }  # fmt: skip
     if MISSING:
         pytest.skip(f"handlers not written yet (not deployed): {', '.join(MISSING)}")
@@ -131,6 +134,7 @@ def test_function_settings(synthesized, spec: FunctionSpec):
     assert variables["POWERTOOLS_SERVICE_NAME"] == spec.service
     assert variables["AWS_LAMBDA_EXEC_WRAPPER"] == env.EXEC_WRAPPER
     assert (env.SFN_EXPRESS_ARN_ENV in variables) is spec.starts_runs
+    assert (env.SFN_WORKFLOW_ARN_ENV in variables) is spec.runs_workflows
     assert (env.GPU_ENDPOINT_ENV in variables) is (spec.model_keys and settings.gpu is not None)
     if spec.name == "api":
         assert variables[env.AUTH_ENV] == "required"
@@ -212,7 +216,7 @@ def test_functions_running_agents_that_retrieve_carry_the_ml_layer(tmp_path, ret
     carrying = {spec.name for spec in FUNCTIONS if carries_ml(spec, agents)}
     assert carrying == {
         "api", "ingestion", "ws_message", "whatsapp", "telegram", "orchestration_step",
-        "tool_executor",
+        "tool_executor", "workflow_step",
     }  # fmt: skip
 
 
@@ -268,9 +272,11 @@ def test_roles_are_least_privilege(synthesized, spec: FunctionSpec):
         for action in _actions(statement):
             assert action != "*" and not action.endswith(":*"), action
         if "*" in _resources(statement):
-            assert set(_actions(statement)) <= STAR_ACTIONS, statement
+            allowed = STAR_ACTIONS | (TASK_TOKEN_ACTIONS if spec.runs_workflows else set())
+            assert set(_actions(statement)) <= allowed, statement
     assert STAR_ACTIONS & actions == STAR_ACTIONS  # VPC + tracing: needed, nothing more
     assert ({"states:StartExecution", "states:StartSyncExecution"} <= actions) is spec.starts_runs
+    assert (actions >= TASK_TOKEN_ACTIONS) is spec.runs_workflows
     assert ("s3:GetObject" in actions) is spec.reads_documents
     assert ("lambda:InvokeFunction" in actions) is spec.invokes_itself
     assert ("ssm:GetParameter" in actions) is spec.posts_frames
@@ -285,12 +291,16 @@ def test_starting_runs_is_scoped_to_the_named_machines(synthesized):
     names = Names(synthesized.stacks.settings.name)
     for name in (s.name for s in FUNCTIONS if s.starts_runs and s.exists):
         for statement in _role_statements(synthesized, name):
+            if set(_actions(statement)) == TASK_TOKEN_ACTIONS:
+                continue  # test_roles_are_least_privilege: the API's only, on '*'
             if any(a.startswith("states:") for a in _actions(statement)):
                 text = json.dumps(statement["Resource"])
-                kind = (
-                    "express" if "states:StartSyncExecution" in _actions(statement) else "standard"
+                kinds = (
+                    ["express"]
+                    if "states:StartSyncExecution" in _actions(statement)
+                    else ["standard", "workflows"]
                 )
-                assert f"stateMachine:{names.state_machine(kind)}" in text
+                assert any(f"stateMachine:{names.state_machine(k)}" in text for k in kinds)
 
 
 def test_invoking_itself_is_scoped_to_its_own_name(synthesized):

@@ -12,10 +12,12 @@ from aws_cdk import aws_s3 as s3
 from infra.app import check
 from infra.config import Names
 from infra.functions import FUNCTIONS, WS_ROUTES
+from infra.stacks.orchestration import SYNC_RULE, WORKFLOWS
 
 from astromesh.config import load_path
 from astromesh.executors.stepfunctions import build_definition
 from astromesh.telemetry.metrics import EmfMetrics
+from astromesh.workflows.stepfunctions.definition import WAIT_FOR_TOKEN, build_workflow_definition
 from infra import environment as env
 from infra import metrics
 
@@ -59,7 +61,12 @@ def test_cdk_nag_fails_the_synth_on_an_unacknowledged_finding(tmp_path):
 def test_state_machines_deploy_the_runtimes_definition(synthesized):
     settings = synthesized.stacks.settings
     machines = synthesized.resources("orchestration", "AWS::StepFunctions::StateMachine")
-    by_type = {m["Properties"]["StateMachineType"]: m["Properties"] for m in machines.values()}
+    names = Names(settings.name)
+    by_type = {
+        m["Properties"]["StateMachineType"]: m["Properties"]
+        for m in machines.values()
+        if m["Properties"]["StateMachineName"] != names.state_machine(WORKFLOWS)
+    }
     assert set(by_type) == {"EXPRESS", "STANDARD"}
     expected = build_definition(max_concurrency=settings.sfn_max_concurrency).asl
     runtime = synthesized.stacks.runtime
@@ -73,6 +80,96 @@ def test_state_machines_deploy_the_runtimes_definition(synthesized):
         assert props["LoggingConfiguration"]["Level"] == "ALL"
         assert props["TracingConfiguration"] == {"Enabled": True}
         assert props["StateMachineName"] == Names(settings.name).state_machine(kind.lower())
+
+
+def _policy_statements(synthesized, stack: str, role: Any) -> list[dict[str, Any]]:
+    owner = getattr(synthesized.stacks, stack)
+    return [
+        s
+        for p in synthesized.resources(stack, "AWS::IAM::Policy").values()
+        if {"Ref": _logical(owner, role)} in p["Properties"]["Roles"]
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return action if isinstance(action, list) else [action]
+
+
+def test_one_standard_workflow_machine_interprets_every_workflow(synthesized):
+    settings = synthesized.stacks.settings
+    names = Names(settings.name)
+    orchestration = synthesized.stacks.orchestration
+    machine = orchestration.machines[WORKFLOWS]
+    props = synthesized.resources("orchestration", "AWS::StepFunctions::StateMachine")[
+        _logical(orchestration, machine)
+    ]["Properties"]
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["StateMachineName"] == names.state_machine(WORKFLOWS)
+    definition = json.loads(props["DefinitionString"])
+    expected = build_workflow_definition(max_concurrency=settings.sfn_max_concurrency).asl
+    assert definition == expected
+    assert WAIT_FOR_TOKEN in props["DefinitionString"]  # approvals wait on a task token
+    assert ".waitForTaskToken" in WAIT_FOR_TOKEN
+    substitutions = props["DefinitionSubstitutions"]
+    runtime = synthesized.stacks.runtime
+    assert _logical(runtime, runtime.functions["workflow_step"]) in json.dumps(
+        substitutions["WorkflowStepFunctionArn"]
+    )
+    assert _logical(orchestration, orchestration.machines["standard"]) in json.dumps(
+        substitutions["AgentStateMachineArn"]
+    )
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def test_the_workflow_machine_role_runs_steps_tools_and_child_agent_runs_only(synthesized):
+    names = Names(synthesized.stacks.settings.name)
+    orchestration = synthesized.stacks.orchestration
+    statements = _policy_statements(
+        synthesized, "orchestration", orchestration.machines[WORKFLOWS].role
+    )
+    by_action = {a: s for s in statements for a in _actions(s)}
+    invoked = json.dumps(by_action["lambda:InvokeFunction"]["Resource"])
+    runtime = synthesized.stacks.runtime
+    for name in ("workflow_step", "tool_executor"):
+        assert _logical(runtime, runtime.functions[name]) in invoked
+    assert _logical(runtime, runtime.functions["orchestration_step"]) not in invoked
+    started = json.dumps(by_action["states:StartExecution"]["Resource"])
+    assert _logical(orchestration, orchestration.machines["standard"]) in started
+    children = json.dumps(by_action["states:DescribeExecution"]["Resource"])
+    assert f"execution:{names.state_machine('standard')}:*" in children
+    assert "states:StopExecution" in by_action
+    for action in ("events:PutTargets", "events:PutRule", "events:DescribeRule"):
+        assert SYNC_RULE in json.dumps(by_action[action]["Resource"])
+    assert not [a for a in by_action if a.startswith("states:SendTask")]
+
+
+def test_only_the_api_function_answers_approvals(synthesized):
+    names = Names(synthesized.stacks.settings.name)
+    runtime = synthesized.stacks.runtime
+    holders = set()
+    for name, role in runtime.roles.items():
+        for statement in _policy_statements(synthesized, "runtime", role):
+            actions = set(_actions(statement))
+            if actions & {"states:SendTaskSuccess", "states:SendTaskFailure"}:
+                assert actions == {"states:SendTaskSuccess", "states:SendTaskFailure"}
+                holders.add(name)
+            if "states:StartExecution" in actions and name == "api":
+                assert any(
+                    names.state_machine(kind) in json.dumps(statement["Resource"])
+                    for kind in ("standard", WORKFLOWS)
+                )
+    assert holders == {"api"}
+    for stack in ("orchestration", "api", "observability"):
+        for policy in synthesized.resources(stack, "AWS::IAM::Policy").values():
+            assert "states:SendTaskSuccess" not in json.dumps(policy)
+    api = next(
+        f["Properties"] for f in synthesized.resources("runtime", "AWS::Lambda::Function").values()
+        if f["Properties"].get("FunctionName") == names.function("api")
+    )  # fmt: skip
+    workflow_arn = api["Environment"]["Variables"][env.SFN_WORKFLOW_ARN_ENV]
+    assert f"stateMachine:{names.state_machine(WORKFLOWS)}" in json.dumps(workflow_arn)
 
 
 def test_functions_get_the_machines_arns_by_name(synthesized):
@@ -273,6 +370,7 @@ def test_alarms_cover_functions_machines_runs_and_cost(synthesized):
     expected = {
         "express-executions-failed", "standard-executions-failed", "rest-5xx",
         "circuit-opened", "runs-failed", "cost-per-day",
+        "workflows-executions-failed", "workflows-executions-timed-out",
     }  # fmt: skip
     assert expected <= set(alarms)
     templates = synthesized.resources("observability", "AWS::CloudWatch::Alarm").values()

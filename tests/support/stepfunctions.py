@@ -34,6 +34,7 @@ from astromesh.executors.stepfunctions.definition import STEP
 from astromesh.local import moto_hooks
 from astromesh.local.lambdas import Invocation, LambdaFunction, error_payload, load_handler
 from astromesh.local.lambdas import LambdaContext as FakeLambdaContext
+from astromesh.workflows.stepfunctions.definition import build_workflow_definition
 
 __all__ = ["FakeLambdaContext", "Invocation", "LocalStepFunctions", "load_handler"]
 
@@ -43,9 +44,11 @@ ACCOUNT = "123456789012"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/astromesh-step-loop"
 ORCHESTRATION_STEP = "astromesh-orchestration-step"
 TOOL_EXECUTOR = "astromesh-tool-executor"
+WORKFLOW_STEP = "astromesh-workflow-step"
 HANDLERS = {
     ORCHESTRATION_STEP: REPO / "functions" / "orchestration_step" / "handler.py",
     TOOL_EXECUTOR: REPO / "functions" / "tool_executor" / "handler.py",
+    WORKFLOW_STEP: REPO / "functions" / "workflow_step" / "handler.py",
 }
 LAMBDA_TIMEOUT_SECONDS = 60
 
@@ -55,7 +58,9 @@ def function_arn(name: str) -> str:
 
 
 class LocalStepFunctions:
-    """``mock_aws`` with Step Functions execution, both machines, and the bound handlers.
+    """``mock_aws`` with Step Functions execution, the three machines (the step loop's Express
+    and Standard ones, and the workflow machine whose agent steps are child executions of the
+    Standard one), and the bound handlers.
 
     Args:
         definition: keyword arguments for :func:`build_definition` (the Lambda ARNs are
@@ -75,6 +80,7 @@ class LocalStepFunctions:
         self.client: Any = None
         self.standard_arn = ""
         self.express_arn = ""
+        self.workflow_arn = ""
 
     def __enter__(self) -> Self:
         self._stack.enter_context(
@@ -96,6 +102,10 @@ class LocalStepFunctions:
         self.client = boto3.client("stepfunctions", region_name=REGION)
         self.standard_arn = self._create("astromesh-step-loop", "STANDARD")
         self.express_arn = self._create("astromesh-step-loop-express", "EXPRESS")
+        workflows = build_workflow_definition(
+            function_arn(WORKFLOW_STEP), function_arn(TOOL_EXECUTOR), self.standard_arn
+        )
+        self.workflow_arn = self._create("astromesh-workflows", "STANDARD", workflows.to_json())
         return self
 
     def __exit__(
@@ -106,9 +116,12 @@ class LocalStepFunctions:
     ) -> None:
         self._stack.close()
 
-    def _create(self, name: str, kind: str) -> str:
+    def _create(self, name: str, kind: str, definition: str | None = None) -> str:
         created = self.client.create_state_machine(
-            name=name, definition=self.definition.to_json(), roleArn=ROLE_ARN, type=kind
+            name=name,
+            definition=definition or self.definition.to_json(),
+            roleArn=ROLE_ARN,
+            type=kind,
         )
         return created["stateMachineArn"]
 

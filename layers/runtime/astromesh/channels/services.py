@@ -86,6 +86,8 @@ class Services:
                 return await catalog.agent(await catalog.entry(name, tenant=run.tenant))
 
             engine = WorkflowEngine(self.runtime, agents=agent_of, policy=catalog.policy)
+            if self.settings.workflow_machine_arn:
+                await _on_state_machine(engine, self.settings.workflow_machine_arn)
             async with self._lock:
                 if self._workflows is None:
                     self._workflows = engine
@@ -106,3 +108,14 @@ class Services:
         if self._control is not None:
             await self._control.aclose()
         self._control = self._catalog = None
+
+
+async def _on_state_machine(engine: WorkflowEngine, arn: str) -> None:
+    """New workflow runs go to the workflow machine (a Lambda freezes after answering, so
+    nothing may drive a run in-process there); approvals answer its task tokens."""
+    from astromesh.workflows.stepfunctions.executor import StepFunctionsWorkflowExecutor
+    from astromesh.workflows.stepfunctions.machine import WorkflowMachine
+
+    executor = StepFunctionsWorkflowExecutor(await engine.store(), WorkflowMachine(arn))
+    engine.executors[executor.name] = executor
+    engine.default_executor = executor.name

@@ -15,6 +15,7 @@ MAX_INFLIGHT_ENV = "ASTROMESH_MAX_INFLIGHT_RUNS"
 TOOL_MODULES_ENV = "ASTROMESH_REGISTERED_TOOL_MODULES"
 STANDARD_MACHINE_ENV = "ASTROMESH_SFN_STANDARD_ARN"
 EXPRESS_MACHINE_ENV = "ASTROMESH_SFN_EXPRESS_ARN"
+WORKFLOW_MACHINE_ENV = "ASTROMESH_SFN_WORKFLOW_ARN"
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_INFLIGHT_RUNS = 64
@@ -42,6 +43,10 @@ class ServerSettings:
             (``ASTROMESH_SFN_EXPRESS_ARN``, set by the CDK app): their tool calls and child
             agents then run in the ``tool_executor`` function, not in the API's. Unset,
             they run in this process.
+        workflow_machine_arn: the Standard machine that runs workflow runs
+            (``ASTROMESH_SFN_WORKFLOW_ARN``, set by the CDK app for the API function): a
+            workflow run then starts an execution of it, and approving or rejecting sends its
+            task token's success or failure. Unset, workflows run in this process.
         registered_tool_modules: Python modules (and their submodules) whose functions an
             agent registered through the API may use as tools. ``None``: the packages in
             the agents folder. Anything else would let a caller run any function installed
@@ -54,6 +59,7 @@ class ServerSettings:
     background_runs: bool = True
     standard_machine_arn: str | None = None
     express_machine_arn: str | None = None
+    workflow_machine_arn: str | None = None
     registered_tool_modules: tuple[str, ...] | None = None
 
     @classmethod
@@ -77,6 +83,7 @@ class ServerSettings:
             background_runs=not lambda_,
             standard_machine_arn=env.get(STANDARD_MACHINE_ENV) or None,
             express_machine_arn=env.get(EXPRESS_MACHINE_ENV) or None,
+            workflow_machine_arn=env.get(WORKFLOW_MACHINE_ENV) or None,
             registered_tool_modules=(
                 tuple(m.strip() for m in modules.split(",") if m.strip())
                 if modules is not None

@@ -8,10 +8,16 @@ the caller decides (run the real handler, record the event, write to a real sock
   tasks, which moto's Step Functions interpreter makes through the same API);
 - :func:`s3_notifications`: the Lambda destinations of a bucket's notification;
 - :func:`websocket_connections`: the API Gateway Management API's connections;
-- :func:`step_functions`: ``StartSyncExecution`` (moto 5.2 has none), and three costs of
-  moto's interpreter removed (a JSONPath parser built per path, a boto3 client per task, a
-  deep copy of the machine with all its past executions per start, which also fails once a
-  finished execution holds its locks).
+- :func:`step_functions`: ``StartSyncExecution`` (moto 5.2 has none), the Step Functions
+  service integration (``states:startExecution``, ``.sync``, ``.sync:2``) whose request and
+  answer moto 5.2 leaves in the ASL's casing (``StateMachineArn``), so botocore refuses it
+  and the task fails with ``States.Runtime``: here they are translated as AWS (and
+  LocalStack, which moto's interpreter is copied from) does; ``SendTaskFailure``'s
+  ``cause``, which moto's API layer drops (a caught error's ``Cause`` would be null); and
+  three costs of moto's
+  interpreter removed (a JSONPath parser built per path, a boto3 client per task, a deep copy
+  of the machine with all its past executions per start, which also fails once a finished
+  execution holds its locks).
 
 They patch classes, so they apply to moto in this process whether it runs as ``mock_aws``
 (tests) or as a server (:mod:`astromesh.local.emulation`).
@@ -30,7 +36,10 @@ from unittest import mock
 from urllib.parse import unquote
 
 import boto3
+import botocore.session
+from botocore import xform_name
 from botocore.config import Config
+from botocore.model import OperationModel
 from moto.apigatewaymanagementapi.models import ApiGatewayManagementApiBackend
 from moto.awslambda_simple.models import LambdaSimpleBackend
 from moto.core.exceptions import JsonRESTError
@@ -38,6 +47,9 @@ from moto.core.responses import ActionResult
 from moto.s3 import notifications as s3_notifications_module
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (  # noqa: E501
+    StateTaskServiceSfn,
+)
 from moto.stepfunctions.parser.asl.utils import json_path
 from moto.stepfunctions.parser.backend.execution import Execution as ParserExecution
 from moto.stepfunctions.responses import StepFunctionResponse
@@ -165,11 +177,66 @@ def step_functions(endpoint_url: str | None = None) -> Iterator[None]:
 
         stack.enter_context(mock.patch.object(lambda_eval_utils, "boto_client_for", task_client))
         stack.enter_context(
+            mock.patch.object(StepFunctionResponse, "send_task_failure", _send_task_failure)
+        )
+        stack.enter_context(
+            mock.patch.object(StateTaskServiceSfn, "_normalise_parameters", _sfn_request)
+        )
+        stack.enter_context(
+            mock.patch.object(StateTaskServiceSfn, "_normalise_response", _sfn_response)
+        )
+        stack.enter_context(
             mock.patch.object(
                 ParserExecution, "__deepcopy__", lambda execution, memo: execution, create=True
             )
         )
         yield
+
+
+_sfn_request_as_asl = StateTaskServiceSfn._normalise_parameters
+
+
+@functools.cache
+def _operation(service: str, action: str) -> OperationModel:
+    """botocore's model of ``action`` (``start_execution``) of ``service``."""
+    model = botocore.session.get_session().get_service_model(service)
+    for name in model.operation_names:
+        if xform_name(name) == action:
+            return model.operation_model(name)
+    raise KeyError(f"{service} has no operation {action}")
+
+
+def _sfn_request(
+    task: StateTaskServiceSfn,
+    parameters: dict[str, Any],
+    boto_service_name: str | None = None,
+    service_action_name: str | None = None,
+) -> None:
+    """The task's ``Parameters`` (``StateMachineArn``, ``Input``) as botocore names them."""
+    _sfn_request_as_asl(task, parameters, boto_service_name, service_action_name)
+    service = task._get_boto_service_name(boto_service_name)
+    action = task._get_boto_service_action(service_action_name)
+    task._to_boto_request(parameters, _operation(service, action).input_shape)
+
+
+def _sfn_response(
+    task: StateTaskServiceSfn,
+    response: Any,
+    boto_service_name: str | None = None,
+    service_action_name: str | None = None,
+) -> None:
+    """The API's answer in the ASL's casing (``ExecutionArn``, ``Status``, ``Output``)."""
+    service = task._get_boto_service_name(boto_service_name)
+    action = task._get_boto_service_action(service_action_name)
+    task._from_boto_response(response, _operation(service, action).output_shape)
+
+
+def _send_task_failure(self: StepFunctionResponse) -> ActionResult:
+    """``SendTaskFailure`` with its ``cause`` (moto's own passes the error only)."""
+    self.stepfunction_backend.send_task_failure(
+        self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+    )
+    return ActionResult({})
 
 
 def _start_sync_execution(self: StepFunctionResponse) -> ActionResult:

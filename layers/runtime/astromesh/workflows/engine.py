@@ -36,6 +36,9 @@ SYNC_SECONDS = 25.0
 _DOCUMENT_CACHE = 256
 """Validated workflow documents kept by run id (validation trial-renders every template)."""
 
+FOLLOW_SECONDS = 0.2
+"""How often a run driven elsewhere is read while a request waits for it."""
+
 FILE = "file"
 REGISTERED = "registered"
 
@@ -65,6 +68,9 @@ class WorkflowEngine:
         self.executors: dict[str, WorkflowExecutor] = {}
         """Executors by name; ``local`` is added when the store opens. A run's ``executor``
         names the one that drives it and is told of its decisions."""
+        self.default_executor = LocalWorkflowExecutor.name
+        """Where new runs go: ``local``, or ``stepfunctions`` where the API has the workflow
+        machine (``channels.services``)."""
         self._store: WorkflowRunStore | None = None
         self._documents: dict[str, tuple[str, WorkflowDocument]] = {}
         self._lock = asyncio.Lock()
@@ -150,9 +156,10 @@ class WorkflowEngine:
     # -- runs ----------------------------------------------------------------------------
 
     async def start(
-        self, name: str, trigger: dict[str, Any], *, tenant: str, executor: str = "local"
+        self, name: str, trigger: dict[str, Any], *, tenant: str, executor: str | None = None
     ) -> WorkflowRun:
-        """Store a new run of ``name`` and hand it to ``executor``."""
+        """Store a new run of ``name`` and hand it to ``executor`` (the default one)."""
+        executor = executor or self.default_executor
         workflow, origin = await self.find(name, tenant=tenant)
         store = await self.store()
         run = start_run(workflow, trigger, tenant=tenant, origin=origin)
@@ -163,12 +170,28 @@ class WorkflowEngine:
     async def settled(self, run: WorkflowRun, seconds: float | None = None) -> WorkflowRun:
         """``run`` once its driver in this process stops (it finished or suspended), or as
         stored after ``seconds`` (``sync_seconds`` by default) if it is still going."""
-        task = (await self.local()).driving(run.id)
+        local = await self.local()
+        if run.executor != local.name:
+            return await self._followed(run, seconds or self.sync_seconds)
+        task = local.driving(run.id)
         if task is not None:
             done, _ = await asyncio.wait({task}, timeout=seconds or self.sync_seconds)
             if not done:
                 return await self.get_run(run.id)
         return await self.get_run(run.id)
+
+    async def _followed(self, run: WorkflowRun, seconds: float) -> WorkflowRun:
+        """A run driven elsewhere (the workflow machine), read from the store until it has
+        moved on from ``run`` and ended or suspended, or ``seconds`` passed."""
+        deadline = asyncio.get_running_loop().time() + seconds
+        while True:
+            current = await self.get_run(run.id)
+            moved = current.version != run.version
+            if moved and (current.status.is_terminal or current.status.is_suspended):
+                return current
+            if asyncio.get_running_loop().time() >= deadline:
+                return current
+            await asyncio.sleep(FOLLOW_SECONDS)
 
     async def run(
         self, name: str, trigger: dict[str, Any], *, tenant: str, seconds: float | None = None

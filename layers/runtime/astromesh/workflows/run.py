@@ -135,3 +135,6 @@ class WorkflowRun(BaseModel):
     """Which executor drives the run (``local`` or ``stepfunctions``): the one that is
     asked to resume it after an approval."""
     execution_arn: str | None = None
+    task_token: str | None = None
+    """The Step Functions task token a wait until resumed waits on (an approval keeps its
+    own in ``pending_approval``); ``None`` when the run is local."""

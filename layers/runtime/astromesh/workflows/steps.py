@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from astromesh.errors import AstromeshError
-from astromesh.runs.state import RunStatus
+from astromesh.runs.state import RunState, RunStatus
 from astromesh.security.grants import FILE_AGENT_GRANTS
 from astromesh.tools.base import ToolContext
 from astromesh.workflows.actions import CallTool, Error, Ok, Outcome, RunAgent, TimedOut
@@ -63,6 +63,13 @@ class StepRunner:
             return Error(type="internal_error", message=f"internal error: {type(exc).__name__}")
 
     async def _agent(self, run: WorkflowRun, action: RunAgent) -> Outcome:
+        child, agent = await self.create_child(run, action)
+        return child_outcome(await self.runtime.execute(child, agent))
+
+    async def create_child(self, run: WorkflowRun, action: RunAgent) -> tuple[RunState, Agent]:
+        """Store the child run of ``action`` (screened, not started) and its built agent:
+        executed here by the local executor, started by id on the agent machine by the
+        Step Functions one."""
         agent = await self.agents(action.agent, run)
         child = await self.runtime.create_run(
             agent,
@@ -71,13 +78,7 @@ class StepRunner:
             context={"workflow": run.workflow, "workflow_run_id": run.id, "step": action.step},
             tenant=run.tenant,
         )
-        child = await self.runtime.execute(child, agent)
-        if child.status is RunStatus.SUCCEEDED:
-            return Ok(output=child.answer or "", data=child.data, child_run_id=child.id)
-        return Error(
-            type=child.status.value,
-            message=f"agent run {child.id} {child.status.value}: {child.error or 'no answer'}",
-        )
+        return child, agent
 
     async def _tool(self, run: WorkflowRun, action: CallTool) -> Outcome:
         from astromesh.channels.builtin_calls import build_builtin_tool, builtin_refusal
@@ -109,3 +110,13 @@ class StepRunner:
         if result.ok:
             return Ok(output=result.data if result.data is not None else result.content)
         return Error(type="tool_error", message=result.content)
+
+
+def child_outcome(child: RunState) -> Outcome:
+    """An agent step's outcome from its ended child run."""
+    if child.status is RunStatus.SUCCEEDED:
+        return Ok(output=child.answer or "", data=child.data, child_run_id=child.id)
+    return Error(
+        type=child.status.value,
+        message=f"agent run {child.id} {child.status.value}: {child.error or 'no answer'}",
+    )

@@ -102,7 +102,7 @@ def build_definition(
         },
         STEP: {
             **step_task("step", **{"acted.$": "$.acted"}),
-            "Retry": [_LAMBDA_RETRY, provider_retry],
+            "Retry": [LAMBDA_RETRY, provider_retry],
             "ResultSelector": {"next.$": "$.Payload.next", "actions.$": "$.Payload.actions"},
             "ResultPath": "$.step",
             "Catch": catch,
@@ -162,7 +162,7 @@ def build_definition(
     )
 
 
-_LAMBDA_RETRY: dict[str, Any] = {
+LAMBDA_RETRY: dict[str, Any] = {
     "ErrorEquals": LAMBDA_SERVICE_ERRORS,
     "IntervalSeconds": 1,
     "MaxAttempts": 3,
@@ -182,5 +182,5 @@ def _invoke(function_arn: str, payload: dict[str, Any] | None) -> dict[str, Any]
             "FunctionName": function_arn,
             **({"Payload.$": "$"} if payload is None else {"Payload": payload}),
         },
-        "Retry": [_LAMBDA_RETRY],
+        "Retry": [LAMBDA_RETRY],
     }

@@ -36,6 +36,13 @@ class LambdaWorker:
         self._driver: StepDriver | None = None
         self._close_agents: Callable[[], Awaitable[None]] | None = None
 
+    @property
+    def runtime(self) -> AgentRuntime:
+        """The container's runtime (built by the first :meth:`run`)."""
+        if self._runtime is None:
+            raise RuntimeError("the worker has not run yet")
+        return self._runtime
+
     def run(self, work: Callable[[StepDriver], Awaitable[T]]) -> T:
         """Run ``work(driver)`` to completion on the container's loop (one invocation), then
         send the spans it recorded when OTLP export is on (the container may be frozen as

@@ -250,6 +250,7 @@ def test_only_functions_running_agents_with_mcp_tools_carry_the_mcp_layer(tmp_pa
     carrying = {spec.name for spec in FUNCTIONS if carries_mcp(spec, agents)}
     assert carrying == {
         "api", "ws_message", "whatsapp", "telegram", "orchestration_step", "tool_executor",
+        "workflow_step",
     }  # fmt: skip
 
 

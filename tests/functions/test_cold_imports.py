@@ -87,3 +87,19 @@ def test_the_api_loads_its_app_without_xray_otel_sdk_http_clients_or_ml(tmp_path
 
 def test_the_ingestion_handler_leaves_the_ml_stack_to_its_first_pipeline(tmp_path):
     assert _loaded("ingestion", HEAVY, tmp_path) == []
+
+
+def test_the_websocket_gateway_builds_without_the_channel_hubs_http_client():
+    """What ``ChannelWorker.gateway`` imports on the WebSocket functions' first invocation:
+    the connection registry and the WebSocket protocol, not the messaging inbox (httpx)."""
+    probe = (
+        "import sys; import astromesh.channels.aws.worker, astromesh.channels.aws.connections, "
+        "astromesh.channels.aws.websocket, astromesh.channels.messaging.guards, "
+        "astromesh.runtime; print([m for m in ('httpx', 'astromesh.channels.messaging.inbox') "
+        "if m in sys.modules])"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -61,7 +61,7 @@ class ChannelWorker:
         if self._gateway is None:
             from astromesh.channels.aws.connections import open_registry
             from astromesh.channels.aws.websocket import WebSocketGateway
-            from astromesh.channels.messaging.inbox import DEFAULT_PREFIX, PREFIX_ENV
+            from astromesh.channels.messaging.guards import DEFAULT_PREFIX, PREFIX_ENV
             from astromesh.runtime import REDIS_URL_ENV
 
             registry = open_registry(

@@ -46,6 +46,11 @@ from astromesh.errors import StateUnavailable
 from astromesh.stores.base import StateBackend
 from astromesh.stores.faults import translate_faults
 
+PREFIX_ENV = "ASTROMESH_CHANNELS_REDIS_PREFIX"
+DEFAULT_PREFIX = "astromesh:channels"
+"""The Redis key prefix of the channels' guards and of the WebSocket connection registry
+(here, not in the inbox, so the WebSocket functions read it without the inbox's httpx)."""
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_CLAIM_TTL_SECONDS = 7 * 24 * 3600

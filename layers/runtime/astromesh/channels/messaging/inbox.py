@@ -48,7 +48,12 @@ from astromesh.channels.messaging.base import (
     Work,
 )
 from astromesh.channels.messaging.config import ChannelsConfig, ChannelSettings, load_channels
-from astromesh.channels.messaging.guards import Guards, open_guards
+from astromesh.channels.messaging.guards import (
+    DEFAULT_PREFIX,
+    PREFIX_ENV,
+    Guards,
+    open_guards,
+)
 from astromesh.channels.messaging.telegram import TelegramAdapter
 from astromesh.channels.messaging.whatsapp import WhatsAppAdapter
 from astromesh.channels.services import Services
@@ -59,8 +64,6 @@ from astromesh.telemetry.metrics import Metrics, NullMetrics
 
 logger = logging.getLogger(__name__)
 
-PREFIX_ENV = "ASTROMESH_CHANNELS_REDIS_PREFIX"
-DEFAULT_PREFIX = "astromesh:channels"
 
 MEDIA_NOTICE = "I can only read text messages for now. Please send your question as text."
 RATE_NOTICE = (

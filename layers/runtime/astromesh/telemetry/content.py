@@ -15,8 +15,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from astromesh.guardrails.pii import PiiGuardrail
-
 if TYPE_CHECKING:
     from astromesh.guardrails import GuardrailChain
     from astromesh.models.types import Message
@@ -60,6 +58,8 @@ def capture_for(guardrails: GuardrailChain, enabled: bool) -> Capture | None:
     """The agent's capture, or ``None`` when content stays off its spans."""
     if not enabled:
         return None
+    from astromesh.guardrails.pii import PiiGuardrail  # only an opted-in agent needs it
+
     detectors = [g.detector for g in _all(guardrails) if isinstance(g, PiiGuardrail)]
 
     def redact(text: str) -> str:

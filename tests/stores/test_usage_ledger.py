@@ -12,7 +12,7 @@ from astromesh.models.types import Usage
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.stores.base import StateBackend
 from astromesh.stores.tiered import TieredBackend
-from astromesh.telemetry.usage import UsageQuery, summarise
+from astromesh.telemetry.usage import UsageGroup, UsageQuery, summarise
 
 DAY = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -104,3 +104,59 @@ async def test_the_tiered_backend_keeps_the_ledger_in_postgres_only(request, tmp
         assert tiered.usage is durable.usage
     finally:
         await tiered.close()
+
+
+async def test_the_stores_sums_are_the_entries_sums_for_every_grouping(
+    backend: StateBackend,
+) -> None:
+    """SQL stores sum in the database; whatever sums them, the answer is the entries' own."""
+    for index, (agent, status, days) in enumerate(
+        [
+            ("helper", RunStatus.SUCCEEDED, 0),
+            ("helper", RunStatus.FAILED, 0),
+            ("writer", RunStatus.SUCCEEDED, 0),
+            ("writer", RunStatus.SUCCEEDED, -1),  # the day before, still in the window
+            ("other", RunStatus.CANCELLED, 0),
+        ]
+    ):
+        run = _run(agent, "acme", at=DAY + timedelta(days=days, minutes=index))
+        if agent == "other":
+            run.usage = type(run.usage)()  # called no model
+        run.status = status
+        await backend.runs.create(run)
+    await backend.runs.create(
+        _run("helper", "globex").model_copy(update={"status": RunStatus.SUCCEEDED})
+    )
+
+    def close(a: UsageGroup, b: UsageGroup) -> bool:
+        return (a.key, a.runs, a.calls, a.tokens_in, a.tokens_out) == (
+            b.key,
+            b.runs,
+            b.calls,
+            b.tokens_in,
+            b.tokens_out,
+        ) and a.cost == pytest.approx(b.cost)
+
+    for query in (
+        UsageQuery("acme", DAY - timedelta(days=2), DAY + timedelta(days=1)),
+        UsageQuery("acme", DAY - timedelta(days=2), DAY + timedelta(days=1), agent="writer"),
+        UsageQuery(
+            "acme", DAY - timedelta(days=2), DAY + timedelta(days=1), agents=frozenset({"helper"})
+        ),
+        UsageQuery("acme", DAY - timedelta(days=2), DAY + timedelta(days=1), agents=frozenset()),
+    ):
+        entries = await backend.usage.entries(query)
+        for grouping in (None, "day", "agent", "model", "agent_status", "run"):
+            want_total, want = summarise(entries, grouping)
+            got_total, got = await backend.usage.summary(query, grouping)
+            assert close(got_total, want_total), (query, grouping)
+            assert len(got) == len(want) and all(map(close, got, want)), (query, grouping)
+
+    everything = UsageQuery("acme", DAY - timedelta(days=2), DAY + timedelta(days=1))
+    total, by_day = await backend.usage.summary(everything, "day")
+    assert total.runs == 5 and [(g.key, g.runs) for g in by_day] == [
+        ("2026-04-30", 1),
+        ("2026-05-01", 4),
+    ]
+    _, by_model = await backend.usage.summary(everything, "model")
+    assert [(g.key, g.runs) for g in by_model] == [("house/m1", 4), ("house/m2", 4)]

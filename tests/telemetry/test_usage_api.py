@@ -45,6 +45,8 @@ async def world(agents_dir: Path, make_app, client_for, openai_server, tmp_path:
     ):
         issued = await keys.issue(tenant, ["*"], role=role)
         clients[name] = client_for(app, **{"x-api-key": issued.plaintext})
+    helper_only = await keys.issue("acme", ["helper"], role=Role.USER)
+    clients["acme-helper-only"] = client_for(app, **{"x-api-key": helper_only.plaintext})
 
     runs: list[tuple[str, str, dict[str, Any]]] = []
 
@@ -142,6 +144,18 @@ async def test_each_tenant_sees_its_own_and_only_an_admin_names_another(world) -
     assert as_admin["tenant"] == "acme" and as_admin["total"]["runs"] == 4
     own = (await clients["admin"].get("/v1/usage")).json()
     assert own["tenant"] == "ops" and own["total"]["runs"] == 0
+
+
+async def test_a_key_limited_to_some_agents_sees_their_spending_only(world) -> None:
+    clients, _runs = world
+    limited = clients["acme-helper-only"]
+
+    seen = (await limited.get("/v1/usage", params={"group_by": "agent"})).json()
+    assert [g["agent"] for g in seen["groups"]] == ["helper"]
+    assert seen["total"]["runs"] == 3
+    assert (await limited.get("/v1/usage", params={"agent": "boss"})).status_code == 403
+    counted = (await limited.get("/v1/metrics")).json()["counters"]
+    assert counted["runs_total"] == 3 and not any("boss" in name for name in counted)
 
 
 @pytest.mark.parametrize(

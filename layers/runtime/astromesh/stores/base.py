@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from astromesh.models.types import Message
 from astromesh.runs.state import ActionResult, RunState
-from astromesh.telemetry.usage import UsageEntry, UsageQuery
+from astromesh.telemetry.usage import Grouping, UsageEntry, UsageGroup, UsageQuery, summarise
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +125,15 @@ class UsageStore(ABC):
     @abstractmethod
     async def entries(self, query: UsageQuery) -> list[UsageEntry]:
         """The entries of ``query.tenant``'s runs started in ``[since, until)`` (of
-        ``query.agent`` only, when given)."""
+        ``query.agent`` only, when given; of ``query.agents`` only, when given)."""
+
+    async def summary(
+        self, query: UsageQuery, group_by: Grouping | None
+    ) -> tuple[UsageGroup, list[UsageGroup]]:
+        """The total of :meth:`entries` and, with ``group_by``, one sum per group (sorted by
+        key): summed here in Python; the SQL stores sum in the database instead, so a long
+        window costs one row per group rather than one per line."""
+        return summarise(await self.entries(query), group_by)
 
 
 class StateBackend(ABC):

@@ -26,11 +26,18 @@ from astromesh.stores._common import (
     created_copy,
     saved_copy,
 )
+from astromesh.stores._usage_sql import (
+    ENTRY_COLUMNS,
+    POSTGRES,
+    summary_of,
+    summary_queries,
+    where_clause,
+)
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
 from astromesh.stores.faults import translate_faults
 from astromesh.stores.migrations import migrate_postgres
 from astromesh.stores.postgres_connect import PostgresConnector
-from astromesh.telemetry.usage import UsageEntry, UsageQuery, entries_of
+from astromesh.telemetry.usage import Grouping, UsageEntry, UsageGroup, UsageQuery, entries_of
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection, AsyncCursor
@@ -305,17 +312,18 @@ class PostgresUsageStore(UsageStore):
         self._backend = backend
 
     async def entries(self, query: UsageQuery) -> list[UsageEntry]:
-        sql = (
-            "SELECT run_id, tenant, agent, namespace, status, started_at, provider, model,"
-            " role, calls, tokens_in, tokens_out, cost, parent_run_id FROM usage_lines"
-            " WHERE tenant = %s AND started_at >= %s AND started_at < %s"
+        where, params = where_clause(POSTGRES, query, query.since, query.until)
+        rows = await self._backend.execute(
+            f"SELECT {ENTRY_COLUMNS} FROM usage_lines WHERE {where}", tuple(params)
         )
-        params: tuple[Any, ...] = (query.tenant, query.since, query.until)
-        if query.agent is not None:
-            sql += " AND agent = %s"
-            params = (*params, query.agent)
-        rows = await self._backend.execute(sql, params)
         return [UsageEntry(*row[:5], as_utc(row[5]), *row[6:]) for row in rows]
+
+    async def summary(
+        self, query: UsageQuery, group_by: Grouping | None
+    ) -> tuple[UsageGroup, list[UsageGroup]]:
+        statements = summary_queries(POSTGRES, query, group_by, query.since, query.until)
+        rows = [await self._backend.execute(sql, tuple(params)) for sql, params in statements]
+        return summary_of(group_by, rows)
 
 
 @translate_faults("postgresql")

@@ -29,9 +29,16 @@ from astromesh.stores._common import (
     saved_copy,
     sortable_timestamp,
 )
+from astromesh.stores._usage_sql import (
+    ENTRY_COLUMNS,
+    SQLITE,
+    summary_of,
+    summary_queries,
+    where_clause,
+)
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
 from astromesh.stores.migrations import migrate_sqlite
-from astromesh.telemetry.usage import UsageEntry, UsageQuery, entries_of
+from astromesh.telemetry.usage import Grouping, UsageEntry, UsageGroup, UsageQuery, entries_of
 
 __all__ = [
     "SQLiteBackend",
@@ -316,19 +323,8 @@ class SQLiteUsageStore(UsageStore):
         self._backend = backend
 
     async def entries(self, query: UsageQuery) -> list[UsageEntry]:
-        sql = (
-            "SELECT run_id, tenant, agent, namespace, status, started_at, provider, model,"
-            " role, calls, tokens_in, tokens_out, cost, parent_run_id FROM usage_lines"
-            " WHERE tenant = ? AND started_at >= ? AND started_at < ?"
-        )
-        params: list[str] = [
-            query.tenant,
-            sortable_timestamp(query.since),
-            sortable_timestamp(query.until),
-        ]
-        if query.agent is not None:
-            sql += " AND agent = ?"
-            params.append(query.agent)
+        where, params = _usage_where(query)
+        sql = f"SELECT {ENTRY_COLUMNS} FROM usage_lines WHERE {where}"
 
         def select(conn: sqlite3.Connection) -> list[UsageEntry]:
             return [
@@ -341,6 +337,28 @@ class SQLiteUsageStore(UsageStore):
             ]
 
         return await self._backend.call(select)
+
+    async def summary(
+        self, query: UsageQuery, group_by: Grouping | None
+    ) -> tuple[UsageGroup, list[UsageGroup]]:
+        statements = summary_queries(
+            SQLITE,
+            query,
+            group_by,
+            sortable_timestamp(query.since),
+            sortable_timestamp(query.until),
+        )
+
+        def select(conn: sqlite3.Connection) -> list[list[tuple[object, ...]]]:
+            return [conn.execute(sql, params).fetchall() for sql, params in statements]
+
+        return summary_of(group_by, await self._backend.call(select))
+
+
+def _usage_where(query: UsageQuery) -> tuple[str, list[object]]:
+    return where_clause(
+        SQLITE, query, sortable_timestamp(query.since), sortable_timestamp(query.until)
+    )
 
 
 def _usage_rows(run: RunState) -> list[tuple[object, ...]] | None:

@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 GroupBy = Literal["day", "agent", "model"]
 GROUP_BY: tuple[GroupBy, ...] = ("day", "agent", "model")
+Grouping = Literal["day", "agent", "model", "agent_status", "run"]
+"""What a store can sum by: the API's :data:`GroupBy`, and for ``/v1/metrics`` agent and
+status together (key ``agent<TAB>status``) and each run (key: its id)."""
 DEFAULT_DAYS = 30
 """The window a query covers when it names no ``from``: the 30 days ending with ``to``."""
 
@@ -98,6 +101,8 @@ class UsageQuery:
     since: datetime
     until: datetime
     agent: str | None = None
+    agents: frozenset[str] | None = None
+    """The agents an API key limited to some may see (``None``: every agent)."""
 
     def matches(self, entry: UsageEntry) -> bool:
         """For stores that filter in Python (memory, Redis); SQL stores filter in the query."""
@@ -105,6 +110,7 @@ class UsageQuery:
             entry.tenant == self.tenant
             and self.since <= entry.started_at < self.until
             and (self.agent is None or entry.agent == self.agent)
+            and (self.agents is None or entry.agent in self.agents)
         )
 
 
@@ -141,17 +147,33 @@ class UsageGroup:
         }
 
 
-def _group_key(entry: UsageEntry, group_by: GroupBy) -> str | None:
-    if group_by == "day":
-        return entry.day
-    if group_by == "agent":
-        return entry.agent
-    # By model: a run that called no model has no model to count under.
-    return f"{entry.provider}/{entry.model}" if entry.calls or entry.model else None
+GROUP_FIELDS: dict[Grouping, tuple[str, ...]] = {
+    "day": ("day",),
+    "agent": ("agent",),
+    "model": ("provider", "model"),
+    "agent_status": ("agent", "status"),
+    "run": ("run_id",),
+}
+"""The entry fields each grouping's key is made of (SQL stores group by these columns)."""
+
+
+def group_key(grouping: Grouping, values: Sequence[str]) -> str:
+    """A group's key from its :data:`GROUP_FIELDS` values: ``provider/model`` by model,
+    ``agent<TAB>status`` by agent and status, the one value otherwise."""
+    if grouping == "model":
+        return f"{values[0]}/{values[1]}"
+    if grouping == "agent_status":
+        return f"{values[0]}\t{values[1]}"
+    return values[0]
+
+
+def counts_in(grouping: Grouping, entry: UsageEntry) -> bool:
+    """Whether ``entry`` has a group: by model, a run that called no model has none."""
+    return grouping != "model" or bool(entry.calls or entry.model)
 
 
 def summarise(
-    entries: Iterable[UsageEntry], group_by: GroupBy | None
+    entries: Iterable[UsageEntry], group_by: Grouping | None
 ) -> tuple[UsageGroup, list[UsageGroup]]:
     """The total and, with ``group_by``, one sum per group (sorted by key). A run counts once
     in the total and once in each group it has an entry in."""
@@ -161,8 +183,8 @@ def summarise(
         total.add(entry)
         if group_by is None:
             continue
-        key = _group_key(entry, group_by)
-        if key is not None:
+        if counts_in(group_by, entry):
+            key = group_key(group_by, [getattr(entry, f) for f in GROUP_FIELDS[group_by]])
             groups.setdefault(key, UsageGroup(key)).add(entry)
     return total, [groups[k] for k in sorted(groups)]
 
@@ -190,6 +212,7 @@ def usage_query(
     tenant: str,
     *,
     agent: str | None = None,
+    agents: frozenset[str] | None = None,
     since: date | datetime | None = None,
     until: date | datetime | None = None,
     now: datetime | None = None,
@@ -204,14 +227,15 @@ def usage_query(
             start = end - timedelta(days=DEFAULT_DAYS)
         except OverflowError:
             start = _EARLIEST
-    return UsageQuery(tenant=tenant, since=start, until=max(start, end), agent=agent or None)
+    return UsageQuery(
+        tenant=tenant, since=start, until=max(start, end), agent=agent or None, agents=agents
+    )
 
 
 def report(
-    query: UsageQuery, entries: Sequence[UsageEntry], group_by: GroupBy | None
+    query: UsageQuery, total: UsageGroup, groups: Sequence[UsageGroup], group_by: GroupBy | None
 ) -> dict[str, object]:
     """The ``GET /v1/usage`` body."""
-    total, groups = summarise(entries, group_by)
     body: dict[str, object] = {
         "tenant": query.tenant,
         "agent": query.agent,
@@ -226,11 +250,15 @@ def report(
 
 __all__ = [
     "GROUP_BY",
+    "GROUP_FIELDS",
     "GroupBy",
+    "Grouping",
     "UsageEntry",
     "UsageGroup",
     "UsageQuery",
+    "counts_in",
     "entries_of",
+    "group_key",
     "report",
     "summarise",
     "usage_query",

@@ -17,25 +17,18 @@ Prometheus' own exposition of the live counters stays at ``GET /metrics``.
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, WithJsonSchema
 
-from astromesh.auth import Principal
+from astromesh.auth import ALL_AGENTS, Principal
 from astromesh.channels.access import require_agent
 from astromesh.channels.openapi import AUTHENTICATED, errors
 from astromesh.channels.security import CurrentPrincipal, ServicesDep
-from astromesh.telemetry.usage import (
-    GroupBy,
-    UsageEntry,
-    UsageQuery,
-    report,
-    summarise,
-    usage_query,
-)
+from astromesh.stores.base import UsageStore
+from astromesh.telemetry.usage import GroupBy, UsageGroup, UsageQuery, report, usage_query
 
 router = APIRouter(tags=["observability"])
 
@@ -131,19 +124,19 @@ ToParam = Annotated[
 ]
 
 
-async def _entries(
+async def _ledger(
     services: ServicesDep,
     principal: Principal,
     agent: str | None,
     since: date | datetime | None,
     until: date | datetime | None,
-) -> tuple[UsageQuery, list[UsageEntry]]:
-    """The caller's tenant's entries in the window, of the agents its key may use."""
+) -> tuple[UsageQuery, UsageStore]:
+    """The caller's tenant's query (only the agents its key may use) and the ledger."""
     if agent:
         require_agent(principal, agent)
-    query = usage_query(principal.tenant, agent=agent, since=since, until=until)
-    found = await (await services.runtime.state()).usage.entries(query)
-    return query, [e for e in found if principal.allows(e.agent)]
+    agents = None if ALL_AGENTS in principal.agents else frozenset(principal.agents)
+    query = usage_query(principal.tenant, agent=agent, agents=agents, since=since, until=until)
+    return query, (await services.runtime.state()).usage
 
 
 @router.get("/v1/usage", response_model=UsageReport, responses=errors(AUTHENTICATED))
@@ -159,8 +152,9 @@ async def usage(
 ) -> dict[str, Any]:
     """Tokens in and out, USD and run counts of the tenant's finished runs (child runs and
     side calls included), in total and per day, agent or model."""
-    query, entries = await _entries(services, principal, agent, since, until)
-    return report(query, entries, group_by)
+    query, ledger = await _ledger(services, principal, agent, since, until)
+    total, groups = await ledger.summary(query, group_by)
+    return report(query, total, groups, group_by)
 
 
 @router.get("/v1/metrics", response_model=UpstreamMetrics, responses=errors(AUTHENTICATED))
@@ -172,14 +166,18 @@ async def metrics(
     until: ToParam = None,
 ) -> dict[str, Any]:
     """Upstream's aggregated metrics (``counters``, ``histograms``) over the usage ledger."""
-    _query, entries = await _entries(services, principal, agent, since, until)
-    return upstream_metrics(entries)
+    query, ledger = await _ledger(services, principal, agent, since, until)
+    total, _ = await ledger.summary(query, None)
+    _, labelled = await ledger.summary(query, "agent_status")
+    _, runs = await ledger.summary(query, "run")
+    return upstream_metrics(total, labelled, runs)
 
 
-def upstream_metrics(entries: list[UsageEntry]) -> dict[str, Any]:
+def upstream_metrics(
+    total: UsageGroup, by_agent_status: list[UsageGroup], by_run: list[UsageGroup]
+) -> dict[str, Any]:
     """Counters (runs, calls, tokens, cost: in total and per agent and status as
     ``name{agent="a",status="s"}``) and per-run histograms (cost, tokens)."""
-    total, _ = summarise(entries, None)
     counters: dict[str, int | float] = {
         "runs_total": total.runs,
         "model_calls_total": total.calls,
@@ -187,20 +185,14 @@ def upstream_metrics(entries: list[UsageEntry]) -> dict[str, Any]:
         "tokens_output_total": total.tokens_out,
         "cost_usd_total": float(total.cost),
     }
-    per_run: dict[str, list[UsageEntry]] = defaultdict(list)
-    for entry in entries:
-        per_run[entry.run_id].append(entry)
-    labelled: dict[tuple[str, str], list[UsageEntry]] = defaultdict(list)
-    for lines in per_run.values():
-        labelled[(lines[0].agent, lines[0].status)].extend(lines)
-    for (agent, status), lines in sorted(labelled.items()):
-        group, _ = summarise(lines, None)
+    for group in by_agent_status:
+        agent, _, status = group.key.rpartition("\t")
         labels = f'{{agent="{agent}",status="{status}"}}'
         counters[f"runs_total{labels}"] = group.runs
         counters[f"tokens_total{labels}"] = group.tokens_in + group.tokens_out
         counters[f"cost_usd_total{labels}"] = float(group.cost)
-    costs = [sum(e.cost for e in lines) for lines in per_run.values()]
-    tokens = [float(sum(e.tokens_in + e.tokens_out for e in lines)) for lines in per_run.values()]
+    costs = [run.cost for run in by_run]
+    tokens = [float(run.tokens_in + run.tokens_out) for run in by_run]
     histograms = {
         name: _stats(values)
         for name, values in (("run_cost_usd", costs), ("run_tokens", tokens))

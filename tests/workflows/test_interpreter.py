@@ -29,6 +29,7 @@ from astromesh.workflows import (
     WorkflowRun,
     WorkflowStatus,
     apply_outcome,
+    due_outcome,
     next_action,
     start_run,
 )
@@ -292,3 +293,24 @@ def test_actions_and_runs_round_trip_as_json():
     assert ACTION.validate_python(json.loads(json.dumps(action.model_dump(mode="json")))) == action
     again = WorkflowRun.model_validate_json(run.model_dump_json())
     assert next_action(wf, again) == action
+
+
+def test_wait_until_a_rendered_moment():
+    doc = steps(
+        """    - name: hold
+      wait: {until: "{{ trigger.at }}"}
+    - name: after
+      tool: current_time
+"""
+    )
+    wf = workflow(doc)
+    at = utcnow() + timedelta(minutes=10)
+    run = start_run(wf, {"at": at.isoformat()})
+    assert run.wake_at == at
+    action = next_action(wf, run)
+    assert isinstance(action, Wait) and 590 < action.seconds <= 600
+    assert due_outcome(wf, run) is None
+    assert due_outcome(wf, run, now=at) == ("hold", Ok())
+    broken = start_run(wf, {"at": "next tuesday"})
+    assert broken.status is WorkflowStatus.FAILED
+    assert "not an ISO 8601 time" in broken.steps["hold"].error

@@ -91,3 +91,42 @@ async def test_a_new_engine_carries_on_an_unfinished_run(agents_dir, tmp_path):
         assert finished.status is WorkflowStatus.COMPLETED
         assert finished.steps["stamp"].status is StepStatus.SUCCEEDED
         await engine.aclose()
+
+
+SLOW = """apiVersion: astromesh/v1
+kind: Workflow
+metadata: {name: slow}
+spec:
+  steps:
+    - name: think
+      agent: analyst
+      timeout_seconds: 0.2
+      retry: {max_attempts: 2, initial_delay_seconds: 0}
+      on_error: fallback
+    - name: done
+      switch:
+        - {default: true, goto: end}
+    - name: fallback
+      tool: current_time
+    - name: end
+      tool: current_time
+"""
+
+
+async def test_a_step_over_its_timeout_is_retried_then_on_error(
+    agents_dir, openai_server, tmp_path
+):
+    write_agent(agents_dir, "analyst", model=primary(openai_server.url))
+    (agents_dir / "slow.workflow.yaml").write_text(SLOW)
+    openai_server.push(Reply("late", delay=2), Reply("late again", delay=2))
+    async with AgentRuntime(agents_dir, state=SQLiteBackend(tmp_path / "s.db")) as runtime:
+        engine = WorkflowEngine(runtime)
+        run = await engine.run("slow", {"query": "q"}, tenant="default")
+        assert run.status is WorkflowStatus.COMPLETED
+        think = run.steps["think"]
+        assert (think.status, think.attempts, think.error) == (StepStatus.FAILED, 2, "timed out")
+        assert run.steps["fallback"].status is StepStatus.SUCCEEDED
+        # the abandoned child runs are recorded as cancelled, not left running
+        runs = await (await runtime.state()).runs.list_runs(agent="analyst")
+        assert [r.status.value for r in runs] == ["cancelled", "cancelled"]
+        await engine.aclose()

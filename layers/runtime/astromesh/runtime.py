@@ -94,7 +94,7 @@ def child_run_id(parent_id: str, key: str) -> str:
     return "run_" + hashlib.sha256(f"{parent_id}:{key}".encode()).hexdigest()[:32]
 
 
-async def _abandon(runs: RunStore, run_id: str) -> None:
+async def abandon_run(runs: RunStore, run_id: str) -> None:
     """Mark a child run its caller stopped waiting for as cancelled (best effort: a run that
     ended meanwhile, or a store that cannot be written, is left as it is)."""
     try:
@@ -712,7 +712,7 @@ class AgentRuntime:
         except asyncio.CancelledError:
             # The caller stopped waiting (a chain link's or a tool call's timeout): the child
             # is ended as cancelled rather than left "running" in the store for ever.
-            await _abandon(runs, child.id)
+            await abandon_run(runs, child.id)
             raise
 
     def _executor(self, runs: RunStore) -> LocalExecutor:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from astromesh.errors import AstromeshError
 from astromesh.runs.state import RunState, RunStatus
+from astromesh.runtime import abandon_run
 from astromesh.security.grants import FILE_AGENT_GRANTS
 from astromesh.tools.base import ToolContext
 from astromesh.workflows.actions import CallTool, Error, Ok, Outcome, RunAgent, TimedOut
@@ -64,7 +65,13 @@ class StepRunner:
 
     async def _agent(self, run: WorkflowRun, action: RunAgent) -> Outcome:
         child, agent = await self.create_child(run, action)
-        return child_outcome(await self.runtime.execute(child, agent))
+        try:
+            return child_outcome(await self.runtime.execute(child, agent))
+        except asyncio.CancelledError:
+            # The step's timeout (or a stopping server) ended the wait: the child is marked
+            # cancelled rather than left "running" in the store for ever.
+            await abandon_run((await self.runtime.state()).runs, child.id)
+            raise
 
     async def create_child(self, run: WorkflowRun, action: RunAgent) -> tuple[RunState, Agent]:
         """Store the child run of ``action`` (screened, not started) and its built agent:

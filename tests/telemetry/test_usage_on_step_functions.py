@@ -85,3 +85,32 @@ async def test_every_run_of_a_supervisor_is_in_the_ledger_once_on_both_executors
         assert sum(t[1] for t in ledger.values()) == sum(r.tokens_in for r in REPLIES)
         assert sum(t[2] for t in ledger.values()) == sum(r.tokens_out for r in REPLIES)
     assert sums[0] == {k: pytest.approx(v) for k, v in sums[1].items()}
+
+
+async def test_a_tools_own_model_call_is_in_the_ledger_as_a_side_call(
+    aws_side: Side,  # noqa: F811
+    step_functions,  # noqa: F811
+) -> None:
+    """text_summarize calls the model inside the tool executor Lambda; that call reaches the
+    run's usage and so its ledger lines (role ``summary``), beside the run's own calls."""
+    aws_side.write_agent(tools=[{"name": "text_summarize", "type": "builtin"}])
+    script(
+        aws_side,
+        replies=[
+            Reply(tool_calls=[("text_summarize", {"text": "Long text. " * 30})], tokens_in=40),
+            Reply("Short text.", tokens_in=100, tokens_out=20),  # the tool's own call
+            Reply("Summary: short text.", tokens_in=60, tokens_out=9),
+        ],
+    )
+    run = await run_on_step_functions(aws_side, step_functions, "summarise")
+    assert run.status is RunStatus.SUCCEEDED
+
+    now = utcnow()
+    entries = await aws_side.state.usage.entries(
+        UsageQuery("default", now - timedelta(hours=1), now + timedelta(hours=1))
+    )
+    lines = {e.role: (e.calls, e.tokens_in, e.tokens_out) for e in entries}
+    assert lines == {"default": (2, 100, 16), "summary": (1, 100, 20)}
+    total, _ = summarise(entries, None)
+    assert (total.runs, total.tokens_in, total.tokens_out) == (1, 200, 36)
+    assert (total.tokens_in, total.tokens_out) == (run.usage.tokens_in, run.usage.tokens_out)

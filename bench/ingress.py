@@ -95,7 +95,10 @@ def handler(event, context):
 """
 """The reference for the light handlers: one route of a Powertools resolver."""
 
-LIGHT = ("ws_connect", "ws_message", "whatsapp", "telegram", "orchestration_step", "tool_executor")
+LIGHT = (
+    "ws_connect", "ws_message", "whatsapp", "telegram", "orchestration_step", "tool_executor",
+    "workflow_step",
+)  # fmt: skip
 
 TARGETS: dict[str, tuple[str, float | None]] = {
     "api": ("fastapi+mangum", 1.5),

@@ -37,7 +37,10 @@ HEAVY = (
 RUNTIME = ("astromesh.runtime", "astromesh.agent", "pydantic", "yaml", "fastapi", "ahocorasick")
 """What the light handlers build on their first invocation (the worker's properties)."""
 
-LIGHT = ("ws_connect", "ws_message", "whatsapp", "telegram", "orchestration_step", "tool_executor")
+LIGHT = (
+    "ws_connect", "ws_message", "whatsapp", "telegram", "orchestration_step", "tool_executor",
+    "workflow_step",
+)  # fmt: skip
 
 _PROBE = """
 import importlib.util, json, sys

@@ -20,39 +20,77 @@ one beside the agent run machine):
 - An executor decides approvals through ``resume_approval(run, outcome)``
   (:class:`WorkflowExecutor`): locally it applies the outcome and drives the run on; on
   AWS it sends the stored task token's success or failure.
+
+The names below are imported on first use (the package's ``__getattr__``): a Lambda handler
+importing one module of the package (``workflows.stepfunctions.worker``) does not build the
+actions' and runs' models at its module load (docs/performance.md, "Lazy imports").
 """
 
-from astromesh.workflows.actions import (
-    ACTION,
-    OUTCOME,
-    Action,
-    Approved,
-    AwaitApproval,
-    CallTool,
-    Error,
-    Finish,
-    Ok,
-    Outcome,
-    Parallel,
-    Rejected,
-    RunAgent,
-    TimedOut,
-    Wait,
-)
-from astromesh.workflows.interpreter import (
-    StaleOutcome,
-    apply_outcome,
-    due_outcome,
-    next_action,
-    start_run,
-)
-from astromesh.workflows.run import (
-    PendingApproval,
-    StepState,
-    StepStatus,
-    WorkflowRun,
-    WorkflowStatus,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from astromesh.workflows.actions import (
+        ACTION,
+        OUTCOME,
+        Action,
+        Approved,
+        AwaitApproval,
+        CallTool,
+        Error,
+        Finish,
+        Ok,
+        Outcome,
+        Parallel,
+        Rejected,
+        RunAgent,
+        TimedOut,
+        Wait,
+    )
+    from astromesh.workflows.interpreter import (
+        StaleOutcome,
+        apply_outcome,
+        due_outcome,
+        next_action,
+        start_run,
+    )
+    from astromesh.workflows.run import (
+        PendingApproval,
+        StepState,
+        StepStatus,
+        WorkflowRun,
+        WorkflowStatus,
+    )
+
+_EXPORTS = {
+    "ACTION": "actions",
+    "OUTCOME": "actions",
+    "Action": "actions",
+    "Approved": "actions",
+    "AwaitApproval": "actions",
+    "CallTool": "actions",
+    "Error": "actions",
+    "Finish": "actions",
+    "Ok": "actions",
+    "Outcome": "actions",
+    "Parallel": "actions",
+    "Rejected": "actions",
+    "RunAgent": "actions",
+    "TimedOut": "actions",
+    "Wait": "actions",
+    "StaleOutcome": "interpreter",
+    "apply_outcome": "interpreter",
+    "due_outcome": "interpreter",
+    "next_action": "interpreter",
+    "start_run": "interpreter",
+    "PendingApproval": "run",
+    "StepState": "run",
+    "StepStatus": "run",
+    "WorkflowRun": "run",
+    "WorkflowStatus": "run",
+}
 
 __all__ = [
     "ACTION",
@@ -81,3 +119,9 @@ __all__ = [
     "next_action",
     "start_run",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

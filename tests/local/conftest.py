@@ -95,6 +95,23 @@ def write_agents(folder: Path, model_url: str, assistant_url: str, embedder_url:
     write_agent(folder, "assistant", model=primary(assistant_url))
     write_pipeline(folder, PIPELINE, embedder_url)
     write_pipeline(folder, SAMPLE_PIPELINE, embedder_url)
+    (folder / "review.workflow.yaml").write_text(REVIEW_WORKFLOW)
+
+
+REVIEW_WORKFLOW = """apiVersion: astromesh/v1
+kind: Workflow
+metadata:
+  name: review
+spec:
+  steps:
+    - name: draft
+      agent: assistant
+    - name: approve
+      approval:
+        prompt: "Publish {{ steps.draft.output }}?"
+        approver: ana
+"""
+"""A workflow with an approval, run on the emulated workflow machine (test_workflows.py)."""
 
 
 @pytest.fixture(scope="session")

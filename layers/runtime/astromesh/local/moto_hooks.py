@@ -47,6 +47,9 @@ from moto.core.responses import ActionResult
 from moto.s3 import notifications as s3_notifications_module
 from moto.stepfunctions.parser.asl.component.common.path import result_path
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+    state_task_service_sfn,
+)
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (  # noqa: E501
     StateTaskServiceSfn,
 )
@@ -138,8 +141,9 @@ def step_functions(endpoint_url: str | None = None) -> Iterator[None]:
     """``StartSyncExecution`` and the interpreter's fixes (see the module doc).
 
     Args:
-        endpoint_url: where the interpreter's Lambda tasks call ``Invoke`` (moto's server);
-            None within ``mock_aws``, which intercepts the calls.
+        endpoint_url: where the interpreter's tasks call Lambda's ``Invoke`` and Step
+            Functions' ``StartExecution`` / ``DescribeExecution`` (moto's server); None
+            within ``mock_aws``, which intercepts the calls.
     """
     with ExitStack() as stack:
         stack.enter_context(
@@ -175,7 +179,9 @@ def step_functions(endpoint_url: str | None = None) -> Iterator[None]:
                     )
             return clients[region, service]
 
-        stack.enter_context(mock.patch.object(lambda_eval_utils, "boto_client_for", task_client))
+        # Lambda tasks and the Step Functions integration (.sync child executions) alike
+        for module in (lambda_eval_utils, state_task_service_sfn):
+            stack.enter_context(mock.patch.object(module, "boto_client_for", task_client))
         stack.enter_context(
             mock.patch.object(StepFunctionResponse, "send_task_failure", _send_task_failure)
         )

@@ -1,11 +1,8 @@
 """``astromesh cost``: what a tenant's runs spent, as a table, from a running server's
-``GET /v1/usage`` (``astromesh dev`` or the AWS API).
-
-Over HTTP rather than from a local store on purpose: the ledger a deployment keeps is where
-its runs ended (PostgreSQL behind Lambda, the local server's SQLite), and the server scopes
-what a key may read to its tenant, which a local read could not. The server is
-``--url`` (``$ASTROMESH_URL``, default ``http://127.0.0.1:8000``) and the key ``--api-key``
-(``$ASTROMESH_API_KEY``; none for an open local server).
+``GET /v1/usage`` (``astromesh dev`` or the AWS API), reached as every client command
+reaches it (:mod:`astromesh.cli_client`: ``--url`` / ``$ASTROMESH_URL``, default
+``http://127.0.0.1:8000``; ``--api-key`` / ``$ASTROMESH_API_KEY``, none for an open local
+server).
 
 Registered on the main command by ``cli.py`` (:func:`register`).
 """
@@ -15,17 +12,11 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-
-URL_ENV = "ASTROMESH_URL"
-KEY_ENV = "ASTROMESH_API_KEY"
-DEFAULT_URL = "http://127.0.0.1:8000"
-TIMEOUT_SECONDS = 30.0
+from astromesh.cli_client import DEFAULT_URL, KeyOption, UrlOption, api_get
 
 
 def cost(
@@ -44,12 +35,8 @@ def cost(
         str | None,
         typer.Option("--to", help="Runs started before (a date: that day included) [now]"),
     ] = None,
-    url: Annotated[
-        str, typer.Option("--url", envvar=URL_ENV, help="The server's base URL")
-    ] = DEFAULT_URL,
-    api_key: Annotated[
-        str | None, typer.Option("--api-key", envvar=KEY_ENV, help="API key", show_default=False)
-    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    api_key: KeyOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print GET /v1/usage's JSON")] = False,
 ) -> None:
     """Tokens, USD and runs by day, agent or model (child runs and side calls included)."""
@@ -65,27 +52,6 @@ def cost(
         typer.echo(json.dumps(body, indent=2))
         return
     Console(highlight=False).print(usage_table(body))
-
-
-def api_get(url: str, path: str, params: dict[str, str], api_key: str | None) -> dict[str, Any]:
-    """The JSON body of ``GET url+path``; exit 1 with the server's message otherwise."""
-    headers = {"x-api-key": api_key} if api_key else {}
-    try:
-        answer = httpx.get(
-            url.rstrip("/") + path, params=params, headers=headers, timeout=TIMEOUT_SECONDS
-        )
-    except httpx.HTTPError as exc:
-        err.print(f"[red]error:[/] no answer from {url} ({exc}); is 'astromesh dev' running?")
-        raise typer.Exit(1) from None
-    if answer.status_code != 200:
-        try:
-            detail = answer.json().get("detail", answer.text)
-        except ValueError:
-            detail = answer.text
-        err.print(f"[red]error:[/] {answer.status_code} {detail}")
-        raise typer.Exit(1)
-    body: dict[str, Any] = answer.json()
-    return body
 
 
 def usage_table(body: dict[str, Any]) -> Table:
@@ -123,4 +89,4 @@ def register(app: typer.Typer) -> None:
     app.command("cost")(cost)
 
 
-__all__ = ["api_get", "cost", "register", "usage_table"]
+__all__ = ["cost", "register", "usage_table"]

@@ -1,7 +1,7 @@
 """``astromesh traces`` and ``astromesh trace ID``: the traces kept with a server's runs, as a
 table and as a tree in the terminal (durations, tokens, cost), from ``GET /v1/traces``.
 
-Over HTTP like ``astromesh cost`` (:mod:`astromesh.cli_cost`, whose ``--url`` /
+Over HTTP like ``astromesh cost`` (:mod:`astromesh.cli_client`, whose ``--url`` /
 ``--api-key`` settings these share): spans are kept with runs wherever the deployment's run
 store is, and the server scopes what a key may read to its tenant.
 
@@ -18,12 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
-from astromesh.cli_cost import DEFAULT_URL, KEY_ENV, URL_ENV, api_get
-
-UrlOption = Annotated[str, typer.Option("--url", envvar=URL_ENV, help="The server's base URL")]
-KeyOption = Annotated[
-    str | None, typer.Option("--api-key", envvar=KEY_ENV, help="API key", show_default=False)
-]
+from astromesh.cli_client import DEFAULT_URL, KeyOption, UrlOption, api_get
 
 
 def traces(

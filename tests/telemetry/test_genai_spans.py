@@ -4,8 +4,10 @@ trace, the GenAI conventions' spans in a tree, their attributes."""
 from __future__ import annotations
 
 from astromesh.runs.state import RunStatus
+from astromesh.runs.trace_views import trace_document
 from tests.support.agents import primary, python_tool, write_agent
 from tests.support.model_servers import Reply
+from tests.support.orchestration import write_worker
 
 
 async def test_react_run_with_a_tool_makes_the_genai_span_tree(
@@ -72,3 +74,38 @@ async def test_react_run_with_a_tool_makes_the_genai_span_tree(
     assert kept.keys() == {f"{s.context.span_id:016x}" for s in spans}
     kept_tool = next(s for s in kept.values() if s["name"] == "execute_tool add")
     assert kept[kept_tool["parent_span_id"]]["name"] == "astromesh.act"
+
+
+async def test_a_child_run_continues_its_parents_trace(openai_server, agents_dir, make_runtime):
+    write_worker(agents_dir, "expert", openai_server.url)
+    write_agent(
+        agents_dir,
+        "front",
+        model=primary(openai_server.url),
+        tools=[{"type": "agent", "name": "ask_expert", "agent": "expert"}],
+    )
+    openai_server.push(
+        Reply(tool_calls=[("ask_expert", {"query": "How far is the Moon?"})]),
+        Reply("About 384,400 km."),
+        Reply("The expert says about 384,400 km."),
+    )
+    runtime = make_runtime()
+    run = await runtime.run("front", "Moon distance?")
+
+    runs = (await runtime.state()).runs
+    [child_id] = [s.data["child_run_id"] for s in run.steps if s.type == "tool_call"]
+    child = await runs.get(child_id)
+    assert child.trace.trace_id == run.trace.trace_id
+    parent_spans = {s["span_id"]: s for s in run.trace.spans}
+    # the child's root hangs under the parent's execute_tool span
+    assert parent_spans[child.trace.parent_span_id]["name"] == "execute_tool ask_expert"
+    document = await trace_document(run, runs.get)
+    assert [r["run_id"] for r in document["runs"]] == [run.id, child.id]
+    [root] = document["spans"]
+
+    def names(span: dict) -> list[str]:
+        return [span["name"], *(n for c in span["children"] for n in names(c))]
+
+    flat = names(root)
+    assert flat.index("execute_tool ask_expert") < flat.index("invoke_agent expert")
+    assert document["span_count"] == len(run.trace.spans) + len(child.trace.spans)

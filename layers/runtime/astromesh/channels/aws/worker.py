@@ -72,8 +72,15 @@ class ChannelWorker:
         return self._gateway
 
     def run(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run ``work()`` to completion on the container's loop (one invocation)."""
-        return self._loop.run_until_complete(work())
+        """Run ``work()`` to completion on the container's loop (one invocation), then send
+        the spans of the runs it served when OTLP export is on (the container may be frozen
+        as soon as the handler returns)."""
+        try:
+            return self._loop.run_until_complete(work())
+        finally:
+            from astromesh.telemetry.provider import flush  # stdlib only: cheap
+
+            flush()
 
     def close(self) -> None:
         """Close everything and the loop (tests that emulate containers call this)."""

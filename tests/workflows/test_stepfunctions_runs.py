@@ -16,7 +16,7 @@ from astromesh.errors import ConflictError
 from astromesh.stores.sqlite import SQLiteBackend
 from astromesh.workflows import Approved, Rejected, StepStatus, WorkflowRun, WorkflowStatus
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
-from tests.support.stepfunctions import LocalStepFunctions
+from tests.support.stepfunctions import LocalStepFunctions, state_payloads
 from tests.workflows.documents import LEAD_QUALIFICATION, steps
 from tests.workflows.stepfunctions_support import Side, outcome
 
@@ -89,6 +89,10 @@ async def test_upstream_example_reaches_the_same_steps_on_both(local, aws, score
     else:  # the tool step ran, on the tool executor
         assert on_aws.steps["notify"].status is StepStatus.PENDING
         assert on_aws.steps["log-and-skip"].status is StepStatus.SUCCEEDED
+    # ids, not conversations: every state's input and output stays small (the limit: 256 KB)
+    sizes = [size for _s, _k, size in state_payloads(aws.sfn.history(on_aws.execution_arn))]
+    print(f"largest state payload: {max(sizes)} bytes over {len(sizes)} state payloads")
+    assert max(sizes) < 2048
     agents = ("research", "qualify", "notify") if score > 7 else ("research", "qualify")
     children = aws.sfn.client.list_executions(stateMachineArn=aws.sfn.standard_arn)
     assert sorted(e["name"] for e in children["executions"]) == sorted(
@@ -294,3 +298,37 @@ async def test_parallel_branches_reach_the_same_outputs(local, aws):
     assert on_aws.steps["a"].output == "from the left"
     assert on_aws.steps["b"].status is StepStatus.FAILED
     assert on_aws.steps["both"].output == {"a": "from the left"}
+
+
+async def test_an_agent_step_over_its_timeout_times_out_like_locally(local, aws):
+    """On the machine the child execution's task has the step's TimeoutSeconds; the child
+    left unfinished is recorded cancelled, as locally."""
+
+    def prepare(side: Side) -> None:
+        side.agent("slow", 0)
+        side.agent("fallback", 1)
+        side.workflow("patient", steps(
+            """    - name: think
+      agent: slow
+      timeout_seconds: 1
+      on_error: fallback
+    - name: fallback
+      agent: fallback
+""", name="patient"))  # fmt: skip
+        side.push(0, Reply("too late", delay=4))
+        side.push(1, Reply("quick answer"))
+
+    both(local, aws, prepare)
+    on_local = await run_to_end(local, "patient", {"query": "go"})
+    on_aws = await run_to_end(aws, "patient", {"query": "go"})
+
+    assert outcome(on_aws) == outcome(on_local)
+    think = on_aws.steps["think"]
+    assert (think.status, think.error_type) == (StepStatus.FAILED, "timeout")
+    assert on_aws.steps["fallback"].output == "quick answer"
+    history = aws.sfn.history(on_aws.execution_arn)
+    assert any(
+        e.get("taskTimedOutEventDetails")
+        or "States.Timeout" in str(e.get("taskFailedEventDetails"))
+        for e in history
+    ) or any(e["type"] == "TaskTimedOut" for e in history)

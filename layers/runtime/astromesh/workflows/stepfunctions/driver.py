@@ -145,7 +145,6 @@ class WorkflowDriver:
         read_child: the outcome of a child agent run once its execution ended (``None``
             when the child never ended: its execution failed before finalizing it).
         call_tool: runs a :class:`CallTool` for a run and returns its outcome.
-        on_approval: told of a pending approval once its token is stored (notifications).
     """
 
     def __init__(
@@ -156,14 +155,12 @@ class WorkflowDriver:
         start_child: Callable[[WorkflowRun, RunAgent], Awaitable[str]],
         read_child: Callable[[str], Awaitable[Outcome | None]],
         call_tool: Callable[[WorkflowRun, CallTool], Awaitable[Outcome]],
-        on_approval: Callable[[WorkflowRun], Awaitable[None]] | None = None,
     ) -> None:
         self.store = store
         self.workflow_of = workflow_of
         self.start_child = start_child
         self.read_child = read_child
         self.call_tool_of = call_tool
-        self.on_approval = on_approval
 
     async def handle(self, action: str, event: dict[str, Any]) -> dict[str, Any]:
         """One task of the machine (``functions/workflow_step``'s events)."""
@@ -231,7 +228,7 @@ class WorkflowDriver:
 
     async def hold(self, run_id: str, next_: dict[str, Any], task_token: str) -> None:
         """Store the token an approval (or a wait until resumed) waits on, so the API can
-        answer it; then notify."""
+        answer it."""
 
         def keep(run: WorkflowRun) -> WorkflowRun:
             if next_["kind"] == "await_approval":
@@ -244,9 +241,7 @@ class WorkflowDriver:
                 run.task_token = task_token
             return run
 
-        run = await self._update(run_id, keep)
-        if next_["kind"] == "await_approval" and self.on_approval is not None:
-            await self.on_approval(run)
+        await self._update(run_id, keep)
 
     async def fail(self, run_id: str, error: dict[str, Any]) -> None:
         """The machine failed for good (a task's Lambda error, a bad payload): the run ends

@@ -52,6 +52,7 @@ class WorkflowWorker:
         from astromesh.channels.settings import ServerSettings
         from astromesh.config.workflow import WorkflowDocument
         from astromesh.errors import NotFoundError
+        from astromesh.runtime import abandon_run
         from astromesh.workflows.stepfunctions.driver import WorkflowDriver
         from astromesh.workflows.steps import StepRunner, child_outcome
         from astromesh.workflows.store import open_workflow_store
@@ -78,7 +79,12 @@ class WorkflowWorker:
                 child = await runs.get(child_id)
             except NotFoundError:
                 return None
-            return child_outcome(child) if child.status.is_terminal else None
+            if child.status.is_terminal:
+                return child_outcome(child)
+            # Its execution ended without finalizing it (the step's timeout stopped it, or it
+            # failed): recorded cancelled, as the local executor records a child it abandons.
+            await abandon_run(runs, child_id)
+            return None
 
         def workflow_of(run: WorkflowRun) -> WorkflowDocument:
             return WorkflowDocument.model_validate(run.document)

@@ -14,7 +14,14 @@ import pytest
 
 from astromesh.errors import ConflictError
 from astromesh.stores.sqlite import SQLiteBackend
-from astromesh.workflows import Approved, Rejected, StepStatus, WorkflowRun, WorkflowStatus
+from astromesh.workflows import (
+    Approved,
+    Rejected,
+    StepStatus,
+    WorkflowRun,
+    WorkflowStatus,
+    start_run,
+)
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
 from tests.support.stepfunctions import LocalStepFunctions, state_payloads
 from tests.workflows.documents import LEAD_QUALIFICATION, steps
@@ -332,3 +339,24 @@ async def test_an_agent_step_over_its_timeout_times_out_like_locally(local, aws)
         or "States.Timeout" in str(e.get("taskFailedEventDetails"))
         for e in history
     ) or any(e["type"] == "TaskTimedOut" for e in history)
+
+
+async def test_a_task_failing_for_good_ends_the_run_failed_with_its_error(aws):
+    """A run whose stored document no longer validates: Advance fails, the machine's Catch
+    goes to FinalizeError, which records the error on the run; the execution fails."""
+    aws.agents_dir.mkdir(parents=True)
+    aws.agent("writer")
+    aws.workflow("reviewed", APPROVAL)
+    async with aws.engine() as engine:
+        store = await engine.store()
+        workflow, origin = await engine.find("reviewed", tenant="default")
+        run = start_run(workflow, {"query": "x"}, origin=origin)
+        run.document["spec"]["steps"] = "not a list"
+        await store.create(run)
+        await engine.executors["stepfunctions"].start(workflow, run)
+        ended = await aws.finished(engine, run.id)
+
+    assert ended.status is WorkflowStatus.FAILED
+    assert ended.error.startswith("ValidationError: ") and "spec.steps" in ended.error
+    described = aws.sfn.client.describe_execution(executionArn=ended.execution_arn)
+    assert described["status"] == "FAILED"

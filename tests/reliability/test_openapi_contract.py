@@ -40,8 +40,8 @@ from tests.support.model_servers import Reply, ScriptedOpenAIServer
 
 MAX_EXAMPLES = 80
 """Examples per operation in the fuzzing phase (the coverage phase adds its own)."""
-DOCUMENT_ROUTES = {"/v1/agents", "/v1/agents/{name}"}
-"""Operations taking an agent document (see the exclusion in the test)."""
+DOCUMENT_ROUTES = {"/v1/agents", "/v1/agents/{name}", "/v1/workflows/register"}
+"""Operations taking an agent or workflow document (see the exclusion in the test)."""
 NOT_BUILT = {
     ("POST", "/v1/rag/pipelines"),
     ("PUT", "/v1/rag/pipelines/{name}"),

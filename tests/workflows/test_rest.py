@@ -301,3 +301,14 @@ async def test_a_key_limited_to_some_agents_cannot_run_a_workflow_of_others(
     )
     assert response.status_code == 403
     assert "sales-qualifier" in response.json()["detail"]
+
+
+async def test_the_route_words_are_not_workflow_names(make_app, client_for):
+    client = client_for(make_app())
+    got = await client.get("/v1/workflows/register")
+    assert got.status_code == 405 and got.headers["allow"] == "POST"
+    workflow = json.loads(json.dumps(APPROVAL_WORKFLOW))
+    workflow["metadata"]["name"] = "approvals"
+    refused = await _register(client, workflow=workflow)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["issues"][0]["field"] == "metadata.name"

@@ -8,14 +8,14 @@ a stack trace.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import BaseRoute, Match
 
 from astromesh.channels.errors import (
     DeliveryNotAccepted,
@@ -131,12 +131,25 @@ def allowed_methods(request: Request) -> list[str]:
     """Every method some route serves at this request's path (Starlette's own ``Allow``
     names only the first route matching the path: ``GET`` for ``/v1/agents``, which also
     takes ``POST``). Asked of the routes themselves, method by method, so included routers
-    answer for their own routes."""
-    routes = request.app.router.routes
-    return [
-        method
-        for method in _METHODS
-        if any(
-            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
-        )
-    ]
+    answer for their own routes. A path some route names literally is that route's alone."""
+    path = request.scope.get("path")
+    served: list[tuple[str, str | None]] = []  # (method, path template of the route)
+    for method in _METHODS:
+        for route in _leaves(request.app.router.routes):
+            if route.matches({**request.scope, "method": method})[0] is Match.FULL:
+                served.append((method, getattr(route, "path", None)))
+    # A literal path wins over a template that also matches it, as in API Gateway:
+    # /v1/workflows/register is the register route's, not GET /v1/workflows/{name}'s.
+    literal = {method for method, template in served if template == path}
+    methods = literal or {method for method, _ in served}
+    return [method for method in _METHODS if method in methods]
+
+
+def _leaves(routes: Iterable[BaseRoute]) -> Iterator[BaseRoute]:
+    """The routes themselves, through FastAPI's wrappers of included routers."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaves(inner.routes)
+        else:
+            yield route

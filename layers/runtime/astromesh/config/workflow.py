@@ -419,8 +419,22 @@ def _unattended_cycle(steps: list[WorkflowStep]) -> tuple[str, list[str]] | None
     return None
 
 
+RESERVED_NAMES = frozenset({"register", "approvals", "runs"})
+"""Words of the ``/v1/workflows/...`` routes, which a workflow's name cannot be."""
+
+
 class WorkflowDocument(ConfigDocument):
     """A ``kind: Workflow`` document."""
 
     kind: Literal["Workflow"]
     spec: WorkflowSpec
+
+    @model_validator(mode="after")
+    def _not_a_route(self) -> WorkflowDocument:
+        if self.metadata.name in RESERVED_NAMES:
+            raise config_error(
+                f"'{self.metadata.name}' is a word of the /v1/workflows routes; name the"
+                " workflow otherwise",
+                field="metadata.name",
+            )
+        return self

@@ -16,13 +16,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from astromesh.auth import Principal
 from astromesh.channels.access import require_agent, require_approver
-from astromesh.channels.errors import NotAvailable
 from astromesh.channels.openapi import AGENT, AUTHENTICATED, RUNS, WITH_BODY, errors
 from astromesh.channels.security import CatalogDep, CurrentPrincipal, ServicesDep, listing_tenant
-from astromesh.config.workflow import WorkflowDocument
+from astromesh.config.workflow import RESERVED_NAMES, WorkflowDocument
+from astromesh.errors import ValidationFailed
 from astromesh.workflows.actions import Approved, Rejected
 from astromesh.workflows.engine import WorkflowEngine
 from astromesh.workflows.registration import registered_workflow
@@ -173,7 +174,7 @@ async def list_approvals(
     }
 
 
-@router.post("/v1/workflows/register", responses=errors(AUTHENTICATED, WITH_BODY, 409, 501))
+@router.post("/v1/workflows/register", responses=errors(AUTHENTICATED, WITH_BODY, 409))
 async def register_workflow(
     body: RegisterRequest, principal: CurrentPrincipal, services: ServicesDep, catalog: CatalogDep
 ) -> Any:
@@ -182,10 +183,9 @@ async def register_workflow(
     import json
 
     if body.rag_pipelines:
-        raise NotAvailable(
-            "rag_pipelines_read_only",
-            "RAG pipelines are the operator's documents (the agents folder); register the"
-            " workflow without rag_pipelines",
+        raise ValidationFailed(
+            "rag_pipelines: RAG pipelines are the operator's documents (the agents folder);"
+            " register the workflow without rag_pipelines"
         )
     for agent in body.agents:
         await catalog.register(
@@ -271,6 +271,8 @@ async def reject_run(
 @router.get("/v1/workflows/{name}", responses=errors(AUTHENTICATED, AGENT))
 async def get_workflow(name: str, principal: CurrentPrincipal, services: ServicesDep) -> Any:
     """The workflow: upstream's description and its steps' names and types."""
+    if name in RESERVED_NAMES:  # /v1/workflows/register: POST only
+        raise StarletteHTTPException(405)
     engine = await services.workflows()
     return describe(*await engine.find(name, tenant=principal.tenant))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from astromesh.runs.state import RunState
-from astromesh.runs.trace import MAX_SPANS_PER_RUN, RunTrace
+from astromesh.runs.trace import MAX_SPANS_PER_RUN, MAX_TRACE_BYTES, RunTrace
 from astromesh.runs.trace_views import trace_document
 from astromesh.runtime import AgentRuntime
 from astromesh.stores.base import StateBackend
@@ -66,3 +66,11 @@ def test_the_spans_kept_per_run_are_bounded():
     run.trace.keep([record] * (MAX_SPANS_PER_RUN - 2))
     run.trace.keep([record] * 5)
     assert (len(run.trace.spans), run.trace.dropped) == (MAX_SPANS_PER_RUN, 3)
+
+
+def test_the_bytes_kept_per_run_are_bounded():
+    run = RunState(agent="a", query="q", trace=RunTrace(trace_id="1" * 32, span_id="2" * 16))
+    big = {"name": "chat", "span_id": "3" * 16, "attributes": {"gen_ai.input.messages": "x" * 4000}}
+    run.trace.keep([big] * 100)
+    assert run.trace.size <= MAX_TRACE_BYTES < run.trace.size + 4100
+    assert len(run.trace.spans) + run.trace.dropped == 100 and run.trace.dropped > 30

@@ -9,6 +9,7 @@ store on any backend, however many functions produced it.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -17,6 +18,9 @@ MAX_SPANS_PER_RUN = 512
 """Spans kept per run document; later ones are counted in ``dropped`` instead. A ReAct
 iteration makes about six (step, chat, act, execute_tool, observe, a guardrail), so this holds
 some eighty iterations; child runs keep their own."""
+MAX_TRACE_BYTES = 256 * 1024
+"""JSON bytes of spans kept per run document, whatever their number: every Step Functions task
+loads and saves the document, and captured content makes spans large."""
 
 
 class RunTrace(BaseModel):
@@ -32,7 +36,9 @@ class RunTrace(BaseModel):
     parent_span_id: str | None = None
     spans: list[dict[str, Any]] = Field(default_factory=list)
     dropped: int = 0
-    """Spans recorded past :data:`MAX_SPANS_PER_RUN`, not kept."""
+    """Spans recorded past :data:`MAX_SPANS_PER_RUN` or :data:`MAX_TRACE_BYTES`, not kept."""
+    size: int = 0
+    """JSON bytes of ``spans``."""
 
     @property
     def traceparent(self) -> str:
@@ -40,7 +46,11 @@ class RunTrace(BaseModel):
         return f"00-{self.trace_id}-{self.span_id}-01"
 
     def keep(self, spans: list[dict[str, Any]]) -> None:
-        """Append ``spans`` up to the bound; count the rest as dropped."""
-        room = max(0, MAX_SPANS_PER_RUN - len(self.spans))
-        self.spans.extend(spans[:room])
-        self.dropped += max(0, len(spans) - room)
+        """Append ``spans`` up to the bounds; count the rest as dropped."""
+        for span in spans:
+            size = len(json.dumps(span, ensure_ascii=False, default=str))
+            if len(self.spans) >= MAX_SPANS_PER_RUN or self.size + size > MAX_TRACE_BYTES:
+                self.dropped += 1
+                continue
+            self.spans.append(span)
+            self.size += size

@@ -69,6 +69,12 @@ SUBSTITUTES = {
     # The same `phonenumbers` module without geocoding/carrier/timezone data (42 MB less);
     # the PII guardrail only parses and validates numbers.
     "phonenumbers": "phonenumberslite",
+    # OTLP export over http/protobuf (protobuf, googleapis-common-protos, requests,
+    # charset-normalizer: 4.3 MB) is only for OTEL_EXPORTER_OTLP_ENDPOINT, which the stacks
+    # never set: deployed traces go through X-Ray, or through the ADOT layer
+    # (`-c adotLayerArn=...`), which brings its own exporter and collector. Without it the
+    # runtime keeps spans with the runs and logs that export is unavailable.
+    "opentelemetry-exporter-otlp-proto-http": None,
     # Powertools' Tracer needs the X-Ray SDK (its `tracer` extra).
     "aws-lambda-powertools": "aws-lambda-powertools[tracer]",
 }

@@ -92,7 +92,15 @@ def _build(env: dict[str, str]) -> _Tracing:
     provider.add_span_processor(buffer)
     exporting = any(env.get(name) for name in ENDPOINT_ENVS)
     if exporting:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        try:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        except ImportError:  # the Lambda runtime layer leaves it out (infra/bundling.py)
+            logger.warning(
+                "otlp | %s is set but opentelemetry-exporter-otlp-proto-http is not "
+                "installed: spans are kept with the runs, not exported",
+                next(n for n in ENDPOINT_ENVS if env.get(n)),
+            )
+            return _Tracing(provider, buffer, False)
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))

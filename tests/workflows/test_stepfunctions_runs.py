@@ -360,3 +360,42 @@ async def test_a_task_failing_for_good_ends_the_run_failed_with_its_error(aws):
     assert ended.error.startswith("ValidationError: ") and "spec.steps" in ended.error
     described = aws.sfn.client.describe_execution(executionArn=ended.execution_arn)
     assert described["status"] == "FAILED"
+
+
+async def test_an_approval_on_the_machine_notifies_its_webhook_once_its_token_is_stored(aws):
+    """The waitForTaskToken task stores the token, then the step's notify webhook is told,
+    as in-process; the decision it points at answers the token."""
+    from tests.support.http_receivers import Canned, ScriptedHTTPServer
+
+    with ScriptedHTTPServer([Canned(200, {"ok": True})]) as receiver:
+        aws.agents_dir.mkdir(parents=True)
+        aws.agent("writer")
+        aws.workflow("announced", steps(
+            f"""    - name: draft
+      agent: writer
+    - name: review
+      approval:
+        prompt: "Send {{{{ steps.draft.output }}}}?"
+        approver: ana
+        notify:
+          webhook: "{receiver.url}/approvals"
+          allow_private_network: true
+""", name="announced"))  # fmt: skip
+        aws.push(0, Reply("the draft"))
+        async with aws.engine() as engine:
+            started = await engine.start(
+                "announced", {"query": "write"}, tenant="default", executor=aws.executor
+            )
+            waiting = await aws.suspended(engine, started.id)
+            receiver.wait_for(1)
+            announced = await (await engine.store()).get(started.id)
+            await engine.decide(waiting, Approved(approver="ana"))
+            ended = await aws.finished(engine, started.id)
+
+    [sent] = receiver.requests
+    assert sent.json()["prompt"] == "Send the draft?"
+    assert sent.json()["run_id"] == started.id and sent.json()["step"] == "review"
+    assert announced.pending_approval is not None
+    assert announced.pending_approval.task_token
+    assert announced.pending_approval.notification == "delivered"
+    assert ended.status is WorkflowStatus.COMPLETED

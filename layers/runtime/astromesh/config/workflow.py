@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from astromesh.config.base import ConfigDocument, ConfigModel
-from astromesh.config.constants import BUILTIN_TOOLS, NAME_RE
+from astromesh.config.constants import BUILTIN_TOOLS, ENV_VAR_RE, NAME_RE
 from astromesh.config.issues import config_error, suggest, with_suggestion
 from astromesh.config.limits import (
     MAX_DESCRIPTION_CHARS,
@@ -117,6 +117,34 @@ class WaitSpec(ConfigModel):
         return self
 
 
+class ApprovalNotify(ConfigModel):
+    """Who is told that an approval waits: ``webhook`` is POSTed the question (run, step,
+    rendered prompt, approver, expiry and the approve/reject routes) once, when the run
+    suspends; signed like a webhook tool's call when ``secret_env`` is set. A posted
+    workflow's URL and secret are held to the registration policy, as a webhook tool's."""
+
+    webhook: str
+    secret_env: str | None = None
+    allow_private_network: bool = False
+
+    @field_validator("webhook")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise config_error(f"webhook must start with http:// or https://, got '{value}'")
+        return value
+
+    @field_validator("secret_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_VAR_RE.match(value):
+            raise config_error(
+                "secret_env is the *name* of an environment variable holding the secret,"
+                " not the secret itself"
+            )
+        return value
+
+
 class ApprovalSpec(ConfigModel):
     """A person approves or rejects, through ``POST .../approve`` or ``/reject``.
 
@@ -133,6 +161,7 @@ class ApprovalSpec(ConfigModel):
     on_reject: str = ON_ERROR_FAIL
     resume_key: str | None = None
     """Upstream's name for the resume (accepted; a run is approved by its id here)."""
+    notify: ApprovalNotify | None = None
 
     @field_validator("prompt")
     @classmethod
@@ -309,6 +338,14 @@ class WorkflowSpec(ConfigModel):
                 if branch.agent is not None:
                     found.append((f"steps.{i}.parallel.{j}.agent", branch.agent))
         return found
+
+    def notifications(self) -> list[tuple[str, ApprovalNotify]]:
+        """``(field path under spec, notify)`` of every approval that notifies."""
+        return [
+            (f"steps.{i}.approval.notify", step.approval.notify)
+            for i, step in enumerate(self.steps)
+            if step.approval is not None and step.approval.notify is not None
+        ]
 
     def tools(self) -> list[tuple[str, str]]:
         """``(field path under spec, builtin name)`` of every tool the workflow calls."""

@@ -29,6 +29,7 @@ from astromesh.workflows.store import WorkflowRunStore, open_workflow_store
 if TYPE_CHECKING:
     from astromesh.runtime import AgentRuntime
     from astromesh.security import RegistrationPolicy
+    from astromesh.workflows.notify import ApprovalNotifier
 
 SYNC_SECONDS = 25.0
 """How long a run request waits for the run to end before answering 202 with its id."""
@@ -63,6 +64,7 @@ class WorkflowEngine:
     ) -> None:
         self.runtime = runtime
         self.steps = StepRunner(runtime, agents=agents, policy=policy)
+        self.policy = policy
         self.inline_wait_seconds = inline_wait_seconds
         self.sync_seconds = sync_seconds
         self.executors: dict[str, WorkflowExecutor] = {}
@@ -88,10 +90,17 @@ class WorkflowEngine:
                             self.steps,
                             self.document_of,
                             inline_wait_seconds=self.inline_wait_seconds,
+                            on_approval=self.notifier(store),
                         ),
                     )
                     self._store = store
         return self._store
+
+    def notifier(self, store: WorkflowRunStore) -> ApprovalNotifier:
+        """What tells an approval step's ``notify`` webhook (both executors use one)."""
+        from astromesh.workflows.notify import ApprovalNotifier  # its HTTP client: on use
+
+        return ApprovalNotifier(store, self.document_of, env=self.runtime.env, policy=self.policy)
 
     async def local(self) -> LocalWorkflowExecutor:
         await self.store()

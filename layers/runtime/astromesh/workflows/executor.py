@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -80,11 +80,15 @@ class LocalWorkflowExecutor(WorkflowExecutor):
         document_of: Callable[[WorkflowRun], WorkflowDocument],
         *,
         inline_wait_seconds: float = INLINE_WAIT_SECONDS,
+        on_approval: Callable[[WorkflowRun], Awaitable[WorkflowRun]] | None = None,
     ) -> None:
         self.store = store
         self.steps = steps
         self.document_of = document_of
         self.inline_wait_seconds = inline_wait_seconds
+        self.on_approval = on_approval
+        """Told of a run that just suspended at an approval (its ``notify``); returns the
+        run as stored afterwards."""
         self._drivers: dict[str, asyncio.Task[WorkflowRun]] = {}
         self._timers: dict[str, asyncio.Task[None]] = {}
         self._closed = False
@@ -189,6 +193,8 @@ class LocalWorkflowExecutor(WorkflowExecutor):
         while True:
             action = next_action(workflow, run)
             if isinstance(action, Finish | AwaitApproval):
+                if isinstance(action, AwaitApproval) and self.on_approval is not None:
+                    run = await self.on_approval(run)
                 if run.wake_at is not None:
                     self._set_timer(run.id, run.wake_at)
                 return run

@@ -4,7 +4,9 @@ A registered workflow is untrusted code, held to what its registering key could 
 it is validated like a file (every template trial-rendered in the sandbox, loops without a
 pause refused), with ``${VAR}`` read from an empty environment; the agents it runs must be
 ones the key's tenant sees and the key may use (another tenant's agent is as unknown as a
-misspelt one); its tools must be builtins the registration policy grants to API callers.
+misspelt one); its tools must be builtins the registration policy grants to API callers,
+and an approval's ``notify`` webhook is held to what a webhook tool of a posted agent may
+reach and sign with.
 Every refusal is an issue with the line and field of the posted document (rendered as
 indented JSON, which is what the issues' line numbers count in).
 """
@@ -66,6 +68,7 @@ def _policy_issues(
     may_use_agent: Callable[[str], bool],
 ) -> list[ConfigIssue]:
     from astromesh.channels.builtin_calls import builtin_refusal
+    from astromesh.workflows.notify import notify_refusals
 
     parsed = parse_documents(text, {})
     ydoc = parsed[0] if isinstance(parsed, list) and parsed else None
@@ -91,4 +94,7 @@ def _policy_issues(
         refusal = builtin_refusal(policy, tool)
         if refusal is not None:
             add(path, refusal)
+    for path, notify in workflow.spec.notifications():
+        for field, why in notify_refusals(notify, policy):
+            add(f"{path}.{field}", why)
     return found

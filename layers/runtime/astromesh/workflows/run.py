@@ -103,6 +103,10 @@ class PendingApproval(BaseModel):
     requested_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime | None = None
     task_token: str | None = None
+    notified_at: datetime | None = None
+    """When the step's ``notify`` was attempted (``None``: not yet, or no ``notify``)."""
+    notification: str | None = None
+    """How that went: ``delivered``, or why not (see :mod:`astromesh.workflows.notify`)."""
 
 
 class WorkflowRun(BaseModel):

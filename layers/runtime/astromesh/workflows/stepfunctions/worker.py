@@ -53,6 +53,7 @@ class WorkflowWorker:
         from astromesh.config.workflow import WorkflowDocument
         from astromesh.errors import NotFoundError
         from astromesh.runtime import abandon_run
+        from astromesh.workflows.notify import ApprovalNotifier
         from astromesh.workflows.stepfunctions.driver import WorkflowDriver
         from astromesh.workflows.steps import StepRunner, child_outcome
         from astromesh.workflows.store import open_workflow_store
@@ -68,7 +69,8 @@ class WorkflowWorker:
             return await agents(name, run.tenant)
 
         settings = ServerSettings.from_env(runtime.env, lambda_=True)
-        steps = StepRunner(runtime, agents=agent_of, policy=registration_policy(runtime, settings))
+        policy = registration_policy(runtime, settings)
+        steps = StepRunner(runtime, agents=agent_of, policy=policy)
 
         async def start_child(run: WorkflowRun, action: RunAgent) -> str:
             child, _agent = await steps.create_child(run, action)
@@ -89,12 +91,19 @@ class WorkflowWorker:
         def workflow_of(run: WorkflowRun) -> WorkflowDocument:
             return WorkflowDocument.model_validate(run.document)
 
+        store = open_workflow_store(await runtime.state())
+        notifier = ApprovalNotifier(store, workflow_of, env=runtime.env, policy=policy)
+
+        async def on_approval(run: WorkflowRun) -> None:
+            await notifier(run)
+
         return WorkflowDriver(
-            open_workflow_store(await runtime.state()),
+            store,
             workflow_of=workflow_of,
             start_child=start_child,
             read_child=read_child,
             call_tool=steps.do,
+            on_approval=on_approval,
         )
 
     def close(self) -> None:

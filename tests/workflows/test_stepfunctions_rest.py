@@ -6,6 +6,8 @@ server."""
 
 from __future__ import annotations
 
+import asyncio
+
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -104,9 +106,15 @@ async def test_a_workflow_over_rest_waits_on_the_machine_across_a_restart(deploy
         early = await client.post(f"/v1/workflows/runs/{run_id}/approve", json={"approver": "ana"})
         assert early.status_code == 409
 
-        resumed = await client.post(
-            f"/v1/workflows/runs/{run_id}/resume", json={"payload": {"note": "now"}}
-        )
+        # the machine stores the wait's token a moment after the approval is answered; until
+        # then a resume is a 409 that says to retry, which is what a client does
+        for _ in range(100):
+            resumed = await client.post(
+                f"/v1/workflows/runs/{run_id}/resume", json={"payload": {"note": "now"}}
+            )
+            if resumed.status_code != 409 or "retry in a moment" not in resumed.text:
+                break
+            await asyncio.sleep(0.1)
         assert resumed.status_code == 200, resumed.text
         record = (await client.get(f"/v1/workflows/runs/{run_id}")).json()
 

@@ -145,6 +145,8 @@ class WorkflowDriver:
         read_child: the outcome of a child agent run once its execution ended (``None``
             when the child never ended: its execution failed before finalizing it).
         call_tool: runs a :class:`CallTool` for a run and returns its outcome.
+        on_approval: told of a pending approval once its token is stored (its step's
+            ``notify``: :mod:`astromesh.workflows.notify`).
     """
 
     def __init__(
@@ -155,12 +157,14 @@ class WorkflowDriver:
         start_child: Callable[[WorkflowRun, RunAgent], Awaitable[str]],
         read_child: Callable[[str], Awaitable[Outcome | None]],
         call_tool: Callable[[WorkflowRun, CallTool], Awaitable[Outcome]],
+        on_approval: Callable[[WorkflowRun], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
         self.workflow_of = workflow_of
         self.start_child = start_child
         self.read_child = read_child
         self.call_tool_of = call_tool
+        self.on_approval = on_approval
 
     async def handle(self, action: str, event: dict[str, Any]) -> dict[str, Any]:
         """One task of the machine (``functions/workflow_step``'s events)."""
@@ -228,7 +232,8 @@ class WorkflowDriver:
 
     async def hold(self, run_id: str, next_: dict[str, Any], task_token: str) -> None:
         """Store the token an approval (or a wait until resumed) waits on, so the API can
-        answer it."""
+        answer it; then tell the approval step's ``notify`` (the decision it points at can
+        answer the token now)."""
 
         def keep(run: WorkflowRun) -> WorkflowRun:
             if next_["kind"] == "await_approval":
@@ -241,7 +246,9 @@ class WorkflowDriver:
                 run.task_token = task_token
             return run
 
-        await self._update(run_id, keep)
+        run = await self._update(run_id, keep)
+        if next_["kind"] == "await_approval" and self.on_approval is not None:
+            await self.on_approval(run)
 
     async def fail(self, run_id: str, error: dict[str, Any]) -> None:
         """The machine failed for good (a task's Lambda error, a bad payload): the run ends

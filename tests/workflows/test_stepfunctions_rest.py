@@ -7,7 +7,6 @@ server."""
 from __future__ import annotations
 
 import asyncio
-
 from collections.abc import AsyncIterator
 from pathlib import Path
 

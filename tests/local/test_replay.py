@@ -19,14 +19,35 @@ import pytest
 from typer.testing import CliRunner
 
 from astromesh.cli import app
-from astromesh.runs.state import RunState
+from astromesh.config.workflow import WorkflowDocument
+from astromesh.runs.state import RunState, RunStatus
 from astromesh.stores.factory import open_backend
+from astromesh.workflows.interpreter import start_run
+from astromesh.workflows.store import open_workflow_store
 from tests.support.local_server import REPO, LocalServer, command_env
 from tests.support.messaging import PlatformServer
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
 
 EVENTS = REPO / "events"
 RUN_ID = json.loads((EVENTS / "orchestration_step" / "prepare.json").read_text())["run_id"]
+WORKFLOW_RUN_ID = json.loads((EVENTS / "workflow_step" / "advance.json").read_text())["run_id"]
+CHILD_RUN_ID = json.loads((EVENTS / "workflow_step" / "apply.json").read_text())["next"][
+    "child_run_id"
+]
+SAMPLE_WORKFLOW = {
+    "apiVersion": "astromesh/v1",
+    "kind": "Workflow",
+    "metadata": {"name": "sample-review"},
+    "spec": {
+        "steps": [
+            {"name": "research", "agent": "helper", "input": "{{ trigger.query }}"},
+            {"name": "review", "approval": {"prompt": "Use {{ steps.research.output }}?"}},
+        ]
+    },
+}
+"""The workflow the workflow_step samples' run runs: the machine has started ``research`` as
+the child run the apply sample names (stored succeeded), so apply records it, advance answers
+the approval, await_approval stores the token, and fail ends the run."""
 Check = Callable[[Any], None]
 
 
@@ -104,7 +125,16 @@ SAMPLES: list[tuple[str, str, Check]] = [
     ("ws_message", "cancel", status(200)),
     ("ws_message", "bad_json", status(400)),
     ("ws_connect", "disconnect", status(200)),
+    ("workflow_step", "apply", equals({"run_id": WORKFLOW_RUN_ID})),
+    ("workflow_step", "advance", lambda answer: _awaits_review(answer)),
+    ("workflow_step", "await_approval", equals({"run_id": WORKFLOW_RUN_ID})),
+    ("workflow_step", "fail", equals({"run_id": WORKFLOW_RUN_ID})),
 ]  # fmt: skip
+
+
+def _awaits_review(answer: Any) -> None:
+    assert answer["run_id"] == WORKFLOW_RUN_ID, answer
+    assert (answer["next"]["kind"], answer["next"]["step"]) == ("await_approval", "review")
 
 
 async def _create_sample_run(dsn: str) -> None:
@@ -113,6 +143,15 @@ async def _create_sample_run(dsn: str) -> None:
     try:
         await backend.runs.create(RunState(id=RUN_ID, agent="helper", namespace="tests",
                                            query="2+3?"))  # fmt: skip
+        child = await backend.runs.create(
+            RunState(id=CHILD_RUN_ID, agent="helper", namespace="tests", query="2+3?")
+        )
+        child.status, child.answer = RunStatus.SUCCEEDED, "5"
+        await backend.runs.save(child)
+        workflow = WorkflowDocument.model_validate(SAMPLE_WORKFLOW)
+        run = start_run(workflow, {"query": "2+3?"}, run_id=WORKFLOW_RUN_ID)
+        run.executor = "stepfunctions"
+        await open_workflow_store(backend).create(run)
     finally:
         await backend.close()
 
@@ -161,6 +200,19 @@ def test_every_sample_event_replays_against_the_emulation(
     while assistant_model.pending and time.monotonic() < deadline:
         time.sleep(0.1)
     assert assistant_model.pending == 0 and model.pending == 0
+    workflow_run = asyncio.run(_read_workflow_run(local_db))
+    assert workflow_run.steps["research"].output == "5"
+    assert workflow_run.status.value == "failed"
+    assert workflow_run.error == "Lambda.Unknown: the function timed out"
+
+
+async def _read_workflow_run(dsn: str) -> Any:
+    backend = open_backend("postgres", postgres_dsn=dsn)
+    await backend.open()
+    try:
+        return await open_workflow_store(backend).get(WORKFLOW_RUN_ID)
+    finally:
+        await backend.close()
 
 
 def test_a_function_error_is_reported_as_lambda_does(local: LocalServer, tmp_path: Path):

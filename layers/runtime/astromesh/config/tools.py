@@ -287,19 +287,29 @@ class WebhookTool(ToolConfig):
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise config_error(f"url must start with http:// or https://, got '{value}'")
-        return value
+        return check_http_url(value, "url")
 
     @field_validator("secret_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not ENV_VAR_RE.match(value):
-            raise config_error(
-                "secret_env is the *name* of an environment variable holding the secret,"
-                " not the secret itself"
-            )
-        return value
+        return check_secret_env(value)
+
+
+def check_http_url(value: str, name: str) -> str:
+    """``value`` if it is an http(s) URL; the config error naming field ``name`` otherwise."""
+    if not value.startswith(("http://", "https://")):
+        raise config_error(f"{name} must start with http:// or https://, got '{value}'")
+    return value
+
+
+def check_secret_env(value: str | None) -> str | None:
+    """``value`` if it names an environment variable (a signing secret's ``secret_env``)."""
+    if value is not None and not ENV_VAR_RE.match(value):
+        raise config_error(
+            "secret_env is the *name* of an environment variable holding the secret,"
+            " not the secret itself"
+        )
+    return value
 
 
 class RagTool(ToolConfig):

@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import AliasChoices, Field, field_validator, model_validator
 
 from astromesh.config.base import ConfigDocument, ConfigModel
-from astromesh.config.constants import BUILTIN_TOOLS, ENV_VAR_RE, NAME_RE
+from astromesh.config.constants import BUILTIN_TOOLS, NAME_RE
 from astromesh.config.issues import config_error, suggest, with_suggestion
 from astromesh.config.limits import (
     MAX_DESCRIPTION_CHARS,
@@ -31,6 +31,7 @@ from astromesh.config.limits import (
     check_name_length,
 )
 from astromesh.config.templates import check_template
+from astromesh.config.tools import check_http_url, check_secret_env
 
 ON_ERROR_CONTINUE = "continue"
 ON_ERROR_FAIL = "fail"
@@ -130,19 +131,12 @@ class ApprovalNotify(ConfigModel):
     @field_validator("webhook")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise config_error(f"webhook must start with http:// or https://, got '{value}'")
-        return value
+        return check_http_url(value, "webhook")
 
     @field_validator("secret_env")
     @classmethod
     def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not ENV_VAR_RE.match(value):
-            raise config_error(
-                "secret_env is the *name* of an environment variable holding the secret,"
-                " not the secret itself"
-            )
-        return value
+        return check_secret_env(value)
 
 
 class ApprovalSpec(ConfigModel):

@@ -420,18 +420,13 @@ def _check_mcp(path: FieldPath, tool: Any, policy: RegistrationPolicy, issues: _
 
 
 def _check_webhook(path: FieldPath, tool: Any, policy: RegistrationPolicy, issues: _Issues) -> None:
-    from astromesh.tools.ssrf import SSRFGuard
-
     if tool.allow_private_network and not policy.allow_private_network:
         issues.add(
             (*path, "allow_private_network"),
             "registered agents may not reach private networks",
             f"{_SETTING}.allow_private_network",
         )
-    guard = SSRFGuard(
-        allow_private_network=tool.allow_private_network and policy.allow_private_network,
-        allowed_hosts=policy.network_hosts,
-    )
+    guard = policy.grants().tool_guard(allow_private_network=tool.allow_private_network)
     try:
         guard.check_literal(tool.url)
     except AstromeshError as exc:

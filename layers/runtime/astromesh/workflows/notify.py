@@ -29,12 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from astromesh.config.workflow import ApprovalNotify, WorkflowDocument
 from astromesh.errors import AstromeshError, ConflictError
+from astromesh.security.grants import FILE_AGENT_GRANTS
 from astromesh.tools.base import ToolContext
-from astromesh.tools.ssrf import SSRFGuard
 from astromesh.workflows.run import WorkflowRun, utcnow
 
 if TYPE_CHECKING:
     from astromesh.security import RegistrationPolicy
+    from astromesh.tools.ssrf import SSRFGuard
     from astromesh.workflows.store import WorkflowRunStore
 
 logger = logging.getLogger(__name__)
@@ -194,11 +195,8 @@ def _notify_of(workflow: WorkflowDocument, step: str) -> ApprovalNotify | None:
 
 def _guard(notify: ApprovalNotify, origin: str, policy: RegistrationPolicy | None) -> SSRFGuard:
     """The agents folder's workflows reach what their webhook tools would; posted ones what
-    the policy lets registered agents reach."""
+    the policy lets registered agents' webhook tools reach."""
     if origin != REGISTERED:
-        return SSRFGuard(allow_private_network=notify.allow_private_network)
+        return FILE_AGENT_GRANTS.tool_guard(allow_private_network=notify.allow_private_network)
     assert policy is not None
-    return SSRFGuard(
-        allow_private_network=notify.allow_private_network and policy.allow_private_network,
-        allowed_hosts=policy.network_hosts,
-    )
+    return policy.grants().tool_guard(allow_private_network=notify.allow_private_network)

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import uvicorn
 from astromesh.auth import Role
 from tests.channels.conftest import agents_dir, keys_of, make_app  # noqa: F401
 from tests.support.agents import PRICED_MODEL, write_agent, write_priced_provider
+from tests.support.cli_client import astromesh_client
 from tests.support.model_servers import Reply
 
 REPO = Path(__file__).resolve().parents[2]
@@ -57,19 +56,7 @@ async def served(agents_dir: Path, make_app, openai_server) -> AsyncIterator[tup
 
 
 async def astromesh(*args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASTROMESH_")}
-    env.update(PYTHONPATH=str(REPO / "layers" / "runtime"), COLUMNS="160")
-    if key:
-        env["ASTROMESH_API_KEY"] = key
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "astromesh.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return await astromesh_client(*args, key=key, columns=160)
 
 
 async def test_cost_by_agent_prints_the_servers_sums(served) -> None:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -17,6 +15,7 @@ import uvicorn
 
 from tests.channels.conftest import keys_of, make_app  # noqa: F401
 from tests.support.agents import primary, python_tool, write_agent
+from tests.support.cli_client import astromesh_client
 from tests.support.model_servers import Reply
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,17 +50,7 @@ async def served(agents_dir: Path, make_app, openai_server) -> AsyncIterator[tup
 
 
 async def astromesh(*args: str, key: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ASTROMESH_")}
-    env.update(PYTHONPATH=str(REPO / "layers" / "runtime"), COLUMNS="200", ASTROMESH_API_KEY=key)
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "astromesh.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return await astromesh_client(*args, key=key)
 
 
 async def test_traces_table_and_trace_tree(served) -> None:

@@ -214,14 +214,15 @@ async def step(
     with stage("step", run_id=run.id, agent=agent.name, iteration=run.iteration):
         # Tools first (a no-op once loaded): the pattern reads their definitions. A Lambda
         # container that did not prepare this run connects the agent's MCP servers here.
-        try:
-            await asyncio.wait_for(
-                agent.tools.ensure_ready(), timeout=max(remaining_seconds(run, agent), 0.001)
-            )
-        except TimeoutError:
-            return _timed_out(agent)
-        except AstromeshError as exc:
-            return Fail(exc.message, code=exc.code)
+        if agent.tools.pending:  # nothing to wait for (or to time) once they are loaded
+            try:
+                await asyncio.wait_for(
+                    agent.tools.ensure_ready(), timeout=max(remaining_seconds(run, agent), 0.001)
+                )
+            except TimeoutError:
+                return _timed_out(agent)
+            except AstromeshError as exc:
+                return Fail(exc.message, code=exc.code)
         # Shared budgets (cost_limit per session / per agent per day, counted across runs and
         # instances in the ledger): reserve an estimate of this step first, refuse it if a
         # budget is reached, and settle the step's real usage (the run's usage diff) after it,
@@ -232,15 +233,13 @@ async def step(
         before = run_spend(run)
         ctx = StepContext(agent=agent, emit=emit, resolve=resolve)
 
-        async def decide() -> Decision:
-            # A final answer is checked against spec.output_schema here, in the step (both
-            # executors), with its one repair call inside the same time limit and budget.
-            return await settle_answer(run, ctx, await agent.pattern.step(run, ctx))
-
         try:
-            return await asyncio.wait_for(
-                decide(), timeout=max(remaining_seconds(run, agent), 0.001)
-            )
+            # asyncio.timeout rather than wait_for: the same limit without a task (and its
+            # context copy) per step. A final answer is checked against spec.output_schema
+            # here, in the step (both executors), with its one repair call inside the same
+            # time limit and budget.
+            async with asyncio.timeout(max(remaining_seconds(run, agent), 0.001)):
+                return await settle_answer(run, ctx, await agent.pattern.step(run, ctx))
         except TimeoutError:
             return _timed_out(agent)
         except AstromeshError as exc:

@@ -21,6 +21,7 @@ from astromesh.errors import ToolError
 from astromesh.models.types import ToolDefinition
 from astromesh.security.regex import schema_validator_class
 from astromesh.text_boundary import Repaired, RepairedStr, repair, repair_value
+from astromesh.tools.arguments import quick_check
 
 if TYPE_CHECKING:
     from astromesh.runs.state import RunState
@@ -73,6 +74,7 @@ class Tool(ABC):
         self.description = repair(description)
         self.parameters = repair_value(parameters)
         self._validator = schema_validator_class()(parameters)
+        self._certainly_valid = quick_check(parameters)
 
     @property
     def definition(self) -> ToolDefinition:
@@ -114,6 +116,8 @@ class Tool(ABC):
         """Human-readable schema violations, each prefixed with the argument's path."""
         if "_raw" in arguments and len(arguments) == 1:
             return [f"arguments are not valid JSON: {arguments['_raw']!r}"]
+        if self._certainly_valid is not None and self._certainly_valid(arguments):
+            return []
         try:
             errors = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.path))
         except Unresolvable as exc:  # a $ref to nowhere: the tool's schema, not the call

@@ -270,6 +270,23 @@ async def test_connection_is_kept_alive_between_calls(
     assert openai_server.connection_count == 1
 
 
+async def test_a_cookie_the_server_sets_is_sent_back(
+    model: OpenAICompatModel, openai_server: Any
+) -> None:
+    # A hosted API's load balancer pins a client with a cookie; responses without one (a
+    # local server's) skip the jar, which must not lose the cookie set before.
+    openai_server.push(
+        Reply("one", headers={"Set-Cookie": "lb=node-7; Path=/"}), Reply("two"), Reply("three")
+    )
+
+    for _ in range(3):
+        await model.complete([Message.user("hi")])
+
+    assert "cookie" not in openai_server.request_headers[0]
+    assert openai_server.request_headers[1]["cookie"] == "lb=node-7"
+    assert openai_server.request_headers[2]["cookie"] == "lb=node-7"
+
+
 async def test_server_ignoring_stream_gets_a_plain_completion(
     model: OpenAICompatModel, openai_server: Any
 ) -> None:

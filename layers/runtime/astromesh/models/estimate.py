@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from astromesh.models.types import Message, ToolCall, ToolDefinition, Usage
 
@@ -22,19 +22,24 @@ def estimate_tokens(*texts: str) -> int:
     return sum(max(1, math.ceil(len(text) / 4)) for text in texts if text)
 
 
-def prompt_texts(messages: Sequence[Message], tools: Sequence[ToolDefinition]) -> list[str]:
-    """The pieces of a request that cost input tokens, for :func:`estimate_tokens`."""
-    texts: list[str] = []
+def prompt_texts(messages: Sequence[Message], tools: Sequence[ToolDefinition]) -> Iterator[str]:
+    """The pieces of a request that cost input tokens, for :func:`estimate_tokens`.
+
+    Lazy: a provider hands them to :func:`resolve_usage` on every call, and they are only
+    read when the backend reported no usage (encoding every message's arguments and every
+    tool again per call would otherwise cost more than the rest of the response's parsing).
+    """
     for message in messages:
-        texts.append(message.content)
-        texts.extend(json.dumps(call.arguments) for call in message.tool_calls)
-    texts.extend(json.dumps(tool.model_dump()) for tool in tools)
-    return texts
+        yield message.content
+        yield from (json.dumps(call.arguments) for call in message.tool_calls)
+    yield from (json.dumps(tool.model_dump()) for tool in tools)
 
 
-def completion_texts(content: str, tool_calls: Sequence[ToolCall]) -> list[str]:
-    """The pieces of an answer that cost output tokens, for :func:`estimate_tokens`."""
-    return [content, *(call.name + json.dumps(call.arguments) for call in tool_calls)]
+def completion_texts(content: str, tool_calls: Sequence[ToolCall]) -> Iterator[str]:
+    """The pieces of an answer that cost output tokens, for :func:`estimate_tokens` (lazy,
+    as :func:`prompt_texts`)."""
+    yield content
+    yield from (call.name + json.dumps(call.arguments) for call in tool_calls)
 
 
 def resolve_usage(

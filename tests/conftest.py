@@ -8,6 +8,7 @@ fails the tests that need it with the reason, never skips them silently.
 
 from __future__ import annotations
 
+import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,10 @@ import pytest
 
 from tests.support import services
 from tests.support.model_servers import ScriptedOllamaServer, ScriptedOpenAIServer
+
+# Every run store save checks that the elements of a run it stored earlier were not changed
+# in place (astromesh.stores._journal), in this process and the servers tests start.
+os.environ.setdefault("ASTROMESH_VERIFY_JOURNAL", "1")
 
 
 @pytest.fixture(scope="session")

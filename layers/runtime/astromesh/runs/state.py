@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
 
 from astromesh.models.types import Message, ToolCall, Usage
 from astromesh.runs.trace import RunTrace
@@ -179,6 +179,9 @@ class RunState(BaseModel):
     version: int = 0
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    _journal: Any = PrivateAttr(default=None)
+    """What the store that last wrote or read this object holds of its growing lists, so its
+    next save appends instead of rewriting (:class:`astromesh.stores._journal.Snapshot`)."""
 
     def model_dump_json(self, **kwargs: Any) -> str:
         """JSON for the stores, always valid text: a field assigned invalid text during the

@@ -26,6 +26,7 @@ from astromesh.stores._common import (
     created_copy,
     saved_copy,
 )
+from astromesh.stores._journal import Encoded, decode, encode, remember
 from astromesh.stores._usage_sql import (
     ENTRY_COLUMNS,
     POSTGRES,
@@ -123,22 +124,14 @@ class PostgresBackend(StateBackend):
         return rows
 
     async def execute_count(
-        self, query: Query, params: tuple[Any, ...] = (), *, usage_of: RunState | None = None
+        self, query: Query, params: tuple[Any, ...] = ()
     ) -> tuple[list[tuple[Any, ...]], int]:
-        """Like :meth:`execute`, also returning the affected row count.
-
-        With ``usage_of`` (a finished run being written), the statement and the replacement
-        of that run's usage lines are one transaction; the lines are written only when the
-        statement changed a row (a lost compare-and-swap writes nothing).
-        """
+        """Like :meth:`execute`, also returning the affected row count."""
         await self.open()
         async with self.pool.connection() as conn, conn.cursor() as cursor:
             await cursor.execute(query, params)
             rows = await cursor.fetchall() if cursor.description is not None else []
-            count = cursor.rowcount
-            if usage_of is not None and count == 1:
-                await _replace_usage(cursor, usage_of)
-            return rows, count
+            return rows, cursor.rowcount
 
     async def close(self) -> None:
         """Close the pool; its connections are returned to the server. Later calls raise."""
@@ -181,8 +174,9 @@ async def _replace_usage(cursor: AsyncCursor[Any], run: RunState) -> None:
 _COLUMNS = "agent, session_id, namespace, status, version, created_at, updated_at, document"
 
 
-def _values(run: RunState) -> tuple[Any, ...]:
-    """The ``runs`` columns after ``id``, in :data:`_COLUMNS` order."""
+def _values(run: RunState, encoded: Encoded) -> tuple[Any, ...]:
+    """The ``runs`` columns after ``id``, in :data:`_COLUMNS` order (the document is the
+    run's head: its growing lists are rows of ``run_items``)."""
     return (
         run.agent,
         run.session_id,
@@ -191,8 +185,30 @@ def _values(run: RunState) -> tuple[Any, ...]:
         run.version,
         as_utc(run.created_at),
         as_utc(run.updated_at),
-        run.model_dump_json(),
+        encoded.head,
     )
+
+
+async def _write_items(cursor: AsyncCursor[Any], run_id: str, encoded: Encoded) -> None:
+    """Delete the rewritten lists' rows and insert the new elements, in the caller's
+    transaction (after its compare-and-swap won)."""
+    rewritten = encoded.rewritten()
+    if rewritten:
+        await cursor.execute(_DELETE_ITEMS, (run_id, rewritten))
+    rows = [(run_id, name, seq, body) for name, seq, body in encoded.rows()]
+    if rows:
+        await cursor.executemany(_INSERT_ITEM, rows)
+
+
+_SELECT_RUN = (
+    "SELECT r.document::text,"
+    " ARRAY(SELECT i.list FROM run_items i WHERE i.run_id = r.id ORDER BY i.list, i.seq),"
+    " ARRAY(SELECT i.body FROM run_items i WHERE i.run_id = r.id ORDER BY i.list, i.seq)"
+    " FROM runs r"
+)
+"""A run's head and its rows in one statement, so one snapshot of the database."""
+_INSERT_ITEM = "INSERT INTO run_items (run_id, list, seq, body) VALUES (%s, %s, %s, %s)"
+_DELETE_ITEMS = "DELETE FROM run_items WHERE run_id = %s AND list = ANY(%s)"
 
 
 _UPDATE_RUN = (
@@ -217,23 +233,32 @@ class PostgresRunStore(RunStore):
 
     async def create(self, run: RunState) -> RunState:
         written = created_copy(run)
-        _, count = await self._backend.execute_count(
-            f"INSERT INTO runs (id, {_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb)"
-            " ON CONFLICT (id) DO NOTHING",
-            (run.id, *_values(written)),
-            usage_of=_ended(written),
-        )
-        if count != 1:
-            raise ConflictError(f"run {run.id!r} already exists")
+        encoded = encode(written, self, replacing=None)
+        await self._backend.open()
+        async with (
+            self._backend.pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cursor,
+        ):
+            await cursor.execute(
+                f"INSERT INTO runs (id, {_COLUMNS})"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (id) DO NOTHING",
+                (run.id, *_values(written, encoded)),
+            )
+            if cursor.rowcount != 1:
+                raise ConflictError(f"run {run.id!r} already exists")
+            await _write_items(cursor, run.id, encoded)
+            if written.status.is_terminal:
+                await _replace_usage(cursor, written)
+        remember(run, encoded.snapshot)
         return adopt(run, written)
 
     async def get(self, run_id: str) -> RunState:
-        rows = await self._backend.execute(
-            "SELECT document::text FROM runs WHERE id = %s", (run_id,)
-        )
+        rows = await self._backend.execute(f"{_SELECT_RUN} WHERE r.id = %s", (run_id,))
         if not rows:
             raise NotFoundError(f"run {run_id!r} not found")
-        return RunState.model_validate_json(rows[0][0])
+        head, lists, bodies = rows[0]
+        return decode(head, zip(lists, bodies, strict=True), store=self)
 
     async def save(self, run: RunState) -> RunState:
         return await self.checkpoint(run)
@@ -242,6 +267,7 @@ class PostgresRunStore(RunStore):
         """The step's results, the run's compare-and-swap and (once it ended) its usage lines
         in one transaction on one connection; a lost swap rolls the results back with it."""
         written = saved_copy(run)
+        encoded = encode(written, self, replacing=run.version)
         documents = [(run.id, r.call_id, r.model_dump_json()) for r in results]
         await self._backend.open()
         async with (
@@ -251,15 +277,17 @@ class PostgresRunStore(RunStore):
         ):
             if documents:
                 await cursor.executemany(_UPSERT_RESULT, documents)
-            await cursor.execute(_UPDATE_RUN, (*_values(written), run.id, run.version))
+            await cursor.execute(_UPDATE_RUN, (*_values(written, encoded), run.id, run.version))
             if cursor.rowcount != 1:
                 await cursor.execute("SELECT version FROM runs WHERE id = %s", (run.id,))
                 row = await cursor.fetchone()
                 if row is None:
                     raise NotFoundError(f"run {run.id!r} not found")
                 raise conflict(run.id, row[0], run.version)
+            await _write_items(cursor, run.id, encoded)
             if written.status.is_terminal:
                 await _replace_usage(cursor, written)
+        remember(run, encoded.snapshot)
         return adopt(run, written)
 
     async def list_runs(
@@ -277,10 +305,10 @@ class PostgresRunStore(RunStore):
             params.append(session_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = await self._backend.execute(
-            f"SELECT document::text FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT %s",
+            f"{_SELECT_RUN} {where} ORDER BY r.created_at DESC, r.id DESC LIMIT %s",
             (*params, limit),
         )
-        return [RunState.model_validate_json(doc) for (doc,) in rows]
+        return [decode(head, zip(lists, bodies, strict=True)) for head, lists, bodies in rows]
 
     async def put_result(self, run_id: str, result: ActionResult) -> None:
         await self._backend.execute_count(
@@ -297,11 +325,6 @@ class PostgresRunStore(RunStore):
             (run_id, wanted),
         )
         return {call_id: ActionResult.model_validate_json(doc) for call_id, doc in rows}
-
-
-def _ended(run: RunState) -> RunState | None:
-    """``run`` when its usage is to be written with it (it is stored ended)."""
-    return run if run.status.is_terminal else None
 
 
 @translate_faults("postgresql")

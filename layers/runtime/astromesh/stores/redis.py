@@ -2,7 +2,9 @@
 
 Layout, all under one ``prefix`` so tenants of a Redis (or test runs) never collide:
 
-- ``{prefix}:run:{id}``: the RunState JSON, with a TTL refreshed at every write.
+- ``{prefix}:run:{id}``: the RunState JSON without its growing lists, with a TTL refreshed
+  at every write; ``{prefix}:items:{id}:messages`` (``:steps``, ``:spans``): those lists, one
+  JSON element per entry, RPUSHed by each save (:mod:`astromesh.stores._journal`), same TTL.
 - ``{prefix}:runs``, ``{prefix}:runs:agent:{agent}``, ``{prefix}:runs:session:{session_id}``:
   sorted sets of run ids scored by ``created_at``, the indexes ``list_runs`` walks newest
   first. They expire with their newest member; ids whose document has expired are dropped
@@ -39,6 +41,7 @@ from astromesh.stores._common import (
     created_copy,
     saved_copy,
 )
+from astromesh.stores._journal import LISTS, Encoded, decode, encode, remember
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
 from astromesh.stores.faults import translate_faults
 from astromesh.stores.redis_client import connect
@@ -51,39 +54,42 @@ __all__ = ["RedisBackend", "RedisHistoryStore", "RedisRunStore", "RedisUsageStor
 
 logger = logging.getLogger(__name__)
 
-# KEYS: run key, then the index sorted sets. ARGV: document, ttl (0 = none), score, run id.
-# Returns 1 when created, 0 when the id is taken.
-_CREATE_LUA = """
+# KEYS: the run's key, its three item lists (messages, steps, spans), then the index sorted
+# sets. ARGV: head document, ttl (0 = none), score, run id, the version the writer read ('' to
+# create), then for each item list: 'a' (append) or 'r' (rewrite), a count, that many bodies.
+# Returns {1, new version} when written, {0, 0} when a create finds the id taken, {-1, 0} when
+# the run to save does not exist, {-2, stored version} when another writer got there first.
+_WRITE_LUA = """
 local ttl = tonumber(ARGV[2])
-local ok
-if ttl > 0 then
-  ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ttl)
+local stored = 0
+if ARGV[5] == '' then
+  if redis.call('EXISTS', KEYS[1]) == 1 then return {0, 0} end
 else
-  ok = redis.call('SET', KEYS[1], ARGV[1], 'NX')
+  local current = redis.call('GET', KEYS[1])
+  if not current then return {-1, 0} end
+  stored = tonumber(cjson.decode(current)['version'])
+  if stored ~= tonumber(ARGV[5]) then return {-2, stored} end
 end
-if not ok then return 0 end
-for i = 2, #KEYS do
-  redis.call('ZADD', KEYS[i], ARGV[3], ARGV[4])
-  if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
-end
-return 1
-"""
-
-# Same KEYS and ARGV as create, plus ARGV[5]: the version the writer read.
-# Returns {1, new version} on success, {-1, 0} when the run does not exist,
-# {-2, stored version} when another writer got there first.
-_SAVE_LUA = """
-local current = redis.call('GET', KEYS[1])
-if not current then return {-1, 0} end
-local stored = tonumber(cjson.decode(current)['version'])
-if stored ~= tonumber(ARGV[5]) then return {-2, stored} end
-local ttl = tonumber(ARGV[2])
 if ttl > 0 then
   redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
 else
   redis.call('SET', KEYS[1], ARGV[1])
 end
-for i = 2, #KEYS do
+local at = 6
+for k = 2, 4 do
+  local mode, count = ARGV[at], tonumber(ARGV[at + 1])
+  at = at + 2
+  if mode == 'r' then redis.call('DEL', KEYS[k]) end
+  local first = at
+  while first < at + count do
+    local last = math.min(first + 999, at + count - 1)
+    redis.call('RPUSH', KEYS[k], unpack(ARGV, first, last))
+    first = last + 1
+  end
+  at = at + count
+  if ttl > 0 then redis.call('EXPIRE', KEYS[k], ttl) end
+end
+for i = 5, #KEYS do
   redis.call('ZADD', KEYS[i], ARGV[3], ARGV[4])
   if ttl > 0 then redis.call('EXPIRE', KEYS[i], ttl) end
 end
@@ -133,11 +139,13 @@ class RedisRunStore(RunStore):
 
     def __init__(self, backend: RedisBackend) -> None:
         self._backend = backend
-        self._create: AsyncScript = backend.client.register_script(_CREATE_LUA)
-        self._save: AsyncScript = backend.client.register_script(_SAVE_LUA)
+        self._write: AsyncScript = backend.client.register_script(_WRITE_LUA)
 
     def _run_key(self, run_id: str) -> str:
         return self._backend.key("run", run_id)
+
+    def _item_keys(self, run_id: str) -> list[str]:
+        return [self._backend.key("items", run_id, name) for name in LISTS]
 
     def _index_keys(self, run: RunState) -> list[str]:
         return [
@@ -146,30 +154,61 @@ class RedisRunStore(RunStore):
             self._backend.key("runs", "session", run.session_id),
         ]
 
-    def _write_args(self, run: RunState) -> list[Any]:
-        return [
-            run.model_dump_json(),
+    def _write_call(
+        self, written: RunState, encoded: Encoded, replacing: int | None
+    ) -> tuple[list[str], list[Any]]:
+        """The KEYS and ARGV of :data:`_WRITE_LUA` for one write."""
+        keys = [self._run_key(written.id), *self._item_keys(written.id)]
+        args: list[Any] = [
+            encoded.head,
             self._backend.ttl_seconds,
-            as_utc(run.created_at).timestamp(),
-            run.id,
+            as_utc(written.created_at).timestamp(),
+            written.id,
+            "" if replacing is None else replacing,
         ]
+        for write in encoded.lists:
+            args += ["r" if write.rewrite else "a", len(write.bodies), *write.bodies]
+        return [*keys, *self._index_keys(written)], args
 
     async def create(self, run: RunState) -> RunState:
         written = created_copy(run)
-        created = await self._create(
-            keys=[self._run_key(run.id), *self._index_keys(written)],
-            args=self._write_args(written),
-        )
+        encoded = encode(written, self, replacing=None)
+        keys, args = self._write_call(written, encoded, None)
+        created, _ = await self._write(keys=keys, args=args)
         if not created:
             raise ConflictError(f"run {run.id!r} already exists")
         await self._backend.usage.put(written)
+        remember(run, encoded.snapshot)
         return adopt(run, written)
 
     async def get(self, run_id: str) -> RunState:
-        raw = await self._backend.client.get(self._run_key(run_id))
-        if raw is None:
+        [found] = await self._read([run_id], store=self)
+        if found is None:
             raise NotFoundError(f"run {run_id!r} not found")
-        return RunState.model_validate_json(raw)
+        return found
+
+    async def _read(
+        self, run_ids: Sequence[str], *, store: object | None = None
+    ) -> list[RunState | None]:
+        """The runs of ``run_ids`` (``None`` where expired), each head read with its item
+        lists in one ``MULTI``, so a concurrent save is seen whole or not at all."""
+        async with self._backend.client.pipeline(transaction=True) as pipe:
+            for run_id in run_ids:
+                pipe.get(self._run_key(run_id))
+                for key in self._item_keys(run_id):
+                    pipe.lrange(key, 0, -1)
+            replies = await pipe.execute()
+        found: list[RunState | None] = []
+        for at in range(0, len(replies), 1 + len(LISTS)):
+            head, *lists = replies[at : at + 1 + len(LISTS)]
+            if head is None:
+                found.append(None)
+                continue
+            rows = [
+                (name, body) for name, bodies in zip(LISTS, lists, strict=True) for body in bodies
+            ]
+            found.append(decode(head, rows, store=store))
+        return found
 
     async def save(self, run: RunState) -> RunState:
         return await self.checkpoint(run)
@@ -181,23 +220,24 @@ class RedisRunStore(RunStore):
         call id, and the winner (a cancel) finalizes with the same calls.
         """
         written = saved_copy(run)
-        keys = [self._run_key(run.id), *self._index_keys(written)]
-        args = [*self._write_args(written), run.version]
+        encoded = encode(written, self, replacing=run.version)
+        keys, args = self._write_call(written, encoded, run.version)
         if results:
             name = self._backend.key("results", run.id)
             async with self._backend.client.pipeline(transaction=True) as pipe:
                 pipe.hset(name, mapping={r.call_id: r.model_dump_json() for r in results})
                 if self._backend.ttl_seconds:
                     pipe.expire(name, self._backend.ttl_seconds)
-                await self._save(keys=keys, args=args, client=pipe)
+                await self._write(keys=keys, args=args, client=pipe)
                 status, version = (await pipe.execute())[-1]
         else:
-            status, version = await self._save(keys=keys, args=args)
+            status, version = await self._write(keys=keys, args=args)
         if status == -1:
             raise NotFoundError(f"run {run.id!r} not found")
         if status == -2:
             raise conflict(run.id, int(version), run.version)
         await self._backend.usage.put(written)
+        remember(run, encoded.snapshot)
         return adopt(run, written)
 
     async def owe_durable(self, run_id: str) -> None:
@@ -232,15 +272,13 @@ class RedisRunStore(RunStore):
             if not ids:
                 break
             start += page
-            docs: list[str | None] = await client.mget([self._run_key(i) for i in ids])
-            for run_id, doc in zip(ids, docs, strict=True):
-                if doc is None:
+            for run_id, run in zip(ids, await self._read(ids), strict=True):
+                if run is None:
                     expired.append(run_id)
                     continue
                 if run_id in seen:  # ranks shift when another client adds runs meanwhile
                     continue
                 seen.add(run_id)
-                run = RunState.model_validate_json(doc)
                 # The index narrows by one field; the other filter is checked on the document.
                 if (agent is None or run.agent == agent) and (
                     session_id is None or run.session_id == session_id

@@ -29,6 +29,7 @@ from astromesh.stores._common import (
     saved_copy,
     sortable_timestamp,
 )
+from astromesh.stores._journal import Encoded, decode, encode, remember
 from astromesh.stores._usage_sql import (
     ENTRY_COLUMNS,
     SQLITE,
@@ -157,6 +158,9 @@ class SQLiteRunStore(RunStore):
 
     async def create(self, run: RunState) -> RunState:
         written = created_copy(run)
+        encoded = encode(written, self, replacing=None)
+        values = _row(written, encoded)
+        rows = _item_rows(run.id, encoded)
         usage = _usage_rows(written)  # a finished run's copy: its usage goes in with it
 
         def insert(conn: sqlite3.Connection) -> None:
@@ -165,21 +169,25 @@ class SQLiteRunStore(RunStore):
                     conn.execute(
                         "INSERT INTO runs (id, agent, session_id, namespace, status, version,"
                         " created_at, updated_at, document) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        _row(written),
+                        values,
                     )
                 except sqlite3.IntegrityError:
                     raise ConflictError(f"run {run.id!r} already exists") from None
+                conn.executemany(_INSERT_ITEM, rows)
                 _replace_usage(conn, run.id, usage)
 
         await self._backend.call(insert)
+        remember(run, encoded.snapshot)
         return adopt(run, written)
 
     async def get(self, run_id: str) -> RunState:
         def select(conn: sqlite3.Connection) -> RunState:
-            row = conn.execute("SELECT document FROM runs WHERE id = ?", (run_id,)).fetchone()
-            if row is None:
-                raise NotFoundError(f"run {run_id!r} not found")
-            return RunState.model_validate_json(row[0])
+            with _transaction(conn, immediate=False):  # the head and its rows as one version
+                row = conn.execute("SELECT document FROM runs WHERE id = ?", (run_id,)).fetchone()
+                if row is None:
+                    raise NotFoundError(f"run {run_id!r} not found")
+                items = conn.execute(_SELECT_ITEMS, (run_id,)).fetchall()
+            return decode(row[0], items, store=self)
 
         return await self._backend.call(select)
 
@@ -194,7 +202,10 @@ class SQLiteRunStore(RunStore):
         a lost compare-and-swap rolls the results back with it.
         """
         written = saved_copy(run)
-        values = _row(written)
+        encoded = encode(written, self, replacing=run.version)
+        values = _row(written, encoded)
+        rewritten = [(run.id, name) for name in encoded.rewritten()]
+        rows = _item_rows(run.id, encoded)
         documents = [(run.id, r.call_id, r.model_dump_json()) for r in results]
         usage = _usage_rows(written)
 
@@ -204,6 +215,9 @@ class SQLiteRunStore(RunStore):
                     conn.executemany(_UPSERT_RESULT, documents)
                 cursor = conn.execute(_UPDATE_RUN, (*values[1:], run.id, run.version))
                 if cursor.rowcount == 1:
+                    if rewritten:
+                        conn.executemany(_DELETE_ITEMS, rewritten)
+                    conn.executemany(_INSERT_ITEM, rows)
                     _replace_usage(conn, run.id, usage)
                     return
                 row = conn.execute("SELECT version FROM runs WHERE id = ?", (run.id,)).fetchone()
@@ -212,6 +226,7 @@ class SQLiteRunStore(RunStore):
                 raise conflict(run.id, row[0], run.version)
 
         await self._backend.call(update)
+        remember(run, encoded.snapshot)
         return adopt(run, written)
 
     async def list_runs(
@@ -228,11 +243,15 @@ class SQLiteRunStore(RunStore):
             clauses.append("session_id = ?")
             params.append(session_id)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        query = f"SELECT document FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?"
+        query = f"SELECT id, document FROM runs {where} ORDER BY created_at DESC, id DESC LIMIT ?"
 
         def select(conn: sqlite3.Connection) -> list[RunState]:
-            rows = conn.execute(query, (*params, limit)).fetchall()
-            return [RunState.model_validate_json(doc) for (doc,) in rows]
+            with _transaction(conn, immediate=False):
+                rows = conn.execute(query, (*params, limit)).fetchall()
+                return [
+                    decode(doc, conn.execute(_SELECT_ITEMS, (run_id,)).fetchall())
+                    for run_id, doc in rows
+                ]
 
         return await self._backend.call(select)
 
@@ -411,16 +430,20 @@ _UPSERT_RESULT = (
     "INSERT INTO action_results (run_id, call_id, document) VALUES (?, ?, ?)"
     " ON CONFLICT (run_id, call_id) DO UPDATE SET document = excluded.document"
 )
+_INSERT_ITEM = "INSERT INTO run_items (run_id, list, seq, body) VALUES (?, ?, ?, ?)"
+_DELETE_ITEMS = "DELETE FROM run_items WHERE run_id = ? AND list = ?"
+_SELECT_ITEMS = "SELECT list, body FROM run_items WHERE run_id = ? ORDER BY list, seq"
 """Statements kept as module constants: the ``sqlite3`` module caches each prepared statement
 by its text (``cached_statements``), so the step loop's writes are prepared once per
 connection."""
 
 
 @contextmanager
-def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
+def _transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception (the connection is in
-    autocommit mode, so this is the only transaction there is)."""
-    conn.execute("BEGIN IMMEDIATE")
+    autocommit mode, so this is the only transaction there is). ``immediate=False`` begins a
+    read transaction: several reads then see one version of the database."""
+    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
     try:
         yield
     except BaseException:
@@ -429,8 +452,8 @@ def _transaction(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("COMMIT")
 
 
-def _row(run: RunState) -> tuple[str, str, str, str, str, int, str, str, str]:
-    """The ``runs`` columns of ``run``, in table order."""
+def _row(run: RunState, encoded: Encoded) -> tuple[str, str, str, str, str, int, str, str, str]:
+    """The ``runs`` columns of ``run``, in table order (the document is its head)."""
     return (
         run.id,
         run.agent,
@@ -440,5 +463,9 @@ def _row(run: RunState) -> tuple[str, str, str, str, str, int, str, str, str]:
         run.version,
         sortable_timestamp(run.created_at),
         sortable_timestamp(run.updated_at),
-        run.model_dump_json(),
+        encoded.head,
     )
+
+
+def _item_rows(run_id: str, encoded: Encoded) -> list[tuple[str, str, int, str]]:
+    return [(run_id, name, seq, body) for name, seq, body in encoded.rows()]

@@ -19,10 +19,11 @@ _exporters: dict[int, tuple[object, InMemorySpanExporter]] = {}
 def recorded_spans() -> Iterator[InMemorySpanExporter]:
     """The exporter, empty, receiving every span the runtime finishes in the block (one per
     provider: a test that rebuilds the provider, for OTLP export, shuts the old one's down)."""
-    provider = tracing().provider
+    built = tracing()
+    provider = built.provider
     if id(provider) not in _exporters:
         exporter = InMemorySpanExporter()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        built.add_span_processor(SimpleSpanProcessor(exporter))
         _exporters[id(provider)] = (provider, exporter)
     exporter = _exporters[id(provider)][1]
     exporter.clear()

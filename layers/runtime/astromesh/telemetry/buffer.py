@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
+from itertools import islice
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.trace import StatusCode
+from opentelemetry.trace import SpanKind, StatusCode
 
 from astromesh.runs.trace import MAX_SPANS_PER_RUN
 from astromesh.telemetry.scope import current_run_id
@@ -41,7 +42,10 @@ class RunSpans(SpanProcessor):
         run_id = current_run_id()
         if run_id is None:  # recorded outside any run (a model probe, an ingestion)
             return
-        record = span_record(span)
+        self.hold(run_id, span_record(span))
+
+    def hold(self, run_id: str, record: SpanRecord) -> None:
+        """Hold one finished span's record for ``run_id`` (bounded)."""
         with self._lock:
             held = self._held.setdefault(run_id, [])
             if len(held) < MAX_SPANS_PER_RUN:
@@ -62,33 +66,47 @@ class RunSpans(SpanProcessor):
 
 def span_record(span: ReadableSpan) -> SpanRecord:
     """The JSON record of one finished span, as stored with its run."""
-    context = span.get_span_context()
+    context = span.context
     parent = span.parent
+    status = span.status
+    start = span.start_time or 0
     record: SpanRecord = {
         "name": span.name,
         "span_id": f"{context.span_id:016x}" if context else "",
         "parent_span_id": f"{parent.span_id:016x}" if parent is not None else None,
-        "kind": span.kind.name.lower(),
-        "start_ns": span.start_time or 0,
-        "end_ns": span.end_time or span.start_time or 0,
-        "status": "error" if span.status.status_code is StatusCode.ERROR else "ok",
+        "kind": _KIND_NAMES[span.kind],
+        "start_ns": start,
+        "end_ns": span.end_time or start,
+        "status": "error" if status.status_code is StatusCode.ERROR else "ok",
         "attributes": bounded_attributes(span.attributes or {}),
     }
-    if span.status.description:
-        record["error"] = _cut(span.status.description)
+    if status.description:
+        record["error"] = _cut(status.description)
     return record
+
+
+_KIND_NAMES = {kind: kind.name.lower() for kind in SpanKind}
+"""``SpanKind.INTERNAL`` -> ``"internal"``, looked up rather than built for every span."""
 
 
 def bounded_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
     """At most :data:`MAX_ATTRIBUTES` attributes, strings cut, sequences made lists."""
+    items = attributes.items()
+    if len(attributes) > MAX_ATTRIBUTES:  # rare: no copy of the usual few
+        items = islice(items, MAX_ATTRIBUTES)
     kept: dict[str, Any] = {}
-    for key, value in list(attributes.items())[:MAX_ATTRIBUTES]:
-        if isinstance(value, str):
+    for key, value in items:
+        kind = type(value)
+        if kind is str:  # the usual ones first, by exact type
+            kept[key] = value if len(value) <= MAX_ATTRIBUTE_CHARS else _cut(value)
+        elif kind is int or kind is float or kind is bool:
+            kept[key] = value
+        elif isinstance(value, str):
             kept[key] = _cut(value)
         elif isinstance(value, bool | int | float):
             kept[key] = value
         else:
-            kept[key] = [_cut(v) if isinstance(v, str) else v for v in list(value)[:32]]
+            kept[key] = [_cut(v) if isinstance(v, str) else v for v in islice(value, 32)]
     return kept
 
 

@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from astromesh.telemetry.provider import fixed_ids, tracing
@@ -48,10 +49,37 @@ RUN_STATUS = "astromesh.run.status"
 
 
 class ChatSpan:
-    """One model call's span, ended by :meth:`answered` or by leaving :func:`chat`."""
+    """One model call's span: a context manager (:func:`chat`), ended by leaving it;
+    :meth:`answered` records the response."""
 
-    def __init__(self, span: Span) -> None:
-        self.span = span
+    __slots__ = ("_attributes", "_messages", "span")
+
+    def __init__(self, attributes: dict[str, Any], messages: Sequence[Message]) -> None:
+        self._attributes = attributes
+        self._messages = messages
+
+    def __enter__(self) -> ChatSpan:
+        self.span = span = tracing().tracer.start_span(
+            f"chat {self._attributes[REQUEST_MODEL]}", attributes=self._attributes
+        )
+        capture = current_capture()
+        if capture is not None:
+            span.set_attribute(INPUT_MESSAGES, capture.messages(self._messages))
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        span = self.span
+        try:
+            # A consumer that stopped reading (GeneratorExit) is not a failure.
+            if exc is not None and not isinstance(exc, GeneratorExit):
+                fail(span, getattr(exc, "code", None) or type(exc).__name__, str(exc))
+        finally:
+            span.end()
 
     def answered(self, response: ModelResponse) -> None:
         span = self.span
@@ -67,50 +95,29 @@ class ChatSpan:
             span.set_attribute(OUTPUT_MESSAGES, capture.messages([response.as_message()]))
 
 
-@contextmanager
-def chat(provider: str, model: str, messages: Sequence[Message]) -> Iterator[ChatSpan]:
-    """A ``chat {model}`` span around one attempt of a model call.
+def chat(provider: str, model: str, messages: Sequence[Message]) -> ChatSpan:
+    """A ``chat {model}`` span around one attempt of a model call (``with chat(...) as
+    span``; an exception leaving the block marks it failed with the error's code).
 
     Not made current: the router yields stream events from inside it, and a span attached
     across an async generator's yields would leak into the consumer's context.
     """
-    span = tracing().tracer.start_span(
-        f"chat {model}",
-        attributes={OPERATION: "chat", PROVIDER: provider, REQUEST_MODEL: model},
-    )
-    capture = current_capture()
-    if capture is not None:
-        span.set_attribute(INPUT_MESSAGES, capture.messages(messages))
-    try:
-        yield ChatSpan(span)
-    except GeneratorExit:  # the consumer stopped reading: not a failure
-        raise
-    except BaseException as exc:
-        fail(span, getattr(exc, "code", None) or type(exc).__name__, str(exc))
-        raise
-    finally:
-        span.end()
+    return ChatSpan({OPERATION: "chat", PROVIDER: provider, REQUEST_MODEL: model}, messages)
 
 
-@contextmanager
-def execute_tool(call: ToolCall, *, tool_type: str | None = None) -> Iterator[Span]:
+def execute_tool(call: ToolCall, *, tool_type: str | None = None) -> operation:
     """An ``execute_tool {tool}`` span, current in the block (a child run started by an agent
     tool nests under it)."""
-    with operation(
-        f"execute_tool {call.name}",
-        {
-            OPERATION: "execute_tool",
-            TOOL_NAME: call.name,
-            TOOL_CALL_ID: call.id,
-            TOOL_TYPE: tool_type,
-        },
-    ) as span:
-        capture = current_capture()
-        if capture is not None:
-            span.set_attribute(
-                TOOL_ARGUMENTS, capture.text(json.dumps(call.arguments, ensure_ascii=False))
-            )
-        yield span
+    attributes: dict[str, Any] = {
+        OPERATION: "execute_tool",
+        TOOL_NAME: call.name,
+        TOOL_CALL_ID: call.id,
+        TOOL_TYPE: tool_type,
+    }
+    capture = current_capture()
+    if capture is not None:
+        attributes[TOOL_ARGUMENTS] = capture.text(json.dumps(call.arguments, ensure_ascii=False))
+    return operation(f"execute_tool {call.name}", attributes)
 
 
 def tool_result(span: Span, result: ActionResult) -> None:

@@ -5,7 +5,10 @@ Nothing here imports the OpenTelemetry SDK at module load: a handler that never 
 by the first span a process records, and then always feeds the spans kept with each run
 (:class:`~astromesh.telemetry.buffer.RunSpans`); an OTLP exporter (http/protobuf, batched) is
 added only when ``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` is
-set, and imported only then.
+set, and imported only then. Without an exporter (and without an ``OTEL_*`` setting that
+changes what the SDK records) the runtime's spans are made by the lean
+:class:`~astromesh.telemetry.recorder.Recorder` rather than the provider's tracer: it keeps
+the same records for a fraction of the cost.
 
 The provider is the runtime's own rather than the process-global one, so spans kept with runs
 never depend on what else the process configured; it reads the usual ``OTEL_SERVICE_NAME``,
@@ -23,10 +26,13 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.id_generator import IdGenerator
     from opentelemetry.trace import Tracer
 
     from astromesh.telemetry.buffer import RunSpans
+    from astromesh.telemetry.recorder import Recorder
 
 logger = logging.getLogger("astromesh.telemetry")
 
@@ -40,14 +46,42 @@ FLUSH_TIMEOUT_MS = 2000
 _forced_ids: ContextVar[tuple[int, int] | None] = ContextVar("astromesh_forced_ids", default=None)
 
 
-class _Tracing:
-    """What one process built: the provider, its run-span buffer, whether it exports."""
+LEAN_BLOCKERS = (
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_SDK_DISABLED",
+    "OTEL_SPAN_",
+    "OTEL_ATTRIBUTE_",
+    "OTEL_EVENT_",
+    "OTEL_LINK_",
+)
+"""Settings (names starting so) that change what the SDK records: with any of them set, the
+spans are made by the SDK's tracer, not the lean :class:`~astromesh.telemetry.recorder.Recorder`
+(which records what the SDK does with its defaults)."""
 
-    def __init__(self, provider: TracerProvider, buffer: RunSpans, exporting: bool) -> None:
+
+class _Tracing:
+    """What one process built: the provider, its run-span buffer, whether it exports, and the
+    tracer the runtime's spans are started with (the lean recorder when nothing is exported)."""
+
+    def __init__(
+        self,
+        provider: TracerProvider,
+        buffer: RunSpans,
+        exporting: bool,
+        recorder: Recorder | None = None,
+    ) -> None:
         self.provider = provider
         self.buffer = buffer
         self.exporting = exporting
-        self.tracer: Tracer = provider.get_tracer("astromesh")
+        self.recorder = recorder
+        self.tracer: Tracer = recorder if recorder is not None else provider.get_tracer("astromesh")
+
+    def add_span_processor(self, processor: SpanProcessor) -> None:
+        """Hand every span finished from now on to ``processor`` too (tests' in-memory
+        exporter), whichever tracer records them."""
+        self.provider.add_span_processor(processor)
+        if self.recorder is not None:
+            self.recorder.add_span_processor(processor)
 
 
 _built: _Tracing | None = None
@@ -87,9 +121,13 @@ def _build(env: dict[str, str]) -> _Tracing:
             return forced[0] if forced is not None else random.getrandbits(128) or 1
 
     resource = Resource.create({"service.name": env.get("OTEL_SERVICE_NAME", SERVICE_NAME)})
-    provider = TracerProvider(resource=resource, id_generator=RunIds())
+    ids = RunIds()
+    provider = TracerProvider(resource=resource, id_generator=ids)
     buffer = RunSpans()
     provider.add_span_processor(buffer)
+    # Nothing exported, nothing that changes what the SDK records: the lean recorder.
+    lean = not any(name.startswith(LEAN_BLOCKERS) for name in env)
+    recorder = _recorder(buffer, ids, resource) if lean else None
     exporting = any(env.get(name) for name in ENDPOINT_ENVS)
     if exporting:
         try:
@@ -100,14 +138,25 @@ def _build(env: dict[str, str]) -> _Tracing:
                 "installed: spans are kept with the runs, not exported",
                 next(n for n in ENDPOINT_ENVS if env.get(n)),
             )
-            return _Tracing(provider, buffer, False)
+            return _Tracing(provider, buffer, False, recorder)
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
         logger.info(
             "otlp | exporting spans to %s", next(env[n] for n in ENDPOINT_ENVS if env.get(n))
         )
-    return _Tracing(provider, buffer, exporting)
+        return _Tracing(provider, buffer, True)
+    return _Tracing(provider, buffer, False, recorder)
+
+
+def _recorder(buffer: RunSpans, ids: IdGenerator, resource: Resource) -> Recorder:
+    from opentelemetry.sdk.trace import SpanLimits
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+    from astromesh.telemetry.recorder import Recorder
+
+    limit = SpanLimits().max_span_attributes
+    return Recorder(buffer, ids, resource, InstrumentationScope("astromesh"), limit or 0)
 
 
 @contextmanager

@@ -5,8 +5,9 @@ resolves *for a tenant*: to that tenant's registered agent (from the durable reg
 shared by every instance), else to the file agent of that name (the agents folder's
 read-only defaults, shared by every tenant). Another tenant's agent is never found, so it
 answers exactly like a name nobody uses. Built agents are cached per process by
-``(tenant, name)`` and rebuilt when the registry's revision of an agent moves on, so an
-update made through one Lambda instance reaches the others on their next request.
+``(tenant, name)`` and rebuilt when the registry's revision or text of an agent moves on (a
+deleted agent registered again starts over at revision 1), so an update made through one
+Lambda instance reaches the others on their next request.
 """
 
 from __future__ import annotations
@@ -78,8 +79,12 @@ class AgentCatalog:
         """What registered documents may use; checked on every parse (stored ones too, so a
         policy tightened on upgrade applies to agents registered before) and enforced at
         run time through :meth:`RegistrationPolicy.grants`."""
-        self._documents: dict[StatusKey, tuple[int, AgentDocument]] = {}
-        self._built: dict[StatusKey, tuple[int, Agent]] = {}
+        # Both caches are per tenant and name, and checked against the registry's record on
+        # every use: a parsed document is kept while its revision *and* text are the ones
+        # stored (a deleted agent registered again starts over at revision 1), and a built
+        # agent while it was built from that very document.
+        self._documents: dict[StatusKey, tuple[int, str, AgentDocument]] = {}
+        self._built: dict[StatusKey, tuple[AgentDocument, Agent]] = {}
         self._retired: list[Agent] = []
         self._build_lock = asyncio.Lock()
 
@@ -158,10 +163,10 @@ class AgentCatalog:
         if entry.origin == "file":
             return await self.runtime.get(entry.name)
         cached = self._built.get(entry.key)
-        if cached is None or cached[0] != entry.revision:
+        if cached is None or cached[0] is not entry.document:
             async with self._build_lock:
                 cached = self._built.get(entry.key)
-                if cached is None or cached[0] != entry.revision:
+                if cached is None or cached[0] is not entry.document:
                     try:
                         built = await self.runtime.build(
                             entry.document, grants=self.policy.grants()
@@ -174,7 +179,7 @@ class AgentCatalog:
                             f" (PUT /v1/agents/{entry.name}) so that it can"
                         ) from None
                     self._retire(entry.key)
-                    cached = self._built[entry.key] = (entry.revision, built)
+                    cached = self._built[entry.key] = (entry.document, built)
         return cached[1]
 
     # -- writing ---------------------------------------------------------------------------
@@ -311,19 +316,19 @@ class AgentCatalog:
     def _document(self, record: RegisteredAgent) -> AgentDocument:
         key = (record.tenant, record.name)
         cached = self._documents.get(key)
-        if cached is not None and cached[0] == record.revision:
-            return cached[1]
+        if cached is not None and cached[:2] == (record.revision, record.source):
+            return cached[2]
         try:
             document = self.parse(record.source, source=f"registry:{record.name}")
         except InvalidAgent as exc:
             raise AgentUnrunnable(
                 f"registered agent {record.name!r} no longer validates: {exc.message}"
             ) from None
-        self._documents[key] = (record.revision, document)
+        self._documents[key] = (record.revision, record.source, document)
         return document
 
     def _remember(self, record: RegisteredAgent, document: AgentDocument) -> CatalogEntry:
-        self._documents[record.tenant, record.name] = (record.revision, document)
+        self._documents[record.tenant, record.name] = (record.revision, record.source, document)
         return self._entry(record, document, AgentStatus.DEPLOYED)
 
     @staticmethod

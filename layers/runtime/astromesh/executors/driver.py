@@ -15,6 +15,7 @@ again and answer as the first time did.
 from __future__ import annotations
 
 import asyncio
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Literal, TypedDict
 
@@ -65,6 +66,10 @@ TRANSIENT_CODES = frozenset({"provider_unavailable", "provider_timeout"})
 RETRY_MARGIN_SECONDS = 10.0
 """A transient failure is handed to the state machine's Retry only with this much run time
 left; closer to the deadline the run fails at once, as it does locally."""
+
+RUN_AGENTS = 256
+"""Runs whose agent a driver remembers (the most recently used ones; see
+:meth:`StepDriver._agent`)."""
 
 
 class ActionRef(TypedDict):
@@ -130,6 +135,30 @@ class StepDriver:
         self.emit = emit
         self.run_child = run_child
         self.metrics = metrics or NullMetrics()
+        self._run_agents: OrderedDict[tuple[str, str, str], Agent] = OrderedDict()
+
+    async def _agent(self, run: RunState) -> Agent:
+        """The agent of ``run``: looked up (registry, then folder) at the run's first task in
+        this container, then kept for its later tasks here.
+
+        A run's tasks (prepare, every step, every tool call, finalize) would otherwise each
+        ask the registry for the agent's current revision: a store round trip per task for
+        a document that rarely changes. Kept by run id (with its tenant and agent name), so
+        one tenant's run is never served another tenant's namesake; a run started after an
+        agent is registered again looks it up afresh and gets the new document, while a run
+        already going here keeps the agent it started with in this container (the document
+        its history was made with).
+        """
+        key = (run.id, run.tenant, run.agent)
+        agent = self._run_agents.get(key)
+        if agent is None:
+            agent = await self.agents(run.agent, run.tenant)
+            self._run_agents[key] = agent
+            if len(self._run_agents) > RUN_AGENTS:
+                self._run_agents.popitem(last=False)
+        else:
+            self._run_agents.move_to_end(key)
+        return agent
 
     # -- prepare ------------------------------------------------------------------------------
 
@@ -144,7 +173,7 @@ class StepDriver:
             return {"run_id": run_id}
         with run_scope(run):
             try:  # an agent that cannot be found or built here fails the run, like a bad prompt
-                agent = await self.agents(run.agent, run.tenant)
+                agent = await self._agent(run)
                 with run_scope(run, agent):
                     await pipeline.prepare(run, agent, self.emit)
             except AstromeshError as exc:
@@ -172,11 +201,11 @@ class StepDriver:
     async def _step(self, run: RunState, acted: Sequence[ActAnswer] | None) -> StepAnswer:
         agent = None
         if acted and _awaits_observation(run) and _answers_pending(run, acted):
-            agent = await self.agents(run.agent, run.tenant)
+            agent = await self._agent(run)
             await self._observe(run, agent, acted)
         decision = _settled_decision(run)
         if decision is None:
-            agent = agent or await self.agents(run.agent, run.tenant)
+            agent = agent or await self._agent(run)
             with run_scope(run, agent):
                 # The answer is screened before it is stored (finalize runs in another task).
                 decision = await pipeline.screen_answer(run, agent, await self._decide(run, agent))
@@ -222,7 +251,7 @@ class StepDriver:
         stored = await self.runs.get_results(run_id, [call_id])
         if call_id in stored:  # a retried task: the call already ran
             return {"call_id": call_id, "ok": stored[call_id].ok, "child_run_id": None}
-        agent = await self.agents(run.agent, run.tenant)
+        agent = await self._agent(run)
         call = next((c for c in run.pending_actions if c.id == call_id), None)
         if call is None:
             raise LookupError(f"run {run_id!r} has no pending action {call_id!r}")
@@ -274,7 +303,7 @@ class StepDriver:
         run = await self.runs.get(run_id)
         if not _awaits_observation(run):
             return {"run_id": run_id}  # observed already, or the run was cancelled meanwhile
-        agent = await self.agents(run.agent, run.tenant)
+        agent = await self._agent(run)
         with run_scope(run, agent):
             await self._observe(run, agent, acted)
             await self._save(run)
@@ -326,7 +355,7 @@ class StepDriver:
         decision = _final_decision(run, error)
         with run_scope(run):
             try:
-                agent = await self.agents(run.agent, run.tenant)
+                agent = await self._agent(run)
             except AstromeshError as exc:
                 # Nothing of the agent's (guardrails, memory) can run without it; the run
                 # must still end, or its caller would wait on it forever.
@@ -342,6 +371,7 @@ class StepDriver:
                         run, agent, decision, self.emit, run_child=self.run_child
                     )
             await self._save_final(run)
+        self._run_agents.pop((run.id, run.tenant, run.agent), None)  # no task of it follows
         return {"run_id": run_id, "status": run.status.value}
 
     # -- saving -------------------------------------------------------------------------------

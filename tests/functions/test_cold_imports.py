@@ -81,11 +81,32 @@ def test_light_handlers_load_neither_the_runtime_nor_heavy_libraries(handler, tm
     assert _loaded(handler, HEAVY + RUNTIME, tmp_path) == []
 
 
+API_ON_FIRST_USE = (
+    "astromesh.channels.schemas",
+    "astromesh.channels.rest.health",
+    "astromesh.channels.rest.agents",
+    "astromesh.channels.rest.workflows",
+    "astromesh.channels.rest.rag",
+    "astromesh.channels.rest.templates",
+    "astromesh.channels.ws",
+    "astromesh.channels.messaging.routes",
+    "astromesh.channels.console",
+    "astromesh.orchestration.supervisor",
+    "astromesh.rag.ingest",
+    "referencing",
+)
+"""What the API imports on the first request that needs it: each router module (and the
+request/response models) on the first request under its prefixes, or for the OpenAPI
+document (astromesh.channels.lazy_routers); an orchestration pattern when an agent using it
+is built; RAG ingestion with a pipeline; ``referencing`` with a tool's JSON Schema."""
+
+
 def test_the_api_loads_its_app_without_xray_otel_sdk_http_clients_or_ml(tmp_path):
     """The app and the agents are built at init (what its first request needs); the X-Ray
-    SDK only when tracing is on, httpx when a provider, tool or webhook is first used."""
+    SDK only when tracing is on, httpx when a provider, tool or webhook is first used, and
+    the routers when a request reaches them."""
     heavy = tuple(name for name in HEAVY if name != "jinja2")
-    assert _loaded("api", (*heavy, "fastapi"), tmp_path) == ["fastapi"]
+    assert _loaded("api", (*heavy, *API_ON_FIRST_USE, "fastapi"), tmp_path) == ["fastapi"]
 
 
 def test_the_ingestion_handler_leaves_the_ml_stack_to_its_first_pipeline(tmp_path):

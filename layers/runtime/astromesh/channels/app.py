@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from astromesh import __version__
-from astromesh.channels import console, openapi, rest, ws
+from astromesh.channels import openapi, rest
 from astromesh.channels.error_handlers import install_error_handlers
-from astromesh.channels.messaging import routes as messaging_routes
+from astromesh.channels.lazy_routers import RouterModule, include_lazily
+from astromesh.channels.messaging.hub import close_hub
 from astromesh.channels.middleware import BodyLimit, ErrorBoundary, TextBoundary
 from astromesh.channels.prometheus import load_exporter, metrics_router
 from astromesh.channels.services import Services
@@ -41,6 +42,10 @@ Authenticate with `Authorization: Bearer <key>` or `x-api-key: <key>`
 Errors are `{"error": {"code", "message"}, "detail": message}`
 (`detail` is upstream's FastAPI field, always the message string).
 Every path also answers with one trailing slash, without a redirect."""
+
+WEBSOCKET = RouterModule("astromesh.channels.ws", ("/v1/ws",))
+WEBHOOKS = RouterModule("astromesh.channels.messaging.routes", ("/v1/channels",))
+CONSOLE = RouterModule("astromesh.channels.console", ("/", "/console"))
 
 
 def create_app(
@@ -93,6 +98,7 @@ def create_app(
             try:
                 yield
             finally:
+                await close_hub(_app)  # the webhooks' hub, if one was built
                 await services.aclose()
                 if owns_runtime:
                     await runtime.close()
@@ -111,13 +117,10 @@ def create_app(
     app.state.services = services
     install_error_handlers(app)
     openapi.install(app)
-    for router in rest.ROUTERS:
-        app.include_router(router)
-    app.include_router(ws.router)
+    include_lazily(app, (*rest.ROUTERS, WEBSOCKET))
     if prometheus is not None:
         app.include_router(metrics_router(prometheus))
-    for router in (messaging_routes.router, console.router):  # webhooks; the console at /
-        app.include_router(router)
+    include_lazily(app, (WEBHOOKS, CONSOLE))  # the console at /
     app.add_middleware(TraceParent)  # a run started here joins the caller's trace
     app.add_middleware(TrailingSlash)  # /v1/agents/ is /v1/agents, no redirect (upstream CLI)
     app.add_middleware(TextBoundary)  # inside BodyLimit: the bodies it reads are bounded

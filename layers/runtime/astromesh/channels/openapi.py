@@ -19,7 +19,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from astromesh.channels.schemas import ErrorResponse
+from astromesh.channels.lazy_routers import load_all
 from astromesh.text_boundary import PATTERN
 
 _RETRY_AFTER = {
@@ -90,11 +90,13 @@ def install(app: FastAPI) -> None:
     the error body's schema and the text rule on every string of a request or response:
     ``pattern`` :data:`~astromesh.text_boundary.PATTERN` on strings, keys of free-form
     objects too, and free-form values (``context``, a tool's output) as ``JsonValue``:
-    any JSON whose strings follow the rule. Built once, on first request."""
+    any JSON whose strings follow the rule. Built once, on first request, after every
+    router the app includes lazily is loaded (the document names every route)."""
     build: Callable[[], dict[str, Any]] = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
+            load_all(app)
             document = build()
             components = document.setdefault("components", {}).setdefault("schemas", {})
             for name, schema in _error_schemas().items():
@@ -109,6 +111,8 @@ def install(app: FastAPI) -> None:
 
 
 def _error_schemas() -> dict[str, Any]:
+    from astromesh.channels.schemas import ErrorResponse  # the routes' models: with the routes
+
     schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
     definitions = schema.pop("$defs", {})
     return {"ErrorResponse": schema, **definitions}

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -19,15 +20,34 @@ from astromesh.orchestration.base import (
     decision_from_dict,
     decision_to_dict,
 )
-from astromesh.orchestration.parallel_fan_out import ParallelFanOutPattern
-from astromesh.orchestration.pipeline import PipelinePattern
-from astromesh.orchestration.plan_and_execute import PlanAndExecutePattern
-from astromesh.orchestration.react import ReActPattern
-from astromesh.orchestration.supervisor import SupervisorPattern
-from astromesh.orchestration.swarm import SwarmPattern
 
 if TYPE_CHECKING:
     from astromesh.agent import Agent
+    from astromesh.orchestration.parallel_fan_out import ParallelFanOutPattern
+    from astromesh.orchestration.pipeline import PipelinePattern
+    from astromesh.orchestration.plan_and_execute import PlanAndExecutePattern
+    from astromesh.orchestration.react import ReActPattern
+    from astromesh.orchestration.supervisor import SupervisorPattern
+    from astromesh.orchestration.swarm import SwarmPattern
+
+_PATTERN_MODULES = {
+    "ParallelFanOutPattern": "parallel_fan_out",
+    "PipelinePattern": "pipeline",
+    "PlanAndExecutePattern": "plan_and_execute",
+    "ReActPattern": "react",
+    "SupervisorPattern": "supervisor",
+    "SwarmPattern": "swarm",
+}
+"""Each pattern's module is imported when an agent uses it (or its name is imported from
+here): an API serving ``react`` agents does not load the swarm's tool machinery."""
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PATTERN_MODULES:
+        module = import_module(f"astromesh.orchestration.{_PATTERN_MODULES[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 RUNNABLE_PATTERNS = (
     "react",
@@ -58,16 +78,28 @@ def build_pattern(
     """
     spec = pattern if isinstance(pattern, OrchestrationSpec) else _spec_for(pattern, tool_calling)
     if spec.pattern == "react":
+        from astromesh.orchestration.react import ReActPattern
+
         return ReActPattern(tool_calling=spec.tool_calling)
     if spec.pattern == "plan_and_execute":
+        from astromesh.orchestration.plan_and_execute import PlanAndExecutePattern
+
         return PlanAndExecutePattern(max_replans=spec.max_replans, tool_calling=spec.tool_calling)
     if spec.pattern == "pipeline":
+        from astromesh.orchestration.pipeline import PipelinePattern
+
         return PipelinePattern(spec.stages or [])
     if spec.pattern == "parallel_fan_out":
+        from astromesh.orchestration.parallel_fan_out import ParallelFanOutPattern
+
         return ParallelFanOutPattern(spec.targets or [], aggregate=spec.aggregate)
     if spec.pattern == "supervisor":
+        from astromesh.orchestration.supervisor import SupervisorPattern
+
         return SupervisorPattern(spec.workers or [])
     if spec.pattern == "swarm":
+        from astromesh.orchestration.swarm import SwarmPattern
+
         names = spec.agents or []
         missing = [name for name in names if name not in (members or {})]
         if missing:

@@ -8,10 +8,34 @@ Entry points: :func:`build_pipeline` (one ``RAGPipeline`` document), :class:`Pip
 folders) and :func:`retrieve_for_tool` (the ``type: rag`` tool's answer).
 """
 
-from astromesh.rag.ingest import IngestReport, ingest_file, ingest_paths, read_document
-from astromesh.rag.pipeline import IngestResult, PipelineRegistry, RAGPipeline, build_pipeline
-from astromesh.rag.tool import format_hits, retrieve_for_tool
-from astromesh.rag.types import Chunk, Hit, Record
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from astromesh.rag.ingest import IngestReport, ingest_file, ingest_paths, read_document
+    from astromesh.rag.pipeline import IngestResult, PipelineRegistry, RAGPipeline, build_pipeline
+    from astromesh.rag.tool import format_hits, retrieve_for_tool
+    from astromesh.rag.types import Chunk, Hit, Record
+
+_EXPORTS = {
+    "Chunk": "astromesh.rag.types",
+    "Hit": "astromesh.rag.types",
+    "IngestReport": "astromesh.rag.ingest",
+    "IngestResult": "astromesh.rag.pipeline",
+    "PipelineRegistry": "astromesh.rag.pipeline",
+    "RAGPipeline": "astromesh.rag.pipeline",
+    "Record": "astromesh.rag.types",
+    "build_pipeline": "astromesh.rag.pipeline",
+    "format_hits": "astromesh.rag.tool",
+    "ingest_file": "astromesh.rag.ingest",
+    "ingest_paths": "astromesh.rag.ingest",
+    "read_document": "astromesh.rag.ingest",
+    "retrieve_for_tool": "astromesh.rag.tool",
+}
+"""Where each name lives, imported on first use: the memory context builder needs only
+``Hit`` (``rag.types``), not the ingestion and pipeline modules."""
 
 __all__ = [
     "Chunk",
@@ -28,3 +52,9 @@ __all__ = [
     "read_document",
     "retrieve_for_tool",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

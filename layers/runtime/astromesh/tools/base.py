@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
-from referencing.exceptions import Unresolvable
 
 from astromesh.errors import ToolError
 from astromesh.models.types import ToolDefinition
@@ -118,6 +117,8 @@ class Tool(ABC):
             return [f"arguments are not valid JSON: {arguments['_raw']!r}"]
         if self._certainly_valid is not None and self._certainly_valid(arguments):
             return []
+        from referencing.exceptions import Unresolvable  # with the validator, not at import
+
         try:
             errors = sorted(self._validator.iter_errors(arguments), key=lambda e: list(e.path))
         except Unresolvable as exc:  # a $ref to nowhere: the tool's schema, not the call

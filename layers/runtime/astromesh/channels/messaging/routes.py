@@ -4,7 +4,7 @@ One pair of routes serves every adapter (WhatsApp's path is the one docs/api.md 
 ``POST`` answers as soon as the delivery is verified and claimed; the agent runs in a task
 of this process and the reply goes out when it ends. The hub (adapters, guards, HTTP client)
 is built on the first webhook request, from the runtime's environment and agents folder, and
-closed with the app.
+closed with the app (``hub.py``).
 
 In Lambda the process freezes after the response, so a background task would never finish:
 there the webhook is served by ``functions/whatsapp`` / ``functions/telegram`` instead, and
@@ -13,55 +13,19 @@ these routes answer 501.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
 from astromesh.channels.errors import NotAvailable
 from astromesh.channels.messaging.base import WebhookRequest
+from astromesh.channels.messaging.hub import hub_of
 from astromesh.channels.openapi import AGENT, errors
 from astromesh.channels.schemas import WebhookAccepted
 from astromesh.channels.security import services_of
 
-if TYPE_CHECKING:
-    from astromesh.channels.messaging.inbox import ChannelHub
-
-_HUB = "channel_hub"
-
-
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    try:
-        yield
-    finally:
-        await close_hub(app)
-
-
-router = APIRouter(tags=["channels"], lifespan=_lifespan)
-
-
-def hub_of(request: Request) -> ChannelHub:
-    """The app's hub, built on first use (synchronously, so two first requests cannot
-    both build one)."""
-    state = request.app.state
-    hub: ChannelHub | None = getattr(state, _HUB, None)
-    if hub is None:
-        from astromesh.channels.messaging.inbox import ChannelHub  # httpx: on the first webhook
-
-        hub = ChannelHub.build(services_of(request))
-        setattr(state, _HUB, hub)
-    return hub
-
-
-async def close_hub(app: FastAPI) -> None:
-    """Finish (briefly) the answers in flight and close the hub, if one was built."""
-    hub: ChannelHub | None = getattr(app.state, _HUB, None)
-    if hub is not None:
-        setattr(app.state, _HUB, None)
-        await hub.aclose()
+router = APIRouter(tags=["channels"])
 
 
 async def _webhook_request(request: Request) -> WebhookRequest:

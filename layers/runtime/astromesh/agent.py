@@ -8,8 +8,6 @@ from typing import TYPE_CHECKING, Any
 
 from astromesh.guardrails import GuardrailChain
 from astromesh.memory.conversational import ConversationalMemory
-from astromesh.memory.episodic import EpisodicLog
-from astromesh.memory.semantic import SemanticMemory
 from astromesh.models.router import ModelRouter
 from astromesh.orchestration.base import Pattern
 from astromesh.prompts.render import PromptTemplate, base_variables
@@ -21,6 +19,8 @@ from astromesh.tools.registry import ToolRegistry
 
 if TYPE_CHECKING:
     from astromesh.config import AgentDocument
+    from astromesh.memory.episodic import EpisodicLog
+    from astromesh.memory.semantic import SemanticMemory
 
 
 @dataclass

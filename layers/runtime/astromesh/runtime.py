@@ -37,17 +37,13 @@ from astromesh.executors.local import LocalExecutor
 from astromesh.guardrails import BudgetLedger, build_guardrails, build_ledger
 from astromesh.guardrails.ledger import DEFAULT_REDIS_PREFIX as DEFAULT_BUDGET_PREFIX
 from astromesh.memory.conversational import ConversationalMemory, build_memory
-from astromesh.memory.episodic import build_episodic_memory
-from astromesh.memory.semantic import SemanticMemory, build_semantic_memory
-from astromesh.memory.summary import build_summary_store, model_summarizer
 from astromesh.models.breaker import CircuitBreaker
 from astromesh.models.factory import breaker_for, build_router
 from astromesh.models.health import HealthChecks
 from astromesh.models.router import ModelRouter
-from astromesh.orchestration import SwarmPattern, build_pattern, wiring
+from astromesh.orchestration import build_pattern, wiring
 from astromesh.orchestration.base import Fail
 from astromesh.prompts.render import PromptTemplate
-from astromesh.rag.pipeline import PipelineRegistry
 from astromesh.runs.events import EventSink, discard
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.security.grants import FILE_AGENT_GRANTS, Grants
@@ -56,14 +52,17 @@ from astromesh.telemetry.content import capture_from_env
 from astromesh.telemetry.metrics import Metrics, metrics_from_env
 from astromesh.tools.agent import AgentDepthExceeded
 from astromesh.tools.builtin import router_summariser
-from astromesh.tools.builtin.cache_store import ToolCache, build_tool_cache
 from astromesh.tools.registry import build_registry, check_agent_name
 
 if TYPE_CHECKING:
     from astromesh.config import AgentDocument, ConfigIssue, LoadResult
     from astromesh.config.agent import SemanticMemory as SemanticMemoryConfig
     from astromesh.config.orchestration import OrchestrationSpec
+    from astromesh.memory.episodic import EpisodicLog
+    from astromesh.memory.semantic import SemanticMemory
     from astromesh.orchestration.base import Pattern
+    from astromesh.rag.pipeline import PipelineRegistry
+    from astromesh.tools.builtin.cache_store import ToolCache
     from astromesh.tools.factory import Ingester
     from astromesh.tools.rag import Retriever
     from astromesh.tools.registry import ToolRegistry
@@ -343,7 +342,7 @@ class AgentRuntime:
                 capture_content=self._capture_content(),
                 semantic=await self._build_semantic(memory_spec.semantic if memory_spec else None),
                 episodic=(
-                    build_episodic_memory(await self._backend(memory_spec.episodic.backend))
+                    await self._build_episodic(memory_spec.episodic.backend)
                     if memory_spec and memory_spec.episodic
                     else None
                 ),
@@ -439,7 +438,10 @@ class AgentRuntime:
             for _, name in wiring.swarm_agents(orchestration)
         }
         pattern = build_pattern(orchestration, members=members)
-        if isinstance(pattern, SwarmPattern):
+        if orchestration.pattern == "swarm":  # the swarm's module only for swarms
+            from astromesh.orchestration.swarm import SwarmPattern
+
+            assert isinstance(pattern, SwarmPattern)
             for tool in pattern.member_tools():
                 tools.add(tool, always_allowed=True)
             for toolset in pattern.member_toolsets():  # members' MCP tools, on first use
@@ -486,6 +488,8 @@ class AgentRuntime:
         """Where ``cache_store`` builtins keep values: in Redis when a Redis URL is configured
         (every instance sees the same values), in this process's memory otherwise."""
         if self._tool_cache is None:
+            from astromesh.tools.builtin.cache_store import build_tool_cache
+
             cfg = self.config.runtime.spec.state if self.config.runtime else None
             self._tool_cache = build_tool_cache(
                 (cfg and cfg.redis_url) or self.env.get(REDIS_URL_ENV)
@@ -519,6 +523,8 @@ class AgentRuntime:
             else await self._backend(conv.backend)
         )
         summary = conv.strategy == "summary"
+        if summary:
+            from astromesh.memory.summary import build_summary_store, model_summarizer
         return build_memory(
             backend.history,
             strategy=conv.strategy,
@@ -528,10 +534,17 @@ class AgentRuntime:
             summaries=build_summary_store(backend) if summary else None,
         )
 
+    async def _build_episodic(self, backend: str) -> EpisodicLog:
+        from astromesh.memory.episodic import build_episodic_memory  # for agents keeping one
+
+        return build_episodic_memory(await self._backend(backend))
+
     async def _build_semantic(self, config: SemanticMemoryConfig | None) -> SemanticMemory | None:
         """Semantic memory; a pgvector one shares the state database's DSN."""
         if config is None:
             return None
+        from astromesh.memory.semantic import build_semantic_memory
+
         cfg = self.config.runtime.spec.state if self.config.runtime else None
         return build_semantic_memory(
             config,
@@ -542,6 +555,8 @@ class AgentRuntime:
     async def rag(self) -> PipelineRegistry:
         """The RAG pipelines of the loaded documents, each built on first use."""
         if self._rag is None:
+            from astromesh.rag.pipeline import PipelineRegistry
+
             self._rag = PipelineRegistry(
                 self.config.rag_pipelines, env=self.env, state=await self.state()
             )

@@ -24,10 +24,10 @@ from astromesh.channels.control_plane import (
 from astromesh.channels.launcher import RunLauncher
 from astromesh.channels.settings import ServerSettings
 from astromesh.runtime import AgentRuntime
-from astromesh.workflows.engine import WorkflowEngine
 
 if TYPE_CHECKING:
     from astromesh.agent import Agent
+    from astromesh.workflows.engine import WorkflowEngine
     from astromesh.workflows.run import WorkflowRun
 
 logger = logging.getLogger(__name__)
@@ -84,6 +84,8 @@ class Services:
                 if run.origin == "file":
                     return await self.runtime.get(name)
                 return await catalog.agent(await catalog.entry(name, tenant=run.tenant))
+
+            from astromesh.workflows.engine import WorkflowEngine  # on the first workflow request
 
             engine = WorkflowEngine(self.runtime, agents=agent_of, policy=catalog.policy)
             if self.settings.workflow_machine_arn:

@@ -12,7 +12,14 @@ iteration (Step Functions' limit is 256 KB), and the time spent inside the handl
 iteration (warm containers, SQLite; moto's own overhead is not counted, it says nothing about
 AWS).
 
+Last, what one checkpoint costs the SQLite store as a run grows (``--growth``): a run's lists
+are rows appended by each checkpoint (``astromesh/stores/_journal.py``), so the cost of the
+checkpoint at iteration 60 should be that at iteration 5, where a store that rewrites the
+whole document pays in proportion to the run's length. CPU time of the process (the worker
+thread included) is printed beside wall time: it is far less disturbed by a busy machine.
+
     python bench/steps.py [--iterations 20] [--runs 30] [--machine-iterations 1 5 20]
+                          [--growth 5 20 60]
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from astromesh.models.types import (
     Usage,
 )
 from astromesh.runs.state import RunState
+from astromesh.runs.trace import RunTrace
 from astromesh.runtime import AgentRuntime
 from astromesh.stores.memory import MemoryBackend
 from astromesh.stores.sqlite import SQLiteBackend
@@ -168,6 +176,67 @@ async def state_machine(folder: Path, db: Path, iteration_counts: Sequence[int])
     await backend.close()
 
 
+SPAN = {
+    "name": "chat",
+    "kind": "client",
+    "start_ns": 1,
+    "end_ns": 2,
+    "status": "ok",
+    "attributes": {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "instant",
+        "gen_ai.usage.input_tokens": 10,
+        "gen_ai.usage.output_tokens": 2,
+    },
+}
+"""A kept span of the size a ReAct iteration's spans have without captured content."""
+
+
+async def checkpoint_growth(db: Path, lengths: Sequence[int], runs: int = 10) -> None:
+    """CPU and wall time of the SQLite checkpoint at each iteration count of ``lengths``.
+
+    Each iteration adds what a ReAct iteration adds (an assistant message, a tool message,
+    three step records, six spans); the checkpoints up to that iteration are written first
+    and only the last ones are timed.
+    """
+    backend = SQLiteBackend(db)
+    await backend.open()
+    print()
+    print("one SQLite checkpoint as the run grows (median of the checkpoints timed)")
+    print(f"{'at iteration':>12}{'cpu us':>10}{'wall us':>10}")
+    for length in lengths:
+        cpu: list[float] = []
+        wall: list[float] = []
+        for _ in range(runs):
+            run = await backend.runs.create(
+                RunState(
+                    agent="bench",
+                    query="go",
+                    messages=[Message.system("You are a benchmark."), Message.user("go")],
+                    trace=RunTrace(trace_id="0" * 32, span_id="0" * 16),
+                )
+            )
+            for n in range(length):
+                run.messages.append(Message.assistant(f"call {n}"))
+                run.messages.append(Message.tool(f"{n + 1}", tool_call_id=f"c{n}", name="add"))
+                for kind in ("model_call", "tool_call", "guardrail"):
+                    run.record(kind, n=n)
+                assert run.trace is not None
+                run.trace.keep([dict(SPAN, span_id=f"{n:08x}{k:08x}") for k in range(6)])
+                timed = n >= length - 3
+                started_cpu, started = time.process_time(), time.perf_counter()
+                await backend.runs.checkpoint(run)
+                if timed:
+                    cpu.append(time.process_time() - started_cpu)
+                    wall.append(time.perf_counter() - started)
+        print(
+            f"{length:>12}{statistics.median(cpu) * 1e6:>10.0f}"
+            f"{statistics.median(wall) * 1e6:>10.0f}"
+        )
+    await backend.close()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iterations", type=int, default=20, help="ReAct iterations per run")
@@ -178,6 +247,13 @@ async def main() -> None:
         nargs="+",
         default=[1, 5, 20],
         help="iterations of each run on the state machine",
+    )
+    parser.add_argument(
+        "--growth",
+        type=int,
+        nargs="*",
+        default=[5, 20, 60],
+        help="iterations at which one SQLite checkpoint is timed (none: skip)",
     )
     args = parser.parse_args()
     InstantModel.ITERATIONS = args.iterations
@@ -208,6 +284,8 @@ async def main() -> None:
             await runtime.close()
             await backend.close()
         await state_machine(folder, Path(tmp) / "machine.db", args.machine_iterations)
+        if args.growth:
+            await checkpoint_growth(Path(tmp) / "growth.db", args.growth)
 
 
 if __name__ == "__main__":

@@ -314,7 +314,10 @@ async def act(
                 return result
 
         server_calls, client_calls = split_client_calls(actions, agent.tools.available())
-        results = await asyncio.gather(*(one(call) for call in server_calls))
+        if len(server_calls) == 1:  # the usual step: no task to gather one call through
+            results = [await one(server_calls[0])]
+        else:
+            results = await asyncio.gather(*(one(call) for call in server_calls))
         if keep is not None:
             results = [keep(result) for result in results]
         record_actions(run, agent, server_calls, results, child_runs=child_runs)

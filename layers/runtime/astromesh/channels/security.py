@@ -53,7 +53,9 @@ def route_path(connection: HTTPConnection) -> str:
         route = next(
             (r for r in connection.app.routes if getattr(r, "endpoint", None) is endpoint), None
         )
-    return str(getattr(route, "path", connection.url.path))
+    # The request's URL only without a route: building it costs more than the rest here.
+    path = getattr(route, "path", None)
+    return str(path if path is not None else connection.url.path)
 
 
 async def current_principal(

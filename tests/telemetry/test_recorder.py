@@ -46,6 +46,7 @@ def exercise(tracing: Any, run: RunState) -> list[dict[str, Any]]:
         inner = tracer.start_span("inner", attributes={"k": 1.5}, kind=trace.SpanKind.CLIENT)
         inner.set_attribute("a", "first")
         inner.set_attribute("b", True)
+        inner.set_attribute("", "an empty key: dropped")
         inner.set_attribute("a", "again")  # set again: moved last, as BoundedAttributes does
         inner.set_attributes({"seq": (1, 2), "text": "y" * 5000})
         inner.add_event("something", {"e": 1})

@@ -37,6 +37,7 @@ from astromesh.telemetry.scope import current_run_id
 
 _PLAIN = (str, int, float, bool)
 """Attribute value types the SDK keeps as they are (no string limit: see the module doc)."""
+_MISSING = object()
 _UNSET = Status(StatusCode.UNSET)
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _ROOT_FLAGS = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
@@ -171,12 +172,14 @@ class RecordedSpan(trace.Span):
 def _set(attributes: dict[str, Any], key: str, value: Any, limit: int) -> None:
     """Set one attribute as ``BoundedAttributes`` would: cleaned, moved last when set again,
     the oldest dropped past ``limit``."""
+    if not key or not isinstance(key, str):  # dropped by the SDK too (with a warning)
+        return
     if type(value) not in _PLAIN:
         cleaned = BoundedAttributes(attributes={key: value}, immutable=False)
-        if key not in cleaned:  # an invalid key: the SDK drops it too
+        if key not in cleaned:
             return
         value = cleaned[key]
-    if attributes.pop(key, _PLAIN) is _PLAIN and len(attributes) >= limit:
+    if attributes.pop(key, _MISSING) is _MISSING and len(attributes) >= limit:
         del attributes[next(iter(attributes))]
     attributes[key] = value
 
@@ -238,7 +241,7 @@ class Recorder(trace.Tracer):
             limit = self.max_attributes
             fits = len(attributes) <= limit  # then no key is dropped: a plain value goes in
             for key, value in attributes.items():
-                if fits and type(value) in _PLAIN:
+                if fits and type(value) in _PLAIN and type(key) is str and key:
                     kept[key] = value
                 else:
                     _set(kept, key, value, limit)

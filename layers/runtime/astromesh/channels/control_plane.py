@@ -11,17 +11,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from astromesh.agent import Agent
 from astromesh.auth import KeyStore, key_store_for
 from astromesh.channels.catalog import AgentCatalog
 from astromesh.channels.settings import ServerSettings
 from astromesh.errors import ConfigurationError
-from astromesh.executors.driver import AgentSource, folder_agents
 from astromesh.registry import AgentRegistry, registry_for
 from astromesh.runtime import POSTGRES_DSN_ENV, AgentRuntime
 from astromesh.security import RegistrationPolicy
 from astromesh.stores.base import StateBackend
+
+if TYPE_CHECKING:
+    from astromesh.executors.driver import AgentSource
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,8 @@ async def agent_source(
 
         async def nothing() -> None:
             return None
+
+        from astromesh.executors.driver import folder_agents  # the step workers' module
 
         return folder_agents(runtime.get), nothing
     catalog = AgentCatalog(runtime, control.registry, policy=registration_policy(runtime, settings))

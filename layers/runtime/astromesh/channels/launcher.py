@@ -11,16 +11,18 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from astromesh.agent import Agent
 from astromesh.channels.errors import TooManyRuns
 from astromesh.errors import AstromeshError, ConfigurationError, ConflictError
-from astromesh.executors.stepfunctions.executor import EXPRESS_MAX_SECONDS, StepFunctionsExecutor
 from astromesh.runs.events import EventSink, RunEvent, discard
 from astromesh.runs.state import RunState, RunStatus
 from astromesh.runtime import AgentRuntime
 from astromesh.text_boundary import require_valid
+
+if TYPE_CHECKING:
+    from astromesh.executors.stepfunctions.executor import StepFunctionsExecutor
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +110,8 @@ class RunLauncher:
     def _on_express(self, agent: Agent) -> bool:
         if self.express_machine_arn is None:
             return False
+        from astromesh.executors.stepfunctions.executor import EXPRESS_MAX_SECONDS  # in AWS only
+
         if agent.timeout_seconds > EXPRESS_MAX_SECONDS:
             logger.info(
                 "agent=<%s> | timeout_seconds=%s exceeds Express's %ss: running in-process",
@@ -120,6 +124,8 @@ class RunLauncher:
 
     async def _state_machines(self) -> StepFunctionsExecutor:
         if self._machine is None:
+            from astromesh.executors.stepfunctions.executor import StepFunctionsExecutor
+
             runs = (await self.runtime.state()).runs
             self._machine = StepFunctionsExecutor(
                 runs,

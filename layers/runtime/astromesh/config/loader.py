@@ -11,13 +11,13 @@ import os
 import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import import_module
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from astromesh.config.agent import AgentDocument
-from astromesh.config.agent_template import AgentTemplateDocument
 from astromesh.config.base import ConfigDocument, SourceRef
 from astromesh.config.compat import IGNORED_KINDS, apply_provider_alias, normalize
 from astromesh.config.constants import (
@@ -29,10 +29,8 @@ from astromesh.config.constants import (
 from astromesh.config.issues import ConfigIssue, format_path, one_of, suggest, with_suggestion
 from astromesh.config.provider import ProviderConfigDocument, ProviderEntry, RoutingConfig
 from astromesh.config.pydantic_errors import issues_from_validation_error
-from astromesh.config.rag import RAGPipelineDocument
 from astromesh.config.runtime_config import RuntimeConfigDocument
 from astromesh.config.templates import document_templates
-from astromesh.config.workflow import WorkflowDocument
 from astromesh.config.yaml_source import (
     FieldPath,
     ParseFailure,
@@ -41,15 +39,31 @@ from astromesh.config.yaml_source import (
     parse_documents,
 )
 
-DOCUMENT_TYPES: dict[str, type[ConfigDocument]] = {
-    "Agent": AgentDocument,
-    "ProviderConfig": ProviderConfigDocument,
-    "RAGPipeline": RAGPipelineDocument,
-    "RuntimeConfig": RuntimeConfigDocument,
-    "AgentTemplate": AgentTemplateDocument,
-    "Workflow": WorkflowDocument,
+if TYPE_CHECKING:
+    from astromesh.config.agent_template import AgentTemplateDocument
+    from astromesh.config.rag import RAGPipelineDocument
+    from astromesh.config.workflow import WorkflowDocument
+
+DOCUMENT_TYPES: dict[str, tuple[str, str]] = {
+    "Agent": ("agent", "AgentDocument"),
+    "ProviderConfig": ("provider", "ProviderConfigDocument"),
+    "RAGPipeline": ("rag", "RAGPipelineDocument"),
+    "RuntimeConfig": ("runtime_config", "RuntimeConfigDocument"),
+    "AgentTemplate": ("agent_template", "AgentTemplateDocument"),
+    "Workflow": ("workflow", "WorkflowDocument"),
 }
+"""Each kind's model, as ``(module of astromesh.config, class)``: a kind's module is imported
+when a document of that kind is first validated, so a folder of agents does not load the
+workflow, RAG and template models (docs/performance.md, "Lazy imports")."""
 assert tuple(DOCUMENT_TYPES) == KINDS
+
+
+def document_type(kind: str) -> type[ConfigDocument]:
+    """The model of ``kind`` (one of :data:`KINDS`)."""
+    module, name = DOCUMENT_TYPES[kind]
+    model: type[ConfigDocument] = getattr(import_module(f"astromesh.config.{module}"), name)
+    return model
+
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -290,27 +304,27 @@ class _Session:
     # --- cross-document checks --------------------------------------------------------
 
     def finish(self) -> LoadResult:
-        by_kind: dict[type[ConfigDocument], list[_Staged]] = {}
+        by_kind: dict[str, list[_Staged]] = {}
         for staged in self._staged:
-            by_kind.setdefault(type(staged.document), []).append(staged)
-        for staged in by_kind.get(ProviderConfigDocument, []):
+            by_kind.setdefault(staged.document.kind, []).append(staged)
+        for staged in by_kind.get("ProviderConfig", []):
             self._add_provider_config(staged)
-        for staged in by_kind.get(RuntimeConfigDocument, []):
+        for staged in by_kind.get("RuntimeConfig", []):
             self._add_runtime(staged)
-        for staged in by_kind.get(RAGPipelineDocument, []):
+        for staged in by_kind.get("RAGPipeline", []):
             self._add_rag(staged)
-        for staged in by_kind.get(AgentDocument, []):
+        for staged in by_kind.get("Agent", []):
             self._add_agent(staged)
-        for staged in by_kind.get(AgentTemplateDocument, []):
+        for staged in by_kind.get("AgentTemplate", []):
             self._add_template(staged)
-        for staged in by_kind.get(WorkflowDocument, []):
+        for staged in by_kind.get("Workflow", []):
             self._add_workflow(staged)
         return self.result
 
     def _add_workflow(self, staged: _Staged) -> None:
         """Keep a workflow whose name is new and whose agents are in this load."""
         doc = staged.document
-        assert isinstance(doc, WorkflowDocument)
+        assert isinstance(doc, document_type("Workflow"))
         ok = True
         for path, agent in doc.spec.agents():
             if agent not in self.result.agents and agent not in self._known_agents:
@@ -337,7 +351,7 @@ class _Session:
     def _add_template(self, staged: _Staged) -> None:
         """Keep a template whose trial render (sample values) is a valid Agent."""
         doc = staged.document
-        assert isinstance(doc, AgentTemplateDocument)
+        assert isinstance(doc, document_type("AgentTemplate"))
         first = self.result.templates.get(doc.name)
         if first is not None:
             self._at(
@@ -426,7 +440,7 @@ class _Session:
 
     def _add_rag(self, staged: _Staged) -> None:
         doc = staged.document
-        assert isinstance(doc, RAGPipelineDocument)
+        assert isinstance(doc, document_type("RAGPipeline"))
         first = self.result.rag_pipelines.get(doc.name)
         if first is not None:
             self._at(
@@ -586,7 +600,7 @@ def _validate(
         issues.append(at(normalized.refusal.path, normalized.refusal.message))
         return None, issues, warnings
     data = normalized.data
-    model = DOCUMENT_TYPES[data["kind"]]
+    model = document_type(data["kind"])
     try:
         with document_templates():
             document = model.model_validate(data)

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from astromesh.errors import ConfigurationError
 from astromesh.guardrails.base import Guardrail
 from astromesh.guardrails.chain import GuardrailChain
-from astromesh.guardrails.content import ContentGuardrail
 from astromesh.guardrails.cost import CostGuardrail
-from astromesh.guardrails.injection import PromptInjectionGuardrail
 from astromesh.guardrails.ledger import BudgetLedger
-from astromesh.guardrails.length import MaxLengthGuardrail
-from astromesh.guardrails.pii import PiiGuardrail
-from astromesh.guardrails.topic import Embedder, TopicGuardrail
+
+if TYPE_CHECKING:
+    from astromesh.guardrails.topic import Embedder
 
 
 def build_guardrails(
@@ -63,20 +61,32 @@ def _build_side(
     default_region: str | None,
     budgets_per_tenant: bool,
 ) -> list[Guardrail]:
+    # Each kind's module is imported when an agent uses it: the PII patterns and the injection
+    # phrases are not loaded for agents without those guardrails (docs/performance.md).
     built: list[Guardrail] = []
     for rule in rules:
         kind = rule.type
         if kind == "pii_detection":
+            from astromesh.guardrails.pii import PiiGuardrail
+
             built.append(PiiGuardrail.from_config(rule, default_region=default_region))
         elif kind == "topic_filter":
+            from astromesh.guardrails.topic import TopicGuardrail
+
             built.append(TopicGuardrail.from_config(rule, embedder=embedder))
         elif kind == "content_filter":
+            from astromesh.guardrails.content import ContentGuardrail
+
             built.append(ContentGuardrail.from_config(rule))
         elif kind == "max_length":
+            from astromesh.guardrails.length import MaxLengthGuardrail
+
             built.append(MaxLengthGuardrail.from_config(rule))
         elif kind == "cost_limit":
             built.append(CostGuardrail.from_config(rule, per_tenant=budgets_per_tenant))
         elif kind == "prompt_injection":
+            from astromesh.guardrails.injection import PromptInjectionGuardrail
+
             built.append(PromptInjectionGuardrail.from_config(rule))
         else:
             raise ConfigurationError(f"guardrail type {kind!r} is not implemented")

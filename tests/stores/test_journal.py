@@ -1,8 +1,8 @@
 """A run's growing lists are rows: a save writes what the step added, never loses anything.
 
-Every durable backend (SQLite, Redis, PostgreSQL) keeps a run as a head plus one row per
-message, step and kept span (``astromesh.stores._journal``). These tests read the backends'
-own storage to check that a step appends only its new elements, and that every case where
+Every backend (SQLite, Redis, PostgreSQL, and the in-memory one the same way) keeps a run
+as a head plus one row per message, step and kept span (``astromesh.stores._journal``).
+These tests read the backends' own storage to check that a step appends only its new elements, and that every case where
 appending would be wrong (another writer's version, a list made shorter or replaced, a copy
 of the run, a document written before rows existed) stores the run exactly as it is.
 """
@@ -26,7 +26,7 @@ from astromesh.stores import _journal
 from astromesh.stores.base import StateBackend
 from tests.stores.conftest import make_backend
 
-DURABLE = ["sqlite", "redis", "postgres"]
+DURABLE = ["memory", "sqlite", "redis", "postgres"]
 
 
 @pytest.fixture(params=DURABLE)
@@ -59,7 +59,10 @@ async def stored_rows(backend: StateBackend, run_id: str) -> dict[str, list[str]
     """The backend's own item rows of ``run_id``, by list, in order."""
     kind = type(backend).__name__
     rows: list[tuple[str, str]]
-    if kind == "SQLiteBackend":
+    if kind == "MemoryBackend":
+        held = backend.runs._items[run_id]  # type: ignore[attr-defined]
+        rows = [(name, body) for name in sorted(held) for body in held[name]]
+    elif kind == "SQLiteBackend":
         rows = await backend.call(  # type: ignore[attr-defined]
             lambda conn: conn.execute(
                 "SELECT list, body FROM run_items WHERE run_id = ? ORDER BY list, seq", (run_id,)
@@ -82,7 +85,9 @@ async def stored_rows(backend: StateBackend, run_id: str) -> dict[str, list[str]
 
 async def stored_head(backend: StateBackend, run_id: str) -> dict[str, Any]:
     kind = type(backend).__name__
-    if kind == "SQLiteBackend":
+    if kind == "MemoryBackend":
+        head = backend.runs._runs[run_id]  # type: ignore[attr-defined]
+    elif kind == "SQLiteBackend":
         [(head,)] = await backend.call(  # type: ignore[attr-defined]
             lambda conn: conn.execute(
                 "SELECT document FROM runs WHERE id = ?", (run_id,)
@@ -101,7 +106,10 @@ async def write_legacy(backend: StateBackend, run: RunState) -> None:
     """Store ``run`` as a document from before rows: the whole run in the head, no rows."""
     document = run.model_dump_json()
     kind = type(backend).__name__
-    if kind == "SQLiteBackend":
+    if kind == "MemoryBackend":
+        backend.runs._runs[run.id] = document  # type: ignore[attr-defined]
+        backend.runs._items[run.id] = {}  # type: ignore[attr-defined]
+    elif kind == "SQLiteBackend":
 
         def legacy(conn: sqlite3.Connection) -> None:
             conn.execute("UPDATE runs SET document = ? WHERE id = ?", (document, run.id))

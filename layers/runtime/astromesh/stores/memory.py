@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from astromesh.errors import ConflictError, NotFoundError
 from astromesh.models.types import Message
 from astromesh.runs.state import ActionResult, RunState, utcnow
+from astromesh.stores._journal import Encoded, decode, encode, remember
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
 from astromesh.telemetry.usage import UsageEntry, UsageQuery, entries_of
 
@@ -27,12 +28,29 @@ class MemoryUsageStore(UsageStore):
 
 
 class MemoryRunStore(RunStore):
+    """Runs kept as the durable stores keep them: a head and rows of each growing list
+    (:mod:`astromesh.stores._journal`), as JSON text, so a caller never shares objects with
+    the store and the tests on this store exercise the same append-or-rewrite decisions."""
+
     def __init__(self, usage: MemoryUsageStore | None = None) -> None:
         self.usage = usage or MemoryUsageStore()
         self._runs: dict[str, str] = {}
+        self._items: dict[str, dict[str, list[str]]] = {}
         self._versions: dict[str, int] = {}  # compare-and-swap without parsing the document
         self._results: dict[tuple[str, str], str] = {}
         self._lock = asyncio.Lock()
+
+    def _write(self, run_id: str, encoded: Encoded) -> None:
+        self._runs[run_id] = encoded.head
+        items = self._items.setdefault(run_id, {})
+        for write in encoded.lists:
+            if write.rewrite:
+                items[write.name] = []
+            items.setdefault(write.name, []).extend(write.bodies)
+
+    def _read(self, run_id: str, *, remembered: bool) -> RunState:
+        rows = [(name, body) for name, bodies in self._items[run_id].items() for body in bodies]
+        return decode(self._runs[run_id], rows, store=self if remembered else None)
 
     async def put_result(self, run_id: str, result: ActionResult) -> None:
         self._results[(run_id, result.call_id)] = result.model_dump_json()
@@ -50,16 +68,17 @@ class MemoryRunStore(RunStore):
                 raise ConflictError(f"run {run.id!r} already exists")
             run.version = 1
             run.updated_at = utcnow()
-            self._runs[run.id] = run.model_dump_json()
+            encoded = encode(run, self, replacing=None)
+            self._write(run.id, encoded)
             self._versions[run.id] = 1
             self.usage.put(run)
+            remember(run, encoded.snapshot)
             return run
 
     async def get(self, run_id: str) -> RunState:
-        try:
-            return RunState.model_validate_json(self._runs[run_id])
-        except KeyError:
-            raise NotFoundError(f"run {run_id!r} not found") from None
+        if run_id not in self._runs:
+            raise NotFoundError(f"run {run_id!r} not found")
+        return self._read(run_id, remembered=True)
 
     async def save(self, run: RunState) -> RunState:
         async with self._lock:
@@ -71,17 +90,20 @@ class MemoryRunStore(RunStore):
                     f"run {run.id!r} was modified concurrently "
                     f"(stored version {stored}, writer had {run.version})"
                 )
+            replacing = run.version
             run.version += 1
             run.updated_at = utcnow()
-            self._runs[run.id] = run.model_dump_json()
+            encoded = encode(run, self, replacing=replacing)
+            self._write(run.id, encoded)
             self._versions[run.id] = run.version
             self.usage.put(run)
+            remember(run, encoded.snapshot)
             return run
 
     async def list_runs(
         self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50
     ) -> list[RunState]:
-        runs = [RunState.model_validate_json(raw) for raw in self._runs.values()]
+        runs = [self._read(run_id, remembered=False) for run_id in self._runs]
         runs = [
             r
             for r in runs

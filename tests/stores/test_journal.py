@@ -2,9 +2,10 @@
 
 Every backend (SQLite, Redis, PostgreSQL, and the in-memory one the same way) keeps a run
 as a head plus one row per message, step and kept span (``astromesh.stores._journal``).
-These tests read the backends' own storage to check that a step appends only its new elements, and that every case where
-appending would be wrong (another writer's version, a list made shorter or replaced, a copy
-of the run, a document written before rows existed) stores the run exactly as it is.
+These tests read the backends' own storage to check that a step appends only its new
+elements, and that every case where appending would be wrong (another writer's version, a
+list made shorter or replaced, a copy of the run, a document written before rows existed)
+stores the run exactly as it is.
 """
 
 from __future__ import annotations

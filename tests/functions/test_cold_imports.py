@@ -96,13 +96,19 @@ API_ON_FIRST_USE = (
     "astromesh.config.workflow",
     "astromesh.config.rag",
     "astromesh.config.agent_template",
+    "astromesh.config.pydantic_errors",
+    "astromesh.security.registration",
+    "astromesh.guardrails.pii",
+    "astromesh.executors.driver",
     "referencing",
 )
 """What the API imports on the first request that needs it: each router module (and the
 request/response models) on the first request under its prefixes, or for the OpenAPI
 document (astromesh.channels.lazy_routers); an orchestration pattern when an agent using it
 is built; RAG ingestion with a pipeline; a kind's config model with the first document of
-that kind (none but agents here); ``referencing`` with a tool's JSON Schema."""
+that kind (none but agents here), the wording of pydantic's errors with the first invalid
+one; the registration check with the first registration; a guardrail kind with an agent
+using it; the step workers' driver; ``referencing`` with a tool's JSON Schema."""
 
 
 def test_the_api_loads_its_app_without_xray_otel_sdk_http_clients_or_ml(tmp_path):

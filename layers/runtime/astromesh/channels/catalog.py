@@ -34,7 +34,7 @@ from astromesh.registry import (
     StatusKey,
 )
 from astromesh.runtime import AgentRuntime
-from astromesh.security import RegistrationPolicy, registration_issues
+from astromesh.security.policy import RegistrationPolicy
 from astromesh.text_boundary import INVALID_TEXT, InvalidText, TextIssue, document_issues
 
 logger = logging.getLogger(__name__)
@@ -233,6 +233,8 @@ class AgentCatalog:
                 [],
             )
         [document] = result.agents.values()
+        from astromesh.security.registration import registration_issues  # on a registration
+
         issues = registration_issues(
             document,
             text,

@@ -28,7 +28,6 @@ from astromesh.config.constants import (
 )
 from astromesh.config.issues import ConfigIssue, format_path, one_of, suggest, with_suggestion
 from astromesh.config.provider import ProviderConfigDocument, ProviderEntry, RoutingConfig
-from astromesh.config.pydantic_errors import issues_from_validation_error
 from astromesh.config.runtime_config import RuntimeConfigDocument
 from astromesh.config.templates import document_templates
 from astromesh.config.yaml_source import (
@@ -369,6 +368,8 @@ class _Session:
             with document_templates():
                 AgentDocument.model_validate(rendered.data)
         except ValidationError as exc:
+            from astromesh.config.pydantic_errors import issues_from_validation_error
+
             for issue in issues_from_validation_error(
                 exc, model=AgentDocument, document=None, file=staged.file, data=rendered.data
             ):
@@ -605,6 +606,9 @@ def _validate(
         with document_templates():
             document = model.model_validate(data)
     except ValidationError as exc:
+        # Wording pydantic's errors is for a document that fails: not imported for good ones.
+        from astromesh.config.pydantic_errors import issues_from_validation_error
+
         issues += issues_from_validation_error(
             exc,
             model=model,

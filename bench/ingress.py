@@ -13,7 +13,15 @@ Prints, with no asserts:
    Mangum, for ``GET /v1/health`` and for a run of an agent whose model answers at once
    (in-process, zero latency), against ``runtime.run`` of the same agent on the same store.
 
-    python bench/ingress.py [--cold 7] [--requests 300] [--cold-only]
+Every row of the cold start reads the same kind of code: by default compiled bytecode, which
+one unmeasured round writes first (into a private ``PYTHONPYCACHEPREFIX``, so neither the
+checkout nor site-packages is touched), as a deployed layer ships it (``infra/bundling.py``)
+and as any interpreter caches it; with ``--from-source``, Python source, compiled at every
+start (a layer built without bytecode). Mixing the two would compare an app whose packages
+pip compiled at install time with handlers compiled at every start, which is what a machine
+that sets ``PYTHONDONTWRITEBYTECODE`` and runs an editable checkout otherwise measures.
+
+    python bench/ingress.py [--cold 7] [--requests 300] [--cold-only] [--from-source]
 """
 
 from __future__ import annotations
@@ -129,10 +137,19 @@ invocation, not at module load): printed beside the handlers so that the cost mo
 the init stays in view."""
 
 
-def cold_start(env: dict[str, str], runs: int, folder: Path) -> dict[str, float]:
+def cold_start(
+    env: dict[str, str], runs: int, folder: Path, *, from_source: bool = False
+) -> dict[str, float]:
     """Median seconds per row, the rows interleaved (one fresh interpreter each, round-robin)
-    so that a noisy machine slows every row alike; prints ratios against the minimal apps."""
+    so that a noisy machine slows every row alike; prints ratios against the minimal apps.
+
+    Every row reads bytecode (written by a first, unmeasured round into a private cache), or
+    with ``from_source`` every row compiles its source at every start (see the module's
+    docstring)."""
     python = sys.executable
+    cache = folder / "pycache"
+    cache.mkdir(exist_ok=True)
+    env = {**env, "PYTHONPYCACHEPREFIX": str(cache)}
     references = {"fastapi+mangum": MINIMAL_FASTAPI, "powertools": MINIMAL_POWERTOOLS}
     rows: dict[str, list[str]] = {"python -c pass": [python, "-c", "pass"]}
     for name, source in references.items():
@@ -145,6 +162,12 @@ def cold_start(env: dict[str, str], runs: int, folder: Path) -> dict[str, float]
         rows[label] = [python, "-c", "import " + ", ".join(modules)]
     samples: dict[str, list[float]] = {label: [] for label in rows}
     failed: dict[str, str] = {}
+    if from_source:
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # the cache stays empty: source at every start
+    else:
+        writing = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        for command in rows.values():
+            subprocess.run(command, env=writing, capture_output=True)
     for _ in range(runs):
         for label, command in rows.items():
             if label in failed:
@@ -157,7 +180,8 @@ def cold_start(env: dict[str, str], runs: int, folder: Path) -> dict[str, float]
                 continue
             samples[label].append(time.perf_counter() - started)
     medians = {label: statistics.median(s) for label, s in samples.items() if s}
-    print(f"cold start (median of {runs} fresh interpreters, rows interleaved)")
+    code = "from source, compiled at every start" if from_source else "from bytecode"
+    print(f"cold start (median of {runs} fresh interpreters, rows interleaved, every row {code})")
     print(f"  {'load':<28} {'median':>9} {'spread':>15}  {'ratio':>26}  target")
     for label, seconds in medians.items():
         low, high = min(samples[label]), max(samples[label])
@@ -300,6 +324,11 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=7, help="fresh interpreters per figure")
     parser.add_argument("--requests", type=int, default=300, help="requests per figure")
     parser.add_argument("--cold-only", action="store_true", help="skip the per-request figures")
+    parser.add_argument(
+        "--from-source",
+        action="store_true",
+        help="every row compiles its source at every start (no bytecode anywhere)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         agents = Path(tmp) / "agents"
@@ -314,7 +343,7 @@ def main() -> None:
             "POWERTOOLS_SERVICE_NAME": "astromesh-api",
         }
         os.environ.update(env)
-        cold_start({**os.environ, **env}, args.cold, Path(tmp))
+        cold_start({**os.environ, **env}, args.cold, Path(tmp), from_source=args.from_source)
         if not args.cold_only:
             per_request(args.requests)
 

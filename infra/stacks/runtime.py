@@ -66,6 +66,9 @@ class RuntimeStack(Stack):
         self.ml_layer = _common.layer(
             self, "MlLayer", ml_recipe(), settings, "numpy, onnxruntime, tokenizers, MiniLM"
         )
+        self.runtime_sources_layer: lambda_.LayerVersion | None = None
+        """The runtime layer without bytecode, for the functions carrying ``ml``: with it they
+        would exceed the 150 MiB target (docs/performance.md). Made when one does."""
         agents = agents_recipe()
         self.agents_layer = _common.layer(
             self, "AgentsLayer", agents, settings, "agents/ at /opt/agents"
@@ -126,7 +129,15 @@ class RuntimeStack(Stack):
         )
         layers: list[lambda_.ILayerVersion] = [self.runtime_layer, self.agents_layer]
         if carries_ml(spec, self.agents):
-            layers.append(self.ml_layer)
+            if self.runtime_sources_layer is None:
+                self.runtime_sources_layer = _common.layer(
+                    self,
+                    "RuntimeSourcesLayer",
+                    runtime_recipe(bytecode=False),
+                    self.settings,
+                    "astromesh runtime (light), without bytecode (beside ml)",
+                )
+            layers = [self.runtime_sources_layer, self.agents_layer, self.ml_layer]
         if self.faiss_layer is not None and carries_faiss(spec, self.agents):
             layers.append(self.faiss_layer)
         if self.mcp_layer is not None and carries_mcp(spec, self.agents):

@@ -1,10 +1,13 @@
-"""What goes into the layers (no pip runs here: the recipes and the copy steps only)."""
+"""What goes into the layers (no pip runs here: the recipes, the copy steps and the bytecode
+of local packages)."""
 
 from __future__ import annotations
 
 import dataclasses
 import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -116,3 +119,91 @@ def test_asset_hash_follows_the_inputs(tmp_path):
     assert recipe.asset_hash() != first
     other = bundling.LayerRecipe(name="t", source=tmp_path, requirements=("x==2",))
     assert other.asset_hash() != recipe.asset_hash()
+
+
+# -- bytecode -----------------------------------------------------------------------------------
+
+
+def _package_recipe(tmp_path, *, bytecode: bool = True) -> bundling.LayerRecipe:
+    """A layer of one local package (real files, no pip): ``pkg/mod.py`` says "shipped"."""
+    package = tmp_path / "src" / "pkg"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "mod.py").write_text('WHO = "shipped"\n')
+    return bundling.LayerRecipe(
+        name="t", source=tmp_path / "src", packages=(package,), bytecode=bytecode
+    )
+
+
+@pytest.fixture
+def python312(monkeypatch):
+    """Lambda's Python, found as the build finds it; the bytecode tests need one."""
+    monkeypatch.delenv(bundling.BUILD_PYTHON_ENV, raising=False)
+    python = bundling.build_python()
+    if python is None:
+        pytest.skip("no CPython 3.12 on this machine")
+    return python
+
+
+def test_build_ships_unchecked_hash_bytecode_of_python_312(tmp_path, python312):
+    """``__pycache__/*.cpython-312.pyc`` beside the kept sources, hash-based and unchecked
+    (flags 0b01): Python 3.12 runs it even after the source changes, so a cold start reads no
+    source and the zip's timestamps do not matter."""
+    recipe = _package_recipe(tmp_path)
+    out = tmp_path / "layer"
+    bundling.build(recipe, out)
+    package = out / "python" / "pkg"
+    assert (package / "mod.py").is_file()
+    pyc = package / "__pycache__" / "mod.cpython-312.pyc"
+    magic = subprocess.run(
+        [str(python312), "-c", "import importlib.util as u, sys; "
+         "sys.stdout.write(u.MAGIC_NUMBER.hex())"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    header = pyc.read_bytes()[:16]
+    assert header[:4].hex() == magic
+    assert int.from_bytes(header[4:8], "little") == 0b01  # hash-based, unchecked
+    (package / "mod.py").write_text('WHO = "edited after the build"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    ran = subprocess.run(
+        [str(python312), "-s", "-c", "import pkg.mod as m; print(m.WHO, m.__cached__)"],
+        env={**env, "PYTHONPATH": str(out / "python"), "PYTHONDONTWRITEBYTECODE": "1"},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert ran.stdout.split() == ["shipped", str(pyc)]
+
+
+def test_whether_bytecode_ships_changes_the_asset_hash(tmp_path, python312, monkeypatch):
+    with_bytecode = _package_recipe(tmp_path)
+    without = dataclasses.replace(with_bytecode, bytecode=False)
+    assert with_bytecode.asset_hash() != without.asset_hash()
+    # Built where no 3.12 is found, the same recipe ships sources only: same hash as those.
+    monkeypatch.setenv(bundling.BUILD_PYTHON_ENV, str(tmp_path / "missing" / "python3.12"))
+    assert with_bytecode.asset_hash() == without.asset_hash()
+
+
+def test_no_python_312_found_builds_without_bytecode_and_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv(bundling.BUILD_PYTHON_ENV, str(tmp_path / "missing" / "python3.12"))
+    with pytest.warns(bundling.BytecodeWarning, match=r"WITHOUT bytecode.*Install CPython 3\.12"):
+        bundling.build(_package_recipe(tmp_path), tmp_path / "layer")
+    assert (tmp_path / "layer" / "python" / "pkg" / "mod.py").is_file()
+    assert not list((tmp_path / "layer").rglob("*.pyc"))
+
+
+@pytest.mark.skipif(sys.version_info[:2] == (3, 12), reason="needs a Python other than 3.12")
+def test_another_python_never_compiles_the_layers(tmp_path, monkeypatch):
+    """Bytecode of another minor version would be ignored by Lambda's 3.12: size for nothing."""
+    monkeypatch.setenv(bundling.BUILD_PYTHON_ENV, sys.executable)
+    with pytest.warns(bundling.BytecodeWarning, match="is not CPython 3.12"):
+        assert not bundling.compile_bytecode(tmp_path, "t")
+    assert not list(tmp_path.rglob("*.pyc"))
+    # Found by itself: not this interpreter, and nothing on an empty PATH.
+    monkeypatch.delenv(bundling.BUILD_PYTHON_ENV)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert bundling.build_python() is None
+
+
+def test_the_runtime_layer_ships_bytecode_except_beside_ml():
+    assert bundling.runtime_recipe().bytecode
+    assert not bundling.runtime_recipe(bytecode=False).bytecode
+    assert not bundling.ml_recipe().bytecode

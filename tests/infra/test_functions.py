@@ -189,10 +189,14 @@ def test_only_rag_functions_carry_the_ml_layer(synthesized):
     assert not agents_need_ml(runtime.agents)
     ml = {"Ref": _logical(synthesized, "runtime", runtime.ml_layer)}
     light = {"Ref": _logical(synthesized, "runtime", runtime.runtime_layer)}
+    assert runtime.runtime_sources_layer is not None
+    sources = {"Ref": _logical(synthesized, "runtime", runtime.runtime_sources_layer)}
     for name, function in _functions(synthesized).items():
         layers = function["Properties"]["Layers"]
-        assert light in layers
         assert (ml in layers) is BY_NAME[name].ml, name
+        # The runtime with bytecode where the size target has room for it, else without.
+        assert layers[0] == (sources if BY_NAME[name].ml else light), name
+        assert (light in layers) is not (sources in layers), name
     assert {"api", "ingestion"} == {s.name for s in FUNCTIONS if s.ml}
     assert ML_REQUIREMENTS.is_file()
 

@@ -41,6 +41,7 @@ FAISS_100K = ["--minilm", "0", "--docs", "0", "--texts", "8", "--no-pgvector", "
 ARGS: dict[str, tuple[list[list[str]], list[list[str]]]] = {
     "rag": ([["--quick"], FAISS_100K], [[]]),
     "ingress": ([["--cold", "3", "--requests", "100"]], [[]]),
+    "bytecode": ([["--runs", "5"]], [[]]),
     "steps": ([["--runs", "10", "--machine-iterations", "1", "5"]], [[]]),
     "peers": ([["--rounds", "7", "--tool-calls", "10"]], [[]]),
     "cost_model": (

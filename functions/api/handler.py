@@ -17,26 +17,29 @@ import asyncio
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.utilities.typing import LambdaContext
-from mangum import Mangum
+from astromesh.coldstart import init_phase
 
-from astromesh.channels import ServerSettings, create_app
-from astromesh.channels.aws.admin import ADMIN_FIELD, handle_admin, is_admin_event
-from astromesh.channels.aws.tracing import lambda_tracer
-from astromesh.runtime import AgentRuntime
-from astromesh.telemetry.provider import flush
+with init_phase():  # the init without the cyclic GC, its objects frozen after (see module)
+    from aws_lambda_powertools import Logger, Metrics
+    from aws_lambda_powertools.logging import correlation_paths
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+    from mangum import Mangum
 
-SERVICE = "astromesh-api"
+    from astromesh.channels import ServerSettings, create_app
+    from astromesh.channels.aws.admin import ADMIN_FIELD, handle_admin, is_admin_event
+    from astromesh.channels.aws.tracing import lambda_tracer
+    from astromesh.runtime import AgentRuntime
+    from astromesh.telemetry.provider import flush
 
-logger = Logger(service=SERVICE)
-tracer = lambda_tracer(SERVICE)  # X-Ray's SDK is imported only when tracing is on
-metrics = Metrics(namespace="Astromesh", service=SERVICE)
+    SERVICE = "astromesh-api"
 
-app = create_app(AgentRuntime(), ServerSettings.from_env(os.environ, lambda_=True))
-_adapter = Mangum(app, lifespan="off")
+    logger = Logger(service=SERVICE)
+    tracer = lambda_tracer(SERVICE)  # X-Ray's SDK is imported only when tracing is on
+    metrics = Metrics(namespace="Astromesh", service=SERVICE)
+
+    app = create_app(AgentRuntime(), ServerSettings.from_env(os.environ, lambda_=True))
+    _adapter = Mangum(app, lifespan="off")
 
 
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

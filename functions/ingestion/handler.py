@@ -20,11 +20,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_plus
 
-from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from astromesh.coldstart import init_phase
 
-from astromesh.config import load_path
-from astromesh.rag import RAGPipeline, build_pipeline, ingest_file
+with init_phase():  # the init without the cyclic GC, its objects frozen after (see module)
+    from aws_lambda_powertools.utilities.data_classes import S3Event, event_source
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+    from astromesh.config import load_path
+    from astromesh.rag import RAGPipeline, build_pipeline, ingest_file
 
 _PIPELINES: dict[str, RAGPipeline] = {}
 """Built pipelines, kept across warm invocations (the ONNX session and connections too)."""

@@ -123,6 +123,59 @@ def test_the_ingestion_handler_leaves_the_ml_stack_to_its_first_pipeline(tmp_pat
     assert _loaded("ingestion", HEAVY, tmp_path) == []
 
 
+_GC_PROBE = """
+import gc, importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("handler", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+print(json.dumps([gc.isenabled(), gc.get_freeze_count()]))
+"""
+
+
+@pytest.mark.parametrize("handler", ["api", "ingestion"])
+def test_the_heavy_inits_end_with_the_collector_on_and_their_objects_frozen(handler, tmp_path):
+    """astromesh.coldstart.init_phase: off during the init, on again after it (a collector
+    left off would let every warm invocation's cycles pile up), the init's objects frozen."""
+    agents = tmp_path / "agents"
+    write_agent(agents, "assistant")
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+        "ASTROMESH_AGENTS_DIR": str(agents),
+        "ASTROMESH_STATE_BACKEND": "sqlite",
+        "ASTROMESH_STATE_PATH": str(tmp_path / "state.db"),
+        "POWERTOOLS_SERVICE_NAME": "astromesh-test",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+    }
+    path = REPO / "functions" / handler / "handler.py"
+    done = subprocess.run(
+        [sys.executable, "-c", _GC_PROBE, str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    enabled, frozen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert enabled is True
+    assert frozen > 10_000  # the modules, classes and app the init built
+
+
+def test_init_phase_turns_the_collector_back_on_when_the_init_fails():
+    import gc
+
+    from astromesh.coldstart import init_phase
+
+    assert gc.isenabled()
+    try:
+        with pytest.raises(RuntimeError), init_phase():
+            assert not gc.isenabled()
+            raise RuntimeError("init failed")
+        assert gc.isenabled()
+    finally:
+        gc.unfreeze()  # this test process's objects go back to the collector
+
+
 def test_the_websocket_gateway_builds_without_the_channel_hubs_http_client():
     """What ``ChannelWorker.gateway`` imports on the WebSocket functions' first invocation:
     the connection registry and the WebSocket protocol, not the messaging inbox (httpx)."""

@@ -5,6 +5,7 @@ machine and every approval a ``.waitForTaskToken`` task."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -388,7 +389,15 @@ async def test_an_approval_on_the_machine_notifies_its_webhook_once_its_token_is
             )
             waiting = await aws.suspended(engine, started.id)
             receiver.wait_for(1)
-            announced = await (await engine.store()).get(started.id)
+            # The delivery is recorded once the receiver has answered: wait for that write.
+            store = await engine.store()
+            announced = await store.get(started.id)
+            for _ in range(200):
+                approval = announced.pending_approval
+                if approval is None or approval.notification is not None:
+                    break
+                await asyncio.sleep(0.05)
+                announced = await store.get(started.id)
             await engine.decide(waiting, Approved(approver="ana"))
             ended = await aws.finished(engine, started.id)
 

@@ -235,6 +235,11 @@ def serve(options: Options) -> None:
         )
     with _running(options) as (emulation, key, synth_seconds, redis_service):
         server = FrontServer(Front(emulation), options.host, options.port)
+        try:
+            server.bind()  # listening before "ready" is printed
+        except OSError as exc:
+            where = f"{options.host}:{options.port}"
+            raise _fail(f"the front cannot listen on {where}: {exc}") from None
         _print_summary(options, emulation, key, synth_seconds, redis_service.started_here)
         typer.echo(f"ready in {time.perf_counter() - started:.1f} s (Ctrl+C stops)")
         sys.stdout.flush()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -308,13 +309,34 @@ class FrontServer:
             front, host=host, port=port, log_level="warning", lifespan="off", ws="websockets-sansio"
         )
         self.server = uvicorn.Server(config)
+        self.host, self.port = host, port
+        self._socket: socket.socket | None = None
         self._thread: threading.Thread | None = None
 
+    def bind(self) -> None:
+        """Listen now, before :meth:`run`: a client told the front is ready (the CLI's
+        ``ready in`` line) may connect at once, and its connection waits in the backlog
+        until uvicorn serves it instead of being refused.
+
+        Raises:
+            OSError: the address cannot be bound (the port is taken).
+        """
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(2048)
+        except OSError:
+            sock.close()
+            raise
+        self._socket = sock
+
     def run(self) -> None:
-        self.server.run()
+        self.server.run(sockets=[self._socket] if self._socket is not None else None)
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.server.run, name="front", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="front", daemon=True)
         self._thread.start()
         while not self.server.started:
             if not self._thread.is_alive():

@@ -142,10 +142,10 @@ async def test_each_save_appends_the_step_and_the_head_holds_no_list(
         written = _journal.encode(run.model_copy(), durable.runs, replacing=run.version)
         # what this save writes: the three new elements, nothing rewritten
         assert written.rewritten() == []
-        assert [(name, seq) for name, seq, _ in written.rows()] == [
-            ("messages", 2 + n),
-            ("steps", n),
-            ("spans", n),
+        assert [(run_id, name, seq) for run_id, name, seq, _ in written.rows()] == [
+            (run.id, "messages", 2 + n),
+            (run.id, "steps", n),
+            (run.id, "spans", n),
         ]
         await durable.runs.save(run)
 

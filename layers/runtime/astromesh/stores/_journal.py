@@ -90,14 +90,20 @@ class ListWrite:
 class Encoded:
     """A save of one run: its head and what to write of each list."""
 
+    run_id: str
     head: str
     lists: list[ListWrite]
     snapshot: Snapshot
     """What the store holds once this write commits (adopted by :func:`remember`)."""
 
-    def rows(self) -> list[tuple[str, int, str]]:
-        """``(list, seq, body)`` of every element to insert."""
-        return [(w.name, w.start + i, body) for w in self.lists for i, body in enumerate(w.bodies)]
+    def rows(self) -> list[tuple[str, str, int, str]]:
+        """``(run_id, list, seq, body)`` of every element to insert (the SQL stores'
+        ``run_items`` columns, in order)."""
+        return [
+            (self.run_id, w.name, w.start + i, body)
+            for w in self.lists
+            for i, body in enumerate(w.bodies)
+        ]
 
     def rewritten(self) -> list[str]:
         """The lists whose stored rows are deleted before the insert."""
@@ -141,7 +147,7 @@ def encode(written: RunState, store: object, *, replacing: int | None) -> Encode
         if bodies is not None:
             earlier = known.bodies.get(name, []) if appended and known and known.bodies else []
             bodies[name] = [*earlier[:start], *new]
-    return Encoded(head, lists, Snapshot(store, written.version, items, bodies))
+    return Encoded(written.id, head, lists, Snapshot(store, written.version, items, bodies))
 
 
 def remember(run: RunState, snapshot: Snapshot) -> None:

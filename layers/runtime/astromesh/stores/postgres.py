@@ -189,13 +189,13 @@ def _values(run: RunState, encoded: Encoded) -> tuple[Any, ...]:
     )
 
 
-async def _write_items(cursor: AsyncCursor[Any], run_id: str, encoded: Encoded) -> None:
+async def _write_items(cursor: AsyncCursor[Any], encoded: Encoded) -> None:
     """Delete the rewritten lists' rows and insert the new elements, in the caller's
     transaction (after its compare-and-swap won)."""
     rewritten = encoded.rewritten()
     if rewritten:
-        await cursor.execute(_DELETE_ITEMS, (run_id, rewritten))
-    rows = [(run_id, name, seq, body) for name, seq, body in encoded.rows()]
+        await cursor.execute(_DELETE_ITEMS, (encoded.run_id, rewritten))
+    rows = encoded.rows()
     if rows:
         await cursor.executemany(_INSERT_ITEM, rows)
 
@@ -247,7 +247,7 @@ class PostgresRunStore(RunStore):
             )
             if cursor.rowcount != 1:
                 raise ConflictError(f"run {run.id!r} already exists")
-            await _write_items(cursor, run.id, encoded)
+            await _write_items(cursor, encoded)
             if written.status.is_terminal:
                 await _replace_usage(cursor, written)
         remember(run, encoded.snapshot)
@@ -284,7 +284,7 @@ class PostgresRunStore(RunStore):
                 if row is None:
                     raise NotFoundError(f"run {run.id!r} not found")
                 raise conflict(run.id, row[0], run.version)
-            await _write_items(cursor, run.id, encoded)
+            await _write_items(cursor, encoded)
             if written.status.is_terminal:
                 await _replace_usage(cursor, written)
         remember(run, encoded.snapshot)

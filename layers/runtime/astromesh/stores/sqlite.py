@@ -160,7 +160,7 @@ class SQLiteRunStore(RunStore):
         written = created_copy(run)
         encoded = encode(written, self, replacing=None)
         values = _row(written, encoded)
-        rows = _item_rows(run.id, encoded)
+        rows = encoded.rows()
         usage = _usage_rows(written)  # a finished run's copy: its usage goes in with it
 
         def insert(conn: sqlite3.Connection) -> None:
@@ -205,7 +205,7 @@ class SQLiteRunStore(RunStore):
         encoded = encode(written, self, replacing=run.version)
         values = _row(written, encoded)
         rewritten = [(run.id, name) for name in encoded.rewritten()]
-        rows = _item_rows(run.id, encoded)
+        rows = encoded.rows()
         documents = [(run.id, r.call_id, r.model_dump_json()) for r in results]
         usage = _usage_rows(written)
 
@@ -465,7 +465,3 @@ def _row(run: RunState, encoded: Encoded) -> tuple[str, str, str, str, str, int,
         sortable_timestamp(run.updated_at),
         encoded.head,
     )
-
-
-def _item_rows(run_id: str, encoded: Encoded) -> list[tuple[str, str, int, str]]:
-    return [(run_id, name, seq, body) for name, seq, body in encoded.rows()]

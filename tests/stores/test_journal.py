@@ -21,6 +21,7 @@ import pytest
 
 from astromesh.errors import ConflictError
 from astromesh.models.types import Message
+from astromesh.runs.growing import GrowingList
 from astromesh.runs.state import RunState
 from astromesh.runs.trace import RunTrace
 from astromesh.stores import _journal
@@ -209,6 +210,81 @@ async def test_a_shortened_or_replaced_list_is_stored_as_it_now_is(durable: Stat
     same_run(await durable.runs.get(run.id), run)
     rows = await stored_rows(durable, run.id)
     assert [len(rows[name]) for name in _journal.LISTS] == [1, 2, 3]
+
+
+def _replace_a_middle_step(run: RunState) -> None:
+    # Same length, same last element: only an edit count can tell.
+    run.steps[1] = run.steps[1].model_copy(update={"type": "replaced"})
+
+
+def _pop_and_append_a_message(run: RunState) -> None:
+    run.messages.pop()
+    run.messages.append(Message.assistant("another ending"))
+
+
+def _insert_a_message(run: RunState) -> None:
+    run.messages.insert(1, Message.user("inserted"))
+
+
+def _reorder_spans(run: RunState) -> None:
+    assert run.trace is not None
+    run.trace.spans.reverse()
+
+
+def _drop_a_step_and_add_one(run: RunState) -> None:
+    del run.steps[0]
+    run.record("model_call", n=9)
+
+
+IN_PLACE = {
+    "replace": _replace_a_middle_step,
+    "pop+append": _pop_and_append_a_message,
+    "insert": _insert_a_message,
+    "reverse": _reorder_spans,
+    "del+append": _drop_a_step_and_add_one,
+}
+
+
+@pytest.mark.parametrize("edit", IN_PLACE.values(), ids=IN_PLACE.keys())
+async def test_a_list_edited_in_place_other_than_by_appending_is_rewritten(
+    durable: StateBackend, edit: Any
+) -> None:
+    """The lists are GrowingLists: a save of an unedited one compares no element, so every
+    other change to one (even one that keeps its length and last element) must rewrite it."""
+    run = await durable.runs.create(new_run())
+    for n in range(3):
+        one_step(run, n)
+        await durable.runs.save(run)
+
+    edit(run)
+    written = _journal.encode(run.model_copy(), durable.runs, replacing=run.version)
+    assert len(written.rewritten()) == 1
+    await durable.runs.save(run)
+    same_run(await durable.runs.get(run.id), run)
+
+
+async def test_a_list_replaced_by_one_beginning_with_the_same_objects_appends(
+    durable: StateBackend,
+) -> None:
+    run = await durable.runs.create(new_run())
+    one_step(run, 0)
+    await durable.runs.save(run)
+
+    run.messages = [*run.messages, Message.user("a plain list")]  # compared element by element
+    run.steps = GrowingList(run.steps)  # another GrowingList: compared with the one stored
+    one_step(run, 1)
+    written = _journal.encode(run.model_copy(), durable.runs, replacing=run.version)
+    assert written.rewritten() == []
+    assert [(name, seq) for _, name, seq, _ in written.rows()] == [
+        ("messages", 3),
+        ("messages", 4),
+        ("steps", 1),
+        ("spans", 1),
+    ]
+    await durable.runs.save(run)
+    one_step(run, 2)  # the plain list stays a plain list: still appends
+    await durable.runs.save(run)
+    same_run(await durable.runs.get(run.id), run)
 
 
 async def test_a_deep_copy_of_a_run_saves_whole(durable: StateBackend) -> None:

@@ -44,6 +44,7 @@ from astromesh.orchestration.base import (
     decision_to_dict,
 )
 from astromesh.runs.events import EventSink, RunEvent
+from astromesh.runs.growing import GrowingList
 from astromesh.runs.state import ActionResult, RunState, RunStatus, utcnow
 from astromesh.runs.usage import counting
 from astromesh.structured.answer import OUTPUT_INVALID, shape
@@ -162,7 +163,7 @@ async def prepare(run: RunState, agent: Agent, emit: EventSink) -> None:
             history=history,
             memories=memories,
         )
-        run.messages = built.messages
+        run.messages = GrowingList(built.messages)  # its saves append in O(1): runs.growing
         run.record(
             "prepare",
             duration_ms=(time.perf_counter() - started) * 1000.0,

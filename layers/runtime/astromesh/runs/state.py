@@ -10,11 +10,12 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, Field, PrivateAttr
 
 from astromesh.models.types import Message, ToolCall, Usage
+from astromesh.runs.growing import GrowingList, growing
 from astromesh.runs.trace import RunTrace
 from astromesh.runs.usage import ModelCall
 from astromesh.text_boundary import RepairedStr, dump_json
@@ -151,8 +152,10 @@ class RunState(BaseModel):
     context: dict[str, Any] | None = None
     status: RunStatus = RunStatus.RUNNING
     iteration: int = 0
-    messages: list[Message] = Field(default_factory=list)
-    steps: list[StepRecord] = Field(default_factory=list)
+    # GrowingList: a save knows these only grew without comparing what they hold (see
+    # astromesh.runs.growing); still a list to everything else.
+    messages: Annotated[list[Message], AfterValidator(growing)] = Field(default_factory=GrowingList)
+    steps: Annotated[list[StepRecord], AfterValidator(growing)] = Field(default_factory=GrowingList)
     pending_actions: list[ToolCall] = Field(default_factory=list)
     results: list[ActionResult] = Field(default_factory=list)
     answer: str | None = None

@@ -10,9 +10,11 @@ store on any backend, however many functions produced it.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+
+from astromesh.runs.growing import GrowingList, growing
 
 MAX_SPANS_PER_RUN = 512
 """Spans kept per run document; later ones are counted in ``dropped`` instead. A ReAct
@@ -38,7 +40,9 @@ class RunTrace(BaseModel):
     trace_id: str
     span_id: str
     parent_span_id: str | None = None
-    spans: list[dict[str, Any]] = Field(default_factory=list)
+    spans: Annotated[list[dict[str, Any]], AfterValidator(growing)] = Field(
+        default_factory=GrowingList
+    )
     dropped: int = 0
     """Spans recorded past :data:`MAX_SPANS_PER_RUN` or :data:`MAX_TRACE_BYTES`, not kept."""
     size: int = 0

@@ -14,15 +14,27 @@ elements added since this store last wrote or read the run (``append``), or all 
 (``rewrite``) when that cannot be known to be safe. :func:`decode` puts a run back together.
 
 How "added since" is known: a store that writes or reads a run remembers, on that
-:class:`RunState` object, *which objects* the lists held (:class:`Snapshot`: references, so
-a replaced, inserted or removed element is seen by identity) and at which version. A save
-appends only when the snapshot is this store's, was taken at the version being saved over,
-and every remembered element is still in place; anything else (another store's copy, a
-version adopted after a conflict, a list reassigned) rewrites that list, which is always
-correct. What identity cannot see is an element changed in place after it was stored: the
-runtime never does that (a redaction replaces text before the step is saved), and with
-``ASTROMESH_VERIFY_JOURNAL=1`` (the test suite sets it) every save checks that each stored
-element still encodes as it did, and fails loudly where one was changed.
+:class:`RunState` object, what the lists held (:class:`Snapshot`) and at which version. A save
+appends only when the snapshot is this store's and was taken at the version being saved over,
+and the list is known to still begin with the objects it held then; anything else (another
+store's copy, a version adopted after a conflict, a list shortened, edited or replaced by one
+that does not begin with them) rewrites that list, which is always correct.
+
+"Still begins with them" costs O(1), not a walk over the run, for the lists the run models
+hold (:class:`~astromesh.runs.growing.GrowingList`): the snapshot keeps the list object, its
+length and its ``edits`` count. Appending and extending are the only changes a list can get
+without ``edits`` counting one more (every other way through Python code is overridden to
+count: item and slice assignment, ``del``, ``insert``, ``pop``, ``remove``, ``clear``,
+``sort``, ``reverse``, ``*=``). So if the list is the same object and ``edits`` is unchanged,
+its first ``length`` elements are exactly the objects stored, and only the tail is new; if
+``edits`` changed, the list is rewritten. A list that is not a ``GrowingList`` (a plain list
+assigned to the run) is compared element by element against a copy, by identity, as before;
+so is a ``GrowingList`` that replaced the remembered one (the remembered one, unedited, still
+holds the stored objects in its first ``length`` places). A list of which nothing is stored
+appends whatever it holds. What neither check can see is an element changed in place after it
+was stored: the runtime never does that (a redaction replaces text before the step is saved),
+and with ``ASTROMESH_VERIFY_JOURNAL=1`` (the test suite sets it) every save checks that each
+stored element still encodes as it did, and fails loudly where one was changed.
 
 A document written before this layout (the whole run in the head) reads as before: lists
 with no rows keep what the head holds, and its next save moves them into rows.
@@ -33,12 +45,15 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import is_
 from typing import Any, Literal
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic_core import PydanticSerializationError, to_json
 
 from astromesh.models.types import Message
+from astromesh.runs.growing import GrowingList
 from astromesh.runs.state import RunState, StepRecord
 from astromesh.text_boundary import dump_json, repair_value
 
@@ -60,12 +75,45 @@ def verifying() -> bool:
 
 
 @dataclass(slots=True)
+class Held:
+    """What a store holds of one list: its first ``count`` elements, as objects of the run.
+
+    ``items`` is the list itself when it is a :class:`GrowingList` (``edits`` is then its
+    count of edits when written: while that is unchanged, its first ``count`` elements are the
+    stored ones), else a copy of it (``edits`` is ``None``).
+    """
+
+    items: list[Any]
+    count: int
+    edits: int | None
+
+    @classmethod
+    def of(cls, now: list[Any]) -> Held:
+        if type(now) is GrowingList:
+            return cls(now, len(now), now.edits)
+        return cls(list(now), len(now), None)
+
+    def extended_by(self, now: list[Any]) -> bool:
+        """``now`` begins with exactly the stored objects (see the module doc)."""
+        count = self.count
+        if count == 0:
+            return True  # nothing stored: appending writes it all
+        items = self.items
+        if self.edits is not None:
+            if items.edits != self.edits:  # type: ignore[attr-defined]
+                return False  # changed other than by growing: what is stored is not known
+            if now is items:
+                return True  # the same list, only grown since: O(1)
+        return len(now) >= count and all(map(is_, now, islice(items, count)))
+
+
+@dataclass(slots=True)
 class Snapshot:
     """What one store holds of one run, as seen by one :class:`RunState` object."""
 
     store: object
     version: int
-    items: dict[ListName, list[Any]]
+    items: dict[ListName, Held]
     bodies: dict[ListName, list[str]] | None = None
     """The stored JSON of each element, kept only while :func:`verifying`."""
 
@@ -133,17 +181,17 @@ def encode(written: RunState, store: object, *, replacing: int | None) -> Encode
     known = _snapshot_of(written, store, replacing)
     check = verifying()
     lists: list[ListWrite] = []
-    items: dict[ListName, list[Any]] = {}
+    items: dict[ListName, Held] = {}
     bodies: dict[ListName, list[str]] | None = {} if check else None
     for name, now in current(written).items():
-        stored = known.items.get(name) if known is not None else None
-        appended = stored is not None and _extends(now, stored)
+        held = known.items.get(name) if known is not None else None
+        appended = held is not None and held.extended_by(now)
+        start = held.count if held is not None and appended else 0
         if appended and check and known is not None and known.bodies is not None:
-            _verify_unchanged(written.id, name, stored or [], known.bodies.get(name, []))
-        start = len(stored or []) if appended else 0
-        new = [encode_item(item) for item in now[start:]]
+            _verify_unchanged(written.id, name, now[:start], known.bodies.get(name, []))
+        new = [encode_item(item) for item in now[start:]] if len(now) > start else []
         lists.append(ListWrite(name, rewrite=not appended, start=start, bodies=new))
-        items[name] = list(now)
+        items[name] = Held.of(now)
         if bodies is not None:
             earlier = known.bodies.get(name, []) if appended and known and known.bodies else []
             bodies[name] = [*earlier[:start], *new]
@@ -167,19 +215,22 @@ def decode(
     for name, body in rows:
         grouped.setdefault(name, []).append(body)
     if "messages" in grouped:
-        run.messages = _MESSAGES.validate_json(_array(grouped["messages"]))
+        run.messages = GrowingList(_MESSAGES.validate_json(_array(grouped["messages"])))
     if "steps" in grouped:
-        run.steps = _STEPS.validate_json(_array(grouped["steps"]))
+        run.steps = GrowingList(_STEPS.validate_json(_array(grouped["steps"])))
     if "spans" in grouped and run.trace is not None:
-        run.trace.spans = _SPANS.validate_json(_array(grouped["spans"]))
+        run.trace.spans = GrowingList(_SPANS.validate_json(_array(grouped["spans"])))
     if store is not None:
         # Lists the head still held (a document from before rows) are not rows yet: the
         # next save must write them, so the snapshot says nothing is stored of them.
-        stored = {name: (now if name in grouped else []) for name, now in current(run).items()}
+        held = {
+            name: Held.of(now) if name in grouped else Held([], 0, None)
+            for name, now in current(run).items()
+        }
         bodies = None
         if verifying():
             bodies = {name: list(grouped.get(name, [])) for name in LISTS}
-        remember(run, Snapshot(store, run.version, {k: list(v) for k, v in stored.items()}, bodies))
+        remember(run, Snapshot(store, run.version, held, bodies))
     return run
 
 
@@ -198,13 +249,6 @@ def _snapshot_of(run: RunState, store: object, replacing: int | None) -> Snapsho
     if known is None or known.store is not store or known.version != replacing:
         return None
     return known
-
-
-def _extends(now: Sequence[Any], stored: Sequence[Any]) -> bool:
-    """``now`` begins with exactly the objects ``stored`` held."""
-    if len(now) < len(stored):
-        return False
-    return all(a is b for a, b in zip(now, stored, strict=False))
 
 
 def _verify_unchanged(run_id: str, name: str, stored: Sequence[Any], bodies: list[str]) -> None:

@@ -1,7 +1,8 @@
 """Fixtures of the model tests: the circuit breaker under test, in memory and in real Redis.
 
 ``subject`` runs a test once per store, so both breakers are held to the same behaviour
-(tests/models/test_breaker.py, tests/models/test_retry_after.py).
+(tests/models/test_breaker.py, tests/models/test_retry_after.py). ``answer`` runs a
+provider test once streamed and once whole (tests/support/model_answers.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import pytest
 
 from astromesh.models.breaker import BreakerSettings, CircuitBreaker, MemoryCircuitBreaker
 from astromesh.models.breaker_redis import RedisCircuitBreaker
+from tests.support.model_answers import ANSWERS, Answer
 
 RECOVERY = 0.3
 """Seconds; short so the Redis variant (real time, Redis's clock) stays fast."""
@@ -64,3 +66,9 @@ async def subject(request: pytest.FixtureRequest) -> AsyncIterator[Subject]:
     yield Subject(make(), asyncio.sleep, make)
     for peer in peers:
         await peer.aclose()
+
+
+@pytest.fixture(params=sorted(ANSWERS))
+def answer(request: pytest.FixtureRequest) -> Answer:
+    """Both ways of asking a provider (streamed, whole): answers and errors must match."""
+    return ANSWERS[request.param]

@@ -29,6 +29,7 @@ from astromesh.models.hf_tgi import TGIModel
 from astromesh.models.llamacpp import LlamaCppModel
 from astromesh.models.ollama import OllamaModel
 from astromesh.models.openai_compat import LlamaCppServerModel, OpenAICompatModel, VLLMModel
+from tests.support.model_answers import Answer, streamed, whole
 from tests.support.model_servers import (
     Reply,
     ScriptedOllamaServer,
@@ -144,22 +145,22 @@ async def test_streams_deltas_then_one_final_response(case: Case) -> None:
     await model.aclose()
 
 
-async def test_complete_returns_the_final_response(case: Case) -> None:
+async def test_complete_returns_the_final_response(case: Case, answer: Answer) -> None:
     case.server.push(Reply("done"))
     model = case.model()
 
-    response = await model.complete(HELLO)
+    response = await answer(model, HELLO)
 
     assert response.content == "done"
     assert response.provider == case.provider_type  # no name: the label is the type
     await model.aclose()
 
 
-async def test_tool_calls_are_parsed(case: Case) -> None:
+async def test_tool_calls_are_parsed(case: Case, answer: Answer) -> None:
     case.server.push(Reply(tool_calls=[("add", {"a": 2, "b": 3}), ("add", {"a": 10, "b": -4})]))
     model = case.model()
 
-    response = await model.complete(HELLO, tools=[ADD])
+    response = await answer(model, HELLO, tools=[ADD])
 
     assert [(c.name, c.arguments) for c in response.tool_calls] == [
         ("add", {"a": 2, "b": 3}),
@@ -185,32 +186,33 @@ async def test_text_and_tool_call_in_one_turn(case: Case) -> None:
 
 
 async def test_no_tools_field_without_tools(case: Case) -> None:
-    case.server.push(Reply("ok"))
+    case.server.push(Reply("ok"), Reply("ok"))
     model = case.model()
 
-    await model.complete(HELLO)
+    await streamed(model, HELLO)
+    await whole(model, HELLO)
 
-    assert "tools" not in case.server.requests[0]
-    assert case.server.requests[0]["stream"] is True
+    assert ["tools" in request for request in case.server.requests] == [False, False]
+    assert [request["stream"] for request in case.server.requests] == [True, False]
     await model.aclose()
 
 
-async def test_usage_is_read_from_the_response(case: Case) -> None:
+async def test_usage_is_read_from_the_response(case: Case, answer: Answer) -> None:
     case.server.push(Reply("ok", tokens_in=123, tokens_out=45))
     model = case.model()
 
-    response = await model.complete(HELLO)
+    response = await answer(model, HELLO)
 
     assert (response.usage.tokens_in, response.usage.tokens_out) == (123, 45)
     assert response.usage.estimated is False
     await model.aclose()
 
 
-async def test_usage_is_estimated_when_the_server_reports_none(case: Case) -> None:
+async def test_usage_is_estimated_when_the_server_reports_none(case: Case, answer: Answer) -> None:
     case.server.push(Reply("x" * 40, include_usage=False))
     model = case.model()
 
-    response = await model.complete([Message.user("y" * 80)])
+    response = await answer(model, [Message.user("y" * 80)])
 
     assert response.usage.estimated is True
     assert response.usage.tokens_out == 10
@@ -233,12 +235,12 @@ async def test_non_streamed_answer_is_accepted(case: Case) -> None:
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503])
-async def test_transient_statuses_are_retryable(case: Case, status: int) -> None:
+async def test_transient_statuses_are_retryable(case: Case, answer: Answer, status: int) -> None:
     case.server.push(Reply("backend overloaded, try later", status=status))
     model = case.model()
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete(HELLO)
+        await answer(model, HELLO)
 
     assert caught.value.retryable is True
     assert caught.value.status_code == status
@@ -248,12 +250,12 @@ async def test_transient_statuses_are_retryable(case: Case, status: int) -> None
 
 
 @pytest.mark.parametrize("status", [400, 401, 404, 422])
-async def test_client_errors_are_not_retryable(case: Case, status: int) -> None:
+async def test_client_errors_are_not_retryable(case: Case, answer: Answer, status: int) -> None:
     case.server.push(Reply("bad request: unknown field", status=status))
     model = case.model()
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete(HELLO)
+        await answer(model, HELLO)
 
     assert caught.value.retryable is False
     assert caught.value.status_code == status
@@ -262,12 +264,12 @@ async def test_client_errors_are_not_retryable(case: Case, status: int) -> None:
     await model.aclose()
 
 
-async def test_slow_server_raises_provider_timeout(case: Case) -> None:
+async def test_slow_server_raises_provider_timeout(case: Case, answer: Answer) -> None:
     case.server.push(Reply("too late", delay=3.0))
     model = case.model(timeout_seconds=0.3)
 
     with pytest.raises(ProviderTimeout) as caught:
-        await model.complete(HELLO)
+        await answer(model, HELLO)
 
     assert caught.value.retryable is True
     assert "timed out" in caught.value.message
@@ -293,7 +295,7 @@ async def test_slow_but_steady_stream_is_not_a_timeout(case: Case) -> None:
     case.server.push(Reply("steady stream of words", chunk_delay=0.1))
     model = case.model(timeout_seconds=0.3)
 
-    response = await model.complete(HELLO)
+    response = await streamed(model, HELLO)
 
     assert response.content == "steady stream of words"
     await model.aclose()
@@ -316,37 +318,39 @@ async def test_cut_stream_is_a_retryable_error_not_a_short_answer(
     await model.aclose()
 
 
-async def test_cut_during_tool_call_is_retryable(case: Case) -> None:
+async def test_cut_during_tool_call_is_retryable(case: Case, answer: Answer) -> None:
     # Ollama sends a tool call as one line; OpenAI as a head then argument fragments.
     cut_after = 1 if case.provider_type == "ollama" else 3
     case.server.push(Reply(tool_calls=[("add", {"a": 1, "b": 2})], cut_after_chunks=cut_after))
     model = case.model()
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete(HELLO, tools=[ADD])
+        await answer(model, HELLO, tools=[ADD])
 
     assert caught.value.retryable is True
     await model.aclose()
 
 
-async def test_error_inside_the_stream_raises(case: Case) -> None:
+async def test_error_inside_the_stream_raises(case: Case, answer: Answer) -> None:
     case.server.push(Reply("partial", stream_error="model runner crashed"))
     model = case.model()
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete(HELLO)
+        await answer(model, HELLO)
 
     assert caught.value.retryable is True
     assert "model runner crashed" in caught.value.message
     await model.aclose()
 
 
-async def test_connection_refused_is_retryable(case: Case, closed_port_url: str) -> None:
+async def test_connection_refused_is_retryable(
+    case: Case, answer: Answer, closed_port_url: str
+) -> None:
     endpoint = closed_port_url + ("/v1" if case.openai_wire else "")
     model = case.model(endpoint=endpoint)
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete(HELLO)
+        await answer(model, HELLO)
 
     assert caught.value.retryable is True
     assert not isinstance(caught.value, ProviderTimeout)
@@ -354,11 +358,11 @@ async def test_connection_refused_is_retryable(case: Case, closed_port_url: str)
     await model.aclose()
 
 
-async def test_empty_queue_answers_500_with_a_clear_message(case: Case) -> None:
+async def test_empty_queue_answers_500_with_a_clear_message(case: Case, answer: Answer) -> None:
     model = case.model()
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete(HELLO)
+        await answer(model, HELLO)
 
     assert caught.value.status_code == 500
     assert "no scripted reply left" in caught.value.message
@@ -378,18 +382,18 @@ async def test_health(case: Case, closed_port_url: str) -> None:
     await down.aclose()
 
 
-async def test_one_client_is_reused_and_closed(case: Case) -> None:
+async def test_one_client_is_reused_and_closed(case: Case, answer: Answer) -> None:
     case.server.push(Reply("one"), Reply("two"), Reply("three"))
     model = case.model()
 
-    await model.complete(HELLO)
+    await answer(model, HELLO)
     client = http_client(model)
-    await model.complete(HELLO)
+    await answer(model, HELLO)
     assert http_client(model) is client
 
     await model.aclose()
     assert client is not None and client.is_closed
-    assert (await model.complete(HELLO)).content == "three"  # usable again after aclose
+    assert (await answer(model, HELLO)).content == "three"  # usable again after aclose
     await model.aclose()
 
 
@@ -405,11 +409,11 @@ def test_provider_survives_a_new_event_loop(case: Case) -> None:
     asyncio.run(model.aclose())
 
 
-async def test_call_params_override_the_configured_defaults(case: Case) -> None:
+async def test_call_params_override_the_configured_defaults(case: Case, answer: Answer) -> None:
     case.server.push(Reply("ok"))
     model = case.model(params=GenerationParams(temperature=0.1, top_p=0.5))
 
-    await model.complete(HELLO, params=GenerationParams(temperature=0.9))
+    await answer(model, HELLO, params=GenerationParams(temperature=0.9))
 
     body = case.server.requests[0]
     sampling = body["options"] if case.provider_type == "ollama" else body
@@ -418,13 +422,13 @@ async def test_call_params_override_the_configured_defaults(case: Case) -> None:
     await model.aclose()
 
 
-async def test_api_key_never_appears_in_errors(case: Case) -> None:
+async def test_api_key_never_appears_in_errors(case: Case, answer: Answer) -> None:
     secret = "sk-test-0123456789abcdef"
     case.server.push(Reply(f"Incorrect API key provided: {secret}", status=401))
     model = case.model(api_key=secret)
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete(HELLO)
+        await answer(model, HELLO)
 
     assert secret not in str(caught.value)
     assert secret not in caught.value.message

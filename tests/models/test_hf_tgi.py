@@ -21,6 +21,7 @@ from astromesh.models import (
     ToolDefinition,
 )
 from astromesh.models.hf_tgi import TGIModel, render_chatml
+from tests.support.model_answers import Answer, streamed
 from tests.support.model_servers import Reply, ScriptedTGIServer
 
 HELLO = [Message.system("Be brief."), Message.user("hi")]
@@ -63,11 +64,13 @@ async def test_streams_tokens_skipping_special_ones(tgi: ScriptedTGIServer) -> N
     await model.aclose()
 
 
-async def test_the_models_own_template_is_applied_by_the_server(tgi: ScriptedTGIServer) -> None:
+async def test_the_models_own_template_is_applied_by_the_server(
+    tgi: ScriptedTGIServer, answer: Answer
+) -> None:
     tgi.push(Reply("ok", tokens_out=1))
     model = make(tgi)
 
-    response = await model.complete(HELLO)
+    response = await answer(model, HELLO)
 
     assert tgi.tokenize_requests[0]["messages"] == [
         {"role": "system", "content": "Be brief."},
@@ -81,13 +84,13 @@ async def test_the_models_own_template_is_applied_by_the_server(tgi: ScriptedTGI
     await model.aclose()
 
 
-async def test_falls_back_to_chatml_once_when_the_server_has_no_template() -> None:
+async def test_falls_back_to_chatml_once_when_the_server_has_no_template(answer: Answer) -> None:
     with ScriptedTGIServer(chat_template=None) as old_tgi:
         old_tgi.push(Reply("one"), Reply("two"))
         model = make(old_tgi)
 
-        first = await model.complete(HELLO)
-        await model.complete(HELLO)
+        first = await answer(model, HELLO)
+        await answer(model, HELLO)
 
         assert len(old_tgi.tokenize_requests) == 1  # asked once, then remembered
         assert old_tgi.requests[0]["inputs"] == render_chatml(HELLO)
@@ -96,20 +99,22 @@ async def test_falls_back_to_chatml_once_when_the_server_has_no_template() -> No
         await model.aclose()
 
 
-async def test_server_template_mode_refuses_a_server_without_one() -> None:
+async def test_server_template_mode_refuses_a_server_without_one(answer: Answer) -> None:
     with ScriptedTGIServer(chat_template=None) as old_tgi:
         model = make(old_tgi, chat_template="server")
         with pytest.raises(ProviderError) as caught:
-            await model.complete(HELLO)
+            await answer(model, HELLO)
         assert caught.value.status_code == 404 and not caught.value.retryable
         await model.aclose()
 
 
-async def test_simple_template_mode_skips_the_round_trip(tgi: ScriptedTGIServer) -> None:
+async def test_simple_template_mode_skips_the_round_trip(
+    tgi: ScriptedTGIServer, answer: Answer
+) -> None:
     tgi.push(Reply("ok"))
     model = make(tgi, chat_template="simple")
 
-    await model.complete([*HELLO, Message.tool("42", tool_call_id="c1", name="calc")])
+    await answer(model, [*HELLO, Message.tool("42", tool_call_id="c1", name="calc")])
 
     assert tgi.tokenize_requests == []
     assert tgi.requests[0]["inputs"] == (
@@ -121,12 +126,15 @@ async def test_simple_template_mode_skips_the_round_trip(tgi: ScriptedTGIServer)
     await model.aclose()
 
 
-async def test_parameters_follow_tgis_names_and_limits(tgi: ScriptedTGIServer) -> None:
+async def test_parameters_follow_tgis_names_and_limits(
+    tgi: ScriptedTGIServer, answer: Answer
+) -> None:
     tgi.push(Reply("a"), Reply("b"))
     model = make(tgi, params=GenerationParams(max_tokens=32, top_p=1.0, seed=7))
 
-    await model.complete(HELLO, params=GenerationParams(temperature=0.0, stop=["END"]))
-    await model.complete(
+    await answer(model, HELLO, params=GenerationParams(temperature=0.0, stop=["END"]))
+    await answer(
+        model,
         HELLO,
         params=GenerationParams(
             temperature=0.7, top_p=0.9, response_format={"type": "json_object"}
@@ -147,21 +155,23 @@ async def test_parameters_follow_tgis_names_and_limits(tgi: ScriptedTGIServer) -
     await model.aclose()
 
 
-async def test_usage_is_estimated_when_details_are_missing(tgi: ScriptedTGIServer) -> None:
+async def test_usage_is_estimated_when_details_are_missing(
+    tgi: ScriptedTGIServer, answer: Answer
+) -> None:
     tgi.push(Reply("x" * 40, include_usage=False))
     model = make(tgi, chat_template="simple")
 
-    response = await model.complete([Message.user("y" * 80)])
+    response = await answer(model, [Message.user("y" * 80)])
 
     assert response.usage.estimated is True
     assert response.usage.tokens_out == 10 and response.usage.tokens_in >= 20
     await model.aclose()
 
 
-async def test_finish_reason_length(tgi: ScriptedTGIServer) -> None:
+async def test_finish_reason_length(tgi: ScriptedTGIServer, answer: Answer) -> None:
     tgi.push(Reply("truncated", finish_reason="length"))
     model = make(tgi)
-    assert (await model.complete(HELLO)).finish_reason == "length"
+    assert (await answer(model, HELLO)).finish_reason == "length"
     await model.aclose()
 
 
@@ -177,47 +187,51 @@ async def test_a_non_streamed_generate_answer_is_accepted(tgi: ScriptedTGIServer
 
 
 @pytest.mark.parametrize("status", [424, 429, 500, 503])
-async def test_server_failures_are_retryable(tgi: ScriptedTGIServer, status: int) -> None:
+async def test_server_failures_are_retryable(
+    tgi: ScriptedTGIServer, status: int, answer: Answer
+) -> None:
     tgi.push(Reply("shard failed", status=status))
     model = make(tgi)
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete(HELLO)
+        await answer(model, HELLO)
 
     assert caught.value.retryable is True and caught.value.status_code == status
     assert "shard failed" in caught.value.message
     await model.aclose()
 
 
-async def test_validation_errors_are_not_retryable(tgi: ScriptedTGIServer) -> None:
+async def test_validation_errors_are_not_retryable(tgi: ScriptedTGIServer, answer: Answer) -> None:
     tgi.push(Reply("`inputs` tokens + `max_new_tokens` must be <= 2048", status=422))
     model = make(tgi)
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete(HELLO)
+        await answer(model, HELLO)
 
     assert caught.value.retryable is False and "max_new_tokens" in caught.value.message
     await model.aclose()
 
 
-async def test_error_event_inside_the_stream(tgi: ScriptedTGIServer) -> None:
+async def test_error_event_inside_the_stream(tgi: ScriptedTGIServer, answer: Answer) -> None:
     tgi.push(Reply("partial", stream_error="CUDA out of memory"))
     model = make(tgi)
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete(HELLO)
+        await answer(model, HELLO)
 
     assert caught.value.retryable is True and "CUDA out of memory" in caught.value.message
     await model.aclose()
 
 
 @pytest.mark.parametrize("cut_after", [0, 2])
-async def test_cut_stream_is_retryable(tgi: ScriptedTGIServer, cut_after: int) -> None:
+async def test_cut_stream_is_retryable(
+    tgi: ScriptedTGIServer, cut_after: int, answer: Answer
+) -> None:
     tgi.push(Reply("a long answer that never ends", cut_after_chunks=cut_after))
     model = make(tgi)
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete(HELLO)
+        await answer(model, HELLO)
 
     assert caught.value.retryable is True
     await model.aclose()
@@ -228,7 +242,18 @@ async def test_stall_raises_provider_timeout(tgi: ScriptedTGIServer) -> None:
     model = make(tgi, timeout_seconds=0.3)
 
     with pytest.raises(ProviderTimeout):
-        await model.complete(HELLO)
+        await streamed(model, HELLO)
+    await model.aclose()
+
+
+async def test_slow_server_raises_provider_timeout(tgi: ScriptedTGIServer, answer: Answer) -> None:
+    tgi.push(Reply("too late", delay=2.0))
+    model = make(tgi, timeout_seconds=0.3)
+
+    with pytest.raises(ProviderTimeout) as caught:
+        await answer(model, HELLO)
+
+    assert caught.value.retryable is True
     await model.aclose()
 
 
@@ -247,12 +272,14 @@ async def test_health_and_options(tgi: ScriptedTGIServer, closed_port_url: str) 
         make(tgi, chat_template="jinja")
 
 
-async def test_messages_api_on_request_carries_tools(tgi: ScriptedTGIServer) -> None:
+async def test_messages_api_on_request_carries_tools(
+    tgi: ScriptedTGIServer, answer: Answer
+) -> None:
     tool = ToolDefinition(name="add", parameters={"type": "object", "properties": {}})
     tgi.push(Reply(tool_calls=[("add", {"a": 1})]))
     model = make(tgi, api="messages")
 
-    response = await model.complete(HELLO, tools=[tool])
+    response = await answer(model, HELLO, tools=[tool])
 
     assert model.supports_native_tools and model.capabilities.tools
     assert tgi.request_paths == ["/v1/chat/completions"]

@@ -18,6 +18,7 @@ from astromesh.models import (
     ToolDefinition,
 )
 from astromesh.models.ollama import OllamaModel
+from tests.support.model_answers import Answer, streamed
 from tests.support.model_servers import Reply, ScriptedOllamaServer
 
 WEATHER = ToolDefinition(
@@ -47,20 +48,23 @@ async def model(ollama_server: ScriptedOllamaServer) -> Any:
 # -- request ----------------------------------------------------------------------------------
 
 
-async def test_params_map_to_ollama_options(ollama_server: ScriptedOllamaServer) -> None:
+async def test_params_map_to_ollama_options(
+    ollama_server: ScriptedOllamaServer, answer: Answer
+) -> None:
     ollama_server.push(Reply("ok"))
     model = make_model(
         ollama_server, params=GenerationParams(temperature=0.3, max_tokens=128, num_ctx=4096)
     )
 
-    await model.complete(
+    await answer(
+        model,
         [Message.user("hi")],
         params=GenerationParams(top_p=0.8, stop=["\n\n"], keep_alive="5m", format="json"),
     )
 
     body = ollama_server.requests[0]
     assert body["model"] == "qwen2.5:0.5b"
-    assert body["stream"] is True
+    assert body["stream"] is (answer is streamed)
     assert body["options"] == {
         "temperature": 0.3,
         "top_p": 0.8,
@@ -74,26 +78,30 @@ async def test_params_map_to_ollama_options(ollama_server: ScriptedOllamaServer)
     await model.aclose()
 
 
-async def test_no_options_when_no_params(model: OllamaModel, ollama_server: Any) -> None:
+async def test_no_options_when_no_params(
+    model: OllamaModel, ollama_server: Any, answer: Answer
+) -> None:
     ollama_server.push(Reply("ok"))
 
-    await model.complete([Message.user("hi")])
+    await answer(model, [Message.user("hi")])
 
     assert "options" not in ollama_server.requests[0]
     assert "tools" not in ollama_server.requests[0]
 
 
-async def test_tools_and_tool_result_round_trip(model: OllamaModel, ollama_server: Any) -> None:
+async def test_tools_and_tool_result_round_trip(
+    model: OllamaModel, ollama_server: Any, answer: Answer
+) -> None:
     ollama_server.push(
         Reply(tool_calls=[("get_weather", {"city": "Lima"})]),
         Reply("Lima is 18C."),
     )
     history = [Message.system("be brief"), Message.user("weather in Lima?")]
 
-    first = await model.complete(history, tools=[WEATHER])
+    first = await answer(model, history, tools=[WEATHER])
     call = first.tool_calls[0]
     history += [first.as_message(), Message.tool("18C", tool_call_id=call.id, name=call.name)]
-    second = await model.complete(history, tools=[WEATHER])
+    second = await answer(model, history, tools=[WEATHER])
 
     assert second.content == "Lima is 18C."
     assert ollama_server.requests[0]["tools"] == [
@@ -121,56 +129,64 @@ async def test_tools_and_tool_result_round_trip(model: OllamaModel, ollama_serve
 
 
 async def test_tool_call_ids_are_synthesized_and_unique_across_turns(
-    model: OllamaModel, ollama_server: Any
+    model: OllamaModel, ollama_server: Any, answer: Answer
 ) -> None:
     ollama_server.push(
         Reply(tool_calls=[("get_weather", {"city": "A"}), ("get_weather", {"city": "B"})]),
         Reply(tool_calls=[("get_weather", {"city": "C"})]),
     )
 
-    first = await model.complete([Message.user("?")], tools=[WEATHER])
-    second = await model.complete([Message.user("?")], tools=[WEATHER])
+    first = await answer(model, [Message.user("?")], tools=[WEATHER])
+    second = await answer(model, [Message.user("?")], tools=[WEATHER])
 
     assert [c.id for c in first.tool_calls + second.tool_calls] == ["call_1", "call_2", "call_3"]
     assert [c.arguments["city"] for c in first.tool_calls] == ["A", "B"]
 
 
-async def test_string_tool_arguments_are_parsed(model: OllamaModel, ollama_server: Any) -> None:
+async def test_string_tool_arguments_are_parsed(
+    model: OllamaModel, ollama_server: Any, answer: Answer
+) -> None:
     ollama_server.push(
         Reply(tool_calls=[("get_weather", '{"city": "Rome"}'), ("get_weather", "not json")])
     )
 
-    response = await model.complete([Message.user("?")], tools=[WEATHER])
+    response = await answer(model, [Message.user("?")], tools=[WEATHER])
 
     assert [c.arguments for c in response.tool_calls] == [{"city": "Rome"}, {"_raw": "not json"}]
 
 
-async def test_done_reason_is_the_finish_reason(model: OllamaModel, ollama_server: Any) -> None:
+async def test_done_reason_is_the_finish_reason(
+    model: OllamaModel, ollama_server: Any, answer: Answer
+) -> None:
     ollama_server.push(Reply("cut short", finish_reason="length"))
 
-    response = await model.complete([Message.user("?")])
+    response = await answer(model, [Message.user("?")])
 
     assert response.finish_reason == "length"
 
 
-async def test_model_not_found_is_not_retryable(model: OllamaModel, ollama_server: Any) -> None:
+async def test_model_not_found_is_not_retryable(
+    model: OllamaModel, ollama_server: Any, answer: Answer
+) -> None:
     ollama_server.push(Reply("model 'qwen2.5:0.5b' not found, try pulling it first", status=404))
 
     with pytest.raises(ProviderError) as caught:
-        await model.complete([Message.user("?")])
+        await answer(model, [Message.user("?")])
 
     assert caught.value.retryable is False
     assert caught.value.status_code == 404
     assert "try pulling it first" in caught.value.message
 
 
-async def test_api_key_is_sent_as_bearer_when_set(ollama_server: ScriptedOllamaServer) -> None:
+async def test_api_key_is_sent_as_bearer_when_set(
+    ollama_server: ScriptedOllamaServer, answer: Answer
+) -> None:
     ollama_server.push(Reply("ok"), Reply("ok"))
     hosted = make_model(ollama_server, api_key="ollama-key")
     local = make_model(ollama_server)
 
-    await hosted.complete([Message.user("hi")])
-    await local.complete([Message.user("hi")])
+    await answer(hosted, [Message.user("hi")])
+    await answer(local, [Message.user("hi")])
 
     assert ollama_server.request_headers[0]["authorization"] == "Bearer ollama-key"
     assert "authorization" not in ollama_server.request_headers[1]
@@ -178,22 +194,24 @@ async def test_api_key_is_sent_as_bearer_when_set(ollama_server: ScriptedOllamaS
     await local.aclose()
 
 
-async def test_default_endpoint_and_trailing_slash(ollama_server: ScriptedOllamaServer) -> None:
+async def test_default_endpoint_and_trailing_slash(
+    ollama_server: ScriptedOllamaServer, answer: Answer
+) -> None:
     assert OllamaModel(ProviderSettings("ollama", "m")).endpoint == "http://127.0.0.1:11434"
     ollama_server.push(Reply("ok"))
     model = make_model(ollama_server, endpoint=ollama_server.url + "/")
 
-    assert (await model.complete([Message.user("hi")])).content == "ok"
+    assert (await answer(model, [Message.user("hi")])).content == "ok"
     await model.aclose()
 
 
 async def test_connection_is_kept_alive_between_calls(
-    model: OllamaModel, ollama_server: Any
+    model: OllamaModel, ollama_server: Any, answer: Answer
 ) -> None:
     ollama_server.push(Reply("one"), Reply("two"))
 
-    await model.complete([Message.user("hi")])
-    await model.complete([Message.user("hi")])
+    await answer(model, [Message.user("hi")])
+    await answer(model, [Message.user("hi")])
 
     assert ollama_server.connection_count == 1
 

@@ -21,6 +21,7 @@ from astromesh.models import (
     ToolDefinition,
 )
 from astromesh.models.openai_compat import OpenAICompatModel, _sse_data, _StreamState
+from tests.support.model_answers import Answer, streamed
 from tests.support.model_servers import Reply, ScriptedOpenAIServer
 
 WEATHER = ToolDefinition(
@@ -52,13 +53,15 @@ async def model(openai_server: ScriptedOpenAIServer) -> Any:
 
 async def test_request_body_carries_model_messages_tools_and_params(
     openai_server: ScriptedOpenAIServer,
+    answer: Answer,
 ) -> None:
     openai_server.push(Reply("ok"))
     model = make_model(
         openai_server, params=GenerationParams(temperature=0.2, max_tokens=64, seed=7)
     )
 
-    await model.complete(
+    await answer(
+        model,
         [Message.system("be brief"), Message.user("weather in Paris?")],
         tools=[WEATHER],
         params=GenerationParams(top_p=0.9, stop=["END"]),
@@ -85,15 +88,21 @@ async def test_request_body_carries_model_messages_tools_and_params(
     assert body["top_p"] == 0.9
     assert body["stop"] == ["END"]
     assert body["seed"] == 7  # extra parameters pass through
-    assert body["stream"] is True
-    assert body["stream_options"] == {"include_usage": True}
+    if answer is streamed:
+        assert body["stream"] is True
+        assert body["stream_options"] == {"include_usage": True}
+    else:  # one JSON body, which always carries usage
+        assert body["stream"] is False
+        assert "stream_options" not in body
     await model.aclose()
 
 
-async def test_unset_params_are_omitted(model: OpenAICompatModel, openai_server: Any) -> None:
+async def test_unset_params_are_omitted(
+    model: OpenAICompatModel, openai_server: Any, answer: Answer
+) -> None:
     openai_server.push(Reply("ok"))
 
-    await model.complete([Message.user("hi")])
+    await answer(model, [Message.user("hi")])
 
     body = openai_server.requests[0]
     assert not {"temperature", "top_p", "max_tokens", "stop", "tools"} & body.keys()
@@ -103,25 +112,27 @@ async def test_stream_usage_option_can_be_turned_off(openai_server: ScriptedOpen
     openai_server.push(Reply("ok"))
     model = make_model(openai_server, options={"stream_usage": False})
 
-    response = await model.complete([Message.user("hi")])
+    response = await streamed(model, [Message.user("hi")])
 
     assert "stream_options" not in openai_server.requests[0]
     assert response.usage.estimated is True  # the server only reports usage when asked
     await model.aclose()
 
 
-async def test_tool_result_round_trip(model: OpenAICompatModel, openai_server: Any) -> None:
+async def test_tool_result_round_trip(
+    model: OpenAICompatModel, openai_server: Any, answer: Answer
+) -> None:
     openai_server.push(
         Reply(tool_calls=[("get_weather", {"city": "Paris"}), ("get_weather", {"city": "Oslo"})]),
         Reply("Paris 21C, Oslo 9C."),
     )
     history = [Message.user("weather in Paris and Oslo?")]
 
-    first = await model.complete(history, tools=[WEATHER])
+    first = await answer(model, history, tools=[WEATHER])
     history.append(first.as_message())
     for call, result in zip(first.tool_calls, ["21C", "9C"], strict=True):
         history.append(Message.tool(result, tool_call_id=call.id, name=call.name))
-    second = await model.complete(history, tools=[WEATHER])
+    second = await answer(model, history, tools=[WEATHER])
 
     assert second.content == "Paris 21C, Oslo 9C."
     sent = openai_server.requests[1]["messages"]
@@ -146,12 +157,12 @@ async def test_tool_result_round_trip(model: OpenAICompatModel, openai_server: A
 
 
 async def test_assistant_text_next_to_tool_calls_is_kept(
-    model: OpenAICompatModel, openai_server: Any
+    model: OpenAICompatModel, openai_server: Any, answer: Answer
 ) -> None:
     openai_server.push(Reply("ok"))
     call = ToolCall(id="c1", name="get_weather", arguments={})
 
-    await model.complete([Message.assistant("checking", [call])])
+    await answer(model, [Message.assistant("checking", [call])])
 
     wire = openai_server.requests[0]["messages"][0]
     assert wire["content"] == "checking"
@@ -161,12 +172,14 @@ async def test_assistant_text_next_to_tool_calls_is_kept(
 # -- response ---------------------------------------------------------------------------------
 
 
-async def test_tool_arguments_arrive_in_fragments(openai_server: ScriptedOpenAIServer) -> None:
+async def test_tool_arguments_arrive_in_fragments(
+    openai_server: ScriptedOpenAIServer, answer: Answer
+) -> None:
     openai_server.chunk_size = 2  # '{"city": "Reykjavik"}' arrives in 11 pieces
     openai_server.push(Reply(tool_calls=[("get_weather", {"city": "Reykjavik"})]))
     model = make_model(openai_server)
 
-    response = await model.complete([Message.user("?")], tools=[WEATHER])
+    response = await answer(model, [Message.user("?")], tools=[WEATHER])
 
     assert response.tool_calls == [
         ToolCall(id=response.tool_calls[0].id, name="get_weather", arguments={"city": "Reykjavik"})
@@ -176,12 +189,12 @@ async def test_tool_arguments_arrive_in_fragments(openai_server: ScriptedOpenAIS
 
 
 async def test_invalid_tool_arguments_are_kept_raw_and_sent_back_verbatim(
-    model: OpenAICompatModel, openai_server: Any
+    model: OpenAICompatModel, openai_server: Any, answer: Answer
 ) -> None:
     openai_server.push(Reply(tool_calls=[("get_weather", '{"city": "Par')]), Reply("sorry"))
 
-    first = await model.complete([Message.user("?")], tools=[WEATHER])
-    await model.complete([Message.user("?"), first.as_message()])
+    first = await answer(model, [Message.user("?")], tools=[WEATHER])
+    await answer(model, [Message.user("?"), first.as_message()])
 
     assert first.tool_calls[0].arguments == {"_raw": '{"city": "Par'}
     echoed = openai_server.requests[1]["messages"][1]["tool_calls"][0]["function"]["arguments"]
@@ -189,32 +202,34 @@ async def test_invalid_tool_arguments_are_kept_raw_and_sent_back_verbatim(
 
 
 async def test_non_object_tool_arguments_are_kept_raw(
-    model: OpenAICompatModel, openai_server: Any
+    model: OpenAICompatModel, openai_server: Any, answer: Answer
 ) -> None:
     openai_server.push(Reply(tool_calls=[("get_weather", '["Paris"]')]))
 
-    response = await model.complete([Message.user("?")], tools=[WEATHER])
+    response = await answer(model, [Message.user("?")], tools=[WEATHER])
 
     assert response.tool_calls[0].arguments == {"_raw": '["Paris"]'}
 
 
 async def test_finish_reason_length_is_reported(
-    model: OpenAICompatModel, openai_server: Any
+    model: OpenAICompatModel, openai_server: Any, answer: Answer
 ) -> None:
     openai_server.push(Reply("truncated by max_tokens", finish_reason="length"))
 
-    response = await model.complete([Message.user("?")])
+    response = await answer(model, [Message.user("?")])
 
     assert response.finish_reason == "length"
 
 
-async def test_api_key_is_sent_as_bearer(openai_server: ScriptedOpenAIServer) -> None:
+async def test_api_key_is_sent_as_bearer(
+    openai_server: ScriptedOpenAIServer, answer: Answer
+) -> None:
     openai_server.push(Reply("ok"), Reply("ok"))
     keyed = make_model(openai_server, api_key="sk-abc")
     anonymous = make_model(openai_server)
 
-    await keyed.complete([Message.user("hi")])
-    await anonymous.complete([Message.user("hi")])
+    await answer(keyed, [Message.user("hi")])
+    await answer(anonymous, [Message.user("hi")])
 
     assert openai_server.request_headers[0]["authorization"] == "Bearer sk-abc"
     assert "authorization" not in openai_server.request_headers[1]
@@ -223,7 +238,7 @@ async def test_api_key_is_sent_as_bearer(openai_server: ScriptedOpenAIServer) ->
 
 
 async def test_api_key_is_absent_from_errors_and_logs(
-    openai_server: ScriptedOpenAIServer, caplog: pytest.LogCaptureFixture
+    openai_server: ScriptedOpenAIServer, caplog: pytest.LogCaptureFixture, answer: Answer
 ) -> None:
     secret = "sk-live-SECRET-42"
     openai_server.push(
@@ -236,7 +251,7 @@ async def test_api_key_is_absent_from_errors_and_logs(
     errors = []
     for _ in range(2):
         with pytest.raises(ProviderError) as caught:
-            await model.complete([Message.user("hi")])
+            await answer(model, [Message.user("hi")])
         errors.append(caught.value)
 
     assert errors[0].retryable is False and errors[0].status_code == 401
@@ -247,11 +262,13 @@ async def test_api_key_is_absent_from_errors_and_logs(
     await model.aclose()
 
 
-async def test_endpoint_trailing_slash_and_default(openai_server: ScriptedOpenAIServer) -> None:
+async def test_endpoint_trailing_slash_and_default(
+    openai_server: ScriptedOpenAIServer, answer: Answer
+) -> None:
     openai_server.push(Reply("ok"))
     model = make_model(openai_server, endpoint=openai_server.url + "/")
 
-    assert (await model.complete([Message.user("hi")])).content == "ok"
+    assert (await answer(model, [Message.user("hi")])).content == "ok"
     assert model.endpoint == openai_server.url
     assert OpenAICompatModel(ProviderSettings("openai_compat", "m")).endpoint == (
         "http://127.0.0.1:8000/v1"
@@ -260,18 +277,18 @@ async def test_endpoint_trailing_slash_and_default(openai_server: ScriptedOpenAI
 
 
 async def test_connection_is_kept_alive_between_calls(
-    model: OpenAICompatModel, openai_server: Any
+    model: OpenAICompatModel, openai_server: Any, answer: Answer
 ) -> None:
     openai_server.push(Reply("one"), Reply("two"), Reply("three"))
 
     for _ in range(3):
-        await model.complete([Message.user("hi")])
+        await answer(model, [Message.user("hi")])
 
     assert openai_server.connection_count == 1
 
 
 async def test_a_cookie_the_server_sets_is_sent_back(
-    model: OpenAICompatModel, openai_server: Any
+    model: OpenAICompatModel, openai_server: Any, answer: Answer
 ) -> None:
     # A hosted API's load balancer pins a client with a cookie; responses without one (a
     # local server's) skip the jar, which must not lose the cookie set before.
@@ -280,7 +297,7 @@ async def test_a_cookie_the_server_sets_is_sent_back(
     )
 
     for _ in range(3):
-        await model.complete([Message.user("hi")])
+        await answer(model, [Message.user("hi")])
 
     assert "cookie" not in openai_server.request_headers[0]
     assert openai_server.request_headers[1]["cookie"] == "lb=node-7"

@@ -72,16 +72,22 @@ class Reply:
         chunk_delay: seconds to wait before each stream chunk after the first (a slow model;
             a timeout in the middle of a stream).
         cut_after_chunks: close the connection after this many stream chunks (SSE events or
-            NDJSON lines), without finishing the chunked body: a cut stream.
+            NDJSON lines), without finishing the chunked body: a cut stream. A non-streamed
+            answer is cut half-way through its body (any value).
         include_usage: whether usage is reported at all (OpenAI also needs the request's
             ``stream_options.include_usage``).
         finish_reason: override the reported finish reason (default ``stop``, or
             ``tool_calls`` for OpenAI when there are tool calls).
         stream_error: after the content, send this error inside the stream (an SSE ``error``
-            event / an ``{"error": ...}`` line) instead of finishing normally.
+            event / an ``{"error": ...}`` line) instead of finishing normally; a non-streamed
+            answer is then the protocol's error body with status 200.
         stream: ``False`` answers with one JSON body even when the request asked to stream
             (a server that ignores ``stream: true``); ``None`` follows the request.
         headers: extra response headers (``{"Retry-After": "2"}`` on a 429 or 503).
+        body: a non-streamed answer's body, sent verbatim with status 200 and
+            ``content_type`` (to script malformed or hostile answers); the request's
+            ``stream`` flag is then ignored.
+        content_type: the content type sent with ``body``.
     """
 
     content: str = ""
@@ -97,6 +103,8 @@ class Reply:
     stream_error: str | None = None
     stream: bool | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | str | None = None
+    content_type: str = "application/json"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Reply:
@@ -268,12 +276,17 @@ class _ScriptedServer:
     def _answer(self, path: str | None, reply: Reply, body: dict[str, Any]) -> _Answer:
         if reply.status != 200:
             return self._error(reply.status, reply.error_message())
+        if reply.body is not None:
+            raw = reply.body.encode() if isinstance(reply.body, str) else reply.body
+            return _Answer(200, reply.content_type, body=raw)
         streaming = reply.stream
         if streaming is None:
             streaming = self._wants_stream(path, body)
         if streaming:
             chunks = list(self._stream_chunks_for(path, reply, body))
             return _Answer(200, self.stream_content_type, chunks=chunks)
+        if reply.stream_error is not None:
+            return self._error(200, reply.stream_error)
         return _json_answer(200, self._completion_for(path, reply, body))
 
     def _wants_stream(self, path: str | None, body: dict[str, Any]) -> bool:
@@ -673,19 +686,23 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, answer: _Answer, reply: Reply | None = None) -> None:
         try:
             if answer.chunks is None:
-                self._send_body(answer)
+                self._send_body(answer, reply is not None and reply.cut_after_chunks is not None)
             else:
                 self._send_chunked(answer, answer.chunks, reply or Reply())
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client gave up (e.g. its timeout fired)
 
-    def _send_body(self, answer: _Answer) -> None:
+    def _send_body(self, answer: _Answer, cut: bool = False) -> None:
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
         for name, value in answer.headers.items():
             self.send_header(name, value)
         self.end_headers()
+        if cut:
+            self.wfile.write(answer.body[: len(answer.body) // 2])
+            self._cut()
+            return
         self.wfile.write(answer.body)
 
     def _send_chunked(self, answer: _Answer, chunks: list[bytes], reply: Reply) -> None:

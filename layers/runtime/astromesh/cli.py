@@ -170,8 +170,6 @@ async def _run(agent: str, query: str, agents_dir: Path | None, session: str, as
     from astromesh.runs.views import run_response
 
     async def show(event: RunEvent) -> None:
-        if as_json:
-            return
         if event.type == "token":
             sys.stdout.write(event.data["content"])
             sys.stdout.flush()
@@ -184,7 +182,10 @@ async def _run(agent: str, query: str, agents_dir: Path | None, session: str, as
     async with AgentRuntime(agents_dir) as runtime:
         _report_issues(runtime)
         try:
-            result = await runtime.run(agent, query, session_id=session, on_event=show)
+            # --json prints only the finished run: no sink, so no streamed model calls.
+            result = await runtime.run(
+                agent, query, session_id=session, on_event=None if as_json else show
+            )
         except AstromeshError as exc:
             err.print(f"[red]error:[/] {exc.message}")
             return 2

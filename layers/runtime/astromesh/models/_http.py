@@ -1,7 +1,9 @@
 """Plumbing shared by the HTTP providers (OpenAI-compatible, Ollama).
 
-Both providers stream a chat completion over one POST and differ only in their wire format, so
-everything else lives here once: the lazily created ``httpx.AsyncClient``, the mapping of
+Both providers stream a chat completion over one POST (or ask for it whole, when nobody reads
+tokens) and differ only in their wire format, so everything else lives here once: the lazily
+created ``httpx.AsyncClient``, bounded reads of whole answers and error bodies
+(:data:`MAX_RESPONSE_BYTES`, :data:`MAX_ERROR_BODY_BYTES`), the mapping of
 transport failures and HTTP statuses to :class:`ProviderError` with the right ``retryable``
 flag (what the router uses to decide whether to try the next candidate) and the server's
 ``Retry-After`` hint (:func:`retry_after_seconds`, carried as ``ProviderError.retry_after``),
@@ -21,7 +23,7 @@ import json
 import math
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
@@ -44,6 +46,14 @@ EXCERPT_CHARS = 200
 """How much of an error body goes into a message: enough to diagnose, short enough to log."""
 
 REDACTED = "***"
+
+MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+"""Largest non-streamed answer read, decoded: far above any completion (128k tokens of
+JSON-escaped text is a few MB), and a backend (or whatever answers at a registered agent's
+endpoint) sending more is refused instead of filling the memory."""
+
+MAX_ERROR_BODY_BYTES = 64 * 1024
+"""How much of an error answer is read: its message is cut to :data:`EXCERPT_CHARS` anyway."""
 
 MAX_RETRY_AFTER = 3600.0
 """Longest ``Retry-After`` honoured, in seconds: a wrong or hostile header must not shut a
@@ -134,7 +144,7 @@ def parse_arguments(raw: Any) -> dict[str, Any]:
     text = raw if isinstance(raw, str) else json.dumps(raw)
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return {"_raw": text}
     return value if isinstance(value, dict) else {"_raw": text}
 
@@ -149,7 +159,7 @@ def error_excerpt(body: bytes | str) -> str:
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     if isinstance(data, dict):
         text = _message_from_json(data) or text
@@ -185,6 +195,12 @@ def is_json_response(response: httpx.Response) -> bool:
     """Whether the server answered with one JSON document (it ignored ``stream: true``)."""
     content_type = response.headers.get("content-type", "")
     return content_type.split(";")[0].strip().lower() == "application/json"
+
+
+def is_event_stream(response: httpx.Response) -> bool:
+    """Whether the server streamed server-sent events (it ignored ``stream: false``)."""
+    content_type = response.headers.get("content-type", "")
+    return content_type.split(";")[0].strip().lower() == "text/event-stream"
 
 
 async def drain(rest: AsyncIterator[Any]) -> None:
@@ -331,32 +347,93 @@ class HttpModel(Model):
     # -- requests -----------------------------------------------------------------------------
 
     @asynccontextmanager
-    async def _post_stream(self, path: str, body: dict[str, Any]) -> AsyncIterator[httpx.Response]:
+    async def _post_stream(
+        self, path: str, body: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> AsyncIterator[httpx.Response]:
         """POST ``body`` and yield the streaming response once its status is known to be good.
 
         Transport failures raised while the caller reads the body are mapped here too, so a
-        stream cut mid-way surfaces as a retryable :class:`ProviderError`.
+        stream cut mid-way surfaces as a retryable :class:`ProviderError`. An error answer's
+        body is read only up to :data:`MAX_ERROR_BODY_BYTES`.
         """
         try:
-            async with self._http().stream("POST", self._url(path), json=body) as response:
+            async with self._http().stream(
+                "POST", self._url(path), json=body, headers=headers
+            ) as response:
                 if not response.is_success:
                     raise self._status_error(
-                        response.status_code, await response.aread(), response.headers
+                        response.status_code,
+                        await self._read_body(response, MAX_ERROR_BODY_BYTES, cut=True),
+                        response.headers,
                     )
                 yield response
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
 
+    async def _post_whole(
+        self, path: str, body: dict[str, Any], headers: Mapping[str, str] | None = None
+    ) -> tuple[httpx.Response, bytes]:
+        """POST ``body`` and return the good response with its whole body (a non-streamed
+        call), read up to :data:`MAX_ERROR_BODY_BYTES`.
+
+        Failures map as for :meth:`_post_stream`: a bad status by :meth:`_status_error`, a
+        transport failure (a body cut off included) by :meth:`_transport_error`.
+        """
+        async with self._post_stream(path, body, headers) as response:
+            try:
+                return response, await self._read_body(response, MAX_RESPONSE_BYTES)
+            except httpx.HTTPError as exc:
+                raise self._transport_error(exc) from exc
+
+    async def _read_body(self, response: httpx.Response, limit: int, *, cut: bool = False) -> bytes:
+        """The body, decoded, at most ``limit`` bytes of it.
+
+        Past the limit the rest is not read (the connection is dropped): with ``cut`` the
+        first ``limit`` bytes are returned (an error body, only excerpted), otherwise the
+        answer is refused as too large, like a malformed one (not retryable: the backend
+        answered).
+        """
+        declared = response.headers.get("content-length", "")
+        if not cut and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(limit)
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                if not cut:
+                    raise self._too_large(limit)
+                parts.append(chunk[: len(chunk) - (size - limit)])
+                break
+            parts.append(chunk)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _too_large(self, limit: int) -> ProviderError:
+        return self._error(f"response from {self.endpoint} larger than {limit} bytes")
+
     async def _read_json(self, response: httpx.Response) -> dict[str, Any]:
         """The whole body as a JSON object, for servers that answered without streaming."""
-        body = await response.aread()
+        return self._json_object(await self._read_body(response, MAX_RESPONSE_BYTES))
+
+    def _json_object(self, body: bytes) -> dict[str, Any]:
+        """``body`` as a JSON object, or a (non-retryable) error quoting it."""
         try:
             data = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: hostile nesting
             raise self._error(f"malformed JSON response: {error_excerpt(body)}") from None
         if not isinstance(data, dict):
             raise self._error(f"unexpected JSON response: {error_excerpt(body)}")
         return data
+
+    @contextlib.contextmanager
+    def _parsing(self) -> Iterator[None]:
+        """Around the reading of a whole answer: a field of the wrong type (a number for
+        the content, a string for the tool calls) is a malformed answer, reported like
+        malformed JSON, not an exception from deep inside the parser."""
+        try:
+            yield
+        except (TypeError, AttributeError, KeyError, ValueError, RecursionError) as exc:
+            raise self._error(f"malformed response from {self.endpoint}: {exc}") from None
 
     def _next_call_id(self) -> str:
         """An id for a tool call the backend sent without one; unique per provider instance."""

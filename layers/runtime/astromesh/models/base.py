@@ -1,7 +1,9 @@
 """The one interface every model provider implements.
 
 A provider is one file in this package subclassing :class:`Model`; it only has to implement
-:meth:`Model.stream`. Non-streaming calls, timing and argument plumbing are written here once.
+:meth:`Model.stream`. Non-streaming calls, timing and argument plumbing are written here once;
+a provider whose API answers whole in one response overrides :meth:`Model.complete` with that
+request, which costs far less than a stream when nobody reads the tokens.
 """
 
 from __future__ import annotations
@@ -108,7 +110,9 @@ class Model(ABC):
         tools: Sequence[ToolDefinition] = (),
         params: GenerationParams | None = None,
     ) -> ModelResponse:
-        """Run :meth:`stream` to its end and return the final response."""
+        """The whole answer, for a caller that shows no tokens: by default :meth:`stream` run
+        to its end (an in-process model generates the same either way); HTTP providers ask
+        their server for one non-streamed response instead."""
         final: ModelResponse | None = None
         async for event in self.stream(messages, tools=tools, params=params):
             if isinstance(event, ModelResponse):

@@ -40,8 +40,11 @@ import httpx
 
 from astromesh.errors import ProviderError
 from astromesh.models._http import (
+    MAX_ERROR_BODY_BYTES,
+    MAX_RESPONSE_BYTES,
     HttpModel,
     drain,
+    error_excerpt,
     estimate_tokens,
     is_json_response,
     server_root,
@@ -63,6 +66,7 @@ from astromesh.models.types import (
 logger = logging.getLogger(__name__)
 
 GENERATE_STREAM_PATH = "/generate_stream"
+GENERATE_PATH = "/generate"
 CHAT_TOKENIZE_PATH = "/chat_tokenize"
 CHATML_END = "<|im_end|>"
 MAX_STOP_SEQUENCES = 4
@@ -184,6 +188,33 @@ class TGIModel(HttpModel):
             raise self._cut_error()
         yield self._response("".join(pieces), final, prompt, timer)
 
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        params: GenerationParams | None = None,
+    ) -> ModelResponse:
+        """One answer asked for whole: ``POST /generate`` (native API) or ``stream: false``
+        (messages API), one JSON body instead of an event per token."""
+        if self._messages is not None:
+            return await self._messages.complete(messages, tools=tools, params=params)
+        timer = StreamTimer()
+        prompt = await self._prompt(messages)
+        body = {"inputs": prompt.text, "parameters": self._parameters(params, prompt.simple)}
+        response, raw = await self._post_whole(GENERATE_PATH, body)
+        with self._parsing():
+            if not is_json_response(response):
+                raise self._error(f"unexpected {response.headers.get('content-type')!r} answer")
+            data: Any = json.loads(raw)
+            data = data[0] if isinstance(data, list) and data else data
+            if not isinstance(data, dict):
+                raise self._error(f"unexpected JSON response: {error_excerpt(raw)}")
+            self._raise_if_error(data)
+            if data.get("generated_text") is None:
+                raise self._error(f"answer without generated_text: {error_excerpt(raw)}")
+            return self._response(str(data["generated_text"]), data, prompt, timer)
+
     # -- prompt ---------------------------------------------------------------------------------
 
     async def _prompt(self, messages: Sequence[Message]) -> _Prompt:
@@ -195,11 +226,15 @@ class TGIModel(HttpModel):
                 "messages": [_chat_message(message) for message in messages],
             }
             try:
-                response = await self._http().post(self.endpoint + CHAT_TOKENIZE_PATH, json=body)
+                async with self._http().stream(
+                    "POST", self._url(CHAT_TOKENIZE_PATH), json=body
+                ) as response:
+                    limit = MAX_RESPONSE_BYTES if response.is_success else MAX_ERROR_BODY_BYTES
+                    raw = await self._read_body(response, limit, cut=not response.is_success)
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc) from exc
             if response.is_success:
-                data = response.json()
+                data = self._json_object(raw)
                 tokens = data.get("tokenize_response")
                 return _Prompt(
                     text=str(data.get("templated_text") or ""),
@@ -215,7 +250,7 @@ class TGIModel(HttpModel):
                 )
                 self._server_template = False
             else:
-                raise self._status_error(response.status_code, response.content, response.headers)
+                raise self._status_error(response.status_code, raw, response.headers)
         return _Prompt(render_chatml(messages), None, simple=True)
 
     def _parameters(self, override: GenerationParams | None, simple: bool) -> dict[str, Any]:
@@ -252,7 +287,7 @@ class TGIModel(HttpModel):
     def _load(self, raw: str) -> dict[str, Any]:
         try:
             event = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise self._error(f"malformed stream event: {raw[:100]!r}") from None
         if not isinstance(event, dict):
             raise self._error(f"unexpected stream event: {raw[:100]!r}")

@@ -113,6 +113,19 @@ class LlamaCppModel(Model):
         async for event in self._stream_local(messages, self.effective_params(params)):
             yield event
 
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        params: GenerationParams | None = None,
+    ) -> ModelResponse:
+        """The server's whole answer when remote (one JSON body); in-process, the collected
+        stream (generating in-process costs the same either way)."""
+        if self._remote is not None:
+            return await self._remote.complete(messages, tools=tools, params=params)
+        return await super().complete(messages, tools=tools, params=params)
+
     async def _stream_local(
         self, messages: Sequence[Message], params: GenerationParams
     ) -> AsyncIterator[StreamEvent]:

@@ -74,6 +74,32 @@ class OllamaModel(HttpModel):
             raise self._cut_error()
         yield self._response(state, messages, tools, timer)
 
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        params: GenerationParams | None = None,
+    ) -> ModelResponse:
+        """One answer asked for whole (``stream: false``): one JSON object instead of a line
+        per token. A server that streams anyway is read line by line, as :meth:`stream`."""
+        timer = StreamTimer()
+        body = self._request_body(messages, tools, self.effective_params(params), stream=False)
+        response, raw = await self._post_whole(CHAT_PATH, body)
+        with self._parsing():
+            state = _StreamState()
+            if is_json_response(response):
+                self._absorb(state, self._json_object(raw))
+            else:
+                for line in raw.splitlines():
+                    if line.strip():
+                        self._absorb(state, self._line(line))
+                        if state.final is not None:
+                            break
+            if state.final is None:
+                raise self._cut_error()
+            return self._response(state, messages, tools, timer)
+
     # -- request ------------------------------------------------------------------------------
 
     def _request_body(
@@ -81,11 +107,13 @@ class OllamaModel(HttpModel):
         messages: Sequence[Message],
         tools: Sequence[ToolDefinition],
         params: GenerationParams,
+        *,
+        stream: bool = True,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
             "messages": [_wire_message(message) for message in messages],
-            "stream": True,
+            "stream": stream,
         }
         if tools:
             body["tools"] = [function_tool(tool) for tool in tools]
@@ -104,15 +132,18 @@ class OllamaModel(HttpModel):
             yield await self._read_json(response)
             return
         async for line in response.aiter_lines():
-            if not line.strip():
-                continue
-            try:
-                chunk = json.loads(line)
-            except ValueError:
-                raise self._error(f"malformed stream line: {line[:100]!r}") from None
-            if not isinstance(chunk, dict):
-                raise self._error(f"unexpected stream line: {line[:100]!r}")
-            yield chunk
+            if line.strip():
+                yield self._line(line)
+
+    def _line(self, line: str | bytes) -> dict[str, Any]:
+        """One NDJSON line as an object, or a (non-retryable) error quoting it."""
+        try:
+            chunk = json.loads(line)
+        except (ValueError, RecursionError):
+            raise self._error(f"malformed stream line: {line[:100]!r}") from None
+        if not isinstance(chunk, dict):
+            raise self._error(f"unexpected stream line: {line[:100]!r}")
+        return chunk
 
     def _absorb(self, state: _StreamState, chunk: dict[str, Any]) -> str:
         """Fold one line into ``state``; return the text it added.

@@ -11,7 +11,7 @@ Options (``ProviderSettings.options``):
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from astromesh.models._http import (
     completion_texts,
     drain,
     function_tool,
+    is_event_stream,
     is_json_response,
     is_retryable_status,
     parse_arguments,
@@ -45,6 +46,8 @@ from astromesh.models.types import (
 
 CHAT_PATH = "/chat/completions"
 DONE = "[DONE]"
+JSON_ACCEPT = {"Accept": "application/json"}
+"""A non-streamed call's ``Accept`` (the client's default asks for an event stream)."""
 
 
 class OpenAICompatModel(HttpModel):
@@ -89,6 +92,32 @@ class OpenAICompatModel(HttpModel):
             raise self._cut_error()
         yield self._final(state, messages, tools, timer)
 
+    async def complete(
+        self,
+        messages: Sequence[Message],
+        *,
+        tools: Sequence[ToolDefinition] = (),
+        params: GenerationParams | None = None,
+    ) -> ModelResponse:
+        """One completion asked for whole (``stream: false``): one JSON body to parse instead
+        of an event per token. A server that streams anyway is read as a stream."""
+        timer = StreamTimer()
+        body = self._request_body(messages, tools, self.effective_params(params), stream=False)
+        response, raw = await self._post_whole(CHAT_PATH, body, JSON_ACCEPT)
+        with self._parsing():
+            state = _StreamState()
+            if is_event_stream(response):
+                for event in _sse_payloads(raw.decode("utf-8", "replace")):
+                    if event.strip() == DONE:
+                        state.done = True
+                        break
+                    self._absorb_chunk(state, event)
+                if not (state.done or state.finish_reason):
+                    raise self._cut_error()
+            else:
+                self._absorb_completion(state, self._json_object(raw))
+            return self._final(state, messages, tools, timer)
+
     # -- request ------------------------------------------------------------------------------
 
     def _request_body(
@@ -96,6 +125,8 @@ class OpenAICompatModel(HttpModel):
         messages: Sequence[Message],
         tools: Sequence[ToolDefinition],
         params: GenerationParams,
+        *,
+        stream: bool = True,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.model,
@@ -104,8 +135,8 @@ class OpenAICompatModel(HttpModel):
         if tools:
             body["tools"] = [function_tool(tool) for tool in tools]
         body.update(params.model_dump(exclude_none=True))
-        body["stream"] = True
-        if self.settings.options.get("stream_usage", True):
+        body["stream"] = stream
+        if stream and self.settings.options.get("stream_usage", True):
             body["stream_options"] = {"include_usage": True}
         return body
 
@@ -183,7 +214,7 @@ class OpenAICompatModel(HttpModel):
     def _load(self, data: str) -> dict[str, Any]:
         try:
             chunk = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise self._error(f"malformed stream chunk: {data[:100]!r}") from None
         if not isinstance(chunk, dict):
             raise self._error(f"unexpected stream chunk: {data[:100]!r}")
@@ -288,6 +319,20 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
     """
     lines: list[str] = []
     async for line in response.aiter_lines():
+        if not line:
+            if lines:
+                yield "\n".join(lines)
+                lines = []
+            continue
+        if line.startswith("data:"):
+            value = line[5:]
+            lines.append(value[1:] if value.startswith(" ") else value)
+
+
+def _sse_payloads(text: str) -> Iterator[str]:
+    """:func:`_sse_data` over a body already read whole."""
+    lines: list[str] = []
+    for line in text.splitlines():
         if not line:
             if lines:
                 yield "\n".join(lines)

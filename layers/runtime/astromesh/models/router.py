@@ -19,7 +19,11 @@ For each request the role's strategy orders the candidates (see
   with a hint opens its circuit for at least that long;
 - a non-retryable failure (a 4xx: the request itself is wrong) is raised at once;
 - a stream that already sent tokens to the user is never restarted on another model: its
-  error surfaces, because the user has seen half an answer.
+  error surfaces, because the user has seen half an answer;
+- when nobody reads the tokens (``stream(tokens=False)``, :meth:`ModelRouter.complete`) each
+  candidate is asked for its whole answer (:meth:`Model.complete`: one JSON response where
+  the API has one) along the same path: the same order, retries, fallback, breaker, health
+  evidence, pricing and spans.
 
 When every candidate fails, :class:`ProviderUnavailable` says why for each; its
 ``retry_after`` is the soonest one is expected back, when that is known for all of them.
@@ -246,12 +250,17 @@ class ModelRouter:
         role: str = DEFAULT_ROLE,
         params: GenerationParams | None = None,
         requires: Collection[str] = (),
+        tokens: bool = True,
     ) -> AsyncIterator[StreamEvent]:
         """Stream from the first candidate that answers; the final response carries its cost.
 
         Args:
             requires: capabilities the request needs beyond what it shows (``vision`` for a
                 message with images); tools and JSON mode are detected from the request.
+            tokens: false when nobody reads the text as it is generated: each candidate is
+                asked for its whole answer (:meth:`Model.complete`, one JSON response where
+                the API has one) and only the final response is yielded. Selection,
+                fallback, retries, breaker, pricing and spans are the same.
 
         Raises:
             ProviderError: a non-retryable failure, or a failure after tokens were sent.
@@ -296,6 +305,12 @@ class ModelRouter:
                 started = time.perf_counter()
                 try:
                     with genai.chat(model.settings.provider_type, model.model, messages) as span:
+                        if not tokens:
+                            event = await model.complete(messages, tools=tools, params=params)
+                            await self._succeeded(model, key, event, started)
+                            span.answered(event)
+                            yield event
+                            return
                         async for event in model.stream(messages, tools=tools, params=params):
                             if isinstance(event, ModelResponse):
                                 await self._succeeded(model, key, event, started)
@@ -389,10 +404,11 @@ class ModelRouter:
         params: GenerationParams | None = None,
         requires: Collection[str] = (),
     ) -> ModelResponse:
-        """:meth:`stream` to its end; the final response."""
+        """The final response of :meth:`stream`, asked for without streaming (``tokens``
+        false): nobody sees the text before it is whole."""
         final: ModelResponse | None = None
         async for event in self.stream(
-            messages, tools=tools, role=role, params=params, requires=requires
+            messages, tools=tools, role=role, params=params, requires=requires, tokens=False
         ):
             if isinstance(event, ModelResponse):
                 final = event

@@ -23,7 +23,7 @@ from astromesh.models.types import (
     ToolCall,
     ToolDefinition,
 )
-from astromesh.runs.events import EventSink, RunEvent
+from astromesh.runs.events import EventSink, RunEvent, wants_tokens
 from astromesh.runs.state import ActionResult, RunState, RunStatus, utcnow
 
 if TYPE_CHECKING:
@@ -135,31 +135,36 @@ class Pattern(ABC):
         stream_tokens: bool = True,
         token_filter: TokenFilter | None = None,
     ) -> ModelResponse:
-        """One routed model call: streams tokens, counts usage, records a ``model_call`` step."""
+        """One routed model call: streams tokens, counts usage, records a ``model_call`` step.
+
+        Tokens are streamed only when they reach someone: not when the caller turned them off
+        (a plan, a fan-out branch), not when output guardrails must screen the answer first,
+        not when the run's sink shows none (:func:`~astromesh.runs.events.wants_tokens`: a
+        REST call, a Step Functions stage). Then the model is asked for its whole answer in
+        one response, which costs a fraction of a streamed one; the response is the same.
+        """
         started = time.perf_counter()
         # Output guardrails screen the answer in finalize; streamed tokens could not be taken
         # back, so the screened answer is sent once instead (see pipeline.finalize).
-        stream_tokens = stream_tokens and not ctx.agent.guardrails.screens_output_text
+        stream_tokens = (
+            stream_tokens
+            and not ctx.agent.guardrails.screens_output_text
+            and wants_tokens(ctx.emit)
+        )
         if ctx.resolve is not None:
             messages = await ctx.resolve(messages)
-        response: ModelResponse | None = None
         # The router does not sleep on a retry (its backoff, a server's Retry-After) past what
         # the run has left: it falls back at once instead.
         deadline = run.created_at + timedelta(seconds=ctx.agent.timeout_seconds)
         with model_deadline((deadline - utcnow()).total_seconds()):
-            async for event in ctx.agent.router.stream(
-                messages, tools=tools, role=role, params=params
-            ):
-                if isinstance(event, TextDelta):
-                    if stream_tokens:
-                        text = token_filter.feed(event.text) if token_filter else event.text
-                        if text:
-                            await ctx.emit(RunEvent("token", {"content": text}))
-                else:
-                    response = event
-        assert response is not None, "router streams always end with a ModelResponse"
-        if stream_tokens and token_filter is not None and (rest := token_filter.finish()):
-            await ctx.emit(RunEvent("token", {"content": rest}))
+            if stream_tokens:
+                response = await self._stream_model(
+                    ctx, messages, tools, role, params, token_filter
+                )
+            else:
+                response = await ctx.agent.router.complete(
+                    messages, tools=tools, role=role, params=params
+                )
         cost = response.cost or 0.0  # priced by the router from its price table
         run.usage.add(
             provider=response.provider,
@@ -180,4 +185,27 @@ class Pattern(ABC):
             usage=response.usage.model_dump(),
             cost=cost,
         )
+        return response
+
+    @staticmethod
+    async def _stream_model(
+        ctx: StepContext,
+        messages: Sequence[Message],
+        tools: Sequence[ToolDefinition],
+        role: str,
+        params: GenerationParams | None,
+        token_filter: TokenFilter | None,
+    ) -> ModelResponse:
+        """The streamed call: each piece of text (through ``token_filter``) to the sink."""
+        response: ModelResponse | None = None
+        async for event in ctx.agent.router.stream(messages, tools=tools, role=role, params=params):
+            if isinstance(event, TextDelta):
+                text = token_filter.feed(event.text) if token_filter else event.text
+                if text:
+                    await ctx.emit(RunEvent("token", {"content": text}))
+            else:
+                response = event
+        assert response is not None, "router streams always end with a ModelResponse"
+        if token_filter is not None and (rest := token_filter.finish()):
+            await ctx.emit(RunEvent("token", {"content": rest}))
         return response

@@ -104,10 +104,17 @@ async def test_async_run_answers_202_then_completes(
     assert flag.status_code == 202
 
 
-async def test_cancel_stops_the_loop_between_steps(agents_dir, make_app, client_for, openai_server):
+async def test_cancel_stops_the_loop_before_its_next_tool_calls(
+    agents_dir, make_app, client_for, openai_server
+):
+    """Cancelled during the first model call: that call's tool runs, the checkpoint after it
+    loses to the cancel while the second model call is made (written behind it), and the
+    run stops before the second call's tool."""
     write_agent(agents_dir, model=primary(openai_server.url), tools=[python_tool("add", "add")])
     openai_server.push(
-        Reply(tool_calls=[("add", {"a": 1, "b": 1})], delay=0.5), Reply("never asked")
+        Reply(tool_calls=[("add", {"a": 1, "b": 1})], delay=0.5),
+        Reply(tool_calls=[("add", {"a": 2, "b": 2})]),
+        Reply("never asked"),
     )
     client = client_for(make_app())
     run_id = (
@@ -128,7 +135,8 @@ async def test_cancel_stops_the_loop_between_steps(agents_dir, make_app, client_
 
     body = await wait_for(settled)
     assert body["status"] == RunStatus.CANCELLED.value
-    assert len(openai_server.requests) == 1  # the loop stopped before its next model call
+    assert len(openai_server.requests) == 2  # the call made while the checkpoint was written
+    assert [s["type"] for s in body["steps"]].count("tool_call") == 1  # not its tool
     again = await client.post(f"/v1/runs/{run_id}/cancel")
     assert again.status_code == 409 and again.json()["error"]["code"] == "conflict"
 

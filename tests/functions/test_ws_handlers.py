@@ -248,7 +248,11 @@ def test_unknown_actions_and_missing_queries_are_error_frames(handlers, aws):
 
 def test_a_gone_client_ends_delivery_and_cancels_the_run(handlers, aws, openai_server):
     connect(handlers)
-    openai_server.push(Reply(tool_calls=[("add", {"a": 1, "b": 2})]), Reply("never asked for"))
+    openai_server.push(
+        Reply(tool_calls=[("add", {"a": 1, "b": 2})]),
+        Reply(tool_calls=[("add", {"a": 3, "b": 4})]),  # its tool is never run
+        Reply("never asked for"),
+    )
     call(handlers["ws_message"], sample("ws_message/run"))
     [job] = aws.take_jobs()
 
@@ -263,7 +267,9 @@ def test_a_gone_client_ends_delivery_and_cancels_the_run(handlers, aws, openai_s
 
     assert result["gone"] is True and result["status"] == "cancelled"
     assert result["posted"] == 1
-    assert len(openai_server.requests) == 1  # the loop stopped before its next step
+    # The cancel is found by the checkpoint written behind the next model call: that call
+    # is made, and the loop stops before its tool.
+    assert len(openai_server.requests) == 2
 
     async def stored_status() -> RunStatus:
         backend = SQLiteBackend(

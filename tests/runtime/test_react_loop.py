@@ -241,11 +241,18 @@ async def test_text_protocol_for_models_without_native_tools(
     assert recorder.tokens() == "It is 42."  # thoughts and actions never reach the user
 
 
-async def test_cancellation_is_honoured_between_steps(
+async def test_a_cancel_stops_the_run_before_its_next_tool_calls(
     openai_server, agents_dir, make_runtime, recorder
 ):
+    """The cancel lands while the first tool runs; the checkpoint after it is written behind
+    the second model call and loses to the cancel, which stops the run before the second
+    call's tools run. That model call is recorded with the cancelled run."""
     write_agent(agents_dir, model=primary(openai_server.url), tools=[python_tool("add", "add")])
-    openai_server.push(Reply(tool_calls=[("add", {"a": 1, "b": 2})]), Reply("never asked"))
+    openai_server.push(
+        Reply(tool_calls=[("add", {"a": 1, "b": 2})]),
+        Reply(tool_calls=[("add", {"a": 3, "b": 4})]),
+        Reply("never asked"),
+    )
     runtime = make_runtime()
     runs = (await runtime.state()).runs
 
@@ -258,8 +265,18 @@ async def test_cancellation_is_honoured_between_steps(
 
     run = await runtime.run("helper", "add", on_event=cancel_during_tool)
     assert run.status is RunStatus.CANCELLED
-    assert len(openai_server.requests) == 1
-    assert (await runs.get(run.id)).status is RunStatus.CANCELLED
+    assert len(openai_server.requests) == 2
+    assert recorder.types().count("tool_call") == 1
+    stored = await runs.get(run.id)
+    assert stored.status is RunStatus.CANCELLED
+    assert [s.type for s in stored.steps] == [
+        "prepare",
+        "model_call",
+        "tool_call",
+        "model_call",
+        "stopped",
+    ]
+    assert stored.steps[-1].data["code"] == "cancelled"
 
 
 async def test_a_sandboxed_prompt_cannot_reach_python_internals(

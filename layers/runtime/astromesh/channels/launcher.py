@@ -169,7 +169,8 @@ class RunLauncher:
         return run, events()
 
     async def cancel(self, run_id: str) -> RunState:
-        """Mark a running run cancelled; its loop stops before its next step.
+        """Mark a running run cancelled; its loop stops before its next tool calls (the local
+        loop may make one more model call, see :mod:`astromesh.executors.local`).
 
         The write uses the store's optimistic concurrency: if the loop saved meanwhile, the
         run is read again and the cancel retried, so neither write is lost.

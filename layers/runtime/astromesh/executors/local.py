@@ -3,8 +3,21 @@
 The run is saved after prepare, after every observe and at the end, each time as one write
 that also carries the full results of the step's tool calls (``RunStore.checkpoint``), with
 the store's optimistic concurrency: if someone else wrote the run meanwhile (a cancel
-request), the save fails, the executor reloads, and a cancelled run stops before its next
-step.
+request), the save fails, the executor reloads, and a cancelled run stops.
+
+The saves after prepare and observe are written behind: the store encodes the run at once
+(``RunStore.begin_checkpoint``) and commits while the loop checks its limits and makes the
+next model call, and the loop waits for the commit right after that call, before anything
+else: before the step's tools run (a crash never loses a checkpoint whose successors' tool
+calls already happened), before a pause for the client, before finalize and the final save,
+and before the loop returns or raises. One write is in flight per run at most.
+
+Two consequences. A cancel is found one model call later than if every save were waited
+for: the conflict surfaces when the loop waits, after that call, and the run stops as
+cancelled before the call's tools run, with the call recorded in its final save. And a
+failed write (the store unavailable) surfaces there too, ending the run exactly as it would
+have at the save itself; if the step failed as well, the write's failure wins, since it
+happened first.
 """
 
 from __future__ import annotations
@@ -71,32 +84,14 @@ class LocalExecutor(Executor):
         decision: Decision
         kept = RunResults(self.runs, run.id)  # large results by reference
         try:
-            if not prepared:
-                await pipeline.prepare(run, agent, emit)
-                await self._checkpoint(run, kept)
-            while True:
-                limit = pipeline.check_limits(run, agent)
-                if limit is not None:
-                    decision = limit
-                    break
-                decision = await pipeline.step(run, agent, emit, resolve=kept.resolve)
-                if not isinstance(decision, Act):
-                    decision = await pipeline.screen_answer(run, agent, decision)
-                    break
-                run.pending_actions = list(decision.actions)
-                results = await pipeline.act(
-                    run,
-                    agent,
-                    decision.actions,
-                    emit,
-                    run_child=self.run_child,
-                    keep=kept.keep,
-                )
-                if run.status is RunStatus.REQUIRES_ACTION:
-                    await self._checkpoint(run, kept)  # paused for the caller: no finalize
-                    return run
-                pipeline.observe(run, agent, results)
-                await self._checkpoint(run, kept)
+            try:
+                ended = await self._iterate(run, agent, emit, kept, prepared=prepared)
+            except BaseException as exc:
+                await self._settle_after(exc, run, kept)
+                raise
+            if ended is None:
+                return run  # paused for the caller, saved: no finalize
+            decision = ended
         except RunCancelled:
             decision = Fail("cancelled by request", status=RunStatus.CANCELLED, code="cancelled")
         except AstromeshError as exc:  # a known failure (a prompt that cannot render...)
@@ -114,6 +109,40 @@ class LocalExecutor(Executor):
         await self._save_final_retrying(run, kept)
         return run
 
+    async def _iterate(
+        self, run: RunState, agent: Agent, emit: EventSink, kept: RunResults, *, prepared: bool
+    ) -> Decision | None:
+        """The iterations, until a decision ends the run, or ``None`` once the run paused
+        for the client (and was saved). A checkpoint may be in flight when this raises;
+        none is when it returns."""
+        if not prepared:
+            await pipeline.prepare(run, agent, emit)
+            await self._begin_checkpoint(run, kept)
+        while True:
+            limit = pipeline.check_limits(run, agent)
+            if limit is not None:
+                await self._wait_checkpoint(run, kept)
+                return limit
+            decision = await pipeline.step(run, agent, emit, resolve=kept.resolve)
+            await self._wait_checkpoint(run, kept)  # durable before the tools or the end
+            if not isinstance(decision, Act):
+                return await pipeline.screen_answer(run, agent, decision)
+            run.pending_actions = list(decision.actions)
+            results = await pipeline.act(
+                run,
+                agent,
+                decision.actions,
+                emit,
+                run_child=self.run_child,
+                keep=kept.keep,
+            )
+            if run.status is RunStatus.REQUIRES_ACTION:
+                await self._begin_checkpoint(run, kept)
+                await self._wait_checkpoint(run, kept)
+                return None
+            pipeline.observe(run, agent, results)
+            await self._begin_checkpoint(run, kept)
+
     async def _save_final_retrying(self, run: RunState, kept: RunResults) -> None:
         """The final write, retried while the store is unavailable (see
         :data:`FINAL_SAVE_DELAYS`); the last failure is raised."""
@@ -129,16 +158,39 @@ class LocalExecutor(Executor):
                 logger.warning("run_id=<%s> | final write failed, retrying: %s", run.id, exc)
                 await asyncio.sleep(delay)
 
-    async def _checkpoint(self, run: RunState, kept: RunResults) -> None:
+    async def _begin_checkpoint(self, run: RunState, kept: RunResults) -> None:
         keep_spans(run)
+        await kept.begin_checkpoint(run)
+
+    async def _wait_checkpoint(self, run: RunState, kept: RunResults) -> None:
+        """Wait for the checkpoint in flight; a conflict with a cancel raises
+        :class:`RunCancelled` (the run takes the stored version, for its final save)."""
         try:
-            await kept.checkpoint(run)
+            await kept.wait_checkpoint()
         except ConflictError:
             stored = await self.runs.get(run.id)
             if stored.status is RunStatus.CANCELLED:
                 run.version = stored.version
                 raise RunCancelled from None
             raise
+
+    async def _settle_after(self, exc: BaseException, run: RunState, kept: RunResults) -> None:
+        """Before an exception leaves the loop, wait for the checkpoint still in flight.
+
+        Its own failure is raised in place of ``exc``: without write-behind it would have
+        been raised first, before the step that raised ``exc`` began. When the task is being
+        cancelled (``exc`` is not an ``Exception``) the write is only waited for, its failure
+        logged, and the cancellation goes on.
+        """
+        if not kept.in_flight:
+            return
+        if isinstance(exc, Exception):
+            await self._wait_checkpoint(run, kept)
+            return
+        try:
+            await kept.wait_checkpoint()
+        except Exception as failed:  # noqa: BLE001 - the cancellation is what goes on
+            logger.warning("run_id=<%s> | checkpoint failed while stopping: %s", run.id, failed)
 
     async def _save_final(self, run: RunState, kept: RunResults) -> None:
         """The final save wins over a concurrent cancel: the run did finish."""

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from astromesh.models.types import Message
 from astromesh.runs.state import ActionResult, RunState
-from astromesh.stores.base import RunStore
+from astromesh.stores.base import PendingCheckpoint, RunStore
 
 PREVIEW_LIMIT = 8 * 1024
 """Results longer than this many characters are kept in the run as a preview of this size."""
@@ -56,12 +56,18 @@ class RunResults:
 
     Kept results wait in :attr:`unsaved` until the executor's next checkpoint writes them
     with the run (``RunStore.checkpoint``): one write per iteration instead of one per call.
+    A checkpoint may be written behind (:meth:`begin_checkpoint`, then
+    :meth:`wait_checkpoint`): its results stay readable from here until it committed, and
+    return to :attr:`unsaved` if it failed, so the next write carries them.
     """
 
     def __init__(self, runs: RunStore, run_id: str) -> None:
         self.runs = runs
         self.run_id = run_id
         self.unsaved: list[ActionResult] = []
+        self.writing: list[ActionResult] = []
+        """The results of the checkpoint in flight."""
+        self._pending: PendingCheckpoint | None = None
 
     def keep(self, result: ActionResult) -> ActionResult:
         """Note the full result for the next checkpoint; return what the run document holds."""
@@ -70,14 +76,48 @@ class RunResults:
 
     async def checkpoint(self, run: RunState) -> RunState:
         """Save ``run`` with the results kept since the last checkpoint, as one write."""
-        await self.runs.checkpoint(run, self.unsaved)
-        self.unsaved = []
+        await self.begin_checkpoint(run)
+        await self.wait_checkpoint()
         return run
 
+    @property
+    def in_flight(self) -> bool:
+        """Whether a checkpoint was begun and not yet waited for."""
+        return self._pending is not None
+
+    async def begin_checkpoint(self, run: RunState) -> None:
+        """Begin saving ``run`` with the results kept since the last checkpoint; the store
+        encodes it before this returns. At most one per run: the journal must see the saves
+        in order, and each replaces the version the previous one wrote."""
+        if self._pending is not None:
+            raise RuntimeError(f"run {self.run_id!r} already has a checkpoint in flight")
+        self.writing, self.unsaved = self.unsaved, []
+        try:
+            self._pending = await self.runs.begin_checkpoint(run, self.writing)
+        except BaseException:
+            self._restore()
+            raise
+
+    async def wait_checkpoint(self) -> None:
+        """Wait for the checkpoint in flight, if any; raises what the store's write raised
+        (the results it carried then wait for the next one)."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            await pending.wait()
+        except BaseException:
+            self._restore()
+            raise
+        self.writing = []
+
+    def _restore(self) -> None:
+        self.unsaved, self.writing = [*self.writing, *self.unsaved], []
+
     async def load(self, call_ids: Sequence[str]) -> dict[str, ActionResult]:
-        """The full results stored, or kept for the next checkpoint, for ``call_ids``
-        (missing ones are absent)."""
-        waiting = {r.call_id: r for r in self.unsaved if r.call_id in call_ids}
+        """The full results stored, or kept for the next checkpoint (or in flight), for
+        ``call_ids`` (missing ones are absent)."""
+        waiting = {r.call_id: r for r in (*self.writing, *self.unsaved) if r.call_id in call_ids}
         rest = [c for c in call_ids if c not in waiting]
         return {**(await self.runs.get_results(self.run_id, rest) if rest else {}), **waiting}
 

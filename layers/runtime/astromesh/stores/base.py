@@ -8,7 +8,7 @@ elsewhere. Every method is async so network backends never block the event loop.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from astromesh.models.types import Message
@@ -35,6 +35,56 @@ class SessionKey:
         """
         parts = (self.tenant, self.namespace, self.agent, self.session_id)
         return ":".join(p.replace("%", "%25").replace(":", "%3A") for p in parts)
+
+
+class PendingCheckpoint:
+    """A checkpoint encoded from the run as it was when it began, and being written.
+
+    Split from :meth:`RunStore.checkpoint` so the step loop can make its next model call
+    while the commit runs (write-behind, see :class:`~astromesh.executors.local.LocalExecutor`):
+    the store encodes the run when the checkpoint begins, so what is written is that state
+    whatever the loop changes meanwhile, and the caller's run adopts the new version (and the
+    store's journal records what it holds) only in :meth:`wait`, once the write committed.
+    """
+
+    __slots__ = ("_error", "_on_written", "_run", "_write")
+
+    def __init__(
+        self,
+        run: RunState,
+        write: Awaitable[object] | None = None,
+        on_written: Callable[[], object] | None = None,
+        *,
+        error: Exception | None = None,
+    ) -> None:
+        self._run = run
+        self._write = write
+        self._on_written = on_written
+        self._error = error
+
+    async def wait(self) -> RunState:
+        """The caller's run once the write committed (its version adopted).
+
+        Raises what :meth:`RunStore.checkpoint` raises (``ConflictError``, ``NotFoundError``,
+        ``StateUnavailable``...), and raises it again if called again.
+        """
+        if self._write is not None:
+            write, self._write = self._write, None
+            try:
+                await write
+            except Exception as exc:
+                self._error = exc
+                raise
+            except BaseException:  # the waiter was cancelled: the write may or may not commit
+                self._error = RuntimeError(
+                    f"the checkpoint of run {self._run.id!r} was interrupted: outcome unknown"
+                )
+                raise
+            if self._on_written is not None:
+                self._on_written()
+        if self._error is not None:
+            raise self._error
+        return self._run
 
 
 class RunStore(ABC):
@@ -77,6 +127,23 @@ class RunStore(ABC):
         for result in results:
             await self.put_result(run.id, result)
         return await self.save(run)
+
+    async def begin_checkpoint(
+        self, run: RunState, results: Sequence[ActionResult] = ()
+    ) -> PendingCheckpoint:
+        """Start :meth:`checkpoint`; the caller may change ``run`` as soon as this returns,
+        and calls :meth:`PendingCheckpoint.wait` (which raises what ``checkpoint`` raises)
+        before anything that needs the write done.
+
+        This default writes the whole checkpoint before returning (nothing overlaps; its
+        failure is kept for ``wait``), which is correct for any store. The SQL stores and
+        Redis override it to encode ``run`` here, before returning, and commit meanwhile.
+        """
+        try:
+            await self.checkpoint(run, results)
+        except Exception as exc:  # noqa: BLE001 - raised by wait(), as every store's are
+            return PendingCheckpoint(run, error=exc)
+        return PendingCheckpoint(run)
 
     @abstractmethod
     async def list_runs(

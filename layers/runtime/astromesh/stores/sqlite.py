@@ -37,7 +37,14 @@ from astromesh.stores._usage_sql import (
     summary_queries,
     where_clause,
 )
-from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
+from astromesh.stores.base import (
+    HistoryStore,
+    PendingCheckpoint,
+    RunStore,
+    SessionKey,
+    StateBackend,
+    UsageStore,
+)
 from astromesh.stores.migrations import migrate_sqlite
 from astromesh.telemetry.usage import Grouping, UsageEntry, UsageGroup, UsageQuery, entries_of
 
@@ -79,10 +86,15 @@ class SQLiteBackend(StateBackend):
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(connection)`` on the worker thread and return its result."""
+        return await self.submit(fn)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> asyncio.Future[T]:
+        """Queue ``fn(connection)`` on the worker thread now; the future is its result (the
+        caller must await it, or its failure is reported as never retrieved)."""
         if self._closed:
             raise RuntimeError("SQLiteBackend is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._in_worker, fn)
+        return loop.run_in_executor(self._executor, self._in_worker, fn)
 
     def _in_worker(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
@@ -195,11 +207,17 @@ class SQLiteRunStore(RunStore):
         return await self.checkpoint(run)
 
     async def checkpoint(self, run: RunState, results: Sequence[ActionResult] = ()) -> RunState:
+        return await (await self.begin_checkpoint(run, results)).wait()
+
+    async def begin_checkpoint(
+        self, run: RunState, results: Sequence[ActionResult] = ()
+    ) -> PendingCheckpoint:
         """The run, its step's results and (once it ended) its usage lines in one worker call
-        and one transaction.
+        and one transaction, submitted to the worker before this returns.
 
         One hop to the worker thread and one commit per iteration instead of one per write;
-        a lost compare-and-swap rolls the results back with it.
+        a lost compare-and-swap rolls the results back with it. Everything the transaction
+        writes is encoded here, on the event loop, so the caller may change ``run`` at once.
         """
         written = saved_copy(run)
         encoded = encode(written, self, replacing=run.version)
@@ -225,9 +243,12 @@ class SQLiteRunStore(RunStore):
                     raise NotFoundError(f"run {run.id!r} not found")
                 raise conflict(run.id, row[0], run.version)
 
-        await self._backend.call(update)
-        remember(run, encoded.snapshot)
-        return adopt(run, written)
+        def written_now() -> None:
+            # The snapshot taken by encode, not the run's lists now: they may have grown.
+            remember(run, encoded.snapshot)
+            adopt(run, written)
+
+        return PendingCheckpoint(run, self._backend.submit(update), written_now)
 
     async def list_runs(
         self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50

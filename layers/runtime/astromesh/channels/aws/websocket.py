@@ -18,7 +18,9 @@ stateless invocations:
 - The job executes the run and pushes its frames (``status``, ``token``, ``tool_call``,
   ``tool_result``, ``error``, ``done``) through a :class:`FramePusher`: tokens batched,
   frames split below 32 KB. If the client has gone (410), delivery stops and the run is
-  cancelled: it stops before its next step, and nobody pays for an answer nobody reads.
+  cancelled: it stops before its next tool calls (after at most one more model call, made
+  while its last checkpoint was written), and nobody pays for the rest of an answer nobody
+  reads.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ async def get_run(run_id: str, principal: CurrentPrincipal, services: ServicesDe
 async def cancel_run(
     run_id: str, principal: CurrentPrincipal, services: ServicesDep
 ) -> RunCancelled:
-    """Mark the run cancelled; its loop stops before its next step (409 if it ended)."""
+    """Mark the run cancelled; its loop stops before its next tool calls (409 if it ended)."""
     await visible_run(services, principal, run_id)
     run = await services.launcher.cancel(run_id)
     return RunCancelled(run_id=run.id, status=run.status.value)

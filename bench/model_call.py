@@ -9,6 +9,8 @@ own on 127.0.0.1, so this process's CPU time is the client's alone:
 - HTTP floor: a bare sync ``httpx.Client`` POST with ``"stream": false``, the body parsed.
 - whole: ``OpenAICompatModel.complete`` (what a run nobody listens to pays).
 - streamed: ``OpenAICompatModel.stream`` to its final response (what a listened run pays).
+- whole, no message cache: ``complete`` with the provider's cache of encoded messages
+  (``models/wire_json.py``) holding nothing, so every message is encoded at every call.
 
 Each call sends a conversation of ``--turns`` earlier tool-call turns and gets a tool call
 back (a ReAct iteration's shape). The three take turns, ``--calls`` calls each per round,
@@ -42,8 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/_results
 from _results import record  # noqa: E402 - needs the path above
 
 from astromesh.models.base import ProviderSettings  # noqa: E402
-from astromesh.models.openai_compat import OpenAICompatModel  # noqa: E402
+from astromesh.models.openai_compat import OpenAICompatModel, _wire_message  # noqa: E402
 from astromesh.models.types import Message, ToolCall, ToolDefinition  # noqa: E402
+from astromesh.models.wire_json import WireCache  # noqa: E402
 
 ADD = ToolDefinition(
     name="add",
@@ -96,10 +99,12 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as tmp,
         scripted_server(
-            Path(tmp) / "script.json", [reply] * (3 * (args.calls * args.rounds + 2))
+            Path(tmp) / "script.json", [reply] * (4 * (args.calls * args.rounds + 2))
         ) as url,
     ):
         model = OpenAICompatModel(ProviderSettings("openai_compat", "scripted", url))
+        uncached = OpenAICompatModel(ProviderSettings("openai_compat", "scripted", url))
+        uncached._wire = WireCache(_wire_message, capacity=0)
         client = httpx.Client()
         wire = {
             "model": "scripted",
@@ -121,6 +126,9 @@ def main() -> None:
                 model.complete(messages, tools=[ADD])
             ),
             "streamed (Model.stream)": lambda: loop.run_until_complete(drain()),
+            "whole, no message cache": lambda: loop.run_until_complete(
+                uncached.complete(messages, tools=[ADD])
+            ),
         }
         wall: dict[str, list[float]] = {name: [] for name in sides}
         cpu: dict[str, list[float]] = {name: [] for name in sides}
@@ -136,6 +144,7 @@ def main() -> None:
                 cpu[name].append((time.process_time() - started_cpu) * 1000 / args.calls)
         client.close()
         loop.run_until_complete(model.aclose())
+        loop.run_until_complete(uncached.aclose())
     loop.close()
     base_wall = statistics.median(next(iter(wall.values())))
     base_cpu = statistics.median(next(iter(cpu.values())))

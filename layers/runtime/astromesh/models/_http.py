@@ -55,6 +55,9 @@ endpoint) sending more is refused instead of filling the memory."""
 MAX_ERROR_BODY_BYTES = 64 * 1024
 """How much of an error answer is read: its message is cut to :data:`EXCERPT_CHARS` anyway."""
 
+JSON_BODY = {"Content-Type": "application/json"}
+"""Headers of a POST whose JSON body is already encoded (httpx sets them only for ``json=``)."""
+
 MAX_RETRY_AFTER = 3600.0
 """Longest ``Retry-After`` honoured, in seconds: a wrong or hostile header must not shut a
 candidate out for days (the circuit breaker keeps it out that long on every instance)."""
@@ -348,17 +351,20 @@ class HttpModel(Model):
 
     @asynccontextmanager
     async def _post_stream(
-        self, path: str, body: dict[str, Any], headers: Mapping[str, str] | None = None
+        self, path: str, body: dict[str, Any] | bytes, headers: Mapping[str, str] | None = None
     ) -> AsyncIterator[httpx.Response]:
-        """POST ``body`` and yield the streaming response once its status is known to be good.
+        """POST ``body`` (a dict to encode, or JSON already encoded: then ``headers`` carry
+        its ``Content-Type``) and yield the streaming response once its status is known to
+        be good.
 
         Transport failures raised while the caller reads the body are mapped here too, so a
         stream cut mid-way surfaces as a retryable :class:`ProviderError`. An error answer's
         body is read only up to :data:`MAX_ERROR_BODY_BYTES`.
         """
+        content, data = (body, None) if isinstance(body, bytes) else (None, body)
         try:
             async with self._http().stream(
-                "POST", self._url(path), json=body, headers=headers
+                "POST", self._url(path), content=content, json=data, headers=headers
             ) as response:
                 if not response.is_success:
                     raise self._status_error(
@@ -371,7 +377,7 @@ class HttpModel(Model):
             raise self._transport_error(exc) from exc
 
     async def _post_whole(
-        self, path: str, body: dict[str, Any], headers: Mapping[str, str] | None = None
+        self, path: str, body: dict[str, Any] | bytes, headers: Mapping[str, str] | None = None
     ) -> tuple[httpx.Response, bytes]:
         """POST ``body`` and return the good response with its whole body (a non-streamed
         call), read up to :data:`MAX_ERROR_BODY_BYTES`.

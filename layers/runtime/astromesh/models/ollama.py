@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from astromesh.models._http import (
+    JSON_BODY,
     HttpModel,
     completion_texts,
     drain,
@@ -24,7 +25,7 @@ from astromesh.models._http import (
     prompt_texts,
     resolve_usage,
 )
-from astromesh.models.base import StreamTimer
+from astromesh.models.base import ProviderSettings, StreamTimer
 from astromesh.models.types import (
     GenerationParams,
     Message,
@@ -35,6 +36,8 @@ from astromesh.models.types import (
     ToolCall,
     ToolDefinition,
 )
+from astromesh.models.wire_json import WireCache, dumps
+from astromesh.models.wire_json import body as wire_body
 
 CHAT_PATH = "/api/chat"
 
@@ -50,6 +53,10 @@ class OllamaModel(HttpModel):
     default_endpoint = "http://127.0.0.1:11434"
     health_path = "/api/tags"
 
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self._wire = WireCache(_wire_message)
+
     async def stream(
         self,
         messages: Sequence[Message],
@@ -59,9 +66,9 @@ class OllamaModel(HttpModel):
     ) -> AsyncIterator[StreamEvent]:
         """Stream one completion; see :meth:`astromesh.models.base.Model.stream`."""
         timer = StreamTimer()
-        body = self._request_body(messages, tools, self.effective_params(params))
+        body = self._request_body(messages, tools, self.effective_params(params), stream=True)
         state = _StreamState()
-        async with self._post_stream(CHAT_PATH, body) as response:
+        async with self._post_stream(CHAT_PATH, body, JSON_BODY) as response:
             chunks = self._chunks(response)
             async for chunk in chunks:
                 text = self._absorb(state, chunk)
@@ -85,7 +92,7 @@ class OllamaModel(HttpModel):
         per token. A server that streams anyway is read line by line, as :meth:`stream`."""
         timer = StreamTimer()
         body = self._request_body(messages, tools, self.effective_params(params), stream=False)
-        response, raw = await self._post_whole(CHAT_PATH, body)
+        response, raw = await self._post_whole(CHAT_PATH, body, JSON_BODY)
         with self._parsing():
             state = _StreamState()
             if is_json_response(response):
@@ -108,21 +115,21 @@ class OllamaModel(HttpModel):
         tools: Sequence[ToolDefinition],
         params: GenerationParams,
         *,
-        stream: bool = True,
-    ) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": [_wire_message(message) for message in messages],
-            "stream": stream,
-        }
-        if tools:
-            body["tools"] = [function_tool(tool) for tool in tools]
+        stream: bool,
+    ) -> bytes:
+        """The request as JSON: model, messages, tools, ``stream``, then the parameters Ollama
+        reads at the top level and ``options``; the messages and tools sent before reused
+        (:mod:`astromesh.models.wire_json`)."""
+        tail: dict[str, Any] = {"stream": stream}
         options = _options(params)
         for name in TOP_LEVEL_PARAMS & options.keys():
-            body[name] = options.pop(name)
+            tail[name] = options.pop(name)
         if options:
-            body["options"] = options
-        return body
+            tail["options"] = options
+        arrays = {"messages": self._wire.messages(messages)}
+        if tools:
+            arrays["tools"] = dumps([function_tool(tool) for tool in tools])
+        return wire_body({"model": self.model}, arrays, tail)
 
     # -- response -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ import httpx
 
 from astromesh.errors import ProviderError
 from astromesh.models._http import (
+    JSON_BODY,
     HttpModel,
     completion_texts,
     drain,
@@ -31,7 +32,7 @@ from astromesh.models._http import (
     resolve_usage,
     server_root,
 )
-from astromesh.models.base import StreamTimer
+from astromesh.models.base import ProviderSettings, StreamTimer
 from astromesh.models.catalog import Capabilities
 from astromesh.models.types import (
     GenerationParams,
@@ -43,11 +44,14 @@ from astromesh.models.types import (
     ToolCall,
     ToolDefinition,
 )
+from astromesh.models.wire_json import WireCache, dumps
+from astromesh.models.wire_json import body as wire_body
 
 CHAT_PATH = "/chat/completions"
 DONE = "[DONE]"
-JSON_ACCEPT = {"Accept": "application/json"}
-"""A non-streamed call's ``Accept`` (the client's default asks for an event stream)."""
+WHOLE_HEADERS = {**JSON_BODY, "Accept": "application/json"}
+"""A non-streamed call's headers (the client's default ``Accept`` is an event stream)."""
+BODY_FIELDS = frozenset({"model", "messages", "tools"})
 
 
 class OpenAICompatModel(HttpModel):
@@ -57,6 +61,10 @@ class OpenAICompatModel(HttpModel):
     supports_native_tools = True
     default_endpoint = "http://127.0.0.1:8000/v1"
     health_path = "/models"
+
+    def __init__(self, settings: ProviderSettings) -> None:
+        super().__init__(settings)
+        self._wire = WireCache(_wire_message)
 
     def _headers(self) -> dict[str, str]:
         return {**super()._headers(), "Accept": "text/event-stream"}
@@ -70,9 +78,9 @@ class OpenAICompatModel(HttpModel):
     ) -> AsyncIterator[StreamEvent]:
         """Stream one completion; see :meth:`astromesh.models.base.Model.stream`."""
         timer = StreamTimer()
-        body = self._request_body(messages, tools, self.effective_params(params))
+        body = self._encoded_body(messages, tools, self.effective_params(params), stream=True)
         state = _StreamState()
-        async with self._post_stream(CHAT_PATH, body) as response:
+        async with self._post_stream(CHAT_PATH, body, JSON_BODY) as response:
             if is_json_response(response):
                 # The server ignored ``stream: true`` and answered with a whole completion.
                 self._absorb_completion(state, await self._read_json(response))
@@ -102,8 +110,8 @@ class OpenAICompatModel(HttpModel):
         """One completion asked for whole (``stream: false``): one JSON body to parse instead
         of an event per token. A server that streams anyway is read as a stream."""
         timer = StreamTimer()
-        body = self._request_body(messages, tools, self.effective_params(params), stream=False)
-        response, raw = await self._post_whole(CHAT_PATH, body, JSON_ACCEPT)
+        body = self._encoded_body(messages, tools, self.effective_params(params), stream=False)
+        response, raw = await self._post_whole(CHAT_PATH, body, WHOLE_HEADERS)
         with self._parsing():
             state = _StreamState()
             if is_event_stream(response):
@@ -119,6 +127,27 @@ class OpenAICompatModel(HttpModel):
             return self._final(state, messages, tools, timer)
 
     # -- request ------------------------------------------------------------------------------
+
+    def _encoded_body(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolDefinition],
+        params: GenerationParams,
+        *,
+        stream: bool,
+    ) -> bytes:
+        """:meth:`_request_body` as JSON, the messages and tools sent before reused
+        (:mod:`astromesh.models.wire_json`)."""
+        tail = params.model_dump(exclude_none=True)
+        if not BODY_FIELDS.isdisjoint(tail):  # a parameter replacing a field: built whole
+            return dumps(self._request_body(messages, tools, params, stream=stream))
+        tail["stream"] = stream
+        if stream and self.settings.options.get("stream_usage", True):
+            tail["stream_options"] = {"include_usage": True}
+        arrays = {"messages": self._wire.messages(messages)}
+        if tools:
+            arrays["tools"] = dumps([function_tool(tool) for tool in tools])
+        return wire_body({"model": self.model}, arrays, tail)
 
     def _request_body(
         self,

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 from astromesh.errors import StateUnavailable
 
-__all__ = ["connection_faults", "translate_faults"]
+__all__ = ["connection_faults", "translate_faults", "translated"]
 
 T = TypeVar("T")
 
@@ -41,6 +41,18 @@ def connection_faults() -> tuple[type[BaseException], ...]:
     except ImportError:  # the postgres extra is not installed
         pass
     return tuple(found)
+
+
+async def translated(store: str, write: Awaitable[T]) -> T:
+    """``await write``, a connection fault raised as :class:`StateUnavailable` (naming
+    ``store``): for a write run as a task of its own, outside the decorated methods (a
+    checkpoint written behind the step loop)."""
+    try:
+        return await write
+    except StateUnavailable:
+        raise
+    except connection_faults() as exc:
+        raise StateUnavailable(store, exc) from exc
 
 
 def _wrap(store: str, method: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

@@ -34,8 +34,15 @@ from astromesh.stores._usage_sql import (
     summary_queries,
     where_clause,
 )
-from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
-from astromesh.stores.faults import translate_faults
+from astromesh.stores.base import (
+    HistoryStore,
+    PendingCheckpoint,
+    RunStore,
+    SessionKey,
+    StateBackend,
+    UsageStore,
+)
+from astromesh.stores.faults import translate_faults, translated
 from astromesh.stores.migrations import migrate_postgres
 from astromesh.stores.postgres_connect import PostgresConnector
 from astromesh.telemetry.usage import Grouping, UsageEntry, UsageGroup, UsageQuery, entries_of
@@ -268,7 +275,45 @@ class PostgresRunStore(RunStore):
         in one transaction on one connection; a lost swap rolls the results back with it."""
         written = saved_copy(run)
         encoded = encode(written, self, replacing=run.version)
-        documents = [(run.id, r.call_id, r.model_dump_json()) for r in results]
+        values = _values(written, encoded)
+        await self._swap(run.id, run.version, values, encoded, _documents(run.id, results), written)
+        remember(run, encoded.snapshot)
+        return adopt(run, written)
+
+    async def begin_checkpoint(
+        self, run: RunState, results: Sequence[ActionResult] = ()
+    ) -> PendingCheckpoint:
+        """:meth:`checkpoint` with its transaction in a task of its own, started once
+        everything it writes is encoded (here, before returning).
+
+        A run that ended is written whole before this returns: its usage lines are read
+        from it in the transaction, and the step loop waits for its final save anyway.
+        """
+        if run.status.is_terminal:
+            return await super().begin_checkpoint(run, results)
+        written = saved_copy(run)
+        encoded = encode(written, self, replacing=run.version)
+        values = _values(written, encoded)
+        swap = self._swap(run.id, run.version, values, encoded, _documents(run.id, results), None)
+        write = asyncio.ensure_future(translated("postgresql", swap))
+
+        def written_now() -> None:
+            remember(run, encoded.snapshot)  # the encoded snapshot, not the lists now
+            adopt(run, written)
+
+        return PendingCheckpoint(run, write, written_now)
+
+    async def _swap(
+        self,
+        run_id: str,
+        version: int,
+        values: tuple[Any, ...],
+        encoded: Encoded,
+        documents: list[tuple[str, str, str]],
+        ended: RunState | None,
+    ) -> None:
+        """The transaction of a checkpoint, from encoded values only (so it can run while
+        the run changes), and the usage lines of ``ended``, a run stored ended."""
         await self._backend.open()
         async with (
             self._backend.pool.connection() as conn,
@@ -277,18 +322,16 @@ class PostgresRunStore(RunStore):
         ):
             if documents:
                 await cursor.executemany(_UPSERT_RESULT, documents)
-            await cursor.execute(_UPDATE_RUN, (*_values(written, encoded), run.id, run.version))
+            await cursor.execute(_UPDATE_RUN, (*values, run_id, version))
             if cursor.rowcount != 1:
-                await cursor.execute("SELECT version FROM runs WHERE id = %s", (run.id,))
+                await cursor.execute("SELECT version FROM runs WHERE id = %s", (run_id,))
                 row = await cursor.fetchone()
                 if row is None:
-                    raise NotFoundError(f"run {run.id!r} not found")
-                raise conflict(run.id, row[0], run.version)
+                    raise NotFoundError(f"run {run_id!r} not found")
+                raise conflict(run_id, row[0], version)
             await _write_items(cursor, encoded)
-            if written.status.is_terminal:
-                await _replace_usage(cursor, written)
-        remember(run, encoded.snapshot)
-        return adopt(run, written)
+            if ended is not None and ended.status.is_terminal:
+                await _replace_usage(cursor, ended)
 
     async def list_runs(
         self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50
@@ -389,3 +432,8 @@ class PostgresHistoryStore(HistoryStore):
             "DELETE FROM messages WHERE session_key = %s", (key.as_string(),)
         )
         return count
+
+
+def _documents(run_id: str, results: Sequence[ActionResult]) -> list[tuple[str, str, str]]:
+    """The ``action_results`` rows of a checkpoint's results."""
+    return [(run_id, r.call_id, r.model_dump_json()) for r in results]

@@ -23,6 +23,7 @@ update happen as one atomic step: two writers holding the same version can never
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -42,8 +43,15 @@ from astromesh.stores._common import (
     saved_copy,
 )
 from astromesh.stores._journal import LISTS, Encoded, decode, encode, remember
-from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
-from astromesh.stores.faults import translate_faults
+from astromesh.stores.base import (
+    HistoryStore,
+    PendingCheckpoint,
+    RunStore,
+    SessionKey,
+    StateBackend,
+    UsageStore,
+)
+from astromesh.stores.faults import translate_faults, translated
 from astromesh.stores.redis_client import connect
 from astromesh.telemetry.usage import UsageEntry, UsageQuery, entries_of
 
@@ -222,23 +230,53 @@ class RedisRunStore(RunStore):
         written = saved_copy(run)
         encoded = encode(written, self, replacing=run.version)
         keys, args = self._write_call(written, encoded, run.version)
-        if results:
-            name = self._backend.key("results", run.id)
-            async with self._backend.client.pipeline(transaction=True) as pipe:
-                pipe.hset(name, mapping={r.call_id: r.model_dump_json() for r in results})
-                if self._backend.ttl_seconds:
-                    pipe.expire(name, self._backend.ttl_seconds)
-                await self._write(keys=keys, args=args, client=pipe)
-                status, version = (await pipe.execute())[-1]
-        else:
-            status, version = await self._write(keys=keys, args=args)
-        if status == -1:
-            raise NotFoundError(f"run {run.id!r} not found")
-        if status == -2:
-            raise conflict(run.id, int(version), run.version)
+        await self._swap(run.id, run.version, keys, args, _result_documents(results))
         await self._backend.usage.put(written)
         remember(run, encoded.snapshot)
         return adopt(run, written)
+
+    async def begin_checkpoint(
+        self, run: RunState, results: Sequence[ActionResult] = ()
+    ) -> PendingCheckpoint:
+        """:meth:`checkpoint` with its round trip in a task of its own, started once
+        everything it sends is encoded (here, before returning).
+
+        A run that ended is written whole before this returns: its usage entries are read
+        from it after the write, and the step loop waits for its final save anyway.
+        """
+        if run.status.is_terminal:
+            return await super().begin_checkpoint(run, results)
+        written = saved_copy(run)
+        encoded = encode(written, self, replacing=run.version)
+        keys, args = self._write_call(written, encoded, run.version)
+        swap = self._swap(run.id, run.version, keys, args, _result_documents(results))
+        write = asyncio.ensure_future(translated("redis", swap))
+
+        def written_now() -> None:
+            remember(run, encoded.snapshot)  # the encoded snapshot, not the lists now
+            adopt(run, written)
+
+        return PendingCheckpoint(run, write, written_now)
+
+    async def _swap(
+        self, run_id: str, version: int, keys: list[str], args: list[Any], documents: dict[str, str]
+    ) -> None:
+        """The results' ``HSET`` and the compare-and-swap script, in one ``MULTI`` when there
+        are results; only encoded values in, so it can run while the run changes."""
+        if documents:
+            name = self._backend.key("results", run_id)
+            async with self._backend.client.pipeline(transaction=True) as pipe:
+                pipe.hset(name, mapping=documents)
+                if self._backend.ttl_seconds:
+                    pipe.expire(name, self._backend.ttl_seconds)
+                await self._write(keys=keys, args=args, client=pipe)
+                status, stored = (await pipe.execute())[-1]
+        else:
+            status, stored = await self._write(keys=keys, args=args)
+        if status == -1:
+            raise NotFoundError(f"run {run_id!r} not found")
+        if status == -2:
+            raise conflict(run_id, int(stored), version)
 
     async def owe_durable(self, run_id: str) -> None:
         """Remember that ``run_id``'s final state is not in the durable tier yet."""
@@ -398,3 +436,8 @@ class RedisHistoryStore(HistoryStore):
             pipe.delete(name)
             count, _deleted = await pipe.execute()
         return int(count)
+
+
+def _result_documents(results: Sequence[ActionResult]) -> dict[str, str]:
+    """The results' JSON by call id (the ``HSET`` mapping of a checkpoint)."""
+    return {r.call_id: r.model_dump_json() for r in results}

@@ -68,6 +68,20 @@ def test_repaired_data_is_always_encodable(value):
     assert find_invalid(repaired) == []
 
 
+_ANY_TEXT = st.text(alphabet=st.characters(exclude_categories=()))  # surrogates and NUL too
+
+
+@given(
+    st.recursive(
+        _ANY_TEXT | st.integers(),
+        lambda kids: st.lists(kids) | st.tuples(kids) | st.dictionaries(_ANY_TEXT, kids),
+    )
+)
+def test_a_value_comes_back_itself_exactly_when_nothing_in_it_is_invalid(value):
+    """repair_value's quick check (no paths built) agrees with find_invalid, keys included."""
+    assert (repair_value(value) is value) == (find_invalid(value, limit=1) == [])
+
+
 @pytest.mark.parametrize("char", ["\ufffe", "\uffff", "\ufdd0", "\U0010ffff", "\U0001f600"])
 def test_noncharacters_and_other_scalar_values_are_valid_text(char):
     assert first_invalid(f"a{char}") is None

@@ -292,6 +292,18 @@ async def test_history_read_limit_returns_last_messages_chronologically(
     assert await backend.history.read(KEY, limit=0) == []
 
 
+async def test_history_shares_no_message_with_its_callers(backend: StateBackend) -> None:
+    """What a caller appended or read is its own: changing it changes no stored turn."""
+    appended = _turn(1)
+    await backend.history.append(KEY, appended)
+    appended[0].content = "changed after the append"
+    read = await backend.history.read(KEY)
+    read[1].tool_calls[0].arguments["n"] = 99
+    read[2].content = "changed after the read"
+
+    assert await backend.history.read(KEY) == _turn(1)
+
+
 async def test_history_of_unknown_session_is_empty(backend: StateBackend) -> None:
     assert await backend.history.read(KEY) == []
     assert await backend.history.read(KEY, limit=5) == []

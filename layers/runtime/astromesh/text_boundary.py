@@ -199,7 +199,7 @@ def repair_value(value: Any) -> Any:
     stack; two keys that repair to the same text keep the last value."""
     if isinstance(value, str):
         return repair(value)
-    if not isinstance(value, dict | list | tuple) or not find_invalid(value, limit=1):
+    if not isinstance(value, dict | list | tuple) or not _holds_invalid(value):
         return value
     root = _copied(value)
     pending: list[Any] = [root]
@@ -295,6 +295,31 @@ def _strings(value: Any, field: str) -> Iterator[tuple[str, str]]:
             else:
                 children = [(f"{path}[{i}]", item, None) for i, item in enumerate(node)]
             pending.extend(reversed(children))
+
+
+def _holds_invalid(value: Any) -> bool:
+    """Whether any string in JSON-like ``value`` (keys included) is invalid: what
+    ``find_invalid(value, limit=1)`` answers, without building a path for every element (the
+    usual answer, for every model's tool call and every tool's result, is no)."""
+    pending: list[Any] = [value]
+    seen: set[int] = set()
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            if first_invalid(node) is not None:
+                return True
+        elif isinstance(node, dict | list | tuple):
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            if isinstance(node, dict):
+                for key, item in node.items():
+                    if isinstance(key, str) and first_invalid(key) is not None:
+                        return True
+                    pending.append(item)
+            else:
+                pending.extend(node)
+    return False
 
 
 def _child(path: str, key: Any) -> str:

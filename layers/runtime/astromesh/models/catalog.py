@@ -143,6 +143,10 @@ def lookup(table: Mapping[str, Any], model: str) -> Any | None:
     return table[best] if best is not None else None
 
 
+PRICE_LOOKUPS_KEPT = 256
+"""Model names whose default price a :class:`PriceTable` remembers (then it starts over)."""
+
+
 @dataclass
 class PriceTable:
     """Prices by (provider name, model): configured overrides, then the defaults.
@@ -154,6 +158,12 @@ class PriceTable:
 
     overrides: dict[tuple[str, str], Price] = field(default_factory=dict)
     defaults: Mapping[str, Price] = field(default_factory=lambda: DEFAULT_PRICES)
+    _found: dict[str, Price | None] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    """:func:`lookup` of ``defaults`` by model name, remembered: a dated or unknown name
+    scans every key for a prefix, at every model call (at most :data:`PRICE_LOOKUPS_KEPT`
+    names: they come from agent documents and model responses)."""
 
     def price(self, provider_type: str, provider: str, model: str) -> Price | None:
         """The price of one model, or ``None`` when it is unknown (a hosted model not listed).
@@ -165,7 +175,14 @@ class PriceTable:
             return configured
         if provider_type in LOCAL_PROVIDER_TYPES:
             return FREE
+        try:
+            return self._found[model]
+        except KeyError:
+            pass
         found: Price | None = lookup(self.defaults, model)
+        if len(self._found) >= PRICE_LOOKUPS_KEPT:
+            self._found.clear()
+        self._found[model] = found
         return found
 
     def cost(self, provider_type: str, provider: str, model: str, tokens: tuple[int, int]) -> float:

@@ -6,12 +6,16 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 
+from pydantic import TypeAdapter
+
 from astromesh.errors import ConflictError, NotFoundError
 from astromesh.models.types import Message
 from astromesh.runs.state import ActionResult, RunState, utcnow
 from astromesh.stores._journal import Encoded, decode, encode, remember
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
 from astromesh.telemetry.usage import UsageEntry, UsageQuery, entries_of
+
+_MESSAGES: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
 
 
 class MemoryUsageStore(UsageStore):
@@ -115,16 +119,22 @@ class MemoryRunStore(RunStore):
 
 
 class MemoryHistoryStore(HistoryStore):
+    """Messages kept as JSON text, as the durable stores keep them: a caller never shares an
+    object with the store, and a read parses the window instead of deep-copying each message
+    (a deep copy of a pydantic model walks it in Python, several times the parse)."""
+
     def __init__(self) -> None:
-        self._sessions: dict[SessionKey, list[Message]] = defaultdict(list)
+        self._sessions: dict[SessionKey, list[str]] = defaultdict(list)
 
     async def append(self, key: SessionKey, messages: list[Message]) -> None:
-        self._sessions[key].extend(m.model_copy(deep=True) for m in messages)
+        self._sessions[key].extend(m.model_dump_json() for m in messages)
 
     async def read(self, key: SessionKey, limit: int | None = None) -> list[Message]:
         history = self._sessions.get(key, [])
         selected = history if limit is None else history[-limit:] if limit > 0 else []
-        return [m.model_copy(deep=True) for m in selected]
+        if not selected:
+            return []
+        return _MESSAGES.validate_json(f"[{','.join(selected)}]")
 
     async def clear(self, key: SessionKey) -> int:
         return len(self._sessions.pop(key, []))

@@ -12,6 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel
@@ -75,8 +76,10 @@ class Tool(ABC):
         self._validator = schema_validator_class()(parameters)
         self._certainly_valid = quick_check(parameters)
 
-    @property
+    @cached_property
     def definition(self) -> ToolDefinition:
+        """Built once: a tool's name, description and parameters are fixed when it is built
+        and the model is frozen, and every step asks for every tool's (one validation each)."""
         return ToolDefinition(
             name=self.name, description=self.description, parameters=self.parameters
         )

@@ -166,11 +166,10 @@ class GuardrailChain:
 
     def check_budget(self, run: RunState) -> Verdict | None:
         """The first cost limit the run has reached (either side's ``cost_limit``), or None."""
-        for guardrail in (*self.input, *self.output):
-            if isinstance(guardrail, CostGuardrail):
-                verdict = guardrail.usage_verdict(run, before_step=True)
-                if verdict.action is Action.BLOCK:
-                    return verdict
+        for guardrail in self._costs:  # input's then output's, as declared; none: no work
+            verdict = guardrail.usage_verdict(run, before_step=True)
+            if verdict.action is Action.BLOCK:
+                return verdict
         return None
 
     def shared_budgets(self, run: RunState) -> list[Budget]:
@@ -186,6 +185,8 @@ class GuardrailChain:
     async def reserve_shared(self, run: RunState) -> Reservation | None:
         """Reserve the next step's estimate against the shared budgets (``None``: the chain
         has none). A refused reservation names the budget reached."""
+        if not self._costs:  # the usual agent: nothing to reserve, nothing to build
+            return None
         budgets = self.shared_budgets(run)
         if not budgets or self.ledger is None:
             return None

@@ -287,6 +287,21 @@ async def test_a_list_replaced_by_one_beginning_with_the_same_objects_appends(
     same_run(await durable.runs.get(run.id), run)
 
 
+async def test_an_element_given_invalid_text_after_validation_is_stored_repaired(
+    durable: StateBackend,
+) -> None:
+    """A message's text set after it was built (a tool result quoting a lone surrogate) is
+    not re-validated; its row must still be valid JSON text, repaired."""
+    run = await durable.runs.create(new_run())
+    message = Message.assistant("fine")
+    message.content = "bad \ud800 text"
+    run.messages.append(message)
+    await durable.runs.save(run)
+
+    stored = await durable.runs.get(run.id)
+    assert stored.messages[-1].content == "bad \ufffd text"
+
+
 async def test_a_deep_copy_of_a_run_saves_whole(durable: StateBackend) -> None:
     run = await durable.runs.create(new_run())
     one_step(run, 0)

@@ -55,10 +55,16 @@ class RunTrace(BaseModel):
 
     def keep(self, spans: list[dict[str, Any]]) -> None:
         """Append ``spans`` up to the bounds; count the rest as dropped."""
+        # Counted in locals and set once: a pydantic field assignment costs a Python call.
+        kept, total, dropped = self.spans, self.size, self.dropped
         for span in spans:
             size = len(_encode(span))
-            if len(self.spans) >= MAX_SPANS_PER_RUN or self.size + size > MAX_TRACE_BYTES:
-                self.dropped += 1
+            if len(kept) >= MAX_SPANS_PER_RUN or total + size > MAX_TRACE_BYTES:
+                dropped += 1
                 continue
-            self.spans.append(span)
-            self.size += size
+            kept.append(span)
+            total += size
+        if total != self.size:
+            self.size = total
+        if dropped != self.dropped:
+            self.dropped = dropped

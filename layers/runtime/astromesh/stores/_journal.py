@@ -237,7 +237,12 @@ def decode(
 def encode_item(item: Any) -> str:
     """One element's JSON, always valid text (see :mod:`astromesh.text_boundary`)."""
     if isinstance(item, BaseModel):
-        return dump_json(item, item.model_dump_json)
+        try:
+            # The model's serializer itself: what model_dump_json() gives without the two
+            # wrappers (Message's own override, then dump_json's), ~2.5 µs of ~5 an element.
+            return item.__pydantic_serializer__.to_json(item).decode()
+        except (PydanticSerializationError, UnicodeEncodeError):
+            return dump_json(item, item.model_dump_json)  # invalid text set after validation
     try:
         return to_json(item).decode()
     except (PydanticSerializationError, UnicodeEncodeError, UnicodeDecodeError):

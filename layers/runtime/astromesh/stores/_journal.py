@@ -43,7 +43,7 @@ with no rows keep what the head holds, and its next save moves them into rows.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import is_
@@ -55,6 +55,8 @@ from pydantic_core import PydanticSerializationError, to_json
 from astromesh.models.types import Message
 from astromesh.runs.growing import GrowingList
 from astromesh.runs.state import RunState, StepRecord
+from astromesh.stores._common import adopt
+from astromesh.stores.base import PendingCheckpoint
 from astromesh.text_boundary import dump_json, repair_value
 
 ListName = Literal["messages", "steps", "spans"]
@@ -201,6 +203,23 @@ def encode(written: RunState, store: object, *, replacing: int | None) -> Encode
 def remember(run: RunState, snapshot: Snapshot) -> None:
     """Record on ``run`` what ``snapshot.store`` now holds of it (after a write or a read)."""
     run._journal = snapshot
+
+
+def pending_write(
+    run: RunState, written: RunState, encoded: Encoded, write: Awaitable[object]
+) -> PendingCheckpoint:
+    """The :class:`PendingCheckpoint` of a durable store's ``write`` of ``written``.
+
+    Once it committed, ``run`` takes the new version and the store remembers the snapshot
+    :func:`encode` took, not the run's lists as they are then: the step loop may have grown
+    them while the write ran (write-behind).
+    """
+
+    def written_now() -> None:
+        remember(run, encoded.snapshot)
+        adopt(run, written)
+
+    return PendingCheckpoint(run, write, written_now)
 
 
 def decode(

@@ -26,7 +26,7 @@ from astromesh.stores._common import (
     created_copy,
     saved_copy,
 )
-from astromesh.stores._journal import Encoded, decode, encode, remember
+from astromesh.stores._journal import Encoded, decode, encode, pending_write, remember
 from astromesh.stores._usage_sql import (
     ENTRY_COLUMNS,
     POSTGRES,
@@ -297,11 +297,7 @@ class PostgresRunStore(RunStore):
         swap = self._swap(run.id, run.version, values, encoded, _documents(run.id, results), None)
         write = asyncio.ensure_future(translated("postgresql", swap))
 
-        def written_now() -> None:
-            remember(run, encoded.snapshot)  # the encoded snapshot, not the lists now
-            adopt(run, written)
-
-        return PendingCheckpoint(run, write, written_now)
+        return pending_write(run, written, encoded, write)
 
     async def _swap(
         self,

@@ -42,7 +42,7 @@ from astromesh.stores._common import (
     created_copy,
     saved_copy,
 )
-from astromesh.stores._journal import LISTS, Encoded, decode, encode, remember
+from astromesh.stores._journal import LISTS, Encoded, decode, encode, pending_write, remember
 from astromesh.stores.base import (
     HistoryStore,
     PendingCheckpoint,
@@ -252,11 +252,7 @@ class RedisRunStore(RunStore):
         swap = self._swap(run.id, run.version, keys, args, _result_documents(results))
         write = asyncio.ensure_future(translated("redis", swap))
 
-        def written_now() -> None:
-            remember(run, encoded.snapshot)  # the encoded snapshot, not the lists now
-            adopt(run, written)
-
-        return PendingCheckpoint(run, write, written_now)
+        return pending_write(run, written, encoded, write)
 
     async def _swap(
         self, run_id: str, version: int, keys: list[str], args: list[Any], documents: dict[str, str]

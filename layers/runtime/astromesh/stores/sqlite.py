@@ -29,7 +29,7 @@ from astromesh.stores._common import (
     saved_copy,
     sortable_timestamp,
 )
-from astromesh.stores._journal import Encoded, decode, encode, remember
+from astromesh.stores._journal import Encoded, decode, encode, pending_write, remember
 from astromesh.stores._usage_sql import (
     ENTRY_COLUMNS,
     SQLITE,
@@ -243,12 +243,7 @@ class SQLiteRunStore(RunStore):
                     raise NotFoundError(f"run {run.id!r} not found")
                 raise conflict(run.id, row[0], run.version)
 
-        def written_now() -> None:
-            # The snapshot taken by encode, not the run's lists now: they may have grown.
-            remember(run, encoded.snapshot)
-            adopt(run, written)
-
-        return PendingCheckpoint(run, self._backend.submit(update), written_now)
+        return pending_write(run, written, encoded, self._backend.submit(update))
 
     async def list_runs(
         self, *, agent: str | None = None, session_id: str | None = None, limit: int = 50

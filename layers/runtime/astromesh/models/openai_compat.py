@@ -346,30 +346,33 @@ async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
     event not terminated by a blank line when the body ends is dropped, so a cut mid-event is
     never parsed as a (truncated) chunk.
     """
-    lines: list[str] = []
+    event: list[str] = []
     async for line in response.aiter_lines():
-        if not line:
-            if lines:
-                yield "\n".join(lines)
-                lines = []
-            continue
-        if line.startswith("data:"):
-            value = line[5:]
-            lines.append(value[1:] if value.startswith(" ") else value)
+        if (data := _sse_line(event, line)) is not None:
+            yield data
 
 
 def _sse_payloads(text: str) -> Iterator[str]:
     """:func:`_sse_data` over a body already read whole."""
-    lines: list[str] = []
+    event: list[str] = []
     for line in text.splitlines():
-        if not line:
-            if lines:
-                yield "\n".join(lines)
-                lines = []
-            continue
-        if line.startswith("data:"):
-            value = line[5:]
-            lines.append(value[1:] if value.startswith(" ") else value)
+        if (data := _sse_line(event, line)) is not None:
+            yield data
+
+
+def _sse_line(event: list[str], line: str) -> str | None:
+    """Feed one line to the event being read (``event``, its ``data`` lines so far): the
+    event's data once a blank line ends it, else ``None``."""
+    if not line:
+        if not event:
+            return None
+        data = "\n".join(event)
+        event.clear()
+        return data
+    if line.startswith("data:"):
+        value = line[5:]
+        event.append(value[1:] if value.startswith(" ") else value)
+    return None
 
 
 def _first_choice(chunk: dict[str, Any]) -> dict[str, Any] | None:

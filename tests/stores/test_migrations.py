@@ -10,6 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from astromesh.models.types import Message
+from astromesh.runs.state import RunState
+from astromesh.stores._journal import HEAD_EXCLUDE
 from astromesh.stores.migrations import (
     Migration,
     SchemaVersionError,
@@ -130,6 +133,50 @@ def test_sqlite_failing_migration_rolls_back_entirely(tmp_path: Path) -> None:
         assert not conn.in_transaction
     finally:
         conn.close()
+
+
+async def test_sqlite_run_items_keep_their_runs_across_the_by_save_key(tmp_path: Path) -> None:
+    # 0009 re-keys run_items by the save that appended a row: a run stored under 0008 reads
+    # back whole after it, and its next saves append to it.
+    path = tmp_path / "upgrade.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        migrate_sqlite(conn, load_migrations("sqlite")[:8])
+    finally:
+        conn.close()
+    # Written with the 0008 statements, as the code of that schema wrote it.
+    run = RunState(agent="a", query="q", messages=[Message.user("first"), Message.user("second")])
+    run.record("model_call", n=1)
+    run.version = 1
+    head = run.model_dump_json(exclude=HEAD_EXCLUDE)
+    with sqlite3.connect(path) as old:
+        old.execute(
+            "INSERT INTO runs (id, agent, session_id, namespace, status, version, created_at,"
+            " updated_at, document) VALUES (?, 'a', ?, ?, 'pending', 1, 'c', 'u', ?)",
+            (run.id, run.session_id, run.namespace, head),
+        )
+        old.executemany(
+            "INSERT INTO run_items (run_id, list, seq, body) VALUES (?, ?, ?, ?)",
+            [
+                (run.id, "messages", 1, Message.user("second").model_dump_json()),
+                (run.id, "messages", 0, Message.user("first").model_dump_json()),
+                (run.id, "steps", 0, run.steps[0].model_dump_json()),
+            ],
+        )
+
+    backend = SQLiteBackend(path)
+    try:
+        stored = await backend.runs.get(run.id)
+        assert [m.content for m in stored.messages] == ["first", "second"]
+        assert [s.type for s in stored.steps] == ["model_call"]
+        stored.messages.append(Message.user("third"))
+        await backend.runs.save(stored)
+        again = await backend.runs.get(run.id)
+        assert [m.content for m in again.messages] == ["first", "second", "third"]
+        assert [s.type for s in again.steps] == ["model_call"]
+    finally:
+        await backend.close()
+    assert _sqlite_versions(path) == list(range(1, latest_version("sqlite") + 1))
 
 
 # --- PostgreSQL -------------------------------------------------------------------------

@@ -172,7 +172,7 @@ class SQLiteRunStore(RunStore):
         written = created_copy(run)
         encoded = encode(written, self, replacing=None)
         values = _row(written, encoded)
-        rows = encoded.rows()
+        rows = _item_rows(written, encoded)
         usage = _usage_rows(written)  # a finished run's copy: its usage goes in with it
 
         def insert(conn: sqlite3.Connection) -> None:
@@ -221,9 +221,14 @@ class SQLiteRunStore(RunStore):
         """
         written = saved_copy(run)
         encoded = encode(written, self, replacing=run.version)
-        values = _row(written, encoded)
+        changed = (
+            written.status.value,
+            written.version,
+            sortable_timestamp(written.updated_at),
+            encoded.head,
+        )
         rewritten = [(run.id, name) for name in encoded.rewritten()]
-        rows = encoded.rows()
+        rows = _item_rows(written, encoded)
         documents = [(run.id, r.call_id, r.model_dump_json()) for r in results]
         usage = _usage_rows(written)
 
@@ -231,7 +236,7 @@ class SQLiteRunStore(RunStore):
             with _transaction(conn):
                 if documents:
                     conn.executemany(_UPSERT_RESULT, documents)
-                cursor = conn.execute(_UPDATE_RUN, (*values[1:], run.id, run.version))
+                cursor = conn.execute(_UPDATE_RUN, (*changed, run.id, run.version))
                 if cursor.rowcount == 1:
                     if rewritten:
                         conn.executemany(_DELETE_ITEMS, rewritten)
@@ -439,14 +444,17 @@ def _replace_usage(
 
 
 _UPDATE_RUN = (
-    "UPDATE runs SET agent = ?, session_id = ?, namespace = ?, status = ?, version = ?,"
-    " created_at = ?, updated_at = ?, document = ? WHERE id = ? AND version = ?"
+    "UPDATE runs SET status = ?, version = ?, updated_at = ?, document = ?"
+    " WHERE id = ? AND version = ?"
 )
+"""A save sets only what a run's life changes: its agent, session, namespace and creation
+time are fixed when it is created, and SQLite rewrites an index whenever an UPDATE names one
+of its columns, so naming them cost three index pages per save for nothing."""
 _UPSERT_RESULT = (
     "INSERT INTO action_results (run_id, call_id, document) VALUES (?, ?, ?)"
     " ON CONFLICT (run_id, call_id) DO UPDATE SET document = excluded.document"
 )
-_INSERT_ITEM = "INSERT INTO run_items (run_id, list, seq, body) VALUES (?, ?, ?, ?)"
+_INSERT_ITEM = "INSERT INTO run_items (run_id, list, seq, body, version) VALUES (?, ?, ?, ?, ?)"
 _DELETE_ITEMS = "DELETE FROM run_items WHERE run_id = ? AND list = ?"
 _SELECT_ITEMS = "SELECT list, body FROM run_items WHERE run_id = ? ORDER BY list, seq"
 """Statements kept as module constants: the ``sqlite3`` module caches each prepared statement
@@ -466,6 +474,12 @@ def _transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterato
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _item_rows(written: RunState, encoded: Encoded) -> list[tuple[str, str, int, str, int]]:
+    """The ``run_items`` rows of one save: :meth:`Encoded.rows` keyed by the save's version
+    too, so they are neighbours in the table's B-tree (migration 0009)."""
+    return [(*row, written.version) for row in encoded.rows()]
 
 
 def _row(run: RunState, encoded: Encoded) -> tuple[str, str, str, str, str, int, str, str, str]:

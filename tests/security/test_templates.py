@@ -28,6 +28,7 @@ from astromesh.prompts.sandbox import (
     TemplateLimitError,
     compile_template,
     render_bounded,
+    shared_budget,
 )
 from tests.channels.conftest import agents_dir, client_for, make_app
 from tests.support.agents import agent_document, primary, write_agent
@@ -41,6 +42,10 @@ CI machine."""
 
 POWER_BOMB = "{{ (9**(9**8)) % 7 }}"
 LOOP_BOMB = "{% for a in range(9999) %}{% for b in range(9999) %}{{ a }}{% endfor %}{% endfor %}"
+SLOW_STEPS = (
+    "{% for a in range(9999) %}{{ ('x' * 200000) | replace('x', 'y') | length }}{% endfor %}"
+)
+"""Runs until a time budget stops it, each step a few ms of string work."""
 
 
 def render(source: str, **variables: Any) -> str:
@@ -172,12 +177,28 @@ def test_compiling_a_power_bomb_does_not_fold_it() -> None:
 
 def test_a_loop_bomb_stops_at_the_time_budget_when_steps_are_slow() -> None:
     # Each step here is a few ms of string work: the wall-clock deadline stops it, not steps.
-    source = (
-        "{% for a in range(9999) %}{{ ('x' * 200000) | replace('x', 'y') | length }}{% endfor %}"
-    )
-    error, elapsed = refused(source)
+    error, elapsed = refused(SLOW_STEPS)
     assert "250 ms render budget" in error.message
     assert elapsed < RENDER_BUDGET_SECONDS + SLACK_SECONDS
+
+
+def test_a_document_budget_is_spent_by_its_renders_together() -> None:
+    # The first render stops at its own 250 ms; the second has only what is left of the
+    # document's 300 ms, and says whose budget it ran out of.
+    with shared_budget(0.3):
+        with pytest.raises(TemplateLimitError, match="250 ms render budget"):
+            render_bounded(compile_template(SLOW_STEPS), {})
+        with pytest.raises(TemplateLimitError, match="render budget together"):
+            render_bounded(compile_template(SLOW_STEPS), {})
+
+
+def test_a_document_budget_counts_render_time_only() -> None:
+    # Time between the renders (validating other fields, a loaded machine) is not the
+    # templates' doing: an honest document is not refused for it.
+    with shared_budget(0.2):
+        assert render_bounded(compile_template("Hello {{ name }}"), {"name": "a"}) == "Hello a"
+        time.sleep(0.3)
+        assert render_bounded(compile_template("Bye {{ name }}"), {"name": "b"}) == "Bye b"
 
 
 def test_the_sandbox_still_keeps_templates_away_from_python_internals() -> None:

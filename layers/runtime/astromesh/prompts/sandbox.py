@@ -89,7 +89,9 @@ MAX_TEMPLATE_CHARS: Final = 65_536
 DOCUMENT_BUDGET_SECONDS: Final = 0.5
 """Wall-clock time the trial renders of one document's templates may take together, so a
 document with a hundred templates each just under :data:`RENDER_BUDGET_SECONDS` cannot hold
-the event loop for half a minute at registration."""
+the event loop for half a minute at registration. Only the renders count: the validation
+between them (parsing, compiling, other fields), and whatever else the process does
+meanwhile on a loaded machine, is not the templates' doing."""
 
 # -- the per-render budget ---------------------------------------------------------------------
 
@@ -119,23 +121,33 @@ class _Budget:
 
 
 _ACTIVE: ContextVar[_Budget | None] = ContextVar("astromesh_template_budget", default=None)
-_SHARED_DEADLINE: ContextVar[float | None] = ContextVar(
-    "astromesh_template_shared_deadline", default=None
+
+
+@dataclass
+class _SharedBudget:
+    """Render time the templates of one document may still spend, in seconds."""
+
+    left: float
+
+
+_SHARED: ContextVar[_SharedBudget | None] = ContextVar(
+    "astromesh_template_shared_budget", default=None
 )
 
 
 @contextmanager
 def shared_budget(seconds: float = DOCUMENT_BUDGET_SECONDS) -> Iterator[None]:
-    """Renders inside share one deadline ``seconds`` from now (besides each their own).
+    """Renders inside share ``seconds`` of render time (besides each their own budget).
 
     The loader validates each document inside one, so the trial renders of all its templates
-    together stay within :data:`DOCUMENT_BUDGET_SECONDS`.
+    together stay within :data:`DOCUMENT_BUDGET_SECONDS`. Time between the renders is not
+    counted (see there).
     """
-    token = _SHARED_DEADLINE.set(time.perf_counter() + seconds)
+    token = _SHARED.set(_SharedBudget(seconds))
     try:
         yield
     finally:
-        _SHARED_DEADLINE.reset(token)
+        _SHARED.reset(token)
 
 
 def _charge() -> _Budget:
@@ -762,11 +774,12 @@ def render_bounded(
         TemplateLimitError: the render went over a limit (time, steps, size, recursion).
         Exception: whatever else the template raised (undefined names, type errors).
     """
-    deadline = time.perf_counter() + seconds
+    started = time.perf_counter()
+    deadline = started + seconds
     late = f"template exceeds the {round(seconds * 1000)} ms render budget"
-    shared = _SHARED_DEADLINE.get()
-    if shared is not None and shared < deadline:
-        deadline = shared
+    shared = _SHARED.get()
+    if shared is not None and shared.left < seconds:
+        deadline = started + shared.left
         late = (
             f"the document's templates exceed their {round(DOCUMENT_BUDGET_SECONDS * 1000)} ms"
             " render budget together"
@@ -789,4 +802,6 @@ def render_bounded(
     finally:
         chunks.close()
         _ACTIVE.reset(token)
+        if shared is not None:
+            shared.left -= time.perf_counter() - started
     return "".join(output.parts)

@@ -453,4 +453,4 @@ async def test_missing_tool_call_ids_are_synthesized_uniquely() -> None:
 
 async def test_sse_data_helper_strips_one_leading_space() -> None:
     response = httpx.Response(200, content=b"data:  two spaces\n\ndata:none\n\n")
-    assert [event async for event in _sse_data(response)] == [" two spaces", "none"]
+    assert [event async for event in _sse_data(response.aiter_lines())] == [" two spaces", "none"]

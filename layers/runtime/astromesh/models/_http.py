@@ -2,7 +2,8 @@
 
 Both providers stream a chat completion over one POST (or ask for it whole, when nobody reads
 tokens) and differ only in their wire format, so everything else lives here once: the lazily
-created ``httpx.AsyncClient``, bounded reads of whole answers and error bodies
+created ``httpx.AsyncClient``, bounded reads of answers (whole or streamed, line by line)
+and of error bodies
 (:data:`MAX_RESPONSE_BYTES`, :data:`MAX_ERROR_BODY_BYTES`), the mapping of
 transport failures and HTTP statuses to :class:`ProviderError` with the right ``retryable``
 flag (what the router uses to decide whether to try the next candidate) and the server's
@@ -14,6 +15,7 @@ redaction, and the token estimate used when a backend reports no usage.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import datetime
 import email.utils
@@ -48,9 +50,10 @@ EXCERPT_CHARS = 200
 REDACTED = "***"
 
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
-"""Largest non-streamed answer read, decoded: far above any completion (128k tokens of
-JSON-escaped text is a few MB), and a backend (or whatever answers at a registered agent's
-endpoint) sending more is refused instead of filling the memory."""
+"""Largest answer read, decoded, whole or streamed: far above any completion (128k tokens of
+JSON-escaped text is a few MB, its stream a few times that), and a backend (or whatever
+answers at a registered agent's endpoint) sending more, or a stream that never ends, is
+refused instead of filling the memory."""
 
 MAX_ERROR_BODY_BYTES = 64 * 1024
 """How much of an error answer is read: its message is cut to :data:`EXCERPT_CHARS` anyway."""
@@ -239,6 +242,41 @@ def _with_response_cookies(client: httpx.AsyncClient) -> httpx.AsyncClient:
     return client
 
 
+class LineSplitter:
+    """Text in, complete lines out, split as ``str.splitlines`` splits them (what httpx's
+    ``aiter_lines`` does): ``\\r\\n`` across two pieces is one line end, and the last line
+    is given once the text ends, whether or not a line end follows it."""
+
+    _ENDS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+
+    def __init__(self) -> None:
+        self._partial: list[str] = []
+        self._trailing_cr = False
+
+    def feed(self, text: str, *, final: bool = False) -> list[str]:
+        """The lines ``text`` completes; with ``final``, the rest too."""
+        if self._trailing_cr:  # a CR ending the last piece may be half of a CRLF
+            text = "\r" + text
+            self._trailing_cr = False
+        if text.endswith("\r") and not final:
+            self._trailing_cr = True
+            text = text[:-1]
+        if not text:
+            return self._flush() if final else []
+        ended = text[-1] in self._ENDS
+        lines = text.splitlines()
+        if self._partial:
+            lines[0] = "".join(self._partial) + lines[0]
+            self._partial = []
+        if not ended and not final:
+            self._partial = [lines.pop()]
+        return lines
+
+    def _flush(self) -> list[str]:
+        rest, self._partial = "".join(self._partial), []
+        return [rest] if rest else []
+
+
 class HttpModel(Model):
     """Base of the providers that talk to a backend over HTTP.
 
@@ -380,7 +418,7 @@ class HttpModel(Model):
         self, path: str, body: dict[str, Any] | bytes, headers: Mapping[str, str] | None = None
     ) -> tuple[httpx.Response, bytes]:
         """POST ``body`` and return the good response with its whole body (a non-streamed
-        call), read up to :data:`MAX_ERROR_BODY_BYTES`.
+        call), read up to :data:`MAX_RESPONSE_BYTES`.
 
         Failures map as for :meth:`_post_stream`: a bad status by :meth:`_status_error`, a
         transport failure (a body cut off included) by :meth:`_transport_error`.
@@ -390,6 +428,24 @@ class HttpModel(Model):
                 return response, await self._read_body(response, MAX_RESPONSE_BYTES)
             except httpx.HTTPError as exc:
                 raise self._transport_error(exc) from exc
+
+    async def _lines(
+        self, response: httpx.Response, limit: int = MAX_RESPONSE_BYTES
+    ) -> AsyncIterator[str]:
+        """The streamed body's lines, split as ``response.aiter_lines()`` splits them, and
+        refused like a whole answer once more than ``limit`` bytes (decoded) came in: a
+        stream that never ends, or one endless line, cannot fill the memory."""
+        decoder = codecs.getincrementaldecoder(response.encoding or "utf-8")(errors="replace")
+        lines = LineSplitter()
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(limit)
+            for line in lines.feed(decoder.decode(chunk)):
+                yield line
+        for line in lines.feed(decoder.decode(b"", final=True), final=True):
+            yield line
 
     async def _read_body(self, response: httpx.Response, limit: int, *, cut: bool = False) -> bytes:
         """The body, decoded, at most ``limit`` bytes of it.

@@ -171,7 +171,7 @@ class TGIModel(HttpModel):
                     yield TextDelta(text)
                 final = data
             else:
-                events = _sse_data(response)
+                events = _sse_data(self._lines(response))
                 async for raw in events:
                     event = self._load(raw)
                     self._raise_if_error(event)

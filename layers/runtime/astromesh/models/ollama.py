@@ -138,7 +138,7 @@ class OllamaModel(HttpModel):
         if is_json_response(response):
             yield await self._read_json(response)
             return
-        async for line in response.aiter_lines():
+        async for line in self._lines(response):
             if line.strip():
                 yield self._line(line)
 

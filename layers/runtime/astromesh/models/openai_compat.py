@@ -15,8 +15,6 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from astromesh.errors import ProviderError
 from astromesh.models._http import (
     JSON_BODY,
@@ -87,7 +85,7 @@ class OpenAICompatModel(HttpModel):
                 if state.content:
                     yield TextDelta(state.content)
             else:
-                events = _sse_data(response)
+                events = _sse_data(self._lines(response))
                 async for event in events:
                     if event.strip() == DONE:
                         state.done = True
@@ -339,15 +337,15 @@ class _StreamState:
         return max(self.tool_calls)
 
 
-async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
-    """The ``data`` payload of each server-sent event.
+async def _sse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    """The ``data`` payload of each server-sent event of the body's ``lines``.
 
     Multi-line data is joined as the SSE spec says; comments and other fields are skipped. An
     event not terminated by a blank line when the body ends is dropped, so a cut mid-event is
     never parsed as a (truncated) chunk.
     """
     event: list[str] = []
-    async for line in response.aiter_lines():
+    async for line in lines:
         if (data := _sse_line(event, line)) is not None:
             yield data
 

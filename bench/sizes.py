@@ -11,9 +11,12 @@ for arm64, as ``cdk synth`` does; ~1 min with pip's cache warm, ~0.6 GB) and rea
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,18 +28,47 @@ from _results import record  # noqa: E402
 TARGET_MB = 150.0
 
 
+@contextlib.contextmanager
+def quiet(log: Path) -> Iterator[None]:
+    """What the synth's processes print (the CDK's node runtime, pip bundling each layer) goes
+    to ``log``, not among the figures: its tail is printed only if the synth fails. The file
+    descriptors themselves are redirected, so child processes' output is caught too."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    try:
+        with log.open("wb") as sink:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+    except BaseException:
+        tail = log.read_text(errors="replace").splitlines()[-40:]
+        print("synth failed; the end of its output:", *tail, sep="\n", file=sys.stderr)
+        raise
+    finally:
+        for fd in saved:
+            os.close(fd)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stage", default="dev")
     args = parser.parse_args()
-    from infra.app import build_app
-    from infra.bundling import LAMBDA_UNZIPPED_LIMIT_MB
-    from infra.sizes import duplicates, function_sizes
-
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        app, _ = build_app(args.stage, outdir=tmp)
-        app.synth()
+        with quiet(Path(tmp) / "synth.log"):  # the CDK's runtime talks from its import on
+            from infra.app import build_app
+            from infra.bundling import LAMBDA_UNZIPPED_LIMIT_MB
+            from infra.sizes import duplicates, function_sizes
+
+            app, _ = build_app(args.stage, outdir=tmp)
+            app.synth()
         took = time.perf_counter() - started
         sizes = function_sizes(Path(tmp))
         extra = duplicates(Path(tmp))

@@ -29,7 +29,7 @@ from typing import Protocol, runtime_checkable
 from astromesh.errors import ConflictError, NotFoundError, StateUnavailable
 from astromesh.runs.state import ActionResult, RunState, utcnow
 from astromesh.stores._common import adopt, as_utc, saved_copy
-from astromesh.stores.base import RunStore, StateBackend
+from astromesh.stores.base import PendingCheckpoint, RunStore, StateBackend
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +126,32 @@ class TieredRunStore(RunStore):
             else:
                 await self._settle()
         return saved
+
+    async def checkpoint(self, run: RunState, results: Sequence[ActionResult] = ()) -> RunState:
+        if run.status.is_terminal:  # the results, then save: the final state's durable copy
+            return await super().checkpoint(run, results)
+        return await (await self.begin_checkpoint(run, results)).wait()
+
+    async def begin_checkpoint(
+        self, run: RunState, results: Sequence[ActionResult] = ()
+    ) -> PendingCheckpoint:
+        """A running run's checkpoint is the hot tier's own: its results and the run in one
+        round trip, written behind the loop's next model call when the hot tier can. At the
+        wait, a hot tier that restarted empty under the run gets it back, as :meth:`save`
+        does; an ended run goes through :meth:`save` (its durable copy)."""
+        if run.status.is_terminal:
+            return await super().begin_checkpoint(run, results)
+        pending = await self.hot.begin_checkpoint(run, results)
+        return PendingCheckpoint(run, self._restored_if_lost(run, pending))
+
+    async def _restored_if_lost(self, run: RunState, pending: PendingCheckpoint) -> None:
+        try:
+            await pending.wait()
+        except NotFoundError:
+            # Redis restarted empty under a running run: put the run back as it is now (the
+            # step written behind included) and go on, at version 1.
+            logger.warning("run_id=<%s> | hot tier lost a running run; restoring it", run.id)
+            await self.hot.create(run)
 
     async def _settle(self) -> None:
         """Write owed durable copies (the durable tier just took one, so it is back)."""

@@ -4,6 +4,7 @@ shows it, from the store alone; and the bound on spans per run holds."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -74,3 +75,14 @@ def test_the_bytes_kept_per_run_are_bounded():
     run.trace.keep([big] * 100)
     assert run.trace.size <= MAX_TRACE_BYTES < run.trace.size + 4100
     assert len(run.trace.spans) + run.trace.dropped == 100 and run.trace.dropped > 30
+
+
+def test_the_bytes_counted_are_the_spans_json_in_utf8_whatever_they_hold():
+    trace = RunTrace(trace_id="0" * 32, span_id="0" * 16)
+    plain = {"name": "chat", "attributes": {"text": "héllo"}}
+    trace.keep([plain])
+    compact = json.dumps(plain, ensure_ascii=False, separators=(",", ":"))
+    assert trace.size == len(compact.encode())
+    # Text that is not valid Unicode and values JSON has no type for are still counted.
+    trace.keep([{"text": "half \ud800 pair"}, {"value": object()}])
+    assert len(trace.spans) == 3 and trace.size > len(json.dumps(plain).encode()) + 20

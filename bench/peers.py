@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -86,6 +87,14 @@ def script(server: ScriptedOpenAIServer, k: int) -> None:
     server.push(*[Reply(tool_calls=[("add", {"a": i, "b": 1})]) for i in range(k)], Reply("done"))
 
 
+def fresh_session() -> str:
+    """A session of its own for each Astromesh run, as each LangGraph run has its own state
+    and each Strands run its own agent: in one shared session (``default``) every run would
+    recall the turns of the runs before it (conversational memory is on by default) and send
+    them with each model call, a larger request than the other sides make."""
+    return uuid.uuid4().hex
+
+
 def floor(url: str, k: int) -> Runner:
     client = httpx.Client()
 
@@ -114,7 +123,7 @@ def astromesh_inprocess(folder: Path, db: Path, loop: asyncio.AbstractEventLoop)
     runtime = AgentRuntime(folder, env={}, state=SQLiteBackend(db))
 
     def run() -> None:
-        done = loop.run_until_complete(runtime.run("peer", "go"))
+        done = loop.run_until_complete(runtime.run("peer", "go", session_id=fresh_session()))
         assert done.status.value == "succeeded", done.error
 
     return run
@@ -162,7 +171,9 @@ def astromesh_rest(url: str) -> Runner:
     client = httpx.Client(timeout=120)
 
     def run() -> None:
-        answer = client.post(f"{url}/v1/agents/peer/run", json={"query": "go"})
+        answer = client.post(
+            f"{url}/v1/agents/peer/run", json={"query": "go", "session_id": fresh_session()}
+        )
         assert answer.status_code == 200 and answer.json()["status"] == "succeeded", answer.text
 
     return run

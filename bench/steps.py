@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
@@ -105,6 +106,13 @@ AGENT = {
 }
 
 
+def fresh_session() -> str:
+    """A session of its own for each run, like the bare loop's fresh conversation: in one
+    shared session every run would first recall the turns of the runs before it
+    (conversational memory is on by default)."""
+    return uuid.uuid4().hex
+
+
 async def bare_loop(iterations: int) -> float:
     """The baseline: the same model and tool calls, no runtime, no store, no records."""
     model = InstantModel.__new__(InstantModel)
@@ -126,7 +134,7 @@ async def bare_loop(iterations: int) -> float:
 
 async def runtime_loop(runtime: AgentRuntime, iterations: int) -> float:
     started = time.perf_counter()
-    run = await runtime.run("bench", "go")
+    run = await runtime.run("bench", "go", session_id=fresh_session())
     elapsed = time.perf_counter() - started
     assert run.status.value == "succeeded" and run.iteration == iterations, run.error
     return elapsed / iterations

@@ -23,7 +23,7 @@ from types import SimpleNamespace
 import yaml
 from _results import record
 from opentelemetry import trace
-from steps import AGENT, InstantModel, add  # noqa: F401 - the agent's tool is __main__:add
+from steps import AGENT, InstantModel, add, fresh_session  # noqa: F401 - add: __main__:add
 
 from astromesh.models import registry
 from astromesh.runtime import AgentRuntime
@@ -48,7 +48,7 @@ async def one_run(runtime: AgentRuntime, iterations: int, traced: bool) -> tuple
     provider._built = real if traced else SimpleNamespace(**vars(_NoSpans))  # type: ignore[assignment]
     try:
         started = time.perf_counter()
-        run = await runtime.run("bench", "go")
+        run = await runtime.run("bench", "go", session_id=fresh_session())
         elapsed = time.perf_counter() - started
     finally:
         provider._built = real

@@ -111,3 +111,14 @@ def test_the_cache_holds_a_bounded_amount() -> None:
     assert cache._held <= 10_000
     assert id(big) not in cache._entries
     assert sum(len(entry[2]) for entry in cache._entries.values()) == cache._held
+
+
+def test_the_cache_holds_a_bounded_number_of_messages() -> None:
+    cache = WireCache(_wire_message, entries=100)
+    many = [Message.user(f"{i}") for i in range(1_000)]
+
+    encoded = cache.messages(many)
+
+    assert json.loads(encoded) == [_wire_message(m) for m in many]
+    assert len(cache._entries) == 100
+    assert next(reversed(cache._entries)) == id(many[-1])  # the most recently sent stay

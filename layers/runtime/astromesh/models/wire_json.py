@@ -26,6 +26,12 @@ CACHED_BYTES = 1024 * 1024
 """Encoded JSON remembered per provider, least recently sent dropped first: the conversations
 of many concurrent runs, while the memory a provider holds stays bounded."""
 
+CACHED_MESSAGES = 2048
+"""Messages remembered per provider, whatever their size: an entry keeps its ``Message``
+alive (a handful of objects the cyclic collector walks at every full collection), and short
+messages would otherwise fill :data:`CACHED_BYTES` ten thousand at a time, most of them of
+runs long finished. 2048 holds some fifty live conversations of forty messages."""
+
 LARGEST_CACHED = 16 * 1024
 """A message encoding to more is not remembered: a large tool result expanded for the call is
 a new copy every time, and encoding one long string is cheap next to sending it."""
@@ -53,14 +59,18 @@ class WireCache:
     """The JSON of messages already encoded by one provider, least recently sent dropped.
 
     Entries hold their object, so its ``id`` cannot be reused by another while cached; at most
-    :data:`CACHED_BYTES` of JSON is kept.
+    :data:`CACHED_BYTES` of JSON and :data:`CACHED_MESSAGES` messages are kept.
     """
 
     def __init__(
-        self, message: Callable[[Message], dict[str, Any]], capacity: int = CACHED_BYTES
+        self,
+        message: Callable[[Message], dict[str, Any]],
+        capacity: int = CACHED_BYTES,
+        entries: int = CACHED_MESSAGES,
     ) -> None:
         self._wire_message = message
         self._capacity = capacity
+        self._max_entries = entries
         self._held = 0
         self._entries: OrderedDict[int, tuple[Message, tuple[Any, ...], bytes]] = OrderedDict()
 
@@ -85,7 +95,7 @@ class WireCache:
             if len(encoded) <= LARGEST_CACHED:
                 entries[key] = (item, now, encoded)
                 self._held += len(encoded)
-                while self._held > self._capacity:
+                while self._held > self._capacity or len(entries) > self._max_entries:
                     self._held -= len(entries.popitem(last=False)[1][2])
         return b"[" + b",".join(parts) + b"]"
 

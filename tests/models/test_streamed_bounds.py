@@ -30,27 +30,43 @@ HELLO = [Message.user("hi")]
 
 ScriptedServer = ScriptedOpenAIServer | ScriptedOllamaServer | ScriptedTGIServer
 
-CASES: dict[str, tuple[type[ScriptedServer], str, dict[str, Any], str]] = {
-    "openai_compat": (ScriptedOpenAIServer, "openai_compat", {}, "text/event-stream"),
-    "ollama": (ScriptedOllamaServer, "ollama", {}, "application/x-ndjson"),
+OPENAI_CHUNK = b'data: {"choices": [{"index": 0, "delta": {"content": "%s"}}]}\n\n'
+TGI_TOKEN = (
+    b'data: {"token": {"id": 1, "text": "%s", "special": false}, "generated_text": null}\n\n'
+)
+OLLAMA_LINE = b'{"message": {"role": "assistant", "content": "%s"}, "done": false}\n'
+
+CASES: dict[str, tuple[type[ScriptedServer], str, dict[str, Any], str, bytes]] = {
+    "openai_compat": (ScriptedOpenAIServer, "openai_compat", {}, "text/event-stream", OPENAI_CHUNK),
+    "ollama": (ScriptedOllamaServer, "ollama", {}, "application/x-ndjson", OLLAMA_LINE),
     "tgi_generate": (
         ScriptedTGIServer,
         "hf_tgi",
         {"chat_template": "simple"},
         "text/event-stream",
+        TGI_TOKEN,
     ),
-    "tgi_messages": (ScriptedTGIServer, "hf_tgi", {"api": "messages"}, "text/event-stream"),
+    "tgi_messages": (
+        ScriptedTGIServer,
+        "hf_tgi",
+        {"api": "messages"},
+        "text/event-stream",
+        OPENAI_CHUNK,
+    ),
 }
+"""Per protocol: the server, the provider, its options, the stream's content type and one
+well-formed piece of a stream still going (``%s`` is its text), which the provider reads and
+waits for more after."""
 
 
 @pytest.fixture(params=sorted(CASES))
-def case(request: pytest.FixtureRequest) -> Iterator[tuple[ScriptedServer, Model, str]]:
-    server_class, provider_type, options, content_type = CASES[request.param]
+def case(request: pytest.FixtureRequest) -> Iterator[tuple[ScriptedServer, Model, str, bytes]]:
+    server_class, provider_type, options, content_type, piece = CASES[request.param]
     with server_class() as server:
         settings = ProviderSettings(
             provider_type, "scripted", endpoint=server.url, timeout_seconds=10.0, options=options
         )
-        yield server, create_model(settings), content_type
+        yield server, create_model(settings), content_type, piece
 
 
 async def streamed_error(model: Model) -> ProviderError:
@@ -64,9 +80,9 @@ async def streamed_error(model: Model) -> ProviderError:
 
 
 async def test_an_endless_line_is_refused_past_the_limit(
-    case: tuple[ScriptedServer, Model, str],
+    case: tuple[ScriptedServer, Model, str, bytes],
 ) -> None:
-    server, model, content_type = case
+    server, model, content_type, _ = case
     server.push(Reply(body=b"data: " + b"x" * (MAX_RESPONSE_BYTES + 1), content_type=content_type))
 
     error = await streamed_error(model)
@@ -76,11 +92,12 @@ async def test_an_endless_line_is_refused_past_the_limit(
 
 
 async def test_a_compressed_stream_is_bounded_by_its_decoded_size(
-    case: tuple[ScriptedServer, Model, str],
+    case: tuple[ScriptedServer, Model, str, bytes],
 ) -> None:
-    """A few kB of gzip that inflate into more lines than the limit allows."""
-    server, model, content_type = case
-    line = b'data: {"pad": "' + b"x" * 1000 + b'"}\n\n'
+    """A few kB of gzip that inflate into more well-formed stream than the limit allows: the
+    provider reads every piece (none ends the answer) until the bound stops it."""
+    server, model, content_type, piece = case
+    line = piece % (b"x" * 1000)
     bomb = gzip.compress(line * (MAX_RESPONSE_BYTES // len(line) + 1))
     assert len(bomb) < 200_000
     server.push(Reply(body=bomb, content_type=content_type, headers={"Content-Encoding": "gzip"}))

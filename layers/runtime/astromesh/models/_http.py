@@ -2,9 +2,8 @@
 
 Both providers stream a chat completion over one POST (or ask for it whole, when nobody reads
 tokens) and differ only in their wire format, so everything else lives here once: the lazily
-created ``httpx.AsyncClient``, bounded reads of answers (whole or streamed, line by line)
-and of error bodies
-(:data:`MAX_RESPONSE_BYTES`, :data:`MAX_ERROR_BODY_BYTES`), the mapping of
+created ``httpx.AsyncClient``, bounded reads of answers (whole or streamed, line by line) and
+of error bodies (:data:`MAX_RESPONSE_BYTES`, :data:`MAX_ERROR_BODY_BYTES`), the mapping of
 transport failures and HTTP statuses to :class:`ProviderError` with the right ``retryable``
 flag (what the router uses to decide whether to try the next candidate) and the server's
 ``Retry-After`` hint (:func:`retry_after_seconds`, carried as ``ProviderError.retry_after``),
@@ -437,37 +436,35 @@ class HttpModel(Model):
         stream that never ends, or one endless line, cannot fill the memory."""
         decoder = codecs.getincrementaldecoder(response.encoding or "utf-8")(errors="replace")
         lines = LineSplitter()
-        size = 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > limit:
-                raise self._too_large(limit)
+        async for chunk in self._bounded(response, limit):
             for line in lines.feed(decoder.decode(chunk)):
                 yield line
         for line in lines.feed(decoder.decode(b"", final=True), final=True):
             yield line
 
-    async def _read_body(self, response: httpx.Response, limit: int, *, cut: bool = False) -> bytes:
-        """The body, decoded, at most ``limit`` bytes of it.
-
-        Past the limit the rest is not read (the connection is dropped): with ``cut`` the
-        first ``limit`` bytes are returned (an error body, only excerpted), otherwise the
-        answer is refused as too large, like a malformed one (not retryable: the backend
-        answered).
-        """
-        declared = response.headers.get("content-length", "")
-        if not cut and declared.isdigit() and int(declared) > limit:
-            raise self._too_large(limit)
-        parts: list[bytes] = []
+    async def _bounded(
+        self, response: httpx.Response, limit: int, *, cut: bool = False
+    ) -> AsyncIterator[bytes]:
+        """The body's decoded chunks, ``limit`` bytes of them at most: past it the answer is
+        refused as too large (not retryable: the backend answered), or with ``cut`` it ends
+        there (an error body, only excerpted); the rest is not read."""
         size = 0
         async for chunk in response.aiter_bytes():
             size += len(chunk)
             if size > limit:
                 if not cut:
                     raise self._too_large(limit)
-                parts.append(chunk[: len(chunk) - (size - limit)])
-                break
-            parts.append(chunk)
+                yield chunk[: len(chunk) - (size - limit)]
+                return
+            yield chunk
+
+    async def _read_body(self, response: httpx.Response, limit: int, *, cut: bool = False) -> bytes:
+        """The body, decoded, at most ``limit`` bytes of it (see :meth:`_bounded`); one
+        declared larger is refused before any of it is read."""
+        declared = response.headers.get("content-length", "")
+        if not cut and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(limit)
+        parts = [chunk async for chunk in self._bounded(response, limit, cut=cut)]
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _too_large(self, limit: int) -> ProviderError:

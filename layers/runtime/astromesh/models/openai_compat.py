@@ -136,12 +136,9 @@ class OpenAICompatModel(HttpModel):
     ) -> bytes:
         """:meth:`_request_body` as JSON, the messages and tools sent before reused
         (:mod:`astromesh.models.wire_json`)."""
-        tail = params.model_dump(exclude_none=True)
+        tail = self._tail(params, stream=stream)
         if not BODY_FIELDS.isdisjoint(tail):  # a parameter replacing a field: built whole
             return dumps(self._request_body(messages, tools, params, stream=stream))
-        tail["stream"] = stream
-        if stream and self.settings.options.get("stream_usage", True):
-            tail["stream_options"] = {"include_usage": True}
         arrays = {"messages": self._wire.messages(messages)}
         if tools:
             arrays["tools"] = dumps([function_tool(tool) for tool in tools])
@@ -161,11 +158,17 @@ class OpenAICompatModel(HttpModel):
         }
         if tools:
             body["tools"] = [function_tool(tool) for tool in tools]
-        body.update(params.model_dump(exclude_none=True))
-        body["stream"] = stream
-        if stream and self.settings.options.get("stream_usage", True):
-            body["stream_options"] = {"include_usage": True}
+        body.update(self._tail(params, stream=stream))
         return body
+
+    def _tail(self, params: GenerationParams, *, stream: bool) -> dict[str, Any]:
+        """What follows the model, messages and tools: the parameters, ``stream``, and the
+        request for usage in the stream."""
+        tail = params.model_dump(exclude_none=True)
+        tail["stream"] = stream
+        if stream and self.settings.options.get("stream_usage", True):
+            tail["stream_options"] = {"include_usage": True}
+        return tail
 
     # -- response -----------------------------------------------------------------------------
 

@@ -234,7 +234,7 @@ def decode(
     for name, body in rows:
         grouped.setdefault(name, []).append(body)
     if "messages" in grouped:
-        run.messages = GrowingList(_MESSAGES.validate_json(_array(grouped["messages"])))
+        run.messages = GrowingList(parse_messages(grouped["messages"]))
     if "steps" in grouped:
         run.steps = GrowingList(_STEPS.validate_json(_array(grouped["steps"])))
     if "spans" in grouped and run.trace is not None:
@@ -284,5 +284,12 @@ def _verify_unchanged(run_id: str, name: str, stored: Sequence[Any], bodies: lis
             )
 
 
-def _array(bodies: list[str]) -> str:
+def parse_messages(bodies: Sequence[str]) -> list[Message]:
+    """Messages from their stored JSON, parsed as one array: one call into pydantic's
+    parser instead of one per message (the run's messages here, a session's history in the
+    history stores)."""
+    return _MESSAGES.validate_json(_array(bodies)) if bodies else []
+
+
+def _array(bodies: Sequence[str]) -> str:
     return f"[{','.join(bodies)}]"

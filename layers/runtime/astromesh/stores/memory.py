@@ -6,16 +6,12 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Sequence
 
-from pydantic import TypeAdapter
-
 from astromesh.errors import ConflictError, NotFoundError
 from astromesh.models.types import Message
 from astromesh.runs.state import ActionResult, RunState, utcnow
-from astromesh.stores._journal import Encoded, decode, encode, remember
+from astromesh.stores._journal import Encoded, decode, encode, parse_messages, remember
 from astromesh.stores.base import HistoryStore, RunStore, SessionKey, StateBackend, UsageStore
 from astromesh.telemetry.usage import UsageEntry, UsageQuery, entries_of
-
-_MESSAGES: TypeAdapter[list[Message]] = TypeAdapter(list[Message])
 
 
 class MemoryUsageStore(UsageStore):
@@ -132,9 +128,7 @@ class MemoryHistoryStore(HistoryStore):
     async def read(self, key: SessionKey, limit: int | None = None) -> list[Message]:
         history = self._sessions.get(key, [])
         selected = history if limit is None else history[-limit:] if limit > 0 else []
-        if not selected:
-            return []
-        return _MESSAGES.validate_json(f"[{','.join(selected)}]")
+        return parse_messages(selected)
 
     async def clear(self, key: SessionKey) -> int:
         return len(self._sessions.pop(key, []))

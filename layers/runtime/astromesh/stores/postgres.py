@@ -26,7 +26,14 @@ from astromesh.stores._common import (
     created_copy,
     saved_copy,
 )
-from astromesh.stores._journal import Encoded, decode, encode, pending_write, remember
+from astromesh.stores._journal import (
+    Encoded,
+    decode,
+    encode,
+    parse_messages,
+    pending_write,
+    remember,
+)
 from astromesh.stores._usage_sql import (
     ENTRY_COLUMNS,
     POSTGRES,
@@ -421,7 +428,7 @@ class PostgresHistoryStore(HistoryStore):
                 " WHERE session_key = %s ORDER BY id DESC LIMIT %s) AS last ORDER BY id",
                 (skey, limit),
             )
-        return [Message.model_validate_json(content) for (content,) in rows]
+        return parse_messages([content for (content,) in rows])
 
     async def clear(self, key: SessionKey) -> int:
         _, count = await self._backend.execute_count(

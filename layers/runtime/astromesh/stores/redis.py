@@ -42,7 +42,15 @@ from astromesh.stores._common import (
     created_copy,
     saved_copy,
 )
-from astromesh.stores._journal import LISTS, Encoded, decode, encode, pending_write, remember
+from astromesh.stores._journal import (
+    LISTS,
+    Encoded,
+    decode,
+    encode,
+    parse_messages,
+    pending_write,
+    remember,
+)
 from astromesh.stores.base import (
     HistoryStore,
     PendingCheckpoint,
@@ -423,7 +431,7 @@ class RedisHistoryStore(HistoryStore):
             return []
         start = 0 if limit is None else -limit
         raw: list[str] = await self._backend.client.lrange(self._key(key), start, -1)
-        return [Message.model_validate_json(item) for item in raw]
+        return parse_messages(raw)
 
     async def clear(self, key: SessionKey) -> int:
         name = self._key(key)

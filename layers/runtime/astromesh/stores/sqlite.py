@@ -29,7 +29,14 @@ from astromesh.stores._common import (
     saved_copy,
     sortable_timestamp,
 )
-from astromesh.stores._journal import Encoded, decode, encode, pending_write, remember
+from astromesh.stores._journal import (
+    Encoded,
+    decode,
+    encode,
+    parse_messages,
+    pending_write,
+    remember,
+)
 from astromesh.stores._usage_sql import (
     ENTRY_COLUMNS,
     SQLITE,
@@ -340,7 +347,7 @@ class SQLiteHistoryStore(HistoryStore):
                     " WHERE session_key = ? ORDER BY id DESC LIMIT ?) ORDER BY id",
                     (skey, limit),
                 ).fetchall()
-            return [Message.model_validate_json(content) for (content,) in rows]
+            return parse_messages([content for (content,) in rows])
 
         return await self._backend.call(select)
 
